@@ -1,0 +1,86 @@
+"""Ed25519 key ids, detached signatures and action permits (seed 004).
+
+Pure: keys come in as pynacl objects; nothing here reads files or clocks.
+A permit binds exactly one action id, its scope and action, an expiry and a
+nonce. The nonce is derived from the action id and the key, so the same
+decision always yields byte-identical permits (INV4) while two different
+actions never share one.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from processors.canonical import canonical_json
+from processors.timefmt import TimeFormatError, format_ts, parse_time_ms
+
+PERMIT_FIELDS = ("action_id", "scope", "action", "expires", "nonce")
+
+
+def key_id(verify_key: VerifyKey | bytes) -> str:
+    raw = verify_key.encode() if isinstance(verify_key, VerifyKey) else bytes(verify_key)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def sign_b64(signing_key: SigningKey, message: bytes) -> str:
+    return base64.b64encode(signing_key.sign(message).signature).decode()
+
+
+def verify_b64(verify_key: VerifyKey, message: bytes, sig_b64: str) -> bool:
+    try:
+        sig = base64.b64decode(sig_b64, validate=True)
+        verify_key.verify(message, sig)
+        return True
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+
+
+def permit_message(permit: dict) -> bytes:
+    return canonical_json({k: permit[k] for k in PERMIT_FIELDS})
+
+
+def issue_permit(signing_key: SigningKey, action_id: str, scope: str, action: str, expires_ms: int) -> dict:
+    vk = signing_key.verify_key
+    nonce = hashlib.sha256(b"gatewatch-permit-nonce\0" + action_id.encode() + vk.encode()).hexdigest()[:32]
+    permit = {
+        "alg": "ed25519",
+        "key_id": key_id(vk),
+        "action_id": action_id,
+        "scope": scope,
+        "action": action,
+        "expires": format_ts(expires_ms),
+        "nonce": nonce,
+    }
+    permit["sig"] = sign_b64(signing_key, permit_message(permit))
+    return permit
+
+
+def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int) -> str | None:
+    """None when the record's permit is valid for it at now_ms, else a refusal reason.
+
+    Reasons: missing_permit, malformed_permit, unknown_key, bad_signature,
+    expired, mismatch_<field>. Whether the nonce was seen before is the
+    executor's (stateful) check.
+    """
+    permit = record.get("permit")
+    if not isinstance(permit, dict):
+        return "missing_permit"
+    if permit.get("alg") != "ed25519" or not all(isinstance(permit.get(k), str) for k in PERMIT_FIELDS + ("sig", "key_id")):
+        return "malformed_permit"
+    vk = trusted.get(permit["key_id"])
+    if vk is None:
+        return "unknown_key"
+    if not verify_b64(vk, permit_message(permit), permit["sig"]):
+        return "bad_signature"
+    for field, rec_field in (("action_id", "id"), ("scope", "scope"), ("action", "action")):
+        if permit[field] != record.get(rec_field):
+            return f"mismatch_{field}"
+    try:
+        if parse_time_ms(permit["expires"]) < now_ms:
+            return "expired"
+    except TimeFormatError:
+        return "malformed_permit"
+    return None

@@ -1,0 +1,1 @@
+"""Durable effects: the WORM sink and the rollback executor."""

@@ -1,0 +1,1 @@
+"""Runtime: CLI, Kafka plumbing, embedded broker, topic catalogue, workers."""

