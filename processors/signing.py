@@ -17,7 +17,7 @@ from nacl.signing import SigningKey, VerifyKey
 from processors.canonical import canonical_json
 from processors.timefmt import TimeFormatError, format_ts, parse_time_ms
 
-PERMIT_FIELDS = ("action_id", "scope", "action", "expires", "nonce")
+PERMIT_FIELDS = ("action_id", "scope", "action", "digest", "expires", "nonce")
 
 
 def key_id(verify_key: VerifyKey | bytes) -> str:
@@ -42,7 +42,14 @@ def permit_message(permit: dict) -> bytes:
     return canonical_json({k: permit[k] for k in PERMIT_FIELDS})
 
 
-def issue_permit(signing_key: SigningKey, action_id: str, scope: str, action: str, expires_ms: int) -> dict:
+def record_digest(record: dict) -> str:
+    """sha256 of the canonical JSON of the record without its permit: binds every field."""
+    return hashlib.sha256(canonical_json({k: v for k, v in record.items() if k != "permit"})).hexdigest()
+
+
+def issue_permit(signing_key: SigningKey, record: dict, expires_ms: int) -> dict:
+    """A permit for an action record (which must carry id, scope and action)."""
+    action_id, scope, action = record["id"], record["scope"], record["action"]
     vk = signing_key.verify_key
     nonce = hashlib.sha256(b"gatewatch-permit-nonce\0" + action_id.encode() + vk.encode()).hexdigest()[:32]
     permit = {
@@ -51,6 +58,7 @@ def issue_permit(signing_key: SigningKey, action_id: str, scope: str, action: st
         "action_id": action_id,
         "scope": scope,
         "action": action,
+        "digest": record_digest(record),
         "expires": format_ts(expires_ms),
         "nonce": nonce,
     }
@@ -62,7 +70,7 @@ def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int) -> st
     """None when the record's permit is valid for it at now_ms, else a refusal reason.
 
     Reasons: missing_permit, malformed_permit, unknown_key, bad_signature,
-    expired, mismatch_<field>. Whether the nonce was seen before is the
+    mismatch_<field> (action_id, scope, action, digest: any altered field), expired. Whether the nonce was seen before is the
     executor's (stateful) check.
     """
     permit = record.get("permit")
@@ -78,6 +86,8 @@ def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int) -> st
     for field, rec_field in (("action_id", "id"), ("scope", "scope"), ("action", "action")):
         if permit[field] != record.get(rec_field):
             return f"mismatch_{field}"
+    if permit["digest"] != record_digest(record):
+        return "mismatch_digest"
     try:
         if parse_time_ms(permit["expires"]) < now_ms:
             return "expired"
