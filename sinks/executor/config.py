@@ -1,0 +1,154 @@
+"""configs/executor.yml: named backends, routes (action / kind / scope -> backend), consumer settings."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from nacl.signing import SigningKey, VerifyKey
+
+from processors.signing import key_id
+from processors.timefmt import TimeFormatError, parse_duration_ms
+from sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
+from streams import keys as keyfiles
+from streams.errors import GatewatchError
+
+_ROUTE_KEYS = ("action", "kind", "scope")
+
+
+@dataclass
+class Route:
+    backend: str
+    action: str | None = None
+    kind: str | None = None
+    scope: str | None = None
+
+    def matches(self, record: dict) -> bool:
+        return all(getattr(self, k) in (None, record.get(k)) for k in _ROUTE_KEYS)
+
+
+@dataclass
+class ExecutorConfig:
+    group: str = "gatewatch-executor"
+    concurrency: int = 8
+    batch_size: int = 500
+    max_pending: int = 2000
+    commit_interval_s: float = 0.2
+    assignment: str = "static"          # static: own the listed partitions (default all) | group
+    partitions: list[int] | None = None
+    keys_dir: str | None = None
+    trusted_deciders: list[str] = field(default_factory=list)   # extra hex Ed25519 public keys
+    backends: dict = field(default_factory=lambda: {"dry-run": {"type": "dry-run"}})
+    routes: list[Route] = field(default_factory=list)
+    default_backend: str = "dry-run"
+
+    def backend_for(self, record: dict) -> str:
+        """First matching route wins; otherwise the default backend."""
+        for r in self.routes:
+            if r.matches(record):
+                return r.backend
+        return self.default_backend
+
+    def trusted_keys(self) -> dict[str, VerifyKey]:
+        out = {}
+        pub = keyfiles.keys_dir(self.keys_dir) / "decider.pub"
+        if pub.exists():
+            vk = keyfiles.load_verify_key("decider", self.keys_dir)
+            out[key_id(vk)] = vk
+        for hexkey in self.trusted_deciders:
+            try:
+                vk = VerifyKey(bytes.fromhex(hexkey))
+            except ValueError:
+                raise GatewatchError(f"trusted_deciders: {hexkey!r} is not a hex Ed25519 public key") from None
+            out[key_id(vk)] = vk
+        if not out:
+            raise GatewatchError(f"no trusted decider key: neither {pub} nor executor.trusted_deciders")
+        return out
+
+    def signing_key(self) -> SigningKey:
+        return keyfiles.load_signing_key("executor", self.keys_dir)
+
+    def build_backends(self, signing_key: SigningKey) -> dict:
+        return {name: _backend(name, spec, signing_key) for name, spec in self.backends.items()}
+
+
+def _seconds(spec: dict, key: str, default: float, where: str) -> float:
+    if key not in spec:
+        return default
+    try:
+        return parse_duration_ms(spec[key]) / 1000
+    except TimeFormatError as e:
+        raise GatewatchError(f"{where}.{key}: {e}") from None
+
+
+def _backend(name: str, spec: dict, signing_key: SigningKey):
+    where = f"backends.{name}"
+    if not isinstance(spec, dict):
+        raise GatewatchError(f"{where}: expected a mapping with a 'type'")
+    kind = spec.get("type")
+    if kind == "dry-run":
+        return DryRunBackend(name)
+    if kind == "webhook":
+        if not spec.get("url"):
+            raise GatewatchError(f"{where}: a webhook needs a url")
+        return WebhookBackend(name=name, url=os.path.expandvars(str(spec["url"])), signing_key=signing_key,
+                              timeout_s=_seconds(spec, "timeout", 2.0, where),
+                              deadline_s=_seconds(spec, "deadline", 30.0, where),
+                              backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
+                              backoff_max_s=_seconds(spec, "backoff_max", 5.0, where),
+                              headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
+    if kind == "command":
+        argv = spec.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise GatewatchError(f"{where}: a command needs argv, a non-empty list of strings")
+        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where))
+    raise GatewatchError(f"{where}: unknown type {kind!r} (webhook, command, dry-run)")
+
+
+def load_config(path: str | Path | None) -> ExecutorConfig:
+    if path is None:
+        return ExecutorConfig()
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise GatewatchError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise GatewatchError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return config_from_dict(doc, str(path))
+
+
+def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
+    if not isinstance(doc, dict):
+        raise GatewatchError(f"{where}: expected a mapping")
+    ex = doc.get("executor") or {}
+    cfg = ExecutorConfig()
+    for key in ("group", "keys_dir", "assignment"):
+        if key in ex:
+            setattr(cfg, key, ex[key])
+    for key in ("concurrency", "batch_size", "max_pending"):
+        if key in ex:
+            if not isinstance(ex[key], int) or ex[key] < 1:
+                raise GatewatchError(f"{where}: executor.{key} must be a positive integer")
+            setattr(cfg, key, ex[key])
+    cfg.commit_interval_s = _seconds(ex, "commit_interval", cfg.commit_interval_s, f"{where}: executor")
+    parts = ex.get("partitions", "all")
+    cfg.partitions = None if parts in (None, "all") else [int(p) for p in parts]
+    if cfg.assignment not in ("static", "group"):
+        raise GatewatchError(f"{where}: executor.assignment must be static or group")
+    cfg.trusted_deciders = [str(k) for k in ex.get("trusted_deciders") or []]
+    if "backends" in doc:
+        if not isinstance(doc["backends"], dict) or not doc["backends"]:
+            raise GatewatchError(f"{where}: backends must be a mapping of name -> spec")
+        cfg.backends = {"dry-run": {"type": "dry-run"}, **doc["backends"]}
+    cfg.default_backend = doc.get("default_backend", "dry-run")
+    routes = []
+    for i, r in enumerate(doc.get("routes") or []):
+        if not isinstance(r, dict) or "backend" not in r or set(r) - {"backend", *_ROUTE_KEYS}:
+            raise GatewatchError(f"{where}: routes[{i}] needs 'backend' and only action/kind/scope to match")
+        routes.append(Route(**{k: str(v) for k, v in r.items()}))
+    cfg.routes = routes
+    for name in [cfg.default_backend, *(r.backend for r in routes)]:
+        if name not in cfg.backends:
+            raise GatewatchError(f"{where}: unknown backend {name!r} (defined: {', '.join(cfg.backends)})")
+    return cfg
