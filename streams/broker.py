@@ -83,7 +83,7 @@ def kafka_bootstrap() -> Iterator[str]:
     """KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker for the duration of the block."""
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
-        wait_ready(env, 15)
+        wait_ready(env, float(os.environ.get("GATEWATCH_CONNECT_TIMEOUT_S", "15")))
         yield env
         return
     try:

@@ -1,0 +1,50 @@
+"""The CLI contract: --help everywhere, exit codes 0/1/2, one-line errors without tracebacks."""
+import click
+import pytest
+
+from streams.cli import cli, main
+
+
+def _all_command_paths(group=cli, prefix=()):
+    for name, cmd in group.commands.items():
+        path = prefix + (name,)
+        yield path
+        if isinstance(cmd, click.Group):
+            yield from _all_command_paths(cmd, path)
+
+
+def test_help_everywhere(capsys):
+    assert main(["--help"]) == 0
+    paths = list(_all_command_paths())
+    assert ("broker",) in paths and ("topics", "create") in paths
+    for path in paths:
+        assert main([*path, "--help"]) == 0, path
+        assert "Usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["no-such-command"], ["topics", "create", "--partitions", "x"],
+                                  ["broker", "--port", "99999"], ["keys", "init", "--role", "nobody"]])
+def test_bad_usage_is_one_line_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_failure_is_one_line_exit_1(monkeypatch, capsys):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("GATEWATCH_CONNECT_TIMEOUT_S", "1")
+    assert main(["topics", "create"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gatewatch: error:") and len(err.strip().splitlines()) == 1, err
+
+
+def test_keys_init_files_are_private(tmp_path, capsys):
+    assert main(["keys", "init", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "decider" in out and "ed25519:" in out
+    for key_file in tmp_path.glob("*.key"):
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    # idempotent: the same ids on a second run
+    assert main(["keys", "init", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == out
