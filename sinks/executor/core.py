@@ -1,0 +1,181 @@
+"""One action, start to end, without Kafka: verify the permit, admit it once, run it, record the result.
+
+Decision order for a delivered record (the reasons end up in REFUSED receipts):
+1. not a JSON object with string id/scope/action           -> REFUSED malformed_action
+2. same bytes as an admitted action: RESULT -> duplicate (nothing runs); INTENT only -> in flight,
+   re-run with the same idempotency key (its permit was valid when INTENT was written)
+3. processors.signing.check_permit (signature by a trusted decider, fields, digest, expiry)
+                                                           -> REFUSED <reason>
+4. the action id already admitted (e.g. a re-issued permit) -> duplicate / in flight as in 2
+5. the permit nonce already used by another action        -> REFUSED replayed_nonce
+6. INTENT (durable) -> backend -> RESULT (durable)
+Refusals never take a nonce and never block the action id, so a forged copy cannot
+pre-empt the real action. A refused record is receipted once per distinct record.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Callable
+
+import orjson
+
+from processors.canonical import canonical_json, content_id
+from processors.signing import check_permit
+from processors.timefmt import format_ts
+from sinks.executor import ledger as L
+from sinks.executor.backends import Outcome
+from sinks.executor.metrics import ExecutorMetrics
+from streams.ops import log_event
+
+log = logging.getLogger("gatewatch.executor")
+
+EXECUTED, DUPLICATE, REFUSED, RERUN, BUSY = "executed", "duplicate", "refused", "rerun", "busy"
+_MAX_ECHO = 256  # longest untrusted string echoed into a REFUSED receipt
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ActionHandler:
+    """Thread-safe: one scope's actions run in order on one thread, scopes in parallel."""
+
+    def __init__(self, ledger: L.Ledger, backends: dict, backend_for: Callable[[dict], str], trusted: dict,
+                 metrics: ExecutorMetrics | None = None, clock_ms: Callable[[], int] = _wall_ms,
+                 crash_after_effects: int | None = None):
+        self.ledger = ledger
+        self.backends = backends
+        self.backend_for = backend_for
+        self.trusted = trusted
+        self.metrics = metrics or ExecutorMetrics()
+        self.clock_ms = clock_ms  # permit expiry is judged by the executor's wall clock, on purpose
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        # Test-only fault injection: SIGKILL ourselves after the Nth effect, before its RESULT.
+        self._crash_after = crash_after_effects
+        self._effects = 0
+
+    # -- entry points ------------------------------------------------------------------------
+    def handle(self, raw: bytes | None) -> str:
+        record = _decode(raw)
+        if record is None:
+            return self._refuse(hashlib.sha256(raw or b"").hexdigest(), {}, "malformed_action")
+        rcid = content_id(record)
+        row = self.ledger.lookup(record["id"])
+        if row is not None and row.record_cid == rcid:
+            return self._known(row)
+        reason = check_permit(record, self.trusted, self.clock_ms())
+        if reason:
+            return self._refuse(rcid, record, reason)
+        backend = self.backend_for(record)
+        state, row, _ = self.ledger.admit(record, rcid, backend, self._intent(record, backend))
+        if state == L.REPLAYED_NONCE:
+            return self._refuse(rcid, record, "replayed_nonce")
+        if state != L.NEW:
+            return self._known(row)
+        if not self._claim(row.action_id):
+            return BUSY
+        return self._run(row, run=1)
+
+    def resume_in_flight(self) -> int:
+        """Re-run every action that has INTENT but no RESULT (the process died mid-effect)."""
+        rows = self.ledger.in_flight()
+        for row in rows:
+            self._rerun(row)
+        return len(rows)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _known(self, row: L.ActionRow) -> str:
+        if row.state == "result":
+            self.metrics.duplicates.inc()
+            return DUPLICATE
+        return self._rerun(row)
+
+    def _rerun(self, row: L.ActionRow) -> str:
+        if not self._claim(row.action_id):
+            return BUSY  # a re-delivery while the first delivery still runs
+        run = self.ledger.start_rerun(row.action_id)
+        self.metrics.reruns.inc()
+        log_event(log, "re-running in-flight action", action_id=row.action_id, run=run)
+        self._run(row, run=run)
+        return RERUN
+
+    def _claim(self, action_id: str) -> bool:
+        with self._lock:
+            if action_id in self._running:
+                return False
+            self._running.add(action_id)
+            return True
+
+    def _run(self, row: L.ActionRow, run: int) -> str:
+        """Run a claimed action's effect and write its RESULT; releases the claim."""
+        try:
+            record = row.record
+            backend = self.backends.get(row.backend)
+            t0 = time.monotonic()
+            if backend is None:
+                outcome = Outcome("failure", 0, hashlib.sha256(b"").hexdigest(), f"unknown backend {row.backend}")
+            else:
+                outcome = backend.execute(record, canonical_json(record), row.action_id)
+            duration = time.monotonic() - t0
+            self._maybe_crash()
+            self.ledger.record_result(row.action_id, {
+                "type": "RESULT", "action_id": row.action_id, "scope": record["scope"],
+                "action": record["action"], "kind": record.get("kind"), "backend": row.backend,
+                "idempotency_key": row.action_id, "status": outcome.status, "attempts": outcome.attempts,
+                "duration_ms": int(duration * 1000), "response_digest": outcome.response_digest,
+                "detail": outcome.detail, "run": run, "dry_run": outcome.dry_run or None,
+                "ts": format_ts(_wall_ms()),
+            })
+            m = self.metrics
+            m.executions.labels(record["action"], outcome.status).inc()
+            m.attempts.labels(row.backend).inc(outcome.attempts)
+            m.latency.labels(row.backend).observe(duration)
+            if outcome.status != "success":
+                log_event(log, "action did not succeed", logging.WARNING, action_id=row.action_id,
+                          status=outcome.status, detail=outcome.detail, attempts=outcome.attempts)
+            return EXECUTED
+        finally:
+            with self._lock:
+                self._running.discard(row.action_id)
+
+    def _intent(self, record: dict, backend: str) -> dict:
+        return {"type": "INTENT", "action_id": record["id"], "scope": record["scope"], "action": record["action"],
+                "kind": record.get("kind"), "backend": backend, "idempotency_key": record["id"],
+                "permit_nonce": record["permit"]["nonce"], "record_digest": content_id(record),
+                "ts": format_ts(_wall_ms())}
+
+    def _refuse(self, rcid: str, record: dict, reason: str) -> str:
+        body = {"type": "REFUSED", "reason": reason, "record_digest": rcid, "ts": format_ts(_wall_ms())}
+        for field, src in (("action_id", "id"), ("scope", "scope"), ("action", "action"), ("kind", "kind")):
+            v = record.get(src)
+            if isinstance(v, str) and len(v) <= _MAX_ECHO:
+                body[field] = v
+        if self.ledger.refuse(rcid, body.get("action_id", rcid), body) is not None:
+            self.metrics.refusals.labels(reason).inc()
+            log_event(log, "action refused", logging.WARNING, reason=reason, action_id=body.get("action_id"))
+        return REFUSED
+
+    def _maybe_crash(self) -> None:
+        if self._crash_after is None:
+            return
+        with self._lock:
+            self._effects += 1
+            hit = self._effects >= self._crash_after
+        if hit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _decode(raw: bytes | None) -> dict | None:
+    try:
+        record = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("id", "scope", "action")):
+        return None
+    return record
