@@ -17,6 +17,8 @@ from streams.errors import GatewatchError
 COMMAND_MODULES = (
     "streams.cmd_kafka",
     "streams.cmd_keys",
+    "streams.cmd_quality",
+    "streams.cmd_worm",
 )
 
 

@@ -1,0 +1,295 @@
+"""Evidence bundles: export from the store, verify offline.
+
+A bundle is a gzip'd tar (readable with stock `tar xzf`, members sorted, mtime 0, so
+the same log state gives the same bytes; its sha256 is the "bundle hash" of INV1):
+
+  manifest.json          {"format", "origin", "size", "root", "files": {path: sha256 hex}}
+  checkpoint.note        the newest checkpoint meeting the policy, with the log's and every
+                         witness signature seen (one signed note, signature lines merged)
+  entries.ndjson         {"index", "id", "topic", "value"}, one per entry 0..size-1; the leaf
+                         is canonical_json(value)
+  proofs.ndjson          {"index", "leaf_hash" (hex), "proof" [base64]}: inclusion in the checkpoint
+  keys/public_keys.json  streams.keys.public_keys(): role -> key_id, public_key
+  policy/witness.policy  the k-of-N checkpoint policy (C2SP tlog-policy shape; sinks.worm.checkpoint)
+  policy_hashes.json     the sorted policy hashes the action entries carry
+  policies/...           the files of --policy DIR as given
+  include/<name>         drill results, reports (--include)
+
+verify order (the first failure is reported, naming a file or an entry index):
+manifest and file set; sha256 of every file except entries/proofs (so an altered key, policy
+or note is named by file); keys agree with the policy; checkpoint signatures (log + quorum);
+entries one by one (index, inclusion proof against the checkpoint root, permit of each action
+against the decider key at the action's own ts, policy hash listed); entry count == size;
+sha256 of entries/proofs. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from nacl.signing import VerifyKey
+
+from processors.canonical import canonical_json
+from processors.signing import check_permit, key_id
+from processors.timefmt import TimeFormatError, parse_time_ms
+from sinks.worm import checkpoint as cp
+from sinks.worm import merkle
+from sinks.worm.store import WormStore
+
+FORMAT = "gatewatch-evidence/1"
+ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
+ACTION_KINDS = ("hook", "abort", "promote")
+
+
+class BundleError(Exception):
+    """Verification failure; str() names the first bad entry index or file."""
+
+
+# ---------------------------------------------------------------- export
+
+def merged_notes(store: WormStore, origin: str) -> list[cp.Note]:
+    """Every checkpoint the store holds for origin, each with all signatures seen for its body."""
+    by_body: dict[str, cp.Note] = {}
+    for row in store.notes():
+        if row["origin"] != origin:
+            continue
+        try:
+            n = cp.parse_note(row["note"])
+        except cp.NoteError:
+            continue
+        have = by_body.setdefault(n.body, cp.Note(n.body))
+        for s in n.signatures:
+            if s not in have.signatures:
+                have.signatures.append(s)
+    return sorted(by_body.values(), key=lambda n: cp.parse_checkpoint(n.body).size)
+
+
+def latest_quorum_note(store: WormStore, policy: cp.Policy) -> cp.Note | None:
+    for note in reversed(merged_notes(store, policy.log.name)):
+        if policy.accepts(note):
+            return note
+    return None
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_dir: str | None = None,
+                includes: tuple[str, ...] = ()) -> dict[str, bytes]:
+    note = latest_quorum_note(store, policy)
+    if note is None:
+        raise BundleError("no checkpoint in the store meets the policy yet (run the witnesses and the sink)")
+    c = cp.parse_checkpoint(note.body)
+    if store.root_at(c.size) != c.root:
+        raise BundleError("the store's root at the checkpoint size differs from the checkpoint: the log was altered")
+    entries, hashes, policy_hashes = [], [], set()
+    for e in store.entries(0, c.size):
+        value = orjson.loads(e.leaf)
+        entries.append(orjson.dumps({"index": e.index, "id": e.id, "topic": e.topic, "value": value}))
+        hashes.append(merkle.hash_leaf(e.leaf))
+        if isinstance(value, dict) and isinstance(value.get("policy_hash"), str):
+            policy_hashes.add(value["policy_hash"])
+    tree = merkle.Levels(hashes)
+    proofs = [orjson.dumps({"index": i, "leaf_hash": h.hex(),
+                            "proof": [base64.b64encode(p).decode() for p in tree.inclusion_proof(i)]})
+              for i, h in enumerate(hashes)]
+    files = {
+        "checkpoint.note": note.text().encode(),
+        "entries.ndjson": b"".join(line + b"\n" for line in entries),
+        "proofs.ndjson": b"".join(line + b"\n" for line in proofs),
+        "keys/public_keys.json": orjson.dumps(public_keys, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+        "policy/witness.policy": policy.text().encode(),
+        "policy_hashes.json": orjson.dumps(sorted(policy_hashes), option=orjson.OPT_INDENT_2),
+    }
+    if policy_dir:
+        root = Path(policy_dir)
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                files[f"policies/{p.relative_to(root).as_posix()}"] = p.read_bytes()
+    for inc in includes:
+        files[f"include/{Path(inc).name}"] = Path(inc).read_bytes()
+    files["manifest.json"] = orjson.dumps({
+        "format": FORMAT, "origin": c.origin, "size": c.size, "root": base64.b64encode(c.root).decode(),
+        "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+    }, option=orjson.OPT_INDENT_2)
+    return files
+
+
+def write_bundle(files: dict[str, bytes], out: str) -> str:
+    """Write a deterministic .tar.gz; returns its sha256."""
+    raw, buf = io.BytesIO(), io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(files):
+            _tar_add(tar, name, files[name])
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    data = buf.getvalue()
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_bundle(path: str) -> tuple[dict[str, bytes], str]:
+    data = Path(path).read_bytes()
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for m in tar.getmembers():
+                if not m.isfile():
+                    continue
+                if m.name in files:
+                    raise BundleError(f"file {m.name}: appears twice in the bundle")
+                files[m.name] = tar.extractfile(m).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise BundleError(f"file {path}: not a readable .tar.gz bundle ({e})") from None
+    return files, hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- verify
+
+@dataclass
+class Report:
+    bundle_sha256: str
+    origin: str
+    size: int
+    root: str
+    witnesses: list[str]
+    quorum: str
+    actions: int = 0
+    files: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+def _json(files: dict, name: str):
+    try:
+        return orjson.loads(files[name])
+    except (KeyError, orjson.JSONDecodeError):
+        raise BundleError(f"file {name}: missing or not JSON") from None
+
+
+def _check_keys(keys: dict, policy: cp.Policy) -> dict[str, VerifyKey]:
+    """Public keys by role, cross-checked with the policy's vkeys. Returns the decider trust map."""
+    try:
+        by_role = {r: VerifyKey(bytes.fromhex(v["public_key"])) for r, v in keys.items()}
+        if any(key_id(vk) != keys[r]["key_id"] for r, vk in by_role.items()):
+            raise ValueError
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise BundleError("file keys/public_keys.json: malformed or key id does not match its key") from None
+    want = {"log": policy.log.key, **{n: v.key for n, v in policy.witnesses.items()}}
+    for role, vk in want.items():
+        if role not in by_role or by_role[role].encode() != vk.encode():
+            raise BundleError(f"file keys/public_keys.json: {role} key differs from policy/witness.policy")
+    if "decider" not in by_role:
+        raise BundleError("file keys/public_keys.json: no decider key")
+    d = by_role["decider"]
+    return {key_id(d): d}
+
+
+def verify_bundle(path: str) -> Report:
+    files, bundle_hash = read_bundle(path)
+    manifest = _json(files, "manifest.json")
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if manifest.get("format") != FORMAT or not isinstance(listed, dict):
+        raise BundleError("file manifest.json: not a gatewatch evidence manifest")
+    for name in sorted(set(listed) | set(files) - {"manifest.json"}):
+        if name not in files:
+            raise BundleError(f"file {name}: listed in the manifest but missing")
+        if name not in listed:
+            raise BundleError(f"file {name}: not listed in the manifest")
+    for name in sorted(listed):
+        if name not in ENTRY_FILES and hashlib.sha256(files[name]).hexdigest() != listed[name]:
+            raise BundleError(f"file {name}: sha256 differs from the manifest")
+
+    try:
+        policy = cp.parse_policy(files["policy/witness.policy"].decode())
+    except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
+        raise BundleError(f"file policy/witness.policy: {e}") from None
+    trusted = _check_keys(_json(files, "keys/public_keys.json"), policy)
+    try:
+        note = cp.parse_note(files["checkpoint.note"].decode())
+        c = cp.parse_checkpoint(note.body)
+    except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
+        raise BundleError(f"file checkpoint.note: {e}") from None
+    log_ok, quorum_ok, signers = policy.evaluate(note)
+    if not log_ok:
+        raise BundleError("file checkpoint.note: the log signature does not verify")
+    if not quorum_ok:
+        raise BundleError(f"file checkpoint.note: witness quorum not met (valid: {', '.join(signers) or 'none'})")
+    if (manifest.get("origin"), manifest.get("size"), manifest.get("root")) != \
+            (c.origin, c.size, base64.b64encode(c.root).decode()):
+        raise BundleError("file manifest.json: origin/size/root differ from checkpoint.note")
+    known_hashes = set(_json(files, "policy_hashes.json"))
+
+    entry_lines = files.get("entries.ndjson", b"").splitlines()
+    proof_lines = files.get("proofs.ndjson", b"").splitlines()
+    actions = 0
+    for i in range(max(len(entry_lines), len(proof_lines), c.size)):
+        if i >= c.size:
+            raise BundleError(f"entry {i}: beyond the checkpoint size {c.size} (inserted)")
+        if i >= len(entry_lines) or i >= len(proof_lines):
+            raise BundleError(f"entry {i}: missing (the checkpoint covers {c.size} entries)")
+        why = _check_entry(i, entry_lines[i], proof_lines[i], c, trusted, known_hashes)
+        if isinstance(why, str):
+            raise BundleError(f"entry {i}: {why}")
+        actions += why
+    for name in ENTRY_FILES:
+        if hashlib.sha256(files[name]).hexdigest() != listed[name]:
+            raise BundleError(f"file {name}: sha256 differs from the manifest")
+
+    k, _ = policy.groups.get(policy.quorum, (1, ()))
+    rep = Report(bundle_hash, c.origin, c.size, base64.b64encode(c.root).decode(), signers,
+                 f"{k}-of-{len(policy.witnesses)}", actions, len(files))
+    rep.lines = [
+        f"bundle sha256 {bundle_hash}",
+        f"checkpoint {c.origin} size {c.size} root {rep.root}",
+        f"signatures: log ok, witnesses {', '.join(signers)} ({rep.quorum} required)",
+        f"entries {c.size} verified (inclusion proofs), {actions} action permits valid, {len(files)} files match the manifest",
+        "INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures)",
+    ]
+    return rep
+
+
+def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted, known_hashes) -> str | bool:
+    """A reason when the entry is bad, else whether it was an action (permit checked)."""
+    try:
+        e, p = orjson.loads(eline), orjson.loads(pline)
+        value = e["value"]
+        proof = [base64.b64decode(h, validate=True) for h in p["proof"]]
+        leaf_hash = bytes.fromhex(p["leaf_hash"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return "malformed line"
+    if e.get("index") != i or p.get("index") != i:
+        return f"out of place (says index {e.get('index')}, proof {p.get('index')})"
+    if not isinstance(value, dict) or value.get("id") != e.get("id"):
+        return "id does not match its value"
+    if merkle.hash_leaf(canonical_json(value)) != leaf_hash:
+        return "value does not hash to its leaf hash"
+    if not merkle.verify_inclusion(leaf_hash, i, c.size, proof, c.root):
+        return "inclusion proof does not verify against the checkpoint root"
+    # an action by its topic or its shape, so relabelling the topic cannot skip the permit check
+    if str(e.get("topic", "")).endswith("actions") or "permit" in value or value.get("kind") in ACTION_KINDS:
+        try:
+            now_ms = parse_time_ms(value.get("ts"))
+        except TimeFormatError:
+            return "action ts is not a timestamp"
+        why = check_permit(value, trusted, now_ms)
+        if why:
+            return f"permit refused: {why}"
+        if value.get("policy_hash") not in known_hashes:
+            return "policy hash not listed in policy_hashes.json"
+        return True
+    return False

@@ -1,0 +1,235 @@
+"""The WORM sink runtime: consume actions, receipts and trajectory diamond candidates, append them
+durably, then commit offsets; publish signed checkpoints; record witness cosignatures.
+
+Loop: consume a batch -> map records to entries (bad ones to gw.dlq) -> one store
+transaction (group commit: one fsync per batch) -> flush the DLQ -> commit the
+consumed offsets. A kill anywhere before the commit re-delivers the batch, and the
+store's id key turns the re-delivery into a no-op, so each record is logged once.
+
+Checkpoint message on gw.checkpoints (JSON, key = origin):
+  {"kind": "log", "origin", "size", "note": <signed note text>,
+   "proofs": {"<old size>": [base64 hash, ...], ...}}
+``proofs`` holds a consistency proof to this size from the previous published
+checkpoint and from the last size each known witness cosigned (the sink sees their
+cosignatures on the same topic), so a witness that missed checkpoints, or a sink
+that restarted, still gives every witness the one proof it needs.
+Witnesses answer with {"kind": "cosigned", "witness", "origin", "size", "note"} where
+note = the log's note plus the witness's signature line; the sink stores the ones whose
+witness signature verifies and whose root matches its own log at that size.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import KafkaException
+from prometheus_client import Counter, Gauge, Histogram
+
+from sinks.worm import checkpoint as cp
+from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record
+from streams import kafka, topics
+from streams.ops import log_event
+
+LOG = logging.getLogger("gatewatch.worm")
+LOGGED_KINDS = ("actions", "receipts", "trajectories")
+
+ENTRIES = Counter("gatewatch_worm_entries_appended_total", "Entries appended to the WORM log")
+DUPLICATES = Counter("gatewatch_worm_duplicates_total", "Re-delivered records that appended nothing")
+DLQ = Counter("gatewatch_worm_dlq_total", "Records sent to the DLQ", ["reason"])
+TREE_SIZE = Gauge("gatewatch_worm_tree_size", "Merkle tree size (entries in the log)")
+CHECKPOINT_AGE = Gauge("gatewatch_worm_checkpoint_age_seconds", "Seconds since the last published checkpoint")
+CHECKPOINTS = Counter("gatewatch_worm_checkpoints_published_total", "Signed checkpoints published")
+COSIGNATURES = Counter("gatewatch_worm_cosignatures_total", "Witness cosignatures stored", ["witness"])
+APPEND_SECONDS = Histogram("gatewatch_worm_append_seconds", "Durable append of one batch (one fsync)",
+                           buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+COMMIT_SECONDS = Histogram("gatewatch_worm_commit_seconds", "Kafka offset commit after a durable batch",
+                           buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+
+
+@dataclass
+class SinkConfig:
+    db: str
+    bootstrap: str
+    origin: str = cp.DEFAULT_ORIGIN
+    group: str | None = None
+    batch_size: int = 5000
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 10.0
+    exit_when_idle_s: float | None = None
+    keys_dir: str | None = None
+    policy_file: str | None = None
+
+
+def dlq_value(source_topic: str, partition: int, offset: int, reason: str, payload: bytes | None) -> bytes:
+    return orjson.dumps({"source_topic": source_topic, "partition": partition, "offset": offset, "reason": reason,
+                         "payload": None if payload is None else payload.decode("utf-8", "replace")})
+
+
+def b64list(hashes) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+class WormSink:
+    def __init__(self, cfg: SinkConfig):
+        from streams.keys import load_signing_key
+        self.cfg = cfg
+        self.store = WormStore(cfg.db)
+        self.log_key = load_signing_key("log", cfg.keys_dir)
+        if cfg.policy_file:
+            with open(cfg.policy_file) as f:
+                self.policy = cp.parse_policy(f.read())
+        else:
+            self.policy = cp.default_policy(cfg.origin, cfg.keys_dir)
+        self.kind_of = {topics.topic(k): k for k in LOGGED_KINDS + ("checkpoints",)}
+        self.checkpoint_topic = topics.topic("checkpoints")
+        self.dlq_topic = topics.topic("dlq")
+        self.consumer = kafka.consumer(cfg.bootstrap, cfg.group or topics.prefix() + "worm")
+        # batch.num.messages=1: readers of gw.checkpoints stop at the high watermark (tansu quirk)
+        self.producer = kafka.producer(cfg.bootstrap, **{"batch.num.messages": 1, "linger.ms": 0})
+        notes = self.store.notes()
+        logs = [n for n in notes if n["kind"] == "log"]
+        self.last_published = (logs[-1]["size"], time.monotonic()) if logs else (0, time.monotonic())
+        self.witness_sizes: dict[str, int] = {}
+        for n in notes:
+            if n["kind"] == "cosigned":
+                self._note_cosigner(n["note"], n["size"])
+        self.assigned = False
+        self.stopping = False
+
+    # ------------------------------------------------------------ helpers
+    def _note_cosigner(self, note_text: str, size: int) -> list[str]:
+        try:
+            note = cp.parse_note(note_text)
+        except cp.NoteError:
+            return []
+        _, _, names = self.policy.evaluate(note)
+        for name in names:
+            self.witness_sizes[name] = max(self.witness_sizes.get(name, 0), size)
+        return names
+
+    def _dlq(self, msg, reason: str) -> None:
+        DLQ.labels(reason).inc()
+        self.producer.produce(self.dlq_topic, key=msg.topic().encode(),
+                              value=dlq_value(msg.topic(), msg.partition(), msg.offset(), reason, msg.value()))
+
+    def _on_cosigned(self, msg) -> None:
+        try:
+            doc = orjson.loads(msg.value())
+        except (orjson.JSONDecodeError, TypeError):
+            self._dlq(msg, "not_json")
+            return
+        if not isinstance(doc, dict) or doc.get("kind") != "cosigned":
+            return  # our own "log" publications, or not for us
+        try:
+            note = cp.parse_note(doc.get("note"))
+            c = cp.parse_checkpoint(note.body)
+        except cp.NoteError as e:
+            self._dlq(msg, f"bad_cosigned_note: {e}")
+            return
+        if c.origin != self.cfg.origin:
+            return
+        if c.size > self.store.size or c.size == 0 or self.store.root_at(c.size) != c.root:
+            self._dlq(msg, "cosigned_root_mismatch")
+            return
+        names = self._note_cosigner(note.text(), c.size)
+        if not names:
+            self._dlq(msg, "no_valid_witness_signature")
+            return
+        if self.store.add_note("cosigned", c.origin, c.size, note.text(), ts_ms=int(time.time() * 1000)):
+            for n in names:
+                COSIGNATURES.labels(n).inc()
+
+    def publish_checkpoint(self) -> dict | None:
+        size = self.store.size
+        prev_size = self.last_published[0]
+        if size == 0 or size == prev_size:
+            return None
+        root = self.store.root()
+        note = cp.sign(cp.Checkpoint(self.cfg.origin, size, root).body(), self.cfg.origin, self.log_key)
+        olds = {s for s in [prev_size, *self.witness_sizes.values()] if 0 < s < size}
+        proofs = {str(s): b64list(self.store.consistency_proof(s, size)) for s in sorted(olds)}
+        prev_proof = self.store.consistency_proof(prev_size, size) if prev_size else None
+        self.store.add_note("log", self.cfg.origin, size, note.text(), prev_proof, int(time.time() * 1000))
+        doc = {"kind": "log", "origin": self.cfg.origin, "size": size, "note": note.text(), "proofs": proofs}
+        self.producer.produce(self.checkpoint_topic, key=self.cfg.origin.encode(), value=orjson.dumps(doc))
+        self.producer.flush(10)
+        self.last_published = (size, time.monotonic())
+        CHECKPOINTS.inc()
+        log_event(LOG, "checkpoint published", size=size, root=base64.b64encode(root).decode())
+        return doc
+
+    # ------------------------------------------------------------ loop
+    def process(self, msgs) -> int:
+        """One batch: durable append, DLQ flush, offset commit. Returns entries appended."""
+        cands: list[Candidate] = []
+        for m in msgs:
+            if m.error():
+                log_event(LOG, "consume error", logging.WARNING, error=str(m.error()))
+                continue
+            kind = self.kind_of.get(m.topic())
+            if kind == "checkpoints":
+                self._on_cosigned(m)
+                continue
+            try:
+                c = candidate_from_record(kind, m.topic(), m.value())
+            except Rejected as e:
+                self._dlq(m, str(e))
+                continue
+            if c is not None:
+                cands.append(c)
+        t0 = time.perf_counter()
+        appended = self.store.append_batch(cands) if cands else []
+        if cands:
+            APPEND_SECONDS.observe(time.perf_counter() - t0)
+        ENTRIES.inc(len(appended))
+        DUPLICATES.inc(len(cands) - len(appended))
+        TREE_SIZE.set(self.store.size)
+        self.producer.flush(10)
+        if msgs:
+            t1 = time.perf_counter()
+            try:
+                self.consumer.commit(asynchronous=False)
+            except KafkaException as e:  # e.g. no offset to commit after a rebalance: the next batch commits
+                log_event(LOG, "offset commit failed", logging.WARNING, error=str(e))
+            COMMIT_SECONDS.observe(time.perf_counter() - t1)
+        return len(appended)
+
+    def maybe_checkpoint(self) -> None:
+        size, when = self.last_published
+        due = self.store.size - size >= self.cfg.checkpoint_every or \
+            (self.store.size > size and time.monotonic() - when >= self.cfg.checkpoint_interval_s)
+        if due:
+            self.publish_checkpoint()
+
+    def run(self) -> None:
+        def on_assign(consumer, parts):
+            self.assigned = True
+        self.consumer.subscribe(list(self.kind_of), on_assign=on_assign)
+        CHECKPOINT_AGE.set_function(lambda: time.monotonic() - self.last_published[1])
+        TREE_SIZE.set(self.store.size)
+        idle_since = time.monotonic()
+        log_event(LOG, "worm sink started", db=self.cfg.db, size=self.store.size)
+        try:
+            while not self.stopping:
+                msgs = self.consumer.consume(num_messages=self.cfg.batch_size, timeout=0.2)
+                if msgs:
+                    self.process(msgs)
+                    idle_since = time.monotonic()
+                self.maybe_checkpoint()
+                if (self.cfg.exit_when_idle_s is not None and self.assigned
+                        and time.monotonic() - idle_since >= self.cfg.exit_when_idle_s):
+                    break
+            self.publish_checkpoint()  # the final state, so auditors get a checkpoint for every entry
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()
+        finally:
+            self.producer.flush(5)
+            self.store.close()
+            log_event(LOG, "worm sink stopped")

@@ -1,0 +1,164 @@
+"""A witness: cosign each new log checkpoint that is consistent with the last one it cosigned.
+
+State file (JSON, replaced atomically and fsynced before the cosignature is published,
+so a witness never cosigns two checkpoints that are not consistent with each other):
+    {"origin", "size", "root" (base64)}
+The first checkpoint is trusted on first use. Later ones need a consistency proof from
+the state's size, which the sink puts in the message's ``proofs`` (see sinks.worm.sink).
+A checkpoint that is older than the state is skipped; a fork (same size, other root,
+or a failing proof) is refused, logged and sent to gw.dlq, and the state stays put.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from sinks.worm import checkpoint as cp
+from sinks.worm import merkle
+from streams import kafka, topics
+from streams.ops import log_event
+
+LOG = logging.getLogger("gatewatch.witness")
+
+
+@dataclass
+class WitnessState:
+    origin: str | None = None
+    size: int = 0
+    root: bytes = b""
+
+    @classmethod
+    def load(cls, path: Path) -> "WitnessState":
+        if not path.exists():
+            return cls()
+        d = orjson.loads(path.read_bytes())
+        return cls(d["origin"], d["size"], base64.b64decode(d["root"]))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        data = orjson.dumps({"origin": self.origin, "size": self.size, "root": base64.b64encode(self.root).decode()})
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+class Refused(Exception):
+    pass
+
+
+def review(doc: dict, state: WitnessState, log_verifier: cp.Verifier) -> tuple[cp.Note, cp.Checkpoint] | None:
+    """The note and checkpoint to cosign, None to skip silently (stale or not a log checkpoint),
+    Refused(reason) when it must not be cosigned."""
+    if not isinstance(doc, dict) or doc.get("kind") != "log":
+        return None
+    try:
+        note = cp.parse_note(doc.get("note"))
+        c = cp.parse_checkpoint(note.body)
+    except cp.NoteError as e:
+        raise Refused(f"malformed: {e}") from None
+    if c.origin != log_verifier.name:
+        return None
+    if log_verifier.name not in cp.valid_signers(note, [log_verifier]):
+        raise Refused("bad_log_signature")
+    if state.size == 0:
+        return note, c
+    if c.size < state.size:
+        return None
+    if c.size == state.size:
+        if c.root != state.root:
+            raise Refused("fork: same size, different root")
+        return note, c
+    raw = (doc.get("proofs") or {}).get(str(state.size))
+    if raw is None:
+        raise Refused(f"no_consistency_proof from size {state.size}")
+    try:
+        proof = [base64.b64decode(h, validate=True) for h in raw]
+    except (binascii.Error, TypeError, ValueError):
+        raise Refused("malformed consistency proof") from None
+    if not merkle.verify_consistency(state.size, c.size, state.root, c.root, proof):
+        raise Refused(f"inconsistent with cosigned size {state.size}")
+    return note, c
+
+
+class Witness:
+    def __init__(self, name: str, state_path: str, bootstrap: str, origin: str = cp.DEFAULT_ORIGIN,
+                 keys_dir: str | None = None, group: str | None = None):
+        from streams.keys import load_signing_key, load_verify_key
+        self.name = name
+        self.state_path = Path(state_path)
+        self.state = WitnessState.load(self.state_path)
+        self.key = load_signing_key(name, keys_dir)
+        lk = load_verify_key("log", keys_dir)
+        self.log_verifier = cp.Verifier(origin, cp.note_key_id(origin, lk.encode()), lk)
+        self.topic = topics.topic("checkpoints")
+        self.consumer = kafka.consumer(bootstrap, group or f"{topics.prefix()}{name}")
+        self.producer = kafka.producer(bootstrap, **{"batch.num.messages": 1, "linger.ms": 0})
+        self.stopping = False
+        self.cosigned = 0
+
+    def handle(self, value: bytes, partition: int = 0, offset: int = -1) -> bytes | None:
+        """The cosigned message to publish for one consumed value, or None."""
+        try:
+            doc = orjson.loads(value)
+        except (orjson.JSONDecodeError, TypeError):
+            return None  # not ours to judge; the sink dead-letters junk on this topic
+        try:
+            got = review(doc, self.state, self.log_verifier)
+        except Refused as e:
+            log_event(LOG, "checkpoint refused", logging.WARNING, witness=self.name, reason=str(e))
+            self.producer.produce(topics.topic("dlq"), key=self.topic.encode(), value=orjson.dumps(
+                {"source_topic": self.topic, "partition": partition, "offset": offset,
+                 "reason": f"{self.name}: {e}", "payload": value.decode("utf-8", "replace")}))
+            return None
+        if got is None:
+            return None
+        note, c = got
+        self.state = WitnessState(c.origin, c.size, c.root)
+        self.state.save(self.state_path)  # durable before the cosignature leaves
+        cosigned = cp.add_signature(note, self.name, self.key)
+        self.cosigned += 1
+        log_event(LOG, "checkpoint cosigned", witness=self.name, size=c.size)
+        return orjson.dumps({"kind": "cosigned", "witness": self.name, "origin": c.origin, "size": c.size,
+                             "note": cosigned.text()})
+
+    def run(self, exit_when_idle_s: float | None = None) -> None:
+        assigned = []
+        self.consumer.subscribe([self.topic], on_assign=lambda c, p: assigned.append(True))
+        idle_since = time.monotonic()
+        try:
+            while not self.stopping:
+                msgs = self.consumer.consume(num_messages=100, timeout=0.2)
+                for m in msgs:
+                    if m.error():
+                        continue
+                    out = self.handle(m.value(), m.partition(), m.offset())
+                    if out is not None:
+                        self.producer.produce(self.topic, key=m.key(), value=out)
+                if msgs:
+                    self.producer.flush(10)
+                    try:
+                        self.consumer.commit(asynchronous=False)
+                    except Exception as e:  # noqa: BLE001 - a failed commit only means re-delivery
+                        log_event(LOG, "offset commit failed", logging.WARNING, error=str(e))
+                    idle_since = time.monotonic()
+                if exit_when_idle_s is not None and assigned and time.monotonic() - idle_since >= exit_when_idle_s:
+                    break
+        finally:
+            self.consumer.close()
+            self.producer.flush(5)

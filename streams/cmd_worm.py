@@ -1,0 +1,141 @@
+"""`gatewatch worm run|policy`, `gatewatch witness`, `gatewatch evidence`, `gatewatch verify`."""
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from streams.errors import GatewatchError
+
+
+def _graceful(stopper) -> None:
+    """SIGTERM/SIGINT ask the loop to stop after the batch in hand."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopper())
+
+
+def _policy(origin: str, policy_file: str | None, keys_dir: str | None, quorum: int):
+    from sinks.worm import checkpoint as cp
+    if policy_file:
+        try:
+            with open(policy_file) as f:
+                return cp.parse_policy(f.read())
+        except (OSError, cp.NoteError) as e:
+            raise GatewatchError(f"policy {policy_file}: {e}") from None
+    return cp.default_policy(origin, keys_dir, quorum)
+
+
+_origin = click.option("--origin", default="gatewatch.local/worm", show_default=True,
+                       help="Log origin (checkpoint first line; the log key signs under this name).")
+_keys = click.option("--keys-dir", default=None, help="Key directory (default: $GATEWATCH_KEYS_DIR or .gatewatch/keys).")
+_witness_policy = click.option("--witness-policy", "witness_policy", default=None, type=click.Path(dir_okay=False),
+                               help="Checkpoint policy file (log/witness/group/quorum lines); default: witness-1..3, 2 of 3.")
+
+
+@click.group()
+def worm() -> None:
+    """The WORM log: Merkle-rooted, append-only, co-signed checkpoints."""
+
+
+@worm.command("run")
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="SQLite store (created if missing).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve /metrics, /healthz, /readyz.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True,
+              help="Records per consume call = entries per durable commit (at most).")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Publish a checkpoint after this many new entries...")
+@click.option("--checkpoint-interval", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="...or after this many seconds with new entries.")
+@click.option("--exit-when-idle", type=click.FloatRange(0.1), default=None,
+              help="Stop after this many seconds without records (tests, demos).")
+@click.option("--group", default=None, help="Consumer group (default: <topic prefix>worm).")
+@_origin
+@_keys
+@_witness_policy
+def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval, exit_when_idle, group, origin,
+             keys_dir, witness_policy) -> None:
+    """Consume actions, receipts and diamond candidates into the log until SIGTERM/SIGINT."""
+    from sinks.worm.sink import SinkConfig, WormSink
+    from streams.broker import kafka_bootstrap
+    from streams.ops import OpsServer, setup_json_logging
+    setup_json_logging()
+    with kafka_bootstrap() as bs:
+        sink = WormSink(SinkConfig(db=db, bootstrap=bs, origin=origin, group=group, batch_size=batch_size,
+                                   checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval,
+                                   exit_when_idle_s=exit_when_idle, keys_dir=keys_dir, policy_file=witness_policy))
+        _graceful(lambda: setattr(sink, "stopping", True))
+        ops = OpsServer(metrics_port, ready=lambda: sink.assigned).start() if metrics_port is not None else None
+        try:
+            sink.run()
+        finally:
+            if ops:
+                ops.stop()
+
+
+@worm.command("policy")
+@_origin
+@_keys
+@click.option("--quorum", type=click.IntRange(1, 3), default=2, show_default=True)
+def worm_policy(origin, keys_dir, quorum) -> None:
+    """Print the checkpoint policy for the configured keys (witness-1..3, QUORUM of 3)."""
+    click.echo(_policy(origin, None, keys_dir, quorum).text(), nl=False)
+
+
+@click.command()
+@click.option("--name", required=True, help="Witness key role, e.g. witness-1.")
+@click.option("--state", required=True, type=click.Path(dir_okay=False), help="State file (last cosigned checkpoint).")
+@click.option("--exit-when-idle", type=click.FloatRange(0.1), default=None)
+@_origin
+@_keys
+def witness(name, state, exit_when_idle, origin, keys_dir) -> None:
+    """Cosign log checkpoints that are consistent with the last one this witness cosigned."""
+    from sinks.worm.witness import Witness
+    from streams.broker import kafka_bootstrap
+    from streams.ops import setup_json_logging
+    setup_json_logging()
+    with kafka_bootstrap() as bs:
+        w = Witness(name, state, bs, origin=origin, keys_dir=keys_dir)
+        _graceful(lambda: setattr(w, "stopping", True))
+        w.run(exit_when_idle)
+
+
+@click.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Bundle file (.tar.gz).")
+@click.option("--policy", "policy_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Directory of the composed policy files, copied as given.")
+@click.option("--include", "includes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Drill results, reports (repeatable).")
+@_origin
+@_keys
+@_witness_policy
+def evidence(db, out, policy_dir, includes, origin, keys_dir, witness_policy) -> None:
+    """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint."""
+    from sinks.worm.evidence import BundleError, build_files, write_bundle
+    from sinks.worm.store import WormStore
+    from streams.keys import public_keys
+    policy = _policy(origin, witness_policy, keys_dir, 2)
+    with WormStore(db) as store:
+        try:
+            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes))
+        except BundleError as e:
+            raise GatewatchError(str(e)) from None
+    digest = write_bundle(files, out)
+    click.echo(f"{out}: {len(files)} files, sha256 {digest}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+def verify(bundle) -> None:
+    """Verify an evidence bundle offline; exit 1 naming the first bad entry or file."""
+    from sinks.worm.evidence import BundleError, verify_bundle
+    try:
+        rep = verify_bundle(bundle)
+    except BundleError as e:
+        raise GatewatchError(f"verify failed: {e}") from None
+    for line in rep.lines:
+        click.echo(line)
+
+
+commands = [worm, witness, evidence, verify]

@@ -1,0 +1,77 @@
+"""Test data for the WORM tests: signed actions, receipts, diamond candidates, a log with a quorum checkpoint."""
+from __future__ import annotations
+
+import orjson
+
+from processors.canonical import content_id
+from processors.signing import issue_permit
+from processors.timefmt import format_ts, parse_time_ms
+from sinks.worm import checkpoint as cp
+from sinks.worm.store import WormStore, candidate_from_record
+from sinks.worm.witness import WitnessState, review
+from streams.keys import init_keys, load_signing_key
+
+T0 = parse_time_ms("2026-01-01T00:00:00.000Z")
+POLICY_HASH = "9f" * 32
+
+
+def action(decider, i: int, kind: str = "abort") -> dict:
+    rec = {"kind": kind, "action": "rollback", "scope": f"checkout-{i % 3}",
+           "rule": {"id": "r1", "text": "err5xx_rate >= 0.001 for 5m"}, "policy_hash": POLICY_HASH,
+           "ts": format_ts(T0 + i * 1000), "values": {"err5xx_rate": 0.002 + i * 1e-6}}
+    rec["id"] = content_id(rec)
+    rec["permit"] = issue_permit(decider, rec, T0 + i * 1000 + 300_000)
+    return rec
+
+
+def receipt(action_id: str, i: int, prev: str | None) -> dict:
+    rec = {"type": "INTENT" if i % 2 == 0 else "RESULT", "action_id": action_id, "prev": prev,
+           "ts": format_ts(T0 + i * 1000 + 5)}
+    rec["id"] = content_id(rec)
+    return rec
+
+
+def records(decider, n_actions: int) -> list[tuple[str, dict]]:
+    """(kind, value) pairs: each action followed by its INTENT and RESULT receipts; a diamond now and then."""
+    out, prev = [], None
+    for i in range(n_actions):
+        a = action(decider, i)
+        out.append(("actions", a))
+        for j in (0, 1):
+            r = receipt(a["id"], j, prev)
+            prev = r["id"]
+            out.append(("receipts", r))
+        if i % 4 == 0:
+            d = {"type": "diamond_candidate", "tenant": "t1", "trajectory": f"tr{i}", "ts": format_ts(T0 + i)}
+            d["id"] = content_id(d)
+            out.append(("trajectories", d))
+    return out
+
+
+def keys(tmp_path) -> str:
+    d = tmp_path / "keys"
+    init_keys(d)
+    return str(d)
+
+
+def cosign(note: cp.Note, names, keys_dir: str) -> cp.Note:
+    for n in names:
+        note = cp.add_signature(note, n, load_signing_key(n, keys_dir))
+    return note
+
+
+def log_with_quorum(db: str, keys_dir: str, n_actions: int = 6, witnesses=("witness-1", "witness-3"),
+                    origin: str = cp.DEFAULT_ORIGIN) -> WormStore:
+    """A store holding records(...) and a checkpoint over all of it cosigned by `witnesses`."""
+    decider = load_signing_key("decider", keys_dir)
+    store = WormStore(db)
+    store.append_batch([candidate_from_record(k, f"gw.{k}", orjson.dumps(v)) for k, v in records(decider, n_actions)])
+    note = cp.sign(cp.Checkpoint(origin, store.size, store.root()).body(), origin, load_signing_key("log", keys_dir))
+    store.add_note("log", origin, store.size, note.text())
+    lk = load_signing_key("log", keys_dir).verify_key
+    verifier = cp.Verifier(origin, cp.note_key_id(origin, lk.encode()), lk)
+    for w in witnesses:  # each witness reviews the log's message as it would from the topic
+        got = review({"kind": "log", "note": note.text(), "proofs": {}}, WitnessState(), verifier)
+        assert got is not None
+        store.add_note("cosigned", origin, store.size, cosign(got[0], [w], keys_dir).text())
+    return store
