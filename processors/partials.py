@@ -1,0 +1,214 @@
+"""Ingest-side pre-aggregation: one `PartitionAggregator` per source (topic, partition).
+
+`add()` decodes a record (processors.inputs), rejects late samples against the partition's
+watermark (max event time seen - lateness; the record's own samples do not move the watermark
+they are judged by) and folds the rest into per-(key, bucket) aggregates. `flush()` hands them
+out as a *partial*, a JSON dict:
+
+    {"id": content hash of the rest, "topic", "partition", "first_offset", "last_offset",
+     "records", "rejected", "origin_ms", "max_event_ms", "watermark_ms",
+     "buckets": [ sorted by (d, k, b):
+        {"d":"requests","k":[service,cohort],"b":bucket start ms,"n":count,"e":5xx count,"h":latency hist}
+        {"d":"gauges","k":[service,cohort,name],"b","n","t":last event ms,"v":last value}
+        {"d":"rum","k":[scope,route,cohort,metric],"b","h":value hist}
+        {"d":"cdc","k":[scope,table],"b","n":change events (not snapshot),"rows":events with a row,
+         "lc":last change event ms or null,"h":lag-ms hist (not snapshot),"sh":{shape id: count}} ],
+     "shapes": {shape id: [[field, type], ...]},
+     "first_shapes": [[scope, table, shape id], ...]   (first shape of each table in this partial)}
+
+Histograms are processors.digest.LogHistogram JSON (exactly mergeable, so the signals do not
+depend on where flushes cut the stream). `origin_ms` is the partition's first sample time
+(where emission starts); it and max_event_ms let a restarted worker resume from its last
+partial (`PartitionAggregator.from_partial`).
+"""
+from __future__ import annotations
+
+from processors.canonical import canonical_json, content_id, sha256_hex
+from processors.digest import LogHistogram
+from processors.inputs import Change, Gauge, Heartbeat, Rejection, Request, Vital, decode
+from processors.timefmt import format_ts
+from processors.windows import SignalConfig
+
+
+class PartitionAggregator:
+    def __init__(self, topic: str, partition: int, config: SignalConfig | None = None):
+        self.topic = topic
+        self.partition = int(partition)
+        self.config = config or SignalConfig()
+        self.max_event_ms: int | None = None
+        self.origin_ms: int | None = None
+        self._shape_ids: dict[tuple, str] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.first_offset = None
+        self.last_offset = None
+        self.records = 0
+        self.rejected = 0
+        self.req: dict = {}
+        self.gauge: dict = {}
+        self.rum: dict = {}
+        self.cdc: dict = {}
+        self.shapes: dict = {}
+        self.first_shapes: dict = {}
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return None if self.max_event_ms is None else self.max_event_ms - self.config.lateness_ms
+
+    @property
+    def pending(self) -> int:
+        return self.records
+
+    def add(self, offset: int, key: bytes | None, value: bytes | None,
+            kafka_ts_ms: int | None) -> Rejection | None:
+        if self.first_offset is None:
+            self.first_offset = offset
+        self.last_offset = offset
+        self.records += 1
+        samples = decode(self.topic, key, value, kafka_ts_ms)
+        if type(samples) is Rejection:
+            self.rejected += 1
+            return samples
+        mx = self.max_event_ms
+        wm = None if mx is None else mx - self.config.lateness_ms
+        step = self.config.step_ms
+        late = 0
+        for s in samples:
+            ts = s.ts_ms
+            if wm is not None and ts < wm:
+                late += 1
+                continue
+            if mx is None:
+                self.origin_ms = ts
+                mx = ts
+            elif ts > mx:
+                mx = ts
+            b = ts - ts % step
+            t = type(s)
+            if t is Request:
+                k = (s.service, s.cohort, b)
+                a = self.req.get(k)
+                if a is None:
+                    a = self.req[k] = [0, 0, LogHistogram()]
+                a[0] += 1
+                if s.status >= 500:
+                    a[1] += 1
+                a[2].add(s.latency_ms)
+            elif t is Vital:
+                k = (s.scope, s.route, s.cohort, s.metric, b)
+                h = self.rum.get(k)
+                if h is None:
+                    h = self.rum[k] = LogHistogram()
+                h.add(s.value)
+            elif t is Gauge:
+                k = (s.service, s.cohort, s.name, b)
+                a = self.gauge.get(k)
+                if a is None:
+                    self.gauge[k] = [1, ts, s.value]
+                else:
+                    a[0] += 1
+                    if ts >= a[1]:  # last by event time; a tie goes to the later offset
+                        a[1], a[2] = ts, s.value
+            elif t is Change:
+                self._add_change(s, b)
+            # Heartbeat: moves stream time only
+        self.max_event_ms = mx
+        if late:
+            self.rejected += 1 if late == len(samples) else 0
+            return Rejection("late", f"{late} of {len(samples)} samples before watermark "
+                                     f"{format_ts(wm)}")
+        return None
+
+    def _add_change(self, s: Change, b: int) -> None:
+        k = (s.scope, s.table, b)
+        a = self.cdc.get(k)
+        if a is None:
+            a = self.cdc[k] = [0, 0, None, LogHistogram(), {}]
+        if s.lag_ms is not None:  # not a snapshot read
+            a[0] += 1
+            a[3].add(s.lag_ms)
+            if a[2] is None or s.ts_ms > a[2]:
+                a[2] = s.ts_ms
+        if s.shape is not None:
+            a[1] += 1
+            sid = self._shape_ids.get(s.shape)
+            if sid is None:
+                sid = sha256_hex(canonical_json([list(p) for p in s.shape]))[:16]
+                self._shape_ids[s.shape] = sid
+            a[4][sid] = a[4].get(sid, 0) + 1
+            if sid not in self.shapes:
+                self.shapes[sid] = [list(p) for p in s.shape]
+            self.first_shapes.setdefault((s.scope, s.table), sid)
+
+    def _body(self) -> dict:
+        buckets = []
+        for (svc, coh, b), (n, e, h) in self.req.items():
+            buckets.append({"d": "requests", "k": [svc, coh], "b": b, "n": n, "e": e, "h": h.to_json()})
+        for (svc, coh, name, b), (n, t, v) in self.gauge.items():
+            buckets.append({"d": "gauges", "k": [svc, coh, name], "b": b, "n": n, "t": t, "v": v})
+        for (scope, route, coh, metric, b), h in self.rum.items():
+            buckets.append({"d": "rum", "k": [scope, route, coh, metric], "b": b, "h": h.to_json()})
+        for (scope, table, b), (n, rows, lc, h, sh) in self.cdc.items():
+            buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
+                            "h": h.to_json(), "sh": dict(sorted(sh.items()))})
+        buckets.sort(key=lambda x: (x["d"], x["k"], x["b"]))
+        return {"topic": self.topic, "partition": self.partition,
+                "first_offset": self.first_offset, "last_offset": self.last_offset,
+                "records": self.records, "rejected": self.rejected,
+                "origin_ms": self.origin_ms, "max_event_ms": self.max_event_ms,
+                "watermark_ms": self.watermark_ms, "buckets": buckets,
+                "shapes": dict(sorted(self.shapes.items())),
+                "first_shapes": sorted([s, t, sid] for (s, t), sid in self.first_shapes.items())}
+
+    def flush(self) -> dict | None:
+        """The partial for everything added since the last flush (None when nothing was added)."""
+        if self.first_offset is None:
+            return None
+        body = self._body()
+        body["id"] = content_id(body)
+        self._reset()
+        return body
+
+    # ---- state ----
+    def to_state(self) -> dict:
+        return {"topic": self.topic, "partition": self.partition, "max_event_ms": self.max_event_ms,
+                "origin_ms": self.origin_ms,
+                "pending": self._body() if self.first_offset is not None else None}
+
+    @classmethod
+    def from_state(cls, state: dict, config: SignalConfig | None = None) -> "PartitionAggregator":
+        agg = cls(state["topic"], state["partition"], config)
+        agg.max_event_ms = state.get("max_event_ms")
+        agg.origin_ms = state.get("origin_ms")
+        if state.get("pending"):
+            agg._load_body(state["pending"])
+        return agg
+
+    @classmethod
+    def from_partial(cls, partial: dict, config: SignalConfig | None = None) -> "PartitionAggregator":
+        """Resume after the last published partial of this partition (restart after a crash)."""
+        agg = cls(partial["topic"], partial["partition"], config)
+        agg.max_event_ms = partial.get("max_event_ms")
+        agg.origin_ms = partial.get("origin_ms")
+        return agg
+
+    def _load_body(self, body: dict) -> None:
+        self.first_offset, self.last_offset = body["first_offset"], body["last_offset"]
+        self.records, self.rejected = body["records"], body["rejected"]
+        for x in body["buckets"]:
+            d, k, b = x["d"], x["k"], x["b"]
+            if d == "requests":
+                self.req[(*k, b)] = [x["n"], x["e"], LogHistogram.from_json(x["h"])]
+            elif d == "gauges":
+                self.gauge[(*k, b)] = [x["n"], x["t"], x["v"]]
+            elif d == "rum":
+                self.rum[(*k, b)] = LogHistogram.from_json(x["h"])
+            elif d == "cdc":
+                self.cdc[(*k, b)] = [x["n"], x["rows"], x["lc"], LogHistogram.from_json(x["h"]),
+                                     dict(x["sh"])]
+        self.shapes = dict(body["shapes"])
+        for s, t, sid in body["first_shapes"]:
+            self.first_shapes[(s, t)] = sid
+        for sid, shape in self.shapes.items():
+            self._shape_ids[tuple(tuple(p) for p in shape)] = sid

@@ -1,0 +1,114 @@
+"""Event-time windows: the configuration and the bucket arithmetic every processor shares.
+
+Time model (DESIGN.md "Time, windows, determinism"):
+- Stream time is kept per SOURCE PARTITION (as Kafka Streams does): max event time seen in
+  that partition; watermark = max - lateness (default 120 s). A sample with event time <
+  watermark at arrival is late (processors.partials rejects it with reason "late").
+- Buckets are `step` long (default 10 s) and aligned to the epoch. The window ending at a step
+  end E covers [E - W, E). Windows at E are evaluated once the partition watermark >= E, when
+  every bucket before E is final (anything still to come for it would be late).
+- Exact counts with bounded state: 10 s ("fine") buckets are kept for the longest fine window
+  (6 h); 5 min ("coarse") buckets, exact sums of the fine ones, are kept for 3 d. The 1 d and 3 d
+  burn-rate windows are evaluated only at ends aligned to 5 min (every 30th step), where they are
+  exact unions of coarse buckets; windows up to 6 h are evaluated at every step as fine head +
+  coarse middle + fine tail. So burn_rate_3d costs 864 coarse buckets of two integers per
+  (service, cohort) instead of 25,920 fine ones, and no count is ever approximated.
+- Windows are emitted for a key at E while it has data in [E - retention, E) (retention = the
+  longest window of its domain; CDC tables stay forever, for cdc_silence_s) and once data
+  before E exists for it. Emission starts at the step after the partition's first sample.
+  All of this depends only on the data and its partition order, never on flush boundaries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from processors.timefmt import parse_duration_ms
+
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+BURN_WINDOWS_MS = {"5m": 5 * MINUTE, "30m": 30 * MINUTE, "1h": HOUR, "2h": 2 * HOUR,
+                   "4h": 4 * HOUR, "6h": 6 * HOUR, "1d": DAY, "3d": 3 * DAY}
+COARSE_MS = 5 * MINUTE          # coarse bucket length; 1d/3d windows are evaluated on its ends
+FINE_MAX_MS = 6 * HOUR          # longest window evaluated from fine buckets
+COARSE_WINDOWS = ("1d", "3d")
+
+
+def floor_to(ms: int, unit: int) -> int:
+    return ms - ms % unit
+
+
+def ceil_to(ms: int, unit: int) -> int:
+    return -((-ms) // unit) * unit
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    step_ms: int = 10 * SECOND
+    lateness_ms: int = 120 * SECOND
+    availability_target: float = 99.9
+    availability_by_service: dict = field(default_factory=dict)
+    latency_window_ms: int = 5 * MINUTE
+    rate_window_ms: int = 5 * MINUTE          # err5xx_rate and request_rate
+    rum_window_ms: int = 5 * MINUTE
+    cdc_window_ms: int = 5 * MINUTE
+    gauge_window_ms: int = 5 * MINUTE
+    rum_baselines: dict = field(default_factory=dict)   # route -> {metric short name: p75}
+    baseline_cohorts: tuple = ("baseline", "stable")
+    cdc_shapes: dict = field(default_factory=dict)       # "db.table" -> {field: type}
+    bootstrap_resamples: int = 200
+    policy_hash: str = ""
+
+    def __post_init__(self):
+        if self.step_ms <= 0 or COARSE_MS % self.step_ms:
+            raise ValueError(f"signals.step must divide 5m, got {self.step_ms} ms")
+        for name in ("latency_window_ms", "rate_window_ms", "rum_window_ms", "cdc_window_ms",
+                     "gauge_window_ms"):
+            w = getattr(self, name)
+            if w <= 0 or w % self.step_ms or w > FINE_MAX_MS:
+                raise ValueError(f"{name} must be a positive multiple of the step up to 6h, got {w} ms")
+
+    def target_for(self, service: str) -> float:
+        return float(self.availability_by_service.get(service, self.availability_target))
+
+    @classmethod
+    def from_policy(cls, policy_doc: dict | None, policy_hash: str = "") -> "SignalConfig":
+        """From the composed policy dict (seed shapes): slo.availability.target (+ optional
+        slo.availability.by_service), slo.latency_p95_ms.window, rum.routes, cdc.schemas, and
+        an optional `signals: {step, lateness, rum_window, cdc_window, gauge_window,
+        baseline_cohorts, bootstrap_resamples}`."""
+        doc = policy_doc or {}
+        slo = doc.get("slo") or {}
+        avail = slo.get("availability") or {}
+        lat = slo.get("latency_p95_ms") or {}
+        sig = doc.get("signals") or {}
+        rum = doc.get("rum") or {}
+        cdc = doc.get("cdc") or {}
+        kw: dict = {"policy_hash": policy_hash or ""}
+        if avail.get("target") is not None:
+            kw["availability_target"] = float(avail["target"])
+        if avail.get("by_service"):
+            kw["availability_by_service"] = {str(k): float(v) for k, v in avail["by_service"].items()}
+        if lat.get("window") is not None:
+            kw["latency_window_ms"] = parse_duration_ms(lat["window"])
+        for key, attr in (("step", "step_ms"), ("lateness", "lateness_ms"),
+                          ("rum_window", "rum_window_ms"), ("cdc_window", "cdc_window_ms"),
+                          ("gauge_window", "gauge_window_ms"), ("rate_window", "rate_window_ms")):
+            if sig.get(key) is not None:
+                kw[attr] = parse_duration_ms(sig[key])
+        if sig.get("baseline_cohorts"):
+            kw["baseline_cohorts"] = tuple(str(c) for c in sig["baseline_cohorts"])
+        if sig.get("bootstrap_resamples") is not None:
+            kw["bootstrap_resamples"] = int(sig["bootstrap_resamples"])
+        baselines = {}
+        for r in rum.get("routes") or []:
+            if isinstance(r, dict) and isinstance(r.get("route"), str):
+                baselines[r["route"]] = {k: float(v) for k, v in r.items()
+                                         if k != "route" and isinstance(v, (int, float))
+                                         and not isinstance(v, bool)}
+        kw["rum_baselines"] = baselines
+        shapes = cdc.get("schemas") or {}
+        kw["cdc_shapes"] = {str(t): {str(f): str(ty) for f, ty in s.items()}
+                            for t, s in shapes.items() if isinstance(s, dict)}
+        return cls(**kw)
