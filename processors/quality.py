@@ -1,0 +1,373 @@
+"""Trajectory quality score, per-tenant quality meter, feature flags, derived-event guardrails,
+and `SpanCycle`, the whole neutral span cycle of seed 002 (§2.1, §5, §15.3, §17, §18, §25.3) as one
+pure object. The worker (streams.trajectory_worker) and the dry run (`gatewatch quality simulate`)
+both drive exactly this object, so they publish the same events.
+
+Definitions (also in docs/trajectory_quality.md):
+
+Quality score of a closed trajectory with n spans, first/last span times t0/t1, and c spans whose
+confirmed_by is non-empty; weights w (default mass 0.4, persistence 0.3, verification 0.3),
+W = sum of the weights:
+    mass          m = (n - 1) / ((n - 1) + mass_half)            0 for one span, 1/2 at n = mass_half + 1
+    persistence   p = d / (d + persistence_half),  d = t1 - t0   0 for an instant, 1/2 at d = persistence_half
+    verification  v = c / n                                      the share of confirmed spans
+    components    points_i = round(100 * w_i * x_i / W, 2)       (what each part contributes)
+    score         = round(sum of the points, 2)                  in [0, 100]
+
+Quality meter (per tenant): a t-digest (fastdigest) of the scores seen so far. For each new score,
+in order: if at least `min_samples` scores were seen before it, threshold = round(quantile(q), 2)
+of the scores seen BEFORE this one (q = percentile_target, p96 -> 0.96); the trajectory is a
+`diamond_candidate` when features.diamond is on, score >= threshold and score >= min_score. Then the
+score is added. fastdigest is deterministic for a given sequence of operations; the meter always
+queries before each update, which keeps the digest flushed, so a to_dict/from_dict round trip at any
+point continues identically (tested).
+
+Guardrail (`derived_events_perf`): at most max_per_minute derived events per tenant per minute of
+the tenant's event time (floor(T / 60 s)); beyond it, overflow_action `shed_derived` drops the event
+(linking and scoring state still advance) and counts it by type.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from fastdigest import TDigest
+
+from processors.canonical import content_id
+from processors.spans import Rejected, Span, decode
+from processors.timefmt import format_ts
+from processors.trajectory import Closed, Linker, LinkerPolicy
+
+EVENT_TYPES = ("trajectory_edge", "trajectory_closed", "trajectory_quality", "diamond_candidate")
+COMPONENTS = ("mass", "persistence", "verification")
+
+
+# --- policy --------------------------------------------------------------------------------------
+def _percentile(v) -> float:
+    s = str(v).strip().lower()
+    s = s[1:] if s.startswith("p") else s
+    q = float(s)
+    q = q / 100 if q > 1 else q
+    if not 0 < q < 1:
+        raise ValueError(f"quality_meter.percentile_target {v!r} is not in (p0, p100)")
+    return q
+
+
+@dataclass(frozen=True)
+class MeterPolicy:
+    weights: tuple[tuple[str, float], ...] = (("mass", 0.4), ("persistence", 0.3), ("verification", 0.3))
+    percentile: float = 0.96
+    min_score: float = 60.0
+    min_samples: int = 50
+    mass_half: float = 8.0
+    persistence_half_ms: int = 2 * 3_600_000
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "MeterPolicy":
+        from processors.timefmt import parse_duration_ms
+        d = dict(d or {})
+        unknown = set(d) - {"weights", "percentile_target", "min_score", "min_samples", "mass_half",
+                            "persistence_half"}
+        if unknown:
+            raise ValueError(f"quality_meter: unknown keys {sorted(unknown)}")
+        w = dict(cls.weights)
+        w.update(d.get("weights") or {})
+        if set(w) != set(COMPONENTS) or any(float(x) < 0 for x in w.values()) or sum(w.values()) <= 0:
+            raise ValueError("quality_meter.weights: mass, persistence, verification >= 0, sum > 0")
+        p = cls(weights=tuple((k, float(w[k])) for k in COMPONENTS),
+                percentile=_percentile(d.get("percentile_target", "p96")),
+                min_score=float(d.get("min_score", 60)),
+                min_samples=int(d.get("min_samples", 50)),
+                mass_half=float(d.get("mass_half", 8)),
+                persistence_half_ms=parse_duration_ms(d.get("persistence_half", "2h")))
+        if p.mass_half <= 0 or p.persistence_half_ms <= 0 or p.min_samples < 1:
+            raise ValueError("quality_meter: mass_half, persistence_half > 0 and min_samples >= 1")
+        return p
+
+    def to_dict(self) -> dict:
+        from processors.timefmt import format_duration
+        return {"weights": dict(self.weights), "percentile_target": f"p{self.percentile * 100:g}",
+                "min_score": self.min_score, "min_samples": self.min_samples, "mass_half": self.mass_half,
+                "persistence_half": format_duration(self.persistence_half_ms)}
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    trajectory: bool = True
+    diamond: bool = True
+    max_per_minute: int | None = 2000   # None or 0 = unlimited
+    overflow_action: str = "shed_derived"
+
+
+def _settings(base: TenantSettings, d: dict, where: str) -> TenantSettings:
+    unknown = set(d) - {"features", "derived_events_perf"}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    f = d.get("features") or {}
+    g = d.get("derived_events_perf") or {}
+    if set(f) - {"trajectory", "diamond"} or set(g) - {"max_per_minute", "overflow_action"}:
+        raise ValueError(f"{where}: features takes trajectory/diamond; derived_events_perf takes "
+                         "max_per_minute/overflow_action")
+    s = TenantSettings(trajectory=bool(f.get("trajectory", base.trajectory)),
+                       diamond=bool(f.get("diamond", base.diamond)),
+                       max_per_minute=g.get("max_per_minute", base.max_per_minute),
+                       overflow_action=g.get("overflow_action", base.overflow_action))
+    if s.overflow_action != "shed_derived":
+        raise ValueError(f"{where}.derived_events_perf.overflow_action: only 'shed_derived' is supported "
+                         "(slow_ingest / reject_429 belong to a gateway)")
+    if s.max_per_minute is not None and (not isinstance(s.max_per_minute, int) or s.max_per_minute < 0):
+        raise ValueError(f"{where}.derived_events_perf.max_per_minute must be an integer >= 0")
+    return s
+
+
+@dataclass(frozen=True)
+class CyclePolicy:
+    """The composed trajectory/quality policy (configs/quality.yml)."""
+    linker: LinkerPolicy = field(default_factory=LinkerPolicy)
+    meter: MeterPolicy = field(default_factory=MeterPolicy)
+    defaults: TenantSettings = field(default_factory=TenantSettings)
+    tenants: tuple[tuple[str, TenantSettings], ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "CyclePolicy":
+        d = dict(d or {})
+        unknown = set(d) - {"trajectory_linker", "quality_meter", "features", "derived_events_perf", "tenants"}
+        if unknown:
+            raise ValueError(f"policy: unknown keys {sorted(unknown)}")
+        defaults = _settings(TenantSettings(), {k: d[k] for k in ("features", "derived_events_perf") if k in d},
+                             "policy")
+        tenants = tuple(sorted((str(t), _settings(defaults, v or {}, f"tenants.{t}"))
+                               for t, v in (d.get("tenants") or {}).items()))
+        return cls(LinkerPolicy.from_dict(d.get("trajectory_linker")), MeterPolicy.from_dict(d.get("quality_meter")),
+                   defaults, tenants)
+
+    def to_dict(self) -> dict:
+        def s(t: TenantSettings) -> dict:
+            return {"features": {"trajectory": t.trajectory, "diamond": t.diamond},
+                    "derived_events_perf": {"max_per_minute": t.max_per_minute, "overflow_action": t.overflow_action}}
+        out = {"trajectory_linker": self.linker.to_dict(), "quality_meter": self.meter.to_dict(), **s(self.defaults)}
+        out["tenants"] = {name: s(t) for name, t in self.tenants}
+        return out
+
+    def policy_hash(self) -> str:
+        return content_id(self.to_dict())
+
+
+# --- score ---------------------------------------------------------------------------------------
+def score(spans: int, duration_ms: int, confirmed: int, policy: MeterPolicy) -> tuple[float, dict]:
+    """(score, components in points) of a trajectory; see the module docstring."""
+    x = {"mass": (spans - 1) / ((spans - 1) + policy.mass_half),
+         "persistence": duration_ms / (duration_ms + policy.persistence_half_ms),
+         "verification": confirmed / spans}
+    wsum = sum(w for _, w in policy.weights)
+    points = {k: round(100.0 * w * x[k] / wsum, 2) for k, w in policy.weights}
+    return round(sum(points.values()), 2), points
+
+
+# --- meter ---------------------------------------------------------------------------------------
+class QualityMeter:
+    """Per-tenant streaming percentile of scores (fastdigest) and candidate counts."""
+
+    def __init__(self, policy: MeterPolicy):
+        self.policy = policy
+        self.digest = TDigest()
+        self.scored = 0
+        self.candidates = 0
+
+    def observe(self, s: float, diamond: bool) -> float | None:
+        """Threshold the score met (a candidate) or None. Query before update: see module docstring."""
+        threshold = None
+        if self.digest.n_values >= self.policy.min_samples:
+            threshold = round(self.digest.quantile(self.policy.percentile), 2)
+        self.digest.update(s)
+        self.scored += 1
+        if diamond and threshold is not None and s >= threshold and s >= self.policy.min_score:
+            self.candidates += 1
+            return threshold
+        return None
+
+    def quantile(self, q: float) -> float | None:
+        return self.digest.quantile(q) if self.digest.n_values else None
+
+    @property
+    def share(self) -> float:
+        return self.candidates / self.scored if self.scored else 0.0
+
+    def to_state(self) -> dict:
+        d = self.digest.to_dict()
+        if not d.get("n_values"):
+            d = None  # an empty digest has NaN min/max, which JSON cannot hold
+        return {"digest": d, "scored": self.scored, "candidates": self.candidates}
+
+    @classmethod
+    def from_state(cls, policy: MeterPolicy, state: dict) -> "QualityMeter":
+        m = cls(policy)
+        if state.get("digest"):
+            m.digest = TDigest.from_dict(state["digest"])
+        m.scored, m.candidates = state.get("scored", 0), state.get("candidates", 0)
+        return m
+
+
+# --- the cycle -----------------------------------------------------------------------------------
+def _finish(ev: dict) -> dict:
+    ev["id"] = content_id(ev)
+    return ev
+
+
+def _counter() -> dict:
+    return {"spans": 0, "linked": 0, "excepted": 0, "late": 0, "rejected": 0, "disabled": 0,
+            "closed": {"timeout": 0, "window": 0, "rule": 0},
+            "emitted": {t: 0 for t in EVENT_TYPES}, "shed": {t: 0 for t in EVENT_TYPES}}
+
+
+class SpanCycle:
+    """spans in -> trajectory events out, per tenant, deterministic.
+
+    process(raw) / process_span(span) return (events, reject_reason). Events are complete dicts with
+    "id" (content hash of the rest), "type", "tenant", "trajectory_id", "ts". State: to_state() /
+    SpanCycle.from_state(policy, state), plain JSON-able dicts.
+    """
+
+    def __init__(self, policy: CyclePolicy):
+        self.policy = policy
+        self.linker = Linker(policy.linker)
+        self.meters: dict[str, QualityMeter] = {}
+        self.guard: dict[str, list] = {}        # tenant -> [minute, count in that minute]
+        self.stats: dict[str, dict] = {}        # tenant -> counters (see _counter)
+        self._tenant_settings = dict(policy.tenants)
+
+    def settings(self, tenant: str) -> TenantSettings:
+        return self._tenant_settings.get(tenant, self.policy.defaults)
+
+    def _stats(self, tenant: str) -> dict:
+        s = self.stats.get(tenant)
+        if s is None:
+            s = self.stats[tenant] = _counter()
+        return s
+
+    def meter(self, tenant: str) -> QualityMeter:
+        m = self.meters.get(tenant)
+        if m is None:
+            m = self.meters[tenant] = QualityMeter(self.policy.meter)
+        return m
+
+    # -- processing
+    def process(self, raw: bytes | str) -> tuple[list[dict], str | None]:
+        r = decode(raw)
+        if isinstance(r, Rejected):
+            return [], r.reason
+        return self.process_span(r)
+
+    def process_span(self, span: Span) -> tuple[list[dict], str | None]:
+        tenant = span.tenant
+        st = self._stats(tenant)
+        st["spans"] += 1
+        cfg = self.settings(tenant)
+        if not cfg.trajectory:
+            st["disabled"] += 1
+            return [], None
+        edges, closed, why = self.linker.link(span)
+        out: list[dict] = []
+        emit = self._emitter(tenant, cfg, st, out)
+        if why == "late":
+            st["late"] += 1
+        elif why == "excepted":
+            st["excepted"] += 1
+        else:
+            st["linked"] += 1
+        # timeouts revealed by this span's time come before its own edge; a rule close after it
+        rule = [c for c in closed if c.reason == "rule"]
+        for c in closed:
+            if c.reason != "rule":
+                self._close(c, cfg, st, emit)
+        for e in edges:
+            emit(e)
+        for c in rule:
+            self._close(c, cfg, st, emit)
+        return out, ("late" if why == "late" else None)
+
+    def _emitter(self, tenant: str, cfg: TenantSettings, st: dict, out: list):
+        limit = cfg.max_per_minute
+        minute = self.linker.tenants[tenant].event_time // 60_000
+
+        def emit(ev: dict) -> None:
+            if limit:
+                g = self.guard.get(tenant)
+                if g is None or g[0] != minute:
+                    g = self.guard[tenant] = [minute, 0]
+                if g[1] >= limit:
+                    st["shed"][ev["type"]] += 1
+                    return
+                g[1] += 1
+            st["emitted"][ev["type"]] += 1
+            out.append(_finish(ev))
+        return emit
+
+    def _close(self, c: Closed, cfg: TenantSettings, st: dict, emit) -> None:
+        t, ts = c.trajectory, format_ts(c.ts_ms)
+        st["closed"][c.reason] += 1
+        emit({"type": "trajectory_closed", "tenant": c.tenant, "trajectory_id": t.trajectory_id,
+              "reason": c.reason, "spans": t.spans, "first_span_id": t.first_span_id,
+              "last_span_id": t.last_span_id, "started": format_ts(t.first_ms), "ts": ts})
+        s, points = score(t.spans, t.last_ms - t.first_ms, t.confirmed, self.policy.meter)
+        emit({"type": "trajectory_quality", "tenant": c.tenant, "trajectory_id": t.trajectory_id,
+              "score": s, "components": points, "spans": t.spans, "ts": ts})
+        threshold = self.meter(c.tenant).observe(s, cfg.diamond)
+        if threshold is not None:
+            emit({"type": "diamond_candidate", "tenant": c.tenant, "trajectory_id": t.trajectory_id,
+                  "score": s, "threshold": threshold,
+                  "percentile": f"p{self.policy.meter.percentile * 100:g}", "ts": ts})
+
+    def reject(self, tenant: str | None) -> None:
+        """Count a span rejected before it reached the cycle (validation) under its tenant, if known."""
+        if tenant:
+            self._stats(tenant)["rejected"] += 1
+
+    # -- summary and state
+    def summary(self) -> dict:
+        tenants = {}
+        for tenant in sorted(set(self.stats) | set(self.meters)):
+            st, m = self._stats(tenant), self.meters.get(tenant)
+            tenants[tenant] = {
+                "spans": st["spans"], "linked": st["linked"], "excepted": st["excepted"], "late": st["late"],
+                "active": self.linker.active(tenant), "closed": dict(st["closed"]),
+                "scored": m.scored if m else 0, "candidates": m.candidates if m else 0,
+                "share": round(m.share, 6) if m else 0.0,
+                "score_p50": _r(m.quantile(0.5)) if m else None, "score_p95": _r(m.quantile(0.95)) if m else None,
+                "score_p99": _r(m.quantile(0.99)) if m else None,
+                "shed": sum(st["shed"].values())}
+        scored = sum(t["scored"] for t in tenants.values())
+        cands = sum(t["candidates"] for t in tenants.values())
+        return {"policy_hash": self.policy.policy_hash(),
+                "trajectories": sum(st["closed"][r] for st in self.stats.values() for r in st["closed"])
+                + self.linker.active(),
+                "active": self.linker.active(),
+                "closed": sum(st["closed"][r] for st in self.stats.values() for r in st["closed"]),
+                "scored": scored, "candidates": cands, "share": round(cands / scored, 6) if scored else 0.0,
+                "tenants": tenants}
+
+    def to_state(self) -> dict:
+        tenants = sorted(set(self.stats) | set(self.meters) | set(self.linker.tenants))
+        return {"version": 1, "policy_hash": self.policy.policy_hash(), "tenants": {
+            t: {"linker": self.linker.to_state(t),
+                "meter": self.meters[t].to_state() if t in self.meters else None,
+                "guard": self.guard.get(t), "stats": self.stats.get(t)} for t in tenants}}
+
+    @classmethod
+    def from_state(cls, policy: CyclePolicy, state: dict) -> "SpanCycle":
+        if state.get("policy_hash") != policy.policy_hash():
+            raise ValueError("state was saved under a different policy (policy hash differs)")
+        c = cls(policy)
+        for t, v in state.get("tenants", {}).items():
+            c.linker.load_state(t, v["linker"])
+            if v.get("meter") is not None:
+                c.meters[t] = QualityMeter.from_state(policy.meter, v["meter"])
+            if v.get("guard") is not None:
+                c.guard[t] = list(v["guard"])
+            if v.get("stats") is not None:
+                c.stats[t] = v["stats"]
+        return c
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else round(x, 2)

@@ -1,0 +1,102 @@
+"""Canonical span contract (seed 002 §3.1, §13.2, validator `canonical_contract_v1` of §25.1).
+
+A span on gw.spans is a JSON object:
+
+    {"id": "s_...", "tenant": "t_...", "who": "dan", "did": "sale.post", "this": "order:12345",
+     "when": "2025-10-05T22:18:07Z", "confirmed_by": ["pos://register-7"], "status": "confirmed",
+     "data": {...}}
+
+Rules (each failure has one typed reason, the first that applies, in this order):
+  not_json                 the bytes are not JSON
+  not_object               the JSON is not an object
+  missing_field:<f>        id, tenant, who, did, this or when is absent or null
+  bad_type:<f>             one of those (or status) is not a string, or is an empty string
+  bad_time:when            `when` is not an RFC 3339 timestamp with an offset
+  not_array:confirmed_by   confirmed_by is present (not null) and not an array
+  bad_type:confirmed_by    an element of confirmed_by is not a string
+  not_object:data          data is present (not null) and not an object
+
+Extra fields are allowed and kept (the contract is `require`/`allow`, not closed).
+Pure: no I/O, no clock.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from processors.timefmt import TimeFormatError, parse_time_ms
+
+REQUIRED = ("id", "tenant", "who", "did", "this", "when")
+OPTIONAL_STRINGS = ("status",)
+
+
+class Span(NamedTuple):
+    """A validated span: the decoded object and its event time in epoch ms."""
+    doc: dict
+    when_ms: int
+
+    @property
+    def id(self) -> str:
+        return self.doc["id"]
+
+    @property
+    def tenant(self) -> str:
+        return self.doc["tenant"]
+
+
+class Rejected(NamedTuple):
+    reason: str
+
+
+def validate(obj: Any) -> Span | Rejected:
+    """Check a decoded value against canonical_contract_v1."""
+    if not isinstance(obj, dict):
+        return Rejected("not_object")
+    for f in REQUIRED:
+        if obj.get(f) is None:
+            return Rejected(f"missing_field:{f}")
+    for f in REQUIRED + OPTIONAL_STRINGS:
+        v = obj.get(f)
+        if f in REQUIRED or v is not None:
+            if not isinstance(v, str) or not v:
+                return Rejected(f"bad_type:{f}")
+    when = obj["when"]
+    # RFC 3339 only: parse_time_ms would also take an epoch number written as a string.
+    if when.lstrip("-").replace(".", "", 1).isdigit():
+        return Rejected("bad_time:when")
+    try:
+        when_ms = parse_time_ms(when)
+    except (TimeFormatError, ValueError, OverflowError):
+        return Rejected("bad_time:when")
+    cb = obj.get("confirmed_by")
+    if cb is not None:
+        if not isinstance(cb, list):
+            return Rejected("not_array:confirmed_by")
+        if not all(isinstance(x, str) for x in cb):
+            return Rejected("bad_type:confirmed_by")
+    data = obj.get("data")
+    if data is not None and not isinstance(data, dict):
+        return Rejected("not_object:data")
+    return Span(obj, when_ms)
+
+
+def decode(raw: bytes | str | None) -> Span | Rejected:
+    """Bytes off the wire -> Span or Rejected (never raises)."""
+    if raw is None:
+        return Rejected("not_json")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return Rejected("not_json")
+    return validate(obj)
+
+
+def dlq_record(source_topic: str, partition: int, offset: int, reason: str, raw: bytes | str | None) -> dict:
+    """The gw.dlq value for a rejected record (key = source topic)."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        payload = bytes(raw).decode("utf-8", errors="replace")
+    else:
+        payload = raw if raw is not None else ""
+    return {"source_topic": source_topic, "partition": partition, "offset": offset,
+            "reason": reason, "payload": payload}
