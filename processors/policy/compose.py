@@ -1,0 +1,140 @@
+"""Compose policy files into one Policy: merge, hash, origins, compiled rules.
+
+Precedence: the built-in layer (processors.policy.defaults), then the sources in
+the order given (project -> env -> gate -> ...); later wins.
+
+Merge semantics:
+  * mappings merge key by key, recursively; a later `null` deletes the key;
+  * lists merge by identity: a scalar item, or a mapping item with an `id`,
+    `route` or `name`, replaces the earlier item with the same identity in place;
+    every other item is appended. So `hooks.must_have` lists add up, and a rule
+    with an explicit `id` in a later file overrides the earlier one;
+  * anything else: the later value replaces the earlier one.
+
+The policy hash is sha256 of the canonical JSON of the composed document
+(comments, whitespace and key order do not change it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.canonical import canonical_json, sha256_hex
+from processors.policy.defaults import BUILTIN_FILE, BUILTIN_YAML
+from processors.policy.errors import PolicyError
+from processors.policy.gate import GateConfig, gate_config
+from processors.policy.rules import Rule, compile_rules
+from processors.policy.source import Located, Origin, origins, parse_yaml, plain
+
+_IDENTITY_KEYS = ("id", "route", "name")
+
+
+@dataclass
+class Policy:
+    doc: dict                       # the composed plain document
+    hash: str                       # sha256 hex of canonical_json(doc)
+    origins: dict[str, Origin]      # path -> file:line of the value that won
+    rules: list[Rule] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    gate: GateConfig | None = None
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return lookup(self.doc, path, default)
+
+    @property
+    def cohort(self) -> str:
+        return self.gate.cohort if self.gate else "canary"
+
+
+def lookup(doc: Any, path: str, default: Any = None) -> Any:
+    cur = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return default
+        cur = cur[part]
+    return cur
+
+
+def _identity(loc: Located):
+    v = loc.value
+    if isinstance(v, dict):
+        for k in _IDENTITY_KEYS:
+            if k in v and isinstance(v[k].value, (str, int)):
+                return (k, v[k].value)
+        return None
+    if isinstance(v, (list,)):
+        return None
+    return ("=", v)
+
+
+def merge(base: Located | None, top: Located | None) -> Located | None:
+    if base is None:
+        return top
+    if top is None:
+        return base
+    if isinstance(base.value, dict) and isinstance(top.value, dict):
+        out = dict(base.value)
+        for k, child in top.value.items():
+            if child.value is None:
+                out.pop(k, None)
+            elif k in out:
+                out[k] = merge(out[k], child)
+            else:
+                out[k] = child
+        return Located(out, base.origin)
+    if isinstance(base.value, list) and isinstance(top.value, list):
+        out_list = list(base.value)
+        index = {}
+        for i, item in enumerate(out_list):
+            ident = _identity(item)
+            if ident is not None:
+                index.setdefault(ident, i)
+        for item in top.value:
+            ident = _identity(item)
+            if ident is not None and ident in index:
+                out_list[index[ident]] = merge(out_list[index[ident]], item) \
+                    if isinstance(item.value, dict) else item
+            else:
+                if ident is not None:
+                    index[ident] = len(out_list)
+                out_list.append(item)
+        return Located(out_list, base.origin)
+    return top
+
+
+_SUBST = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+def substitute(text: str, doc: dict) -> str:
+    """Replace ${a.b.c} by that value of the composed document."""
+    def repl(m):
+        v = lookup(doc, m.group(1))
+        if v is None or isinstance(v, (dict, list)):
+            raise ValueError(f"${{{m.group(1)}}} does not name a value of the policy")
+        return str(v)
+    return _SUBST.sub(repl, text)
+
+
+def compose(sources: list[tuple[str, str]]) -> Policy:
+    """sources: (file name, YAML text) in precedence order. Raises PolicyError."""
+    tree = parse_yaml(BUILTIN_FILE, BUILTIN_YAML)
+    files = []
+    for name, text in sources:
+        loc = parse_yaml(name, text)
+        files.append(name)
+        if loc is None:
+            continue
+        if not isinstance(loc.value, dict):
+            raise PolicyError(name, loc.origin.line, "a policy file must be a mapping at the top level")
+        tree = merge(tree, loc)
+    doc = plain(tree)
+    where = origins(tree)
+    try:
+        digest = sha256_hex(canonical_json(doc))
+    except TypeError as e:  # pragma: no cover - source.py already reduces values to plain types
+        raise PolicyError(files[-1] if files else BUILTIN_FILE, None, f"not serializable: {e}") from None
+    policy = Policy(doc=doc, hash=digest, origins=where, files=files)
+    policy.rules = compile_rules(doc, where)
+    policy.gate = gate_config(doc, where)
+    return policy

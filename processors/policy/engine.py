@@ -1,0 +1,260 @@
+"""The policy engine: signal batches in, action records out. Pure and deterministic.
+
+Input: batches of signal records {"name","scope","cohort","subject","window_s",
+"value","samples","ts"}; one batch = every signal of one (scope, domain, step ts).
+Batches of one (scope, domain) arrive in ts order; different domains interleave
+arbitrarily. A batch at or before its (scope, domain)'s last step is a
+re-delivery and ignored.
+
+Each rule (and the gate) of a scope is evaluated at step E once every domain it
+reads has delivered E or a later step, in ascending E. So each evaluator sees the
+same steps with the same data whatever the interleaving: the set of actions
+depends only on the policy and the signals (INV4). Batches wait in `pending`
+until every evaluator that needs them has run (at most
+evaluation.max_pending_steps steps per scope; older ones are then dropped and
+evaluate as missing: fail-closed).
+
+Rules fire on the rising edge per (scope, rule): one action per breach, re-armed
+when the condition is known false. Unknown (missing/thin) follows on_missing:
+hold (nothing changes) or abort (counts as a breach).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Callable
+
+from processors.policy.compose import Policy
+from processors.policy.errors import SignalError
+from processors.policy.evaluator import combine, cond_held, instant, update_streaks
+from processors.policy.gate import NEXT, STATES, gate_domains
+from processors.policy.grammar import conds, signal_info
+from processors.policy.records import action_record, gate_record
+from processors.timefmt import TimeFormatError, parse_time_ms
+
+GATE = "__gate__"
+STATE_VERSION = 1
+
+Signer = Callable[[dict, int], dict]
+
+
+def permit_signer(signing_key) -> Signer:
+    """A signer for Engine: issue_permit with the decider key (the caller loads the key)."""
+    from processors.signing import issue_permit
+    return functools.partial(issue_permit, signing_key)
+
+
+def _new_scope() -> dict:
+    return {"frontier": {}, "pending": {}, "rules": {},
+            "gate": {"state": STATES[0], "last": None, "clean_since": None}}
+
+
+class Engine:
+    def __init__(self, policy: Policy, signer: Signer | None = None):
+        self.policy = policy
+        self.signer = signer
+        self.cohort = policy.gate.cohort
+        self.blocking = [r for r in policy.rules if r.blocking]
+        # evaluators in a fixed order: rules as composed, the gate last
+        self.evaluators = [(r.id, r.domains) for r in policy.rules]
+        self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking)))
+        self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
+        self.rules = {r.id: r for r in policy.rules}
+        self.used_domains = {d for _, doms in self.evaluators for d in doms}
+        self.scopes: dict[str, dict] = {}
+
+    # ---- state -------------------------------------------------------------------------
+    def to_state(self) -> dict:
+        """JSON-able: str keys only. Restore with Engine.from_state."""
+        return {"version": STATE_VERSION, "policy_hash": self.policy.hash,
+                "scopes": {s: self.scope_state(s) for s in sorted(self.scopes)}}
+
+    def scope_state(self, scope: str) -> dict:
+        st = self.scopes.get(scope) or _new_scope()
+        out = copy.deepcopy(st)
+        out["pending"] = {str(ts): doms for ts, doms in sorted(st["pending"].items())}
+        for r in out["rules"].values():
+            r["fingerprint"] = self.rules[r["id"]].fingerprint if r["id"] in self.rules else r.get("fingerprint")
+        return out
+
+    def load_scope_state(self, scope: str, state: dict) -> None:
+        st = copy.deepcopy(state)
+        st["pending"] = {int(ts): doms for ts, doms in st.get("pending", {}).items()}
+        # keep a rule's state only if the rule still means the same (policy reload)
+        st["rules"] = {rid: r for rid, r in st.get("rules", {}).items()
+                       if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
+        st.setdefault("frontier", {})
+        st.setdefault("gate", _new_scope()["gate"])
+        self.scopes[scope] = st
+
+    @classmethod
+    def from_state(cls, policy: Policy, state: dict, signer: Signer | None = None) -> "Engine":
+        eng = cls(policy, signer)
+        for scope, st in (state or {}).get("scopes", {}).items():
+            eng.load_scope_state(scope, st)
+        return eng
+
+    def gate_state(self, scope: str) -> str:
+        return (self.scopes.get(scope) or _new_scope())["gate"]["state"]
+
+    # ---- input -------------------------------------------------------------------------
+    def on_batch(self, signals: list[dict]) -> list[dict]:
+        """Feed one batch (or several, grouped here by scope/domain/ts); returns new actions."""
+        groups: dict[tuple, list] = {}
+        for sig in signals:
+            scope, domain, ts, compact = _validate(sig)
+            groups.setdefault((ts, scope, domain), []).append(compact)
+        actions: list[dict] = []
+        for (ts, scope, domain) in sorted(groups):
+            actions.extend(self._deliver(scope, domain, ts, groups[(ts, scope, domain)]))
+        return actions
+
+    def _deliver(self, scope: str, domain: str, ts: int, sigs: list[dict]) -> list[dict]:
+        st = self.scopes.setdefault(scope, _new_scope())
+        if ts <= st["frontier"].get(domain, -1):
+            return []  # re-delivered or out of order: already decided
+        st["frontier"][domain] = ts
+        if domain in self.used_domains:
+            sigs.sort(key=lambda s: (s["name"], s["subject"] is not None, str(s["subject"]), str(s["cohort"])))
+            st["pending"].setdefault(ts, {})[domain] = sigs
+        actions = self._run_ready(scope, st)
+        self._prune(st)
+        return actions
+
+    def _run_ready(self, scope: str, st: dict) -> list[dict]:
+        tasks = []
+        steps = sorted(st["pending"])
+        for key, doms in self.evaluators:
+            last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
+            ready_until = min(st["frontier"].get(d, -1) for d in doms)
+            for ts in steps:
+                if ts > ready_until:
+                    break
+                if (last is None or ts > last) and any(d in st["pending"][ts] for d in doms):
+                    tasks.append((ts, self.order[key], key))
+        tasks.sort()
+        out = []
+        for ts, _, key in tasks:
+            view = self._view(st["pending"][ts])
+            rec = self._gate_step(scope, st, ts, view) if key == GATE else self._rule_step(scope, st, key, ts, view)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def _prune(self, st: dict) -> None:
+        def needed(ts, doms_at_ts):
+            for key, doms in self.evaluators:
+                last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
+                if (last is None or ts > last) and any(d in doms_at_ts for d in doms):
+                    return True
+            return False
+        for ts in [t for t, doms in st["pending"].items() if not needed(t, doms)]:
+            del st["pending"][ts]
+        excess = len(st["pending"]) - self.policy.gate.max_pending_steps
+        for ts in sorted(st["pending"])[:max(0, excess)]:
+            del st["pending"][ts]
+
+    def _view(self, pending_at_ts: dict) -> dict:
+        """signal name -> gate-cohort signals; and '~context' -> other cohorts."""
+        view: dict[str, list] = {}
+        context: dict[str, list] = {}
+        for sigs in pending_at_ts.values():
+            for s in sigs:
+                c = s["cohort"]
+                target = view if c in (None, "", "all", self.cohort) else context
+                target.setdefault(s["name"], []).append(s)
+        view["~context"] = context
+        return view
+
+    # ---- rules -------------------------------------------------------------------------
+    def _rule_step(self, scope, st, rid, ts, view):
+        rule = self.rules[rid]
+        rs = st["rules"].setdefault(rid, {"id": rid, "last": None, "active": False, "streaks": {}})
+        rs["last"] = ts
+        max_gap = self.policy.gate.max_gap_ms
+        cond_list = conds(rule.expr)
+        index = {id(c): i for i, c in enumerate(cond_list)}
+        for i, c in enumerate(cond_list):
+            if c.for_ms:
+                update_streaks(c, view.get(c.signal, []), rule.min_samples,
+                               rs["streaks"].setdefault(str(i), {}), ts, max_gap)
+
+        def leaf(c):
+            sigs = view.get(c.signal, [])
+            return cond_held(c, sigs, rule.min_samples, rs["streaks"].get(str(index[id(c)]), {}), ts)
+
+        value = combine(rule.expr, leaf)
+        if value is None:
+            if rule.on_missing == "hold":
+                return None
+            value = True
+        if not value:
+            rs["active"] = False
+            return None
+        if rs["active"]:
+            return None  # still the same breach
+        rs["active"] = True
+        rec = action_record(self.policy, rule, scope, ts, view, rs["streaks"])
+        return self._sign(rec, ts)
+
+    # ---- gate --------------------------------------------------------------------------
+    def _gate_step(self, scope, st, ts, view):
+        g = st["gate"]
+        prev_last, g["last"] = g["last"], ts
+        if g["state"] == STATES[-1]:
+            return None
+        cfg = self.policy.gate
+        nxt = NEXT[g["state"]]
+        if not self._clean(view, cfg.required + cfg.stage_required[nxt]):
+            g["clean_since"] = None
+            return None
+        if g["clean_since"] is None or prev_last is None or ts - prev_last > cfg.max_gap_ms:
+            g["clean_since"] = ts
+        if ts - g["clean_since"] < cfg.windows[nxt]:
+            return None
+        frm, g["state"], g["clean_since"] = g["state"], nxt, None
+        rec = gate_record(self.policy, scope, ts, frm, nxt, view, cfg.required + cfg.stage_required[nxt])
+        return self._sign(rec, ts)
+
+    def _clean(self, view, required) -> bool:
+        ms = self.policy.gate.min_samples
+        for name in required:
+            sigs = view.get(name, [])
+            if not sigs or any(s["value"] is None or (s["samples"] or 0) < ms for s in sigs):
+                return False
+        for rule in self.blocking:
+            if instant(rule.expr, view, rule.min_samples) is not False:
+                return False
+        for _, expr in self.policy.gate.block:
+            if instant(expr, view, ms) is not False:
+                return False
+        return True
+
+    def _sign(self, rec: dict, ts: int) -> dict:
+        rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms) if self.signer else None
+        return rec
+
+
+def _validate(sig) -> tuple:
+    if not isinstance(sig, dict):
+        raise SignalError(f"a signal must be an object, got {type(sig).__name__}")
+    name, scope = sig.get("name"), sig.get("scope")
+    if not isinstance(name, str) or not isinstance(scope, str) or not scope:
+        raise SignalError(f"signal needs string name and scope: {sig!r:.200}")
+    info = signal_info(name)
+    if info is None:
+        raise SignalError(f"unknown signal {name!r}")
+    try:
+        ts = parse_time_ms(sig.get("ts"))
+    except TimeFormatError as e:
+        raise SignalError(f"signal {name}: {e}") from None
+    value, samples = sig.get("value"), sig.get("samples", 0)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
+        raise SignalError(f"signal {name}: value must be a number or null, got {value!r}")
+    if samples is None:
+        samples = 0
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise SignalError(f"signal {name}: samples must be a non-negative integer, got {samples!r}")
+    compact = {"name": info.name, "cohort": sig.get("cohort"), "subject": sig.get("subject"),
+               "window_s": sig.get("window_s"), "value": value, "samples": samples}
+    return scope, info.domain, ts, compact

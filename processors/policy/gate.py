@@ -1,0 +1,133 @@
+"""The release gate of seed 000's SPEC, per scope:
+
+    PLAN_OK -> EXEC_FAST_OK -> EXEC_FULL_OK -> ORR_OK -> CANARY_READY
+
+A gate step at time E is *clean* when, in the gate cohort,
+  * every required signal (gate.required plus the next stage's `requires`) is
+    present with a value and at least gate.min_samples samples, for every subject;
+  * every blocking rule (abort rules and critical hooks) is known to be false
+    right now, ignoring its `for` duration (a breach building up blocks too);
+  * `invariant > 0` and `burn_rate_4h >= 1` (INV2, INV3: always), and every
+    gate.block_when condition, are known to be false.
+The gate moves one state forward when it has been clean at every evaluated step
+for the next stage's window (gaps longer than evaluation.max_gap restart the
+count). Unknown is never clean (INV5, fail-closed); there is no averaging.
+Aborts leave the state unchanged; they only break the clean streak (LF2: healthy
+steps afterwards let it progress again).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from processors.policy.grammar import GrammarError, conds, parse_condition, signal_info
+from processors.policy.rules import _suggest, fail
+from processors.timefmt import TimeFormatError, parse_duration_ms
+
+STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
+NEXT = dict(zip(STATES, STATES[1:]))
+ALWAYS_BLOCK = ("invariant > 0", "burn_rate_4h >= 1")
+GATE_KEYS = ("cohort", "min_samples", "required", "block_when", "stages")
+STAGE_KEYS = ("window", "requires")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    cohort: str
+    min_samples: int
+    required: tuple            # catalogue names, every stage
+    stage_required: dict       # state -> tuple of names
+    windows: dict              # state -> ms of clean evidence needed to enter it
+    block: tuple               # (text, expr) conditions that block while true or unknown
+    ttl_ms: int
+    max_gap_ms: int
+    max_pending_steps: int
+
+
+def _duration(doc_value, where, path) -> int:
+    try:
+        ms = parse_duration_ms(doc_value)
+    except (TimeFormatError, TypeError):
+        fail(where, path, f"not a duration: {doc_value!r} (use e.g. 30s, 5m, 1h)")
+    if ms < 0:
+        fail(where, path, f"duration must not be negative: {doc_value!r}")
+    return ms
+
+
+def _signals(names, where, path) -> tuple:
+    if not isinstance(names, list):
+        fail(where, path, f"{path} must be a list of signal names")
+    out = []
+    for i, n in enumerate(names):
+        info = signal_info(n) if isinstance(n, str) else None
+        if info is None:
+            fail(where, f"{path}[{i}]", f"unknown signal {n!r}")
+        if info.name not in out:
+            out.append(info.name)
+    return tuple(out)
+
+
+def gate_config(doc: dict, where: dict) -> GateConfig:
+    g = doc.get("gate") or {}
+    if not isinstance(g, dict):
+        fail(where, "gate", "gate must be a mapping")
+    for k in g:
+        if k not in GATE_KEYS:
+            fail(where, f"gate.{k}", f"unknown key {k!r} in gate{_suggest(k, GATE_KEYS)}")
+    min_samples = g.get("min_samples", 1)
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 0:
+        fail(where, "gate.min_samples", f"min_samples must be a non-negative integer, got {min_samples!r}")
+    stages = g.get("stages") or {}
+    if not isinstance(stages, dict):
+        fail(where, "gate.stages", "gate.stages must map states to {window, requires}")
+    windows, stage_required = {}, {}
+    for st, spec in stages.items():
+        if st not in STATES[1:]:
+            fail(where, f"gate.stages.{st}", f"unknown gate state {st!r}{_suggest(st, STATES[1:])}")
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            fail(where, f"gate.stages.{st}", "a stage must be a mapping {window, requires}")
+        for k in spec:
+            if k not in STAGE_KEYS:
+                fail(where, f"gate.stages.{st}.{k}", f"unknown key {k!r} in stage{_suggest(k, STAGE_KEYS)}")
+        windows[st] = _duration(spec.get("window", "0s"), where, f"gate.stages.{st}.window")
+        stage_required[st] = _signals(spec.get("requires", []), where, f"gate.stages.{st}.requires")
+    for st in STATES[1:]:
+        windows.setdefault(st, 0)
+        stage_required.setdefault(st, ())
+    block = []
+    extra = g.get("block_when") or []
+    if not isinstance(extra, list):
+        fail(where, "gate.block_when", "gate.block_when must be a list of conditions")
+    for i, text in enumerate(list(ALWAYS_BLOCK) + list(extra)):
+        try:
+            block.append((text, parse_condition(text)))
+        except GrammarError as e:
+            fail(where, f"gate.block_when[{i - len(ALWAYS_BLOCK)}]", f"cannot parse when {text!r}: {e}")
+    ev = doc.get("evaluation") or {}
+    max_pending = ev.get("max_pending_steps", 720)
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        fail(where, "evaluation.max_pending_steps", f"must be a positive integer, got {max_pending!r}")
+    return GateConfig(
+        cohort=str(g.get("cohort", "canary")),
+        min_samples=min_samples,
+        required=_signals(g.get("required", []), where, "gate.required"),
+        stage_required=stage_required,
+        windows=windows,
+        block=tuple(block),
+        ttl_ms=_duration((doc.get("permits") or {}).get("ttl", "1h"), where, "permits.ttl"),
+        max_gap_ms=_duration(ev.get("max_gap", "60s"), where, "evaluation.max_gap"),
+        max_pending_steps=max_pending,
+    )
+
+
+def gate_domains(cfg: GateConfig, blocking_rules) -> tuple:
+    names = set(cfg.required)
+    for st in STATES[1:]:
+        names.update(cfg.stage_required[st])
+    for _, expr in cfg.block:
+        names.update(c.signal for c in conds(expr))
+    doms = {signal_info(n).domain for n in names}
+    for r in blocking_rules:
+        doms.update(r.domains)
+    return tuple(sorted(doms))
+

@@ -1,0 +1,179 @@
+"""Rules from the composed document: abort rules (`abort_rules:` and `abort:` lists)
+and the enabled hooks (`hooks.critical` / `hooks.must_have` names, defined in
+`hooks.library`). Every problem is a PolicyError naming file, line and problem.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from processors.canonical import content_id
+from processors.policy.errors import PolicyError
+from processors.policy.grammar import GrammarError, conds, parse_condition, render, signal_info
+from processors.policy.source import Origin
+
+RULE_KEYS = ("id", "when", "preset", "action", "severity", "on_missing", "min_samples", "description")
+ACTIONS = ("rollback", "rollback_fe", "rollback_feature", "rollback_release", "rollback_baseline",
+           "freeze", "block_release", "throttle", "degrade", "pause", "notify")
+SEVERITIES = ("page", "ticket", "info")
+ON_MISSING = ("hold", "abort")
+ABORT_LISTS = ("abort_rules", "abort")
+_OP_WORDS = {">=": "ge", "<=": "le", "==": "eq", "!=": "ne", ">": "gt", "<": "lt"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str           # abort | hook
+    action: str
+    text: str           # the condition as written (after ${...} substitution)
+    expr: object        # grammar.Cond / And / Or
+    severity: str
+    on_missing: str     # hold | abort
+    min_samples: int
+    blocking: bool      # blocks gate progress while true or unknown (abort rules, critical hooks)
+    domains: tuple      # catalogue domains the rule reads, sorted
+    origin: Origin
+    path: str           # where in the composed document
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when anything that decides the rule's outcome changes."""
+        return content_id([self.id, self.kind, self.action, render(self.expr), self.severity,
+                           self.on_missing, self.min_samples, self.blocking])
+
+    def describe(self) -> dict:
+        return {"id": self.id, "text": self.text, "severity": self.severity,
+                "on_missing": self.on_missing, "min_samples": self.min_samples}
+
+
+def _at(where: dict, path: str) -> Origin:
+    while path:
+        if path in where:
+            return where[path]
+        path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
+    return Origin("<policy>", 0)
+
+
+def fail(where: dict, path: str, problem: str):
+    o = _at(where, path)
+    raise PolicyError(o.file, o.line or None, problem)
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def slug(text: str) -> str:
+    for op, word in _OP_WORDS.items():
+        text = text.replace(f" {op} ", f"_{word}_")
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:80]
+
+
+def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id: str | None = None,
+                 blocking: bool) -> Rule:
+    from processors.policy.compose import lookup, substitute  # avoid an import cycle
+
+    what = "rule" if kind == "abort" else "hook"
+    if not isinstance(spec, dict):
+        fail(where, path, f"a {what} must be a mapping with when/preset and action, got {type(spec).__name__}")
+    for key in spec:
+        if key not in RULE_KEYS:
+            fail(where, f"{path}.{key}", f"unknown key {key!r} in {what}{_suggest(key, RULE_KEYS)}")
+    defaults = lookup(doc, "rule_defaults", {}) or {}
+    if ("when" in spec) == ("preset" in spec):
+        fail(where, path, f"a {what} needs exactly one of 'when' or 'preset'")
+    if "preset" in spec:
+        presets = lookup(doc, "presets", {}) or {}
+        name = spec["preset"]
+        if not isinstance(name, str) or name not in presets:
+            fail(where, f"{path}.preset", f"unknown preset {name!r}{_suggest(str(name), presets)}"
+                 f" (known: {', '.join(sorted(presets))})")
+        text, text_path = presets[name], f"presets.{name}"
+    else:
+        text, text_path = spec["when"], f"{path}.when"
+    try:
+        text = substitute(text, doc) if isinstance(text, str) else text
+        expr = parse_condition(text)
+    except (GrammarError, ValueError) as e:
+        fail(where, text_path, f"cannot parse when {text!r}: {e}")
+    action = spec.get("action")
+    if action not in ACTIONS:
+        fail(where, f"{path}.action" if "action" in spec else path,
+             f"unknown action {action!r}{_suggest(str(action), ACTIONS)} (known: {', '.join(ACTIONS)})"
+             if action is not None else f"{what} without an action")
+    severity = spec.get("severity", defaults.get(f"{kind}_severity", "page" if kind == "abort" else "ticket"))
+    if severity not in SEVERITIES:
+        fail(where, f"{path}.severity", f"unknown severity {severity!r}{_suggest(str(severity), SEVERITIES)}")
+    on_missing = spec.get("on_missing", defaults.get("on_missing", "hold"))
+    if on_missing not in ON_MISSING:
+        fail(where, f"{path}.on_missing", f"on_missing must be hold or abort, got {on_missing!r}")
+    min_samples = spec.get("min_samples", defaults.get("min_samples", 1))
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 0:
+        fail(where, f"{path}.min_samples", f"min_samples must be a non-negative integer, got {min_samples!r}")
+    rid = spec.get("id", rule_id)
+    if rid is None:
+        rid = f"{action}:{slug(render(expr))}"
+    if not isinstance(rid, str) or not rid:
+        fail(where, f"{path}.id", f"rule id must be a non-empty string, got {rid!r}")
+    domains = tuple(sorted({signal_info(c.signal).domain for c in conds(expr)}))
+    return Rule(rid, kind, action, text, expr, severity, on_missing, min_samples, blocking, domains,
+                _at(where, path), path)
+
+
+def compile_rules(doc: dict, where: dict) -> list[Rule]:
+    rules: list[Rule] = []
+    for list_key in ABORT_LISTS:
+        items = doc.get(list_key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            fail(where, list_key, f"{list_key} must be a list of rules")
+        for i, spec in enumerate(items):
+            rules.append(compile_rule(spec, f"{list_key}[{i}]", "abort", where, doc, blocking=True))
+    rules.extend(_hooks(doc, where))
+    seen: dict[str, Rule] = {}
+    for r in rules:
+        if r.id in seen:
+            first = seen[r.id].origin
+            fail(where, r.path, f"duplicate rule id {r.id!r} (first defined at {first})")
+        seen[r.id] = r
+    return rules
+
+
+def _hooks(doc: dict, where: dict) -> list[Rule]:
+    hooks = doc.get("hooks") or {}
+    if not isinstance(hooks, dict):
+        fail(where, "hooks", "hooks must be a mapping (critical, must_have, library, aliases)")
+    for key in hooks:
+        if key not in ("critical", "must_have", "library", "aliases"):
+            fail(where, f"hooks.{key}", f"unknown key {key!r} in hooks"
+                 f"{_suggest(key, ('critical', 'must_have', 'library', 'aliases'))}")
+    library = hooks.get("library") or {}
+    aliases = hooks.get("aliases") or {}
+    enabled: dict[str, tuple[bool, str]] = {}
+    for group in ("critical", "must_have"):
+        names = hooks.get(group) or []
+        if not isinstance(names, list):
+            fail(where, f"hooks.{group}", f"hooks.{group} must be a list of hook names")
+        for i, name in enumerate(names):
+            canon = aliases.get(name, name)
+            if canon not in library:
+                fail(where, f"hooks.{group}[{i}]",
+                     f"unknown hook {name!r}{_suggest(str(name), list(library) + list(aliases))}")
+            if canon not in enabled:
+                enabled[canon] = (group == "critical", f"hooks.{group}[{i}]")
+            elif group == "critical":
+                enabled[canon] = (True, enabled[canon][1])
+    if not isinstance(library, dict):
+        fail(where, "hooks.library", "hooks.library must map hook names to rules")
+    out = []
+    for name in library:  # every definition is checked, enabled or not
+        critical, _ = enabled.get(name, (False, ""))
+        rule = compile_rule(library[name], f"hooks.library.{name}", "hook", where, doc,
+                            rule_id=f"hook:{name}", blocking=critical)
+        if name in enabled:
+            out.append(rule)
+    return out
