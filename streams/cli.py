@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "streams.cmd_policy",
     "streams.cmd_quality",
     "streams.cmd_worm",
+    "streams.cmd_executor",
 )
 
 

@@ -1,0 +1,285 @@
+"""The executor's Kafka loop: actions in, receipts out, offsets committed after the durable RESULT.
+
+- Concurrency across scopes, strict order within one: records are dispatched to a
+  lane per Kafka key (= scope); a lane runs one record at a time, lanes run on a
+  thread pool.
+- An offset is committed only when it and every earlier offset of its partition
+  are settled (RESULT or REFUSED durable, or a duplicate), so a crash re-delivers
+  everything unsettled and the ledger makes that harmless.
+- Receipts are produced by this thread in ledger order (seq). The last delivered
+  seq is persisted, so after a crash every receipt that may not have reached Kafka
+  is produced again (same bytes, same id: consumers dedupe by id).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from sinks.executor.config import ExecutorConfig
+from sinks.executor.core import ActionHandler
+from sinks.executor.ledger import Ledger
+from sinks.executor.metrics import ExecutorMetrics
+from sinks.executor.receipts import seal
+from streams import topics
+from streams.errors import GatewatchError
+from streams.kafka import consumer as make_consumer
+from streams.kafka import producer as make_producer
+from streams.ops import log_event
+
+log = logging.getLogger("gatewatch.executor")
+
+
+class ScopeLanes:
+    """submit(lane, fn): fns of one lane run one after another in submit order; lanes run in parallel."""
+
+    def __init__(self, threads: int):
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lane")
+        self._queues: dict[bytes, collections.deque] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self.failure: BaseException | None = None
+
+    def submit(self, lane: bytes, fn) -> None:
+        with self._lock:
+            q = self._queues.get(lane)
+            if q is not None:  # lane busy: run after the ones before it
+                q.append(fn)
+                return
+            self._queues[lane] = collections.deque()
+        self._pool.submit(self._drain, lane, fn)
+
+    def _drain(self, lane: bytes, fn) -> None:
+        while fn is not None:
+            try:
+                fn()
+            except BaseException as e:  # a ledger/disk error: stop the worker, never skip a record
+                log_event(log, "lane failed", logging.ERROR, error=f"{type(e).__name__}: {e}")
+                self.failure = self.failure or e
+            with self._lock:
+                q = self._queues[lane]
+                if q:
+                    fn = q.popleft()
+                else:
+                    del self._queues[lane]
+                    fn = None
+                    if not self._queues:
+                        self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._queues, timeout)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class OffsetTracker:
+    """Per partition: offsets in flight; the commit point is the lowest unsettled offset."""
+
+    def __init__(self):
+        self._pending: dict[tuple[str, int], set[int]] = collections.defaultdict(set)
+        self._next: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def start(self, tp: tuple[str, int], offset: int) -> None:
+        with self._lock:
+            self._pending[tp].add(offset)
+            self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+
+    def settle(self, tp: tuple[str, int], offset: int) -> None:
+        with self._lock:
+            self._pending[tp].discard(offset)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._pending.values())
+
+    def to_commit(self) -> list[TopicPartition]:
+        """Commit points that moved since the last call."""
+        out = []
+        with self._lock:
+            for tp, nxt in self._next.items():
+                point = min(self._pending[tp]) if self._pending[tp] else nxt
+                if point > self._committed.get(tp, -1):
+                    out.append(TopicPartition(tp[0], tp[1], point))
+        return out
+
+    def committed(self, offsets: list[TopicPartition]) -> None:
+        with self._lock:
+            for tp in offsets:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def forget(self, partitions) -> None:
+        with self._lock:
+            for p in partitions:
+                key = (p.topic, p.partition)
+                for d in (self._pending, self._next, self._committed):
+                    d.pop(key, None)
+
+
+class ReceiptPublisher:
+    """Produces ledger receipts in seq order and persists how far delivery got."""
+
+    def __init__(self, ledger: Ledger, producer, topic: str, metrics: ExecutorMetrics):
+        self.ledger, self.producer, self.topic, self.metrics = ledger, producer, topic, metrics
+        self.delivered = ledger.published_seq()
+        self.cursor = self.delivered        # produced up to here
+        self._acked: set[int] = set()
+        self._persisted = self.delivered
+        self.errors = 0
+
+    def _on_delivery(self, seq: int):
+        def cb(err, msg):
+            if err is not None:
+                self.errors += 1  # left unacked: produced again at the next start (idempotent by id)
+                log_event(log, "receipt not delivered", logging.WARNING, seq=seq, error=str(err))
+                return
+            self._acked.add(seq)
+        return cb
+
+    def pump(self) -> None:
+        """Produce new receipts, serve delivery reports, persist the delivered watermark."""
+        for r in self.ledger.receipts_after(self.cursor):
+            while True:
+                try:
+                    self.producer.produce(self.topic, key=r.key.encode(), value=r.body,
+                                          on_delivery=self._on_delivery(r.seq))
+                    break
+                except BufferError:  # local queue full: let it drain
+                    self.producer.poll(0.05)
+            self.cursor = r.seq
+        self.producer.poll(0)
+        while self.delivered + 1 in self._acked:
+            self._acked.discard(self.delivered + 1)
+            self.delivered += 1
+            self.metrics.receipts.inc()
+        if self.delivered > self._persisted:
+            self.ledger.set_published_seq(self.delivered)
+            self._persisted = self.delivered
+
+    def all_delivered(self) -> bool:
+        return self.delivered >= self.ledger.head()[0]
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        self.pump()
+        self.producer.flush(timeout_s)
+        self.pump()
+
+
+class _Stats(collections.Counter):
+    _lock = threading.Lock()
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self[key] += 1
+
+
+class ExecutorWorker:
+    def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, bootstrap: str,
+                 metrics: ExecutorMetrics | None = None, crash_after_effects: int | None = None):
+        self.cfg = cfg
+        self.bootstrap = bootstrap
+        self.metrics = metrics or ExecutorMetrics()
+        signing_key = cfg.signing_key()
+        self.ledger = Ledger(ledger_path, lambda body: seal(signing_key, body))
+        self.handler = ActionHandler(self.ledger, cfg.build_backends(signing_key), cfg.backend_for,
+                                     cfg.trusted_keys(), self.metrics, crash_after_effects=crash_after_effects)
+        self.actions_topic = topics.topic("actions")
+        self.receipts_topic = topics.topic("receipts")
+        self.tracker = OffsetTracker()
+        self.ready = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event, exit_when_idle_s: float | None = None) -> dict:
+        producer = make_producer(self.bootstrap, **{"linger.ms": 2})
+        publisher = ReceiptPublisher(self.ledger, producer, self.receipts_topic, self.metrics)
+        publisher.pump()                                   # receipts a crash may have left unproduced
+        resumed = self.handler.resume_in_flight()         # INTENT without RESULT: re-run, same key
+        publisher.pump()
+        consumer = make_consumer(self.bootstrap, self.cfg.group, **{"fetch.wait.max.ms": 50})
+        lanes = ScopeLanes(self.cfg.concurrency)
+        stats = _Stats(resumed=resumed)
+        try:
+            self._attach(consumer, lanes)
+            self.ready = True
+            self._loop(stop, consumer, lanes, publisher, stats, exit_when_idle_s)
+        finally:
+            self.ready = False
+            lanes.wait_idle(30)
+            lanes.shutdown()
+            publisher.flush()
+            self._commit(consumer)
+            consumer.close()
+            producer.flush(5)
+            self.ledger.close()
+        if lanes.failure is not None:
+            raise GatewatchError(f"executor stopped: {type(lanes.failure).__name__}: {lanes.failure}")
+        return dict(stats)
+
+    def _attach(self, consumer, lanes: ScopeLanes) -> None:
+        if self.cfg.assignment == "group":
+            def on_revoke(c, partitions):  # settle what we hold before someone else takes it
+                lanes.wait_idle(60)
+                self._commit(c)
+                self.tracker.forget(partitions)
+            consumer.subscribe([self.actions_topic], on_revoke=on_revoke)
+            return
+        md = consumer.list_topics(self.actions_topic, timeout=10).topics.get(self.actions_topic)
+        if md is None or md.error is not None or not md.partitions:
+            raise GatewatchError(f"topic {self.actions_topic} not found (run: gatewatch topics create)")
+        wanted = sorted(md.partitions) if self.cfg.partitions is None else self.cfg.partitions
+        parts = [TopicPartition(self.actions_topic, p) for p in wanted]
+        consumer.assign(consumer.committed(parts, timeout=10))
+
+    def _loop(self, stop, consumer, lanes, publisher, stats, exit_when_idle_s) -> None:
+        last_activity = time.monotonic()
+        next_commit = 0.0
+        while not stop.is_set() and lanes.failure is None:
+            pending = self.tracker.pending()
+            self.metrics.pending.set(pending)
+            msgs = consumer.consume(self.cfg.batch_size, 0.05) if pending < self.cfg.max_pending else []
+            if not msgs and pending >= self.cfg.max_pending:
+                time.sleep(0.01)
+            for m in msgs:
+                if m.error() is not None:
+                    log_event(log, "consume error", logging.WARNING, error=str(m.error()))
+                    continue
+                self._dispatch(m, lanes, stats)
+            if msgs or pending:
+                last_activity = time.monotonic()
+            publisher.pump()
+            now = time.monotonic()
+            if now >= next_commit:
+                self._commit(consumer)
+                next_commit = now + self.cfg.commit_interval_s
+            if (exit_when_idle_s is not None and not pending and not msgs and publisher.all_delivered()
+                    and now - last_activity >= exit_when_idle_s):
+                log_event(log, "idle: exiting", idle_s=exit_when_idle_s)
+                break
+
+    def _dispatch(self, m, lanes: ScopeLanes, stats) -> None:
+        tp, offset, value = (m.topic(), m.partition()), m.offset(), m.value()
+        self.tracker.start(tp, offset)
+
+        def work():
+            outcome = self.handler.handle(value)  # raises only on ledger failure: then not settled
+            stats.add(outcome)
+            self.tracker.settle(tp, offset)
+        lanes.submit(m.key() or b"", work)
+
+    def _commit(self, consumer) -> None:
+        offsets = self.tracker.to_commit()
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+            self.tracker.committed(offsets)
+        except KafkaException as e:  # retried at the next interval; re-delivery is harmless
+            log_event(log, "offset commit failed", logging.WARNING, error=str(e))
