@@ -205,12 +205,15 @@ class WormSink:
             self.publish_checkpoint()
 
     def run(self) -> None:
+        idle_since = time.monotonic()
+
         def on_assign(consumer, parts):
+            nonlocal idle_since
             self.assigned = True
+            idle_since = time.monotonic()  # idleness counts from the (slow) group join, not from start
         self.consumer.subscribe(list(self.kind_of), on_assign=on_assign)
         CHECKPOINT_AGE.set_function(lambda: time.monotonic() - self.last_published[1])
         TREE_SIZE.set(self.store.size)
-        idle_since = time.monotonic()
         log_event(LOG, "worm sink started", db=self.cfg.db, size=self.store.size)
         try:
             while not self.stopping:

@@ -139,8 +139,13 @@ class Witness:
 
     def run(self, exit_when_idle_s: float | None = None) -> None:
         assigned = []
-        self.consumer.subscribe([self.topic], on_assign=lambda c, p: assigned.append(True))
         idle_since = time.monotonic()
+
+        def on_assign(consumer, parts):
+            nonlocal idle_since
+            assigned.append(True)
+            idle_since = time.monotonic()
+        self.consumer.subscribe([self.topic], on_assign=on_assign)
         try:
             while not self.stopping:
                 msgs = self.consumer.consume(num_messages=100, timeout=0.2)
