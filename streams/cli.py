@@ -16,6 +16,7 @@ from streams.errors import GatewatchError
 # Each module exposes `commands`, a list of click commands or groups.
 COMMAND_MODULES = (
     "streams.cmd_kafka",
+    "streams.cmd_doctor",
     "streams.cmd_keys",
     "streams.cmd_policy",
     "streams.cmd_quality",
