@@ -208,14 +208,18 @@ def trajectories() -> None:
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None,
               help="Stop after this many seconds without input (for batch runs and tests).")
 @click.option("--group", default="gatewatch-trajectories", show_default=True, help="Consumer group id.")
-def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group) -> None:
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
+              help="Records per consume/produce/snapshot cycle.")
+def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size) -> None:
     """Consume gw.spans, link and score in batches, publish to gw.trajectories and gw.dlq."""
     from streams.broker import kafka_bootstrap
+    from streams.ops import setup_json_logging
     from streams.trajectory_worker import TrajectoryWorker
+    setup_json_logging()
     policy = load_policy(policy_path)
     with kafka_bootstrap() as bs:
         TrajectoryWorker(bs, policy, state_path, group=group, metrics_port=metrics_port,
-                         exit_when_idle=exit_when_idle).run()
+                         exit_when_idle=exit_when_idle, batch_size=batch_size).run()
 
 
 commands = [quality, trajectories]
