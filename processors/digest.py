@@ -64,6 +64,18 @@ class LogHistogram:
         self.zero += other.zero
         return self
 
+    def subtract(self, other: "LogHistogram") -> "LogHistogram":
+        """Exact inverse of merge (counts are integers): lets a window slide bucket by bucket."""
+        for mine, theirs in ((self.pos, other.pos), (self.neg, other.neg)):
+            for k, c in theirs.items():
+                left = mine.get(k, 0) - c
+                if left > 0:
+                    mine[k] = left
+                else:
+                    mine.pop(k, None)
+        self.zero = max(0, self.zero - other.zero)
+        return self
+
     def ranked(self) -> "Ranked":
         """An immutable sorted view for quantile queries (build once, query many)."""
         values, cum, total = [], [], 0
