@@ -5,10 +5,13 @@ the order given (project -> env -> gate -> ...); later wins.
 
 Merge semantics:
   * mappings merge key by key, recursively; a later `null` deletes the key;
-  * lists merge by identity: a scalar item, or a mapping item with an `id`,
-    `route` or `name`, replaces the earlier item with the same identity in place;
-    every other item is appended. So `hooks.must_have` lists add up, and a rule
-    with an explicit `id` in a later file overrides the earlier one;
+  * lists of mappings merge by identity: an item with an `id`, `route` or `name`
+    merges into the earlier item with the same identity, in place; every other
+    item is appended. So abort rules add up across files, a rule with an explicit
+    `id` in a later file overrides the earlier one, and `rum.routes` entries
+    override per route;
+  * lists of scalars (`hooks.critical`, `gate.required`, ...) are replaced
+    wholesale by the later file (later wins; that is how a list shrinks);
   * anything else: the later value replaces the earlier one.
 
 The policy hash is sha256 of the canonical JSON of the composed document
@@ -63,9 +66,7 @@ def _identity(loc: Located):
             if k in v and isinstance(v[k].value, (str, int)):
                 return (k, v[k].value)
         return None
-    if isinstance(v, (list,)):
-        return None
-    return ("=", v)
+    return None
 
 
 def merge(base: Located | None, top: Located | None) -> Located | None:
@@ -83,7 +84,8 @@ def merge(base: Located | None, top: Located | None) -> Located | None:
             else:
                 out[k] = child
         return Located(out, base.origin)
-    if isinstance(base.value, list) and isinstance(top.value, list):
+    if isinstance(base.value, list) and isinstance(top.value, list) \
+            and any(isinstance(i.value, dict) for i in top.value + base.value):
         out_list = list(base.value)
         index = {}
         for i, item in enumerate(out_list):

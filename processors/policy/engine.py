@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from typing import Callable
 
 from processors.policy.compose import Policy
@@ -249,7 +250,7 @@ def _validate(sig) -> tuple:
     except TimeFormatError as e:
         raise SignalError(f"signal {name}: {e}") from None
     value, samples = sig.get("value"), sig.get("samples", 0)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
         raise SignalError(f"signal {name}: value must be a number or null, got {value!r}")
     if samples is None:
         samples = 0

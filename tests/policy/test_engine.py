@@ -1,0 +1,159 @@
+import orjson
+import pytest
+from nacl.signing import SigningKey
+
+from processors.canonical import canonical_json, content_id
+from processors.policy import Engine, SignalError, permit_signer
+from processors.signing import check_permit, key_id
+from processors.timefmt import format_ts
+from tests.policy.helpers import STEP, T0, batch, sig, step_batches, make_policy
+
+KEY = SigningKey(bytes(range(32)))
+
+
+def run(engine, steps, overrides_at=lambda i: None, scope="svc-a"):
+    out = []
+    for i in steps:
+        for b in step_batches(i, scope, overrides_at(i)):
+            out.extend(engine.on_batch(b))
+    return out
+
+
+def test_healthy_signals_walk_the_gate_and_promote():
+    acts = run(Engine(make_policy()), range(20))
+    assert [(a["kind"], a["gate"]["to"]) for a in acts] == [
+        ("gate", "EXEC_FAST_OK"), ("gate", "EXEC_FULL_OK"), ("gate", "ORR_OK"), ("promote", "CANARY_READY")]
+    promote = acts[-1]
+    assert promote["action"] == "promote" and promote["rule"]["id"] == "gate:CANARY_READY"
+    assert {s["name"] for s in promote["signals"]} == {"latency_p95_ms", "err5xx_rate", "burn_rate_4h",
+                                                       "invariant", "rum_inp_p75_ms"}
+
+
+def test_abort_fires_once_per_breach_and_rearms():
+    bad = {"burn_rate_4h": 1.5}
+    acts = run(Engine(make_policy()), range(12), lambda i: bad if i in (2, 3, 4, 8) else None)
+    burns = [a for a in acts if a["rule"]["id"] == "burn"]
+    assert [a["ts"] for a in burns] == [format_ts(T0 + 2 * STEP), format_ts(T0 + 8 * STEP)]
+    a = burns[0]
+    assert a["kind"] == "abort" and a["action"] == "rollback" and a["gate"] is None
+    assert a["rule"] == {"id": "burn", "text": "burn_rate_4h >= 1", "severity": "page",
+                         "on_missing": "hold", "min_samples": 1}
+    assert a["signals"] == [{"name": "burn_rate_4h", "cohort": "canary", "subject": None, "value": 1.5,
+                             "samples": 100, "window_s": 300, "threshold": 1.0, "op": ">=", "for": None,
+                             "state": "breach"}]
+    assert a["id"] == content_id({"policy_hash": a["policy_hash"], "scope": "svc-a", "rule": "burn",
+                                  "ts": a["ts"], "action": "rollback"})
+
+
+def test_for_duration_needs_every_step():
+    pol = make_policy()
+    hi = {"err5xx_rate": 0.01}
+    # 20s streak: fires at the third consecutive breaching step
+    acts = run(Engine(pol), range(8), lambda i: hi if i >= 3 else None)
+    errs = [a for a in acts if a["rule"]["id"] == "err"]
+    assert [a["ts"] for a in errs] == [format_ts(T0 + 5 * STEP)]
+    assert errs[0]["signals"][0]["breach_since"] == format_ts(T0 + 3 * STEP)
+    # an interruption restarts the streak
+    acts = run(Engine(pol), range(8), lambda i: hi if i in (1, 2, 4, 5) else None)
+    assert not [a for a in acts if a["rule"]["id"] == "err"]
+
+
+def test_rum_any_subject_breaches_and_baseline_is_reported():
+    acts = run(Engine(make_policy()), range(3), lambda i: {"rum_inp_p75_ms_delta": 0.5} if i == 1 else None)
+    inp = next(a for a in acts if a["rule"]["id"] == "inp")
+    assert inp["action"] == "rollback_fe"
+    assert {s["subject"] for s in inp["signals"]} == {"/", "/market/:id"}
+    assert inp["baseline"]["signals"][0]["cohort"] == "baseline"
+
+
+def test_missing_hold_vs_abort():
+    # hold: thin err signal neither fires nor lets the gate move
+    acts = run(Engine(make_policy()), range(20), lambda i: {"err5xx_rate": ("thin", 0.5)})
+    assert acts == []
+    pol = make_policy("abort:\n  - {id: err, when: 'err5xx_rate >= 0.001 for 20s', action: rollback,"
+                      " on_missing: abort, min_samples: 5}\n")
+    acts = run(Engine(pol), range(6), lambda i: {"err5xx_rate": "absent"} if i >= 2 else None)
+    errs = [a for a in acts if a["rule"]["id"] == "err"]
+    assert len(errs) == 1 and errs[0]["signals"][0]["state"] == "missing"
+
+
+def test_redelivery_is_ignored_and_ids_are_stable():
+    eng = Engine(make_policy())
+    first = run(eng, range(20))
+    assert run(eng, range(20)) == []  # the same batches again: already decided
+    again = run(Engine(make_policy()), range(20))
+    assert canonical_json(first) == canonical_json(again)
+
+
+def test_permits_are_signed_and_checkable():
+    acts = run(Engine(make_policy(), permit_signer(KEY)), range(6), lambda i: {"invariant": 1} if i == 3 else None)
+    inv = next(a for a in acts if a["rule"]["id"] == "inv")
+    trusted = {key_id(KEY.verify_key): KEY.verify_key}
+    assert check_permit(inv, trusted, T0) is None
+    assert inv["permit"]["expires"] == format_ts(T0 + 3 * STEP + 3_600_000)
+    assert check_permit(inv, trusted, T0 + 3 * STEP + 3_600_001) == "expired"
+    tampered = {**inv, "action": "freeze"}
+    assert check_permit(tampered, trusted, T0) is not None
+    again = run(Engine(make_policy(), permit_signer(KEY)), range(6), lambda i: {"invariant": 1} if i == 3 else None)
+    assert canonical_json(acts) == canonical_json(again)
+
+
+def test_state_roundtrip_through_json_continues_identically():
+    pol = make_policy()
+    over = lambda i: {"err5xx_rate": 0.01} if 4 <= i <= 9 else None  # noqa: E731
+    straight = run(Engine(pol), range(25), over)
+    eng = Engine(pol)
+    part = run(eng, range(6), over)
+    state = orjson.loads(orjson.dumps(eng.to_state()))
+    eng2 = Engine.from_state(pol, state)
+    part += run(eng2, range(6, 25), over)
+    assert canonical_json(part) == canonical_json(straight)
+
+
+def test_policy_reload_keeps_gate_drops_changed_rules():
+    pol = make_policy()
+    eng = Engine(pol)
+    run(eng, range(8))
+    changed = make_policy("abort:\n  - {id: burn, when: 'burn_rate_4h >= 2', action: rollback}\n")
+    eng2 = Engine.from_state(changed, eng.to_state())
+    assert eng2.gate_state("svc-a") == eng.gate_state("svc-a") != "PLAN_OK"
+    assert "burn" not in eng2.scopes["svc-a"]["rules"] and "inv" in eng2.scopes["svc-a"]["rules"]
+
+
+def test_scopes_are_independent():
+    eng = Engine(make_policy())
+    a = run(eng, range(20), scope="a")
+    b = run(eng, range(20), lambda i: {"invariant": 3}, scope="b")
+    assert eng.gate_state("a") == "CANARY_READY" and eng.gate_state("b") == "PLAN_OK"
+    assert {x["scope"] for x in a} == {"a"} and [x["rule"]["id"] for x in b] == ["inv"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "nope", "scope": "s", "ts": "2026-01-01T00:00:00Z"},
+    {"name": "invariant", "scope": "", "ts": "2026-01-01T00:00:00Z"},
+    {"name": "invariant", "scope": "s", "ts": "yesterday"},
+    {"name": "invariant", "scope": "s", "ts": "2026-01-01T00:00:00Z", "value": "1"},
+    {"name": "invariant", "scope": "s", "ts": "2026-01-01T00:00:00Z", "value": float("inf")},
+    {"name": "invariant", "scope": "s", "ts": "2026-01-01T00:00:00Z", "value": 1, "samples": -1},
+    "not a dict",
+])
+def test_malformed_signals_are_refused_without_state_change(bad):
+    eng = Engine(make_policy())
+    with pytest.raises(SignalError):
+        eng.on_batch([sig("invariant", 0, T0), bad])
+    assert eng.to_state()["scopes"] == {}
+
+
+def test_domain_lag_waits_for_the_slow_domain():
+    pol = make_policy()
+    eng = Engine(pol)
+    out = []
+    for i in range(20):  # requests and gauges first, rum all at the end
+        out += eng.on_batch(batch("requests", T0 + i * STEP))
+        out += eng.on_batch(batch("gauges", T0 + i * STEP))
+    assert not [a for a in out if a["kind"] in ("gate", "promote")]
+    for i in range(20):
+        out += eng.on_batch(batch("rum", T0 + i * STEP))
+    assert eng.gate_state("svc-a") == "CANARY_READY"
+    assert canonical_json(sorted(out, key=lambda a: a["id"])) == \
+        canonical_json(sorted(run(Engine(pol), range(20)), key=lambda a: a["id"]))
