@@ -128,18 +128,17 @@ class WormStore:
     def append_batch(self, candidates: Iterable[Candidate]) -> list[int]:
         """Append the candidates whose id is new, in order, in one durable transaction.
         Returns the indexes appended (empty when everything was a re-delivery)."""
+        cands = list(candidates)
         cur = self.db.cursor()
         appended: list[int] = []
-        seen: set[str] = set()
         cur.execute("BEGIN IMMEDIATE")
         try:
+            seen = self._present({c.id for c in cands})  # one query per chunk, not per record
             rows = []
-            for c in candidates:
+            for c in cands:
                 if c.id in seen:
                     continue
                 seen.add(c.id)
-                if cur.execute("SELECT 1 FROM entries WHERE id=?", (c.id,)).fetchone():
-                    continue
                 idx = self.tree.size
                 lh = merkle.hash_leaf(c.leaf)
                 rows.append((idx, c.id, c.topic, c.leaf, lh))
@@ -157,6 +156,15 @@ class WormStore:
         finally:
             self._pending_nodes.clear()
         return appended
+
+    def _present(self, ids: set[str]) -> set[str]:
+        found: set[str] = set()
+        ids_l = list(ids)
+        for i in range(0, len(ids_l), 500):
+            chunk = ids_l[i:i + 500]
+            q = f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(chunk))})"
+            found.update(r[0] for r in self.db.execute(q, chunk))
+        return found
 
     def add_note(self, kind: str, origin: str, size: int, note: str, proof: list[bytes] | None = None,
                  ts_ms: int | None = None) -> bool:
