@@ -1,0 +1,87 @@
+"""Witness review rules (no broker), and the evidence/verify CLI end to end on a store."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from nacl.signing import SigningKey
+
+from sinks.worm import checkpoint as cp
+from sinks.worm import merkle
+from sinks.worm.witness import Refused, WitnessState, review
+from streams.cli import main
+from tests.worm import factory
+
+ORIGIN = cp.DEFAULT_ORIGIN
+LOG_KEY = SigningKey(b"\x07" * 32)
+VERIFIER = cp.Verifier(ORIGIN, cp.note_key_id(ORIGIN, LOG_KEY.verify_key.encode()), LOG_KEY.verify_key)
+LEAVES = [b"e%d" % i for i in range(20)]
+
+
+def msg(size, leaves=LEAVES, proofs_from=(), key=LOG_KEY):
+    note = cp.sign(cp.Checkpoint(ORIGIN, size, merkle.root(leaves[:size])).body(), ORIGIN, key)
+    proofs = {str(s): [base64.b64encode(h).decode() for h in merkle.consistency_proof(leaves[:size], s)]
+              for s in proofs_from}
+    return {"kind": "log", "origin": ORIGIN, "size": size, "note": note.text(), "proofs": proofs}
+
+
+def state(size, leaves=LEAVES):
+    return WitnessState(ORIGIN, size, merkle.root(leaves[:size]))
+
+
+def test_first_checkpoint_is_trusted_then_consistency_is_required():
+    note, c = review(msg(5), WitnessState(), VERIFIER)
+    assert c.size == 5 and note.body == c.body()
+    assert review(msg(9, proofs_from=(5,)), state(5), VERIFIER)[1].size == 9
+    with pytest.raises(Refused, match="no_consistency_proof"):
+        review(msg(9, proofs_from=(4,)), state(5), VERIFIER)
+
+
+def test_a_witness_that_missed_checkpoints_uses_its_own_size():
+    assert review(msg(17, proofs_from=(12, 3)), state(3), VERIFIER)[1].size == 17
+
+
+def test_forks_and_forgeries_are_refused():
+    forked = LEAVES[:4] + [b"evil"] + LEAVES[5:]
+    with pytest.raises(Refused, match="inconsistent"):
+        review(msg(9, leaves=forked, proofs_from=(5,)), state(5), VERIFIER)
+    with pytest.raises(Refused, match="fork"):
+        review(msg(5, leaves=forked), state(5), VERIFIER)
+    with pytest.raises(Refused, match="bad_log_signature"):
+        review(msg(9, proofs_from=(5,), key=SigningKey(b"\x09" * 32)), state(5), VERIFIER)
+    with pytest.raises(Refused, match="malformed"):
+        review({"kind": "log", "note": "junk"}, state(5), VERIFIER)
+
+
+def test_stale_and_foreign_messages_are_skipped():
+    assert review(msg(3), state(5), VERIFIER) is None
+    assert review({"kind": "cosigned", "note": msg(5)["note"]}, state(5), VERIFIER) is None
+    other = cp.Verifier("other/log", VERIFIER.key_id, VERIFIER.key)
+    assert review(msg(6), WitnessState(), other) is None
+
+
+def test_state_file_roundtrip(tmp_path):
+    p = tmp_path / "w.state"
+    s = state(7)
+    s.save(p)
+    assert WitnessState.load(p) == s
+    assert WitnessState.load(tmp_path / "none") == WitnessState()
+
+
+def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
+    keys = factory.keys(tmp_path)
+    monkeypatch.setenv("GATEWATCH_KEYS_DIR", keys)
+    db = str(tmp_path / "w.db")
+    factory.log_with_quorum(db, keys, 4).close()
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "env.yml").write_text("x: 1\n")
+    rep = tmp_path / "report.md"
+    rep.write_text("# drill\n")
+    out = str(tmp_path / "e.tar.gz")
+    assert main(["evidence", "--db", db, "--out", out, "--policy", str(pol), "--include", str(rep)]) == 0
+    assert main(["verify", out]) == 0
+    printed = capsys.readouterr().out
+    assert "INV1 EvidenceBound: ok" in printed and "4 action permits valid" in printed
+    assert main(["worm", "policy"]) == 0
+    assert "quorum witnesses" in capsys.readouterr().out
