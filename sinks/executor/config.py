@@ -39,6 +39,7 @@ class ExecutorConfig:
     partitions: list[int] | None = None
     keys_dir: str | None = None
     trusted_deciders: list[str] = field(default_factory=list)   # extra hex Ed25519 public keys
+    permit_leeway_s: float = 0.0        # tolerated decider/executor clock skew on permit expiry
     backends: dict = field(default_factory=lambda: {"dry-run": {"type": "dry-run"}})
     routes: list[Route] = field(default_factory=list)
     default_backend: str = "dry-run"
@@ -132,6 +133,7 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
                 raise GatewatchError(f"{where}: executor.{key} must be a positive integer")
             setattr(cfg, key, ex[key])
     cfg.commit_interval_s = _seconds(ex, "commit_interval", cfg.commit_interval_s, f"{where}: executor")
+    cfg.permit_leeway_s = _seconds(ex, "permit_leeway", 0.0, f"{where}: executor")
     parts = ex.get("partitions", "all")
     cfg.partitions = None if parts in (None, "all") else [int(p) for p in parts]
     if cfg.assignment not in ("static", "group"):

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from typing import Callable
@@ -47,13 +48,14 @@ class ActionHandler:
 
     def __init__(self, ledger: L.Ledger, backends: dict, backend_for: Callable[[dict], str], trusted: dict,
                  metrics: ExecutorMetrics | None = None, clock_ms: Callable[[], int] = _wall_ms,
-                 crash_after_effects: int | None = None):
+                 crash_after_effects: int | None = None, permit_leeway_ms: int = 0):
         self.ledger = ledger
         self.backends = backends
         self.backend_for = backend_for
         self.trusted = trusted
         self.metrics = metrics or ExecutorMetrics()
         self.clock_ms = clock_ms  # permit expiry is judged by the executor's wall clock, on purpose
+        self.permit_leeway_ms = permit_leeway_ms  # tolerated clock skew between decider and executor
         self._running: set[str] = set()
         self._lock = threading.Lock()
         # Test-only fault injection: SIGKILL ourselves after the Nth effect, before its RESULT.
@@ -62,6 +64,16 @@ class ActionHandler:
 
     # -- entry points ------------------------------------------------------------------------
     def handle(self, raw: bytes | None) -> str:
+        """Settle one delivered record. Raises only when the ledger (disk) fails."""
+        try:
+            return self._handle(raw)
+        except (sqlite3.Error, OSError):
+            raise
+        except Exception as e:  # a record we did not foresee must not stop the executor
+            log_event(log, "unprocessable action", logging.ERROR, error=f"{type(e).__name__}: {e}")
+            return self._refuse(hashlib.sha256(raw or b"").hexdigest(), {}, "unprocessable")
+
+    def _handle(self, raw: bytes | None) -> str:
         record = _decode(raw)
         if record is None:
             return self._refuse(hashlib.sha256(raw or b"").hexdigest(), {}, "malformed_action")
@@ -69,7 +81,7 @@ class ActionHandler:
         row = self.ledger.lookup(record["id"])
         if row is not None and row.record_cid == rcid:
             return self._known(row)
-        reason = check_permit(record, self.trusted, self.clock_ms())
+        reason = check_permit(record, self.trusted, self.clock_ms() - self.permit_leeway_ms)
         if reason:
             return self._refuse(rcid, record, reason)
         backend = self.backend_for(record)

@@ -190,7 +190,8 @@ class ExecutorWorker:
         signing_key = cfg.signing_key()
         self.ledger = Ledger(ledger_path, lambda body: seal(signing_key, body))
         self.handler = ActionHandler(self.ledger, cfg.build_backends(signing_key), cfg.backend_for,
-                                     cfg.trusted_keys(), self.metrics, crash_after_effects=crash_after_effects)
+                                     cfg.trusted_keys(), self.metrics, crash_after_effects=crash_after_effects,
+                                     permit_leeway_ms=int(cfg.permit_leeway_s * 1000))
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()

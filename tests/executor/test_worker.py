@@ -1,5 +1,6 @@
 """The executor against a real broker and a real local webhook."""
 import threading
+import urllib.request
 
 import pytest
 from nacl.signing import SigningKey
@@ -7,6 +8,7 @@ from nacl.signing import SigningKey
 from sinks.executor.config import config_from_dict
 from sinks.executor.receipts import verify_chain
 from sinks.executor.worker import ExecutorWorker
+from streams.ops import OpsServer
 from streams.keys import init_keys, load_signing_key, load_verify_key
 from processors.signing import key_id
 from tests.executor.helpers import action_record, permitted
@@ -50,3 +52,15 @@ def test_worker_executes_in_scope_order_and_receipts_chain(kafka_bootstrap, topi
     assert sorted(r["reason"] for r in by_type["REFUSED"]) == ["malformed_action", "unknown_key"]
     assert {r["backend"] for r in by_type["RESULT"] if r["kind"] == "hook"} == {"dry-run"}
     assert worker.metrics.executions.labels("rollback", "success")._value.get() == 40
+    ops = OpsServer(0, registry=worker.metrics.registry).start()
+    try:
+        base = f"http://127.0.0.1:{ops.port}"
+        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200
+    finally:
+        ops.stop()
+    for line in ('gatewatch_executor_executions_total{action="rollback",status="success"} 40.0',
+                 'gatewatch_executor_refusals_total{reason="unknown_key"} 1.0',
+                 'gatewatch_executor_duplicates_total 1.0', 'gatewatch_executor_attempts_total{backend="hook"} 40.0',
+                 'gatewatch_executor_effect_duration_seconds_count{backend="hook"} 40.0'):
+        assert line in text, line
