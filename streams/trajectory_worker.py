@@ -119,6 +119,10 @@ class TrajectoryWorker:
         self._last_activity = time.monotonic()
         log_event(log, "assigned", partitions={tp.partition: tp.offset for tp in partitions})
 
+    def _idle_limit(self) -> float:
+        # Before the first assignment the group join itself can take seconds (tansu: ~session/2).
+        return self.exit_when_idle if self.assigned else max(self.exit_when_idle, 30.0)
+
     def _on_delivery(self, err, msg):
         if err is not None and self._delivery_error is None:
             self._delivery_error = f"{msg.topic()}: {err.str()}"
@@ -142,7 +146,7 @@ class TrajectoryWorker:
                 if msgs:
                     self._batch(msgs, consumer, producer)
                 elif self.exit_when_idle is not None and \
-                        time.monotonic() - self._last_activity >= self.exit_when_idle:
+                        time.monotonic() - self._last_activity >= self._idle_limit():
                     log_event(log, "idle, exiting", idle_s=self.exit_when_idle)
                     break
         finally:
