@@ -107,16 +107,24 @@ def witness(name, state, exit_when_idle, origin, keys_dir) -> None:
               help="Directory of the composed policy files, copied as given.")
 @click.option("--include", "includes", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Drill results, reports (repeatable).")
+@click.option("--collect", is_flag=True,
+              help="First read gw.checkpoints and store the witnesses' cosignatures (when the sink is not running).")
 @_origin
 @_keys
 @_witness_policy
-def evidence(db, out, policy_dir, includes, origin, keys_dir, witness_policy) -> None:
+def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_policy) -> None:
     """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint."""
     from sinks.worm.evidence import BundleError, build_files, write_bundle
     from sinks.worm.store import WormStore
     from streams.keys import public_keys
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
+        if collect:
+            from sinks.worm.sink import collect_cosignatures
+            from streams.broker import kafka_bootstrap
+            with kafka_bootstrap() as bs:
+                n = collect_cosignatures(store, policy, bs)
+            click.echo(f"collected {n} cosigned notes", err=True)
         try:
             files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes))
         except BundleError as e:
@@ -127,11 +135,14 @@ def evidence(db, out, policy_dir, includes, origin, keys_dir, witness_policy) ->
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
-def verify(bundle) -> None:
+@click.option("--trusted-keys", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Key directory (*.pub) the bundle's keys must match; without it the bundle's own keys are used.")
+def verify(bundle, trusted_keys) -> None:
     """Verify an evidence bundle offline; exit 1 naming the first bad entry or file."""
     from sinks.worm.evidence import BundleError, verify_bundle
+    from streams.keys import public_keys
     try:
-        rep = verify_bundle(bundle)
+        rep = verify_bundle(bundle, public_keys(trusted_keys) if trusted_keys else None)
     except BundleError as e:
         raise GatewatchError(f"verify failed: {e}") from None
     for line in rep.lines:

@@ -199,7 +199,9 @@ def _check_keys(keys: dict, policy: cp.Policy) -> dict[str, VerifyKey]:
     return {key_id(d): d}
 
 
-def verify_bundle(path: str) -> Report:
+def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
+    """Raise BundleError naming the first bad file or entry. trusted_keys (streams.keys.public_keys
+    form) pins the keys: every role it lists must appear in the bundle with the same key."""
     files, bundle_hash = read_bundle(path)
     manifest = _json(files, "manifest.json")
     listed = manifest.get("files") if isinstance(manifest, dict) else None
@@ -218,7 +220,12 @@ def verify_bundle(path: str) -> Report:
         policy = cp.parse_policy(files["policy/witness.policy"].decode())
     except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
         raise BundleError(f"file policy/witness.policy: {e}") from None
-    trusted = _check_keys(_json(files, "keys/public_keys.json"), policy)
+    bundle_keys = _json(files, "keys/public_keys.json")
+    if trusted_keys is not None:
+        for role, k in sorted(trusted_keys.items()):
+            if not isinstance(bundle_keys, dict) or (bundle_keys.get(role) or {}).get("public_key") != k["public_key"]:
+                raise BundleError(f"file keys/public_keys.json: {role} key differs from the trusted keys")
+    trusted = _check_keys(bundle_keys, policy)
     try:
         note = cp.parse_note(files["checkpoint.note"].decode())
         c = cp.parse_checkpoint(note.body)

@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sinks.worm import checkpoint as cp
 from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record
 from streams import kafka, topics
+from streams.errors import GatewatchError
 from streams.ops import log_event
 
 LOG = logging.getLogger("gatewatch.worm")
@@ -72,6 +73,59 @@ def b64list(hashes) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
+def record_cosigned(store: WormStore, policy: cp.Policy, doc) -> list[str] | str | None:
+    """Store a witness's cosigned note when it is for this log, its root is the log's root at
+    that size and a policy witness signed it. Returns the witnesses newly recorded, None when
+    the message is not a cosignature for this log (or already stored), or a DLQ reason."""
+    if not isinstance(doc, dict) or doc.get("kind") != "cosigned":
+        return None  # the log's own publications, or not for us
+    try:
+        note = cp.parse_note(doc.get("note"))
+        c = cp.parse_checkpoint(note.body)
+    except cp.NoteError as e:
+        return f"bad_cosigned_note: {e}"
+    if c.origin != policy.log.name:
+        return None
+    if c.size > store.size or c.size == 0 or store.root_at(c.size) != c.root:
+        return "cosigned_root_mismatch"
+    _, _, names = policy.evaluate(note)
+    if not names:
+        return "no_valid_witness_signature"
+    doc["size"] = c.size
+    if store.add_note("cosigned", c.origin, c.size, note.text(), ts_ms=int(time.time() * 1000)):
+        return names
+    return None
+
+
+def collect_cosignatures(store: WormStore, policy: cp.Policy, bootstrap: str, idle_s: float = 2.0,
+                         timeout_s: float = 60.0) -> int:
+    """Read gw.checkpoints from the start (throwaway group, nothing committed) and store every
+    valid cosignature for this log; for exports after the sink stopped. Returns notes stored."""
+    import uuid
+    consumer = kafka.consumer(bootstrap, f"{topics.prefix()}evidence-{uuid.uuid4().hex[:8]}")
+    assigned: list[float] = []
+    consumer.subscribe([topics.topic("checkpoints")], on_assign=lambda c, p: assigned.append(time.monotonic()))
+    stored, last, deadline = 0, None, time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for m in consumer.consume(num_messages=500, timeout=0.2):
+                last = time.monotonic()
+                if m.error():
+                    continue
+                try:
+                    doc = orjson.loads(m.value())
+                except (orjson.JSONDecodeError, TypeError):
+                    continue
+                if isinstance(record_cosigned(store, policy, doc), list):
+                    stored += 1
+            since = last or (assigned[0] if assigned else None)
+            if since is not None and time.monotonic() - since >= idle_s:
+                break
+    finally:
+        consumer.close()
+    return stored
+
+
 class WormSink:
     def __init__(self, cfg: SinkConfig):
         from streams.keys import load_signing_key
@@ -83,6 +137,8 @@ class WormSink:
                 self.policy = cp.parse_policy(f.read())
         else:
             self.policy = cp.default_policy(cfg.origin, cfg.keys_dir)
+        if self.policy.log.name != cfg.origin or self.policy.log.key.encode() != self.log_key.verify_key.encode():
+            raise GatewatchError(f"checkpoint policy's log line must name origin {cfg.origin!r} with the log key")
         self.kind_of = {topics.topic(k): k for k in LOGGED_KINDS + ("checkpoints",)}
         self.checkpoint_topic = topics.topic("checkpoints")
         self.dlq_topic = topics.topic("dlq")
@@ -121,25 +177,12 @@ class WormSink:
         except (orjson.JSONDecodeError, TypeError):
             self._dlq(msg, "not_json")
             return
-        if not isinstance(doc, dict) or doc.get("kind") != "cosigned":
-            return  # our own "log" publications, or not for us
-        try:
-            note = cp.parse_note(doc.get("note"))
-            c = cp.parse_checkpoint(note.body)
-        except cp.NoteError as e:
-            self._dlq(msg, f"bad_cosigned_note: {e}")
-            return
-        if c.origin != self.cfg.origin:
-            return
-        if c.size > self.store.size or c.size == 0 or self.store.root_at(c.size) != c.root:
-            self._dlq(msg, "cosigned_root_mismatch")
-            return
-        names = self._note_cosigner(note.text(), c.size)
-        if not names:
-            self._dlq(msg, "no_valid_witness_signature")
-            return
-        if self.store.add_note("cosigned", c.origin, c.size, note.text(), ts_ms=int(time.time() * 1000)):
-            for n in names:
+        result = record_cosigned(self.store, self.policy, doc)
+        if isinstance(result, str):
+            self._dlq(msg, result)
+        elif result:
+            for n in result:
+                self.witness_sizes[n] = max(self.witness_sizes.get(n, 0), int(doc["size"]))
                 COSIGNATURES.labels(n).inc()
 
     def publish_checkpoint(self) -> dict | None:

@@ -173,3 +173,13 @@ def test_garbage_bundle(tmp_path):
     p.write_bytes(b"not a tarball")
     with pytest.raises(BundleError, match="junk.tar.gz"):
         verify_bundle(str(p))
+
+
+def test_trusted_keys_pin_the_bundle(base, tmp_path):
+    tmp, files = base
+    out = _write(tmp_path, files)
+    own = orjson.loads(files["keys/public_keys.json"])
+    assert verify_bundle(out, own).size > 0
+    other = factory.keys(tmp_path)  # a different key set
+    with pytest.raises(BundleError, match=r"^file keys/public_keys.json: \S+ key differs from the trusted keys"):
+        verify_bundle(out, public_keys(other))

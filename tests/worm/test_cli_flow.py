@@ -1,0 +1,43 @@
+"""The operator flow through the CLI: `worm run`, two `witness` processes, `evidence --collect`, `verify`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from streams import kafka, topics
+from streams.cli import main
+from streams.keys import load_signing_key
+from tests.worm import factory
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_flow(kafka_bootstrap, topic_prefix, tmp_path, capsys, monkeypatch):
+    keys = factory.keys(tmp_path)
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix,
+               GATEWATCH_KEYS_DIR=keys, GATEWATCH_LOG_LEVEL="WARNING")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("GATEWATCH_KEYS_DIR", keys)
+    p = kafka.producer(kafka_bootstrap)
+    for kind, v in factory.records(load_signing_key("decider", keys), 10):
+        p.produce(topics.topic(kind), key=b"k", value=orjson.dumps(v))
+    p.flush(10)
+    db = str(tmp_path / "w.db")
+    gw = [sys.executable, "-m", "streams.cli"]
+    procs = [subprocess.Popen(gw + ["worm", "run", "--db", db, "--exit-when-idle", "3"], env=env,
+                              stderr=subprocess.PIPE)]
+    procs += [subprocess.Popen(gw + ["witness", "--name", n, "--state", str(tmp_path / f"{n}.json"),
+                                     "--exit-when-idle", "5"], env=env, stderr=subprocess.PIPE)
+              for n in ("witness-2", "witness-3")]
+    for pr in procs:
+        _, err = pr.communicate(timeout=90)
+        assert pr.returncode == 0, err.decode()[-1500:]
+    out = str(tmp_path / "bundle.tar.gz")
+    assert main(["evidence", "--db", db, "--out", out, "--collect"]) == 0
+    assert main(["verify", out, "--trusted-keys", keys]) == 0
+    printed = capsys.readouterr().out
+    assert "witnesses witness-2, witness-3" in printed and "10 action permits valid" in printed
