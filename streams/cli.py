@@ -17,6 +17,7 @@ from streams.errors import GatewatchError
 COMMAND_MODULES = (
     "streams.cmd_kafka",
     "streams.cmd_doctor",
+    "streams.cmd_workers",
     "streams.cmd_keys",
     "streams.cmd_policy",
     "streams.cmd_quality",

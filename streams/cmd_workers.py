@@ -1,0 +1,181 @@
+"""`gatewatch worker ingest|signals|decide`, `gatewatch replay`, `gatewatch tail`."""
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections import Counter
+
+import click
+import orjson
+
+from streams import topics
+
+_state_dir = click.option("--state-dir", default=".gatewatch/state", show_default=True,
+                          help="Where the worker keeps its snapshots.")
+_metrics = click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+                        help="Serve /metrics, /healthz, /readyz on this port (127.0.0.1 unless GATEWATCH_HTTP_HOST).")
+_idle = click.option("--exit-when-idle", type=float, default=None, metavar="SECONDS",
+                     help="Stop after this long without input (demos, tests).")
+_policy = click.option("--policy", "policy_dir", default="configs/policies", show_default=True,
+                       type=click.Path(file_okay=False), help="Policy directory (project.yml, env.yml, gate YAML).")
+
+
+def _load_policy(policy_dir):
+    from streams.cmd_policy import _load
+    return _load(policy_dir)
+
+
+def _serve(port):
+    from streams.ops import OpsServer, setup_json_logging
+    setup_json_logging()
+    return OpsServer(port).start() if port is not None else None
+
+
+@click.group()
+def worker() -> None:
+    """Run one pipeline stage (ingest -> signals -> decide). Stop with SIGTERM or Ctrl-C."""
+
+
+@worker.command("ingest")
+@_state_dir
+@_metrics
+@_idle
+@_policy
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+def worker_ingest(state_dir, metrics_port, exit_when_idle, policy_dir, batch_size) -> None:
+    """Decode, validate and pre-aggregate gw.metrics, gw.rum and gw.cdc into gw.partials."""
+    from processors.windows import SignalConfig
+    from streams.broker import kafka_bootstrap
+    from streams.ingest import IngestWorker
+    policy = _load_policy(policy_dir)
+    ops = _serve(metrics_port)
+    with kafka_bootstrap() as bs:
+        IngestWorker(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
+                     batch_size=batch_size, exit_when_idle_s=exit_when_idle).run()
+    if ops:
+        ops.stop()
+
+
+@worker.command("signals")
+@_state_dir
+@_metrics
+@_idle
+@_policy
+def worker_signals(state_dir, metrics_port, exit_when_idle, policy_dir) -> None:
+    """Merge partials into event-time windows and publish signals to gw.signals."""
+    from processors.windows import SignalConfig
+    from streams.broker import kafka_bootstrap
+    from streams.signal_stage import SignalStage
+    policy = _load_policy(policy_dir)
+    ops = _serve(metrics_port)
+    with kafka_bootstrap() as bs:
+        SignalStage(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
+                    exit_when_idle_s=exit_when_idle).run()
+    if ops:
+        ops.stop()
+
+
+@worker.command("decide")
+@_state_dir
+@_metrics
+@_idle
+@_policy
+@click.option("--keys-dir", default=None, help="Key directory holding decider.key (default: $GATEWATCH_KEYS_DIR).")
+def worker_decide(state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
+    """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions."""
+    from streams.broker import kafka_bootstrap
+    from streams.cmd_policy import load_policy_dir
+    from streams.decide import DecideStage
+    from streams.keys import load_signing_key
+    _load_policy(policy_dir)  # a bad policy at start is a one-line error
+    key = load_signing_key("decider", keys_dir)
+    ops = _serve(metrics_port)
+    with kafka_bootstrap() as bs:
+        DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, exit_when_idle_s=exit_when_idle).run()
+    if ops:
+        ops.stop()
+
+
+@click.command()
+@_policy
+@click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
+@click.option("--flush-every", type=click.IntRange(1, 10_000_000), default=1000, show_default=True,
+              help="Records per partial (the output does not depend on it).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+def replay(policy_dir, keys_dir, flush_every, files) -> None:
+    """Run the streaming processors over kcat -J NDJSON FILES with no broker.
+
+    Prints what the streaming path would publish, one {"topic","key","value"} line each:
+    signals, actions and DLQ records. Unreadable lines are counted on stderr, never fatal.
+    """
+    from streams.replay import Replayer, output_line, read_envelopes
+    policy = _load_policy(policy_dir)
+    signer = None
+    if keys_dir:
+        from processors.policy.engine import permit_signer
+        from streams.keys import load_signing_key
+        signer = permit_signer(load_signing_key("decider", keys_dir))
+    rp = Replayer(policy, signer, flush_every)
+    bad: Counter = Counter()
+    out = sys.stdout.buffer
+    for path in files:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")
+        with f:
+            for env in read_envelopes(f, bad):
+                for rec in rp.feed(env):
+                    out.write(output_line(*rec))
+    for rec in rp.finish():
+        out.write(output_line(*rec))
+    out.flush()
+    problems = bad + rp.skipped
+    if problems:
+        click.echo("gatewatch replay: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(problems.items())), err=True)
+
+
+@click.command()
+@click.argument("topic")
+@click.option("--from-beginning/--from-end", default=True, show_default=True)
+@click.option("--max-records", "-n", type=click.IntRange(1), default=None, help="Stop after N records.")
+@click.option("--idle", type=float, default=5.0, show_default=True, metavar="SECONDS",
+              help="Stop after this long without records (0 = follow forever).")
+def tail(topic, from_beginning, max_records, idle) -> None:
+    """Print TOPIC's records as kcat -J envelopes (input for `gatewatch replay`).
+
+    TOPIC is a catalogue name (metrics, signals, ...) or a full topic name.
+    """
+    from streams.broker import kafka_bootstrap
+    from streams.kafka import consumer
+    from streams.worker import message_ts_ms
+    name = topics.topic(topic) if topic in topics.BY_NAME else topic
+    out = sys.stdout.buffer
+    with kafka_bootstrap() as bs:
+        c = consumer(bs, f"gatewatch-tail-{uuid.uuid4().hex[:8]}",
+                     **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
+        c.subscribe([name])
+        n, last = 0, time.monotonic()
+        try:
+            while max_records is None or n < max_records:
+                msgs = c.consume(500, 0.5)
+                if not msgs:
+                    if idle and time.monotonic() - last > idle:
+                        break
+                    continue
+                last = time.monotonic()
+                for m in msgs:
+                    if m.error():
+                        continue
+                    env = {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+                           "tstype": "create", "ts": message_ts_ms(m),
+                           "key": None if m.key() is None else m.key().decode("utf-8", "replace"),
+                           "payload": None if m.value() is None else m.value().decode("utf-8", "replace")}
+                    out.write(orjson.dumps(env) + b"\n")
+                    n += 1
+                    if max_records is not None and n >= max_records:
+                        break
+                out.flush()
+        finally:
+            c.close()
+
+
+commands = [worker, replay, tail]

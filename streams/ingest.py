@@ -1,0 +1,173 @@
+"""Ingest stage: confluent-kafka batches of gw.metrics / gw.rum / gw.cdc -> partials on gw.partials.
+
+Per consumed batch: decode + validate + pre-aggregate each record into its source partition's
+PartitionAggregator (processors.partials); rejects go to gw.dlq; one partial per touched
+partition goes to gw.partials; partials, DLQ records and the consumed offsets are committed in
+one Kafka transaction.
+
+The aggregator's only durable state is the partition's max event time (its watermark). tansu
+drops offset-commit metadata, so it lives in a small state file written after each commit:
+{"next_offset", "agg"}. On assignment the file is used when it matches the committed offset;
+otherwise the max event time is recomputed by reading the partition up to the committed offset
+(pure and deterministic, so the result is the same, only slower). A failed transaction stops the
+worker: restart restores exactly this way.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import OFFSET_INVALID, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from processors.canonical import canonical_json
+from processors.dlq import dlq_record
+from processors.partials import PartitionAggregator
+from processors.windows import SignalConfig
+from streams import topics
+from streams.kafka import consumer as make_consumer
+from streams.kafka import producer as make_producer
+from streams.ops import log_event
+from streams.worker import IdleClock, StopFlag, logical_topic, message_ts_ms, read_json, write_json_atomic
+
+LOG = logging.getLogger("gatewatch.ingest")
+INPUTS = ("metrics", "rum", "cdc")
+
+RECORDS = Counter("gatewatch_ingest_records_total", "Input records consumed", ["topic"])
+REJECTS = Counter("gatewatch_ingest_rejected_total", "Input records sent to the DLQ", ["topic", "reason"])
+PARTIALS = Counter("gatewatch_ingest_partials_total", "Partials published", ["topic"])
+BATCH_SECONDS = Histogram("gatewatch_ingest_batch_seconds", "Consume-to-commit time of one batch",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark per source partition",
+                  ["topic", "partition"])
+
+
+class IngestWorker:
+    def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
+                 group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.5,
+                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None):
+        self.bootstrap, self.config, self.group = bootstrap, config, group
+        self.state_dir = Path(state_dir)
+        self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
+        self.idle = IdleClock(exit_when_idle_s)
+        self.stop = stop or StopFlag()
+        self.prefix = topics.prefix()
+        self.inputs = [topics.topic(t) for t in INPUTS]
+        self.partials_topic, self.dlq_topic = topics.topic("partials"), topics.topic("dlq")
+        self.aggs: dict[tuple[str, int], PartitionAggregator] = {}
+        self.assigned = False
+
+    # ---- state ----
+    def _state_path(self, topic: str, partition: int) -> Path:
+        return self.state_dir / f"ingest-{topic}-{partition}.json"
+
+    def _restore(self, tp: TopicPartition, committed: int) -> PartitionAggregator:
+        logical = logical_topic(tp.topic, self.prefix)
+        saved = read_json(self._state_path(tp.topic, tp.partition))
+        if committed == OFFSET_INVALID or committed < 0:
+            return PartitionAggregator(logical, tp.partition, self.config)
+        if saved and saved.get("next_offset") == committed:
+            return PartitionAggregator.from_state(saved["agg"], self.config)
+        start = saved["next_offset"] if saved and saved.get("next_offset", committed + 1) < committed else None
+        agg = (PartitionAggregator.from_state(saved["agg"], self.config) if start is not None
+               else PartitionAggregator(logical, tp.partition, self.config))
+        replayed = self._replay_into(agg, tp, start, committed)
+        log_event(LOG, "restored watermark by re-reading input", topic=tp.topic, partition=tp.partition,
+                  records=replayed, committed=committed)
+        agg.flush()  # the partials of these records were published before the restart
+        return agg
+
+    def _replay_into(self, agg: PartitionAggregator, tp: TopicPartition, start: int | None, end: int) -> int:
+        """Feed records [start or earliest, end) into agg, only to recompute its stream time."""
+        c = make_consumer(self.bootstrap, f"{self.group}-restore-{uuid.uuid4().hex[:8]}")
+        n = 0
+        try:
+            lo, _hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            pos = max(lo, start if start is not None else lo)
+            if pos >= end:
+                return 0
+            c.assign([TopicPartition(tp.topic, tp.partition, pos)])
+            deadline = time.monotonic() + 120
+            while pos < end and time.monotonic() < deadline:
+                for m in c.consume(10_000, 1.0):
+                    if m.error() or m.offset() >= end:
+                        continue
+                    agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
+                    pos, n = m.offset() + 1, n + 1
+            if pos < end:
+                raise RuntimeError(f"could not re-read {tp.topic}[{tp.partition}] up to offset {end}")
+        finally:
+            c.close()
+        return n
+
+    def _on_assign(self, consumer, partitions) -> None:
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
+        for tp in partitions:
+            self.aggs[(tp.topic, tp.partition)] = self._restore(tp, committed[(tp.topic, tp.partition)])
+        self.assigned = True
+        log_event(LOG, "partitions assigned", partitions=[f"{t.topic}[{t.partition}]" for t in partitions])
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        for tp in partitions:
+            self.aggs.pop((tp.topic, tp.partition), None)
+
+    # ---- loop ----
+    def process(self, producer, consumer, msgs) -> int:
+        t0 = time.monotonic()
+        producer.begin_transaction()
+        touched: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if m.error():
+                LOG.warning("consume error: %s", m.error())
+                continue
+            key = (m.topic(), m.partition())
+            agg = self.aggs.get(key)
+            if agg is None:  # assignment raced a revoke; the new owner will read it
+                continue
+            logical = agg.topic
+            RECORDS.labels(logical).inc()
+            rej = agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
+            if rej is not None:
+                REJECTS.labels(logical, rej.reason.split(":")[0]).inc()
+                rec = dlq_record(m.topic(), m.partition(), m.offset(), rej.reason, m.value(), rej.detail)
+                producer.produce(self.dlq_topic, key=m.topic().encode(), value=canonical_json(rec))
+            touched[key] = m.offset()
+        for key in touched:
+            agg = self.aggs[key]
+            partial = agg.flush()
+            if partial is not None:
+                producer.produce(self.partials_topic, key=f"{agg.topic}:{agg.partition}".encode(),
+                                 value=canonical_json(partial))
+                PARTIALS.labels(agg.topic).inc()
+        offsets = [TopicPartition(t, p, off + 1) for (t, p), off in touched.items()]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        for (t, p), off in touched.items():
+            agg = self.aggs[(t, p)]
+            write_json_atomic(self._state_path(t, p), {"next_offset": off + 1, "agg": agg.to_state()})
+            if agg.watermark_ms is not None:
+                WATERMARK.labels(agg.topic, str(p)).set(agg.watermark_ms / 1000)
+        BATCH_SECONDS.observe(time.monotonic() - t0)
+        return len(msgs)
+
+    def run(self) -> None:
+        consumer = make_consumer(self.bootstrap, self.group, **{"fetch.max.bytes": 52_428_800})
+        producer = make_producer(self.bootstrap, **{"transactional.id": f"{self.group}-{uuid.uuid4().hex[:12]}",
+                                                    "linger.ms": 20})
+        producer.init_transactions(30)
+        consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log_event(LOG, "ingest started", inputs=self.inputs, group=self.group)
+        try:
+            while not self.stop:
+                msgs = consumer.consume(self.batch_size, self.poll_timeout_s)
+                if msgs:
+                    self.idle.saw_input()
+                    self.process(producer, consumer, msgs)
+                elif self.assigned and self.idle.expired():
+                    break
+        finally:
+            producer.flush(10)
+            consumer.close()
+            log_event(LOG, "ingest stopped")
