@@ -256,6 +256,33 @@ def _validate(sig) -> tuple:
         samples = 0
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
         raise SignalError(f"signal {name}: samples must be a non-negative integer, got {samples!r}")
-    compact = {"name": info.name, "cohort": sig.get("cohort"), "subject": sig.get("subject"),
-               "window_s": sig.get("window_s"), "value": value, "samples": samples}
+    # plain, Avro-stable types: floats for values, ints for counts, strings or null for labels,
+    # so that an action survives the Avro round trip with its digest (and permit) intact
+    compact = {"name": info.name, "cohort": _label(sig.get("cohort")), "subject": _label(sig.get("subject")),
+               "window_s": _whole(sig.get("window_s")), "value": None if value is None else float(value),
+               "samples": samples}
+    ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
+    if ref:
+        compact["reference"] = {"baseline": _num(ref.get("baseline")), "baseline_samples": _whole(ref.get("baseline_samples")),
+                                "baseline_source": _label(ref.get("baseline_source")),
+                                "ci_low": _num(ref.get("ci_low")), "ci_high": _num(ref.get("ci_high"))}
     return scope, info.domain, ts, compact
+
+
+REFERENCE_FIELDS = ("baseline", "baseline_samples", "baseline_source", "ci_low", "ci_high")
+
+
+def _label(v):
+    return None if v is None else str(v)
+
+
+def _whole(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return int(v)
+
+
+def _num(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)

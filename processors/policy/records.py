@@ -34,6 +34,7 @@ def _entry(sig: dict | None, name: str, cohort, cond: Cond | None, min_samples: 
            "threshold": cond.threshold if cond else None, "op": cond.op if cond else None,
            "for": format_duration(cond.for_ms) if cond and cond.for_ms else None,
            "state": state}
+    out["breach_since"] = None
     if cond is not None and cond.for_ms and state == BREACH and streaks is not None:
         since = streaks.get(subject_key(sig["subject"]), [ts])[0]
         out["breach_since"] = format_ts(since)
@@ -55,7 +56,11 @@ def _baseline(policy, view: dict, names: set) -> dict:
                       if k != "route" and isinstance(v, (int, float)) and not isinstance(v, bool)}
             routes.append({"route": str(r["route"]), "values": values})
     sigs.sort(key=_sort_key)
-    return {"signals": sigs, "routes": routes}
+    # baselines the signal stage attached to gate-cohort signals (e.g. RUM deltas and their CI)
+    refs = [{"name": n, "subject": s["subject"], **s["reference"]}
+            for n in sorted(names) for s in view.get(n, []) if s.get("reference")]
+    refs.sort(key=lambda r: (r["name"], subject_key(r["subject"])))
+    return {"signals": sigs, "routes": routes, "references": refs}
 
 
 def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict) -> dict:

@@ -39,7 +39,7 @@ def test_abort_fires_once_per_breach_and_rearms():
     assert a["rule"] == {"id": "burn", "text": "burn_rate_4h >= 1", "severity": "page",
                          "on_missing": "hold", "min_samples": 1}
     assert a["signals"] == [{"name": "burn_rate_4h", "cohort": "canary", "subject": None, "value": 1.5,
-                             "samples": 100, "window_s": 300, "threshold": 1.0, "op": ">=", "for": None,
+                             "samples": 100, "window_s": 300, "threshold": 1.0, "op": ">=", "for": None, "breach_since": None,
                              "state": "breach"}]
     assert a["id"] == content_id({"policy_hash": a["policy_hash"], "scope": "svc-a", "rule": "burn",
                                   "ts": a["ts"], "action": "rollback"})

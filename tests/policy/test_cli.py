@@ -1,0 +1,60 @@
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.cli import main
+from streams.cmd_policy import load_policy_dir
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "policies"
+
+
+def test_default_configs_check_hash_explain(capsys):
+    assert main(["policy", "check", str(CONFIGS)]) == 0
+    out = capsys.readouterr().out
+    pol = load_policy_dir(CONFIGS)
+    assert out.startswith(f"ok {pol.hash} files=project.yml,env.yml,gate.yml")
+    assert main(["policy", "hash", str(CONFIGS)]) == 0
+    assert capsys.readouterr().out.strip() == pol.hash
+    assert main(["policy", "explain", str(CONFIGS)]) == 0
+    text = capsys.readouterr().out
+    assert "slo.availability.target = 99.5  # project.yml:" in text
+    assert "burn_4h: burn_rate_4h >= 1" in text
+    assert main(["policy", "explain", "--json", str(CONFIGS)]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    assert doc["hash"] == pol.hash and doc["origins"]["gate.cohort"].startswith("gate.yml:")
+
+
+def test_file_order_project_env_then_sorted(tmp_path):
+    (tmp_path / "zz.yml").write_text("slo: {availability: {target: 99.0}}\n")
+    (tmp_path / "aa.yaml").write_text("slo: {availability: {target: 98.0}}\n")
+    (tmp_path / "project.yml").write_text("slo: {availability: {target: 97.0}}\n")
+    (tmp_path / "env.yml").write_text("slo: {availability: {target: 96.0}}\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    pol = load_policy_dir(tmp_path)
+    assert pol.files == ["project.yml", "env.yml", "aa.yaml", "zz.yml"]
+    assert pol.get("slo.availability.target") == 99.0
+
+
+@pytest.mark.parametrize("edit, line, problem", [
+    (lambda t: t.replace("action: rollback\n", "acton: rollback\n", 1), 14, "unknown key 'acton'"),
+    (lambda t: t.replace("burn_rate_per_4h", "burn_rate_per_5h"), 13, "unknown signal 'burn_rate_per_5h'"),
+    (lambda t: t.replace("800ms for 10m", "80pct for 10m"), 16, "bad unit"),
+    (lambda t: t.replace("id: latency_p95", "id: burn_4h"), 15, "duplicate rule id 'burn_4h'"),
+])
+def test_bad_file_exits_1_with_one_line(tmp_path, capsys, edit, line, problem):
+    d = tmp_path / "pol"
+    shutil.copytree(CONFIGS, d)
+    (d / "project.yml").write_text(edit((CONFIGS / "project.yml").read_text()))
+    for cmd in ("check", "hash", "explain"):
+        assert main(["policy", cmd, str(d)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err
+        assert err.startswith(f"gatewatch: error: policy refused: project.yml:{line}: "), err
+        assert problem in err
+
+
+def test_missing_directory(capsys, tmp_path):
+    assert main(["policy", "check", str(tmp_path / "nope")]) == 1
+    assert "policy directory not found" in capsys.readouterr().err
