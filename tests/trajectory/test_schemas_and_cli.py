@@ -1,0 +1,70 @@
+"""Wire contract (schemas/canonical_span, schemas/trajectory_event) and the `gatewatch quality` CLI."""
+import io
+
+import fastavro
+import jsonschema
+import orjson
+
+import schemas
+from streams.cli import main
+from streams.cmd_quality import generate_spans, load_policy, simulate_lines
+
+
+def _corpus_events(n=4000):
+    lines = generate_spans(n, seed=2)
+    events = []
+    simulate_lines(lines, load_policy(None), events.append)
+    return lines, events
+
+
+def test_spans_and_events_match_their_json_and_avro_schemas():
+    lines, events = _corpus_events()
+    span_js = jsonschema.Draft202012Validator(schemas.json_schema("canonical_span"))
+    ev_js = jsonschema.Draft202012Validator(schemas.json_schema("trajectory_event"))
+    for line in lines[:500]:
+        span_js.validate(orjson.loads(line))
+    assert {e["type"] for e in events} == {"trajectory_edge", "trajectory_closed", "trajectory_quality",
+                                           "diamond_candidate"}
+    for ev in events:
+        ev_js.validate(ev)
+    spans = [dict({"confirmed_by": []}, **orjson.loads(x)) for x in lines[:200]]  # Avro fills the default
+    for name, docs in (("canonical_span", spans), ("trajectory_event", events)):
+        buf = io.BytesIO()
+        fastavro.writer(buf, schemas.avro_schema(name), docs)
+        buf.seek(0)
+        back = list(fastavro.reader(buf))
+        assert [{k: v for k, v in b.items() if v is not None} for b in back] == \
+               [{k: v for k, v in d.items() if v is not None} for d in docs]
+
+
+def test_quality_generate_and_simulate_cli(tmp_path, capsys):
+    spans, out, dlq = tmp_path / "s.ndjson", tmp_path / "ev.ndjson", tmp_path / "dlq.ndjson"
+    assert main(["quality", "generate", "--n", "3000", "--seed", "4", "--invalid-rate", "0.01",
+                 "--out", str(spans)]) == 0
+    assert main(["quality", "simulate", "--spans", str(spans), "--out", str(out), "--dlq", str(dlq),
+                 "--policy", "configs/quality.yml", "--json"]) == 0
+    summary = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = spans.read_bytes().splitlines()
+    want = []
+    _, rejects = simulate_lines(lines, load_policy(None), want.append)
+    assert out.read_bytes() == b"".join(orjson.dumps(e) + b"\n" for e in want)
+    assert summary["rejected"] == dict(sorted(rejects.items())) and sum(rejects.values()) > 0
+    assert len(dlq.read_bytes().splitlines()) == sum(rejects.values())
+    assert summary["candidates"] == sum(e["type"] == "diamond_candidate" for e in want)
+    for k in ("trajectories", "closed", "active", "scored", "share", "tenants"):
+        assert k in summary
+    # human summary too
+    assert main(["quality", "simulate", "--spans", str(spans), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "candidates" in text and "p95" in text
+
+
+def test_simulate_reports_a_bad_policy_as_one_line(tmp_path, capsys):
+    bad = tmp_path / "p.yml"
+    bad.write_text("quality_meter: {percentile_target: p100}\n")
+    spans = tmp_path / "s.ndjson"
+    spans.write_bytes(b"")
+    assert main(["quality", "simulate", "--spans", str(spans), "--out", str(tmp_path / "o"),
+                 "--policy", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "percentile_target" in err
