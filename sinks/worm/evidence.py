@@ -205,7 +205,8 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     files, bundle_hash = read_bundle(path)
     manifest = _json(files, "manifest.json")
     listed = manifest.get("files") if isinstance(manifest, dict) else None
-    if manifest.get("format") != FORMAT or not isinstance(listed, dict):
+    if not isinstance(listed, dict) or manifest.get("format") != FORMAT \
+            or not all(isinstance(v, str) for v in listed.values()) or not set(ENTRY_FILES) <= set(listed):
         raise BundleError("file manifest.json: not a gatewatch evidence manifest")
     for name in sorted(set(listed) | set(files) - {"manifest.json"}):
         if name not in files:
@@ -239,7 +240,10 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     if (manifest.get("origin"), manifest.get("size"), manifest.get("root")) != \
             (c.origin, c.size, base64.b64encode(c.root).decode()):
         raise BundleError("file manifest.json: origin/size/root differ from checkpoint.note")
-    known_hashes = set(_json(files, "policy_hashes.json"))
+    known_hashes = _json(files, "policy_hashes.json")
+    if not isinstance(known_hashes, list) or not all(isinstance(h, str) for h in known_hashes):
+        raise BundleError("file policy_hashes.json: not a list of hashes")
+    known_hashes = set(known_hashes)
 
     entry_lines = files.get("entries.ndjson", b"").splitlines()
     proof_lines = files.get("proofs.ndjson", b"").splitlines()

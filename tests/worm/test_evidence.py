@@ -183,3 +183,26 @@ def test_trusted_keys_pin_the_bundle(base, tmp_path):
     other = factory.keys(tmp_path)  # a different key set
     with pytest.raises(BundleError, match=r"^file keys/public_keys.json: \S+ key differs from the trusted keys"):
         verify_bundle(out, public_keys(other))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), rehash=st.booleans())
+def test_random_byte_flips_never_pass_unnoticed_or_crash(base, tmp_path, data, rehash):
+    """Any byte flip in any file is rejected (BundleError, never another exception) when the manifest
+    is left alone; with a re-hashed manifest verify may only accept flips that keep every check true."""
+    tmp, files = base
+    files = dict(files)
+    name = data.draw(st.sampled_from(sorted(files)))
+    blob = bytearray(files[name])
+    pos = data.draw(st.integers(0, len(blob) - 1))
+    blob[pos] ^= data.draw(st.integers(1, 255))
+    files[name] = bytes(blob)
+    if rehash and name != "manifest.json":
+        _rehash(files)
+    out = _write(tmp_path, files, "flip.tar.gz")
+    try:
+        verify_bundle(out)
+    except BundleError:
+        return
+    # accepted: only possible for a re-hashed change that no check covers (free-form policy/include files)
+    assert rehash and (name.startswith(("policies/", "include/")) or name == "manifest.json"), (name, pos)
