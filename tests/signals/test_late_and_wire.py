@@ -1,0 +1,90 @@
+"""Late records per source partition, and every record we emit matches its schema."""
+from __future__ import annotations
+
+import fastavro
+import orjson
+import pytest
+
+from processors.inputs import encode_avro
+from processors.partials import PartitionAggregator
+from processors.signals import PartitionSignals, SignalConfig, run_pipeline
+from schemas import avro_schema, json_schema
+
+from .gen import T0
+from .mixed import mixed_feed
+
+
+def req(ts, status=200):
+    return orjson.dumps({"service": "api", "status": status, "latency_ms": 5, "ts": ts})
+
+
+def test_late_is_judged_per_partition_against_max_minus_lateness():
+    cfg = SignalConfig.from_policy({"signals": {"lateness": "60s"}})
+    a = PartitionAggregator("metrics", 0, cfg)
+    b = PartitionAggregator("metrics", 1, cfg)
+    assert a.add(0, None, req(T0 + 100_000), None) is None
+    assert a.add(1, None, req(T0 + 40_000), None) is None          # exactly at the watermark
+    r = a.add(2, None, req(T0 + 39_999), None)
+    assert r.reason == "late" and "watermark" in r.detail
+    assert b.add(0, None, req(T0), None) is None                    # other partition: own stream time
+    p = a.flush()
+    assert p["watermark_ms"] == T0 + 40_000 and p["rejected"] == 1 and p["records"] == 3
+    assert sum(x["n"] for x in p["buckets"]) == 2                   # the late one is not counted
+    ps = PartitionSignals("metrics", 0, cfg)
+    assert ps.apply(p) == []                       # watermark still before the first step end
+    a.add(3, None, req(T0 + 300_000), None)
+    batches = ps.apply(a.flush())
+    ends = [batch[0]["ts"] for batch in batches]
+    # from the step after the partition's first sample to the watermark (T0 + 240 s)
+    assert ends[0] == "2026-01-01T00:01:50.000Z" and ends[-1] == "2026-01-01T00:04:00.000Z"
+    assert len(ends) == 14
+    # the on-time sample older than the first one is in the window: both counted
+    burn5 = [s for batch in batches for s in batch if s["name"] == "burn_rate_5m"]
+    assert [s["samples"] for s in burn5] == [2] * 14
+
+
+def test_aggregator_resumes_from_its_last_partial():
+    a = PartitionAggregator("metrics", 0)
+    a.add(0, None, req(T0 + 500_000), None)
+    p = a.flush()
+    resumed = PartitionAggregator.from_partial(p)
+    assert resumed.add(1, None, req(T0), None).reason == "late"
+
+
+def test_emitted_records_match_their_schemas():
+    jsonschema = pytest.importorskip("jsonschema")
+    records = mixed_feed(3, 1200).records
+    cfg = SignalConfig()
+    batches, rejections = run_pipeline(records, cfg, flush_every=50)
+    sig_avro = avro_schema("signal")
+    sig_json = jsonschema.Draft202012Validator(json_schema("signal"))
+    for batch in batches[:20] + batches[-20:]:
+        for s in batch:
+            assert fastavro.validation.validate(s, sig_avro)
+            sig_json.validate(s)
+    dlq_json = jsonschema.Draft202012Validator(json_schema("dlq_record"))
+    for r in rejections:
+        assert fastavro.validation.validate(r, avro_schema("dlq_record"))
+        dlq_json.validate(r)
+    agg = PartitionAggregator("cdc", 0, cfg)
+    for rec in records:
+        if rec[0] == "cdc":
+            agg.add(*rec[2:])
+    partial = agg.flush()
+    assert fastavro.validation.validate(partial, avro_schema("partial"))
+    jsonschema.validate(partial, json_schema("partial"))
+
+
+def test_input_examples_match_their_json_schemas():
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate({"service": "a", "status": 200, "latency_ms": 3.5, "ts": "2026-01-01T00:00:00Z"},
+                        json_schema("request_sample"))
+    jsonschema.validate({"type": "gauge", "service": "a", "name": "invariant", "value": 0, "ts": T0},
+                        json_schema("gauge_sample"))
+    jsonschema.validate({"name": "INP", "value": 180, "rating": "good", "delta": 180, "id": "v4-1",
+                         "navigationType": "navigate", "route": "/", "timestamp": T0}, json_schema("web_vitals"))
+    env = {"op": "c", "ts_ms": T0, "before": None, "after": {"id": 1},
+           "source": {"db": "shop", "table": "orders", "ts_ms": T0, "snapshot": "false"}}
+    jsonschema.validate(env, json_schema("debezium_envelope"))
+    jsonschema.validate({"schema": {}, "payload": env}, json_schema("debezium_envelope"))
+    assert encode_avro("debezium_envelope", env)[0] == 0
