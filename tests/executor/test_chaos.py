@@ -69,16 +69,16 @@ def test_sigkill_chaos_executes_every_action_exactly_once(kafka_bootstrap, topic
                 time.sleep(0.15)
         producer = threading.Thread(target=flow)
         producer.start()
-        kills = 0
-        for k in range(KILLS):
-            # the first life dies exactly between an effect and its RESULT; the others at random times
-            proc = _executor(tmp_path, env, crash_after=rng.randint(1, 150) if k == 0 else None)
+        # first life: SIGKILLs itself exactly between an effect and its RESULT (an in-flight action)
+        first = _executor(tmp_path, env, crash_after=rng.randint(1, 100))
+        assert first.wait(60) == -signal.SIGKILL
+        for _ in range(KILLS):  # then SIGKILL at random times
+            proc = _executor(tmp_path, env)
             try:
                 proc.wait(rng.uniform(0.8, 2.5))
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
-            kills += 1
         producer.join()
         final = _executor(tmp_path, env, idle=1.5)
         out, err = final.communicate(timeout=120)
