@@ -73,10 +73,10 @@ def b64list(hashes) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-def record_cosigned(store: WormStore, policy: cp.Policy, doc) -> list[str] | str | None:
+def record_cosigned(store: WormStore, policy: cp.Policy, doc) -> tuple[list[str], int] | str | None:
     """Store a witness's cosigned note when it is for this log, its root is the log's root at
-    that size and a policy witness signed it. Returns the witnesses newly recorded, None when
-    the message is not a cosignature for this log (or already stored), or a DLQ reason."""
+    that size and a policy witness signed it. Returns (witnesses that signed it, size) when newly
+    stored, None when the message is not a cosignature for this log (or already stored), or a DLQ reason."""
     if not isinstance(doc, dict) or doc.get("kind") != "cosigned":
         return None  # the log's own publications, or not for us
     try:
@@ -91,9 +91,8 @@ def record_cosigned(store: WormStore, policy: cp.Policy, doc) -> list[str] | str
     _, _, names = policy.evaluate(note)
     if not names:
         return "no_valid_witness_signature"
-    doc["size"] = c.size
     if store.add_note("cosigned", c.origin, c.size, note.text(), ts_ms=int(time.time() * 1000)):
-        return names
+        return names, c.size
     return None
 
 
@@ -116,7 +115,7 @@ def collect_cosignatures(store: WormStore, policy: cp.Policy, bootstrap: str, id
                     doc = orjson.loads(m.value())
                 except (orjson.JSONDecodeError, TypeError):
                     continue
-                if isinstance(record_cosigned(store, policy, doc), list):
+                if isinstance(record_cosigned(store, policy, doc), tuple):
                     stored += 1
             since = last or (assigned[0] if assigned else None)
             if since is not None and time.monotonic() - since >= idle_s:
@@ -181,8 +180,9 @@ class WormSink:
         if isinstance(result, str):
             self._dlq(msg, result)
         elif result:
-            for n in result:
-                self.witness_sizes[n] = max(self.witness_sizes.get(n, 0), int(doc["size"]))
+            names, size = result
+            for n in names:
+                self.witness_sizes[n] = max(self.witness_sizes.get(n, 0), size)
                 COSIGNATURES.labels(n).inc()
 
     def publish_checkpoint(self) -> dict | None:
