@@ -41,6 +41,15 @@ def load_policy_dir(path: str | Path) -> Policy:
     return compose(sources)
 
 
+def reload_policy(path: str | Path, current: Policy | None) -> tuple[Policy | None, str | None]:
+    """For running workers: (new policy, None), or (current, one-line reason) when the
+    directory is refused, so the worker keeps the last good policy."""
+    try:
+        return load_policy_dir(path), None
+    except (PolicyError, GatewatchError) as e:
+        return current, str(e)
+
+
 def _load(path) -> Policy:
     try:
         return load_policy_dir(path)

@@ -62,7 +62,22 @@ class Engine:
         self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
         self.rules = {r.id: r for r in policy.rules}
         self.used_domains = {d for _, doms in self.evaluators for d in doms}
+        self.rule_conds = {r.id: conds(r.expr) for r in policy.rules}
         self.scopes: dict[str, dict] = {}
+
+    def requirements(self) -> dict:
+        """What the gate needs to move, by domain: {domain: sorted signal names} (gate cohort)."""
+        names = set(self.policy.gate.required)
+        for st in STATES[1:]:
+            names.update(self.policy.gate.stage_required[st])
+        for _, expr in self.policy.gate.block:
+            names.update(c.signal for c in conds(expr))
+        for r in self.blocking:
+            names.update(c.signal for c in self.rule_conds[r.id])
+        out: dict[str, list] = {}
+        for n in sorted(names):
+            out.setdefault(signal_info(n).domain, []).append(n)
+        return out
 
     # ---- state -------------------------------------------------------------------------
     def to_state(self) -> dict:
@@ -134,9 +149,11 @@ class Engine:
                 if (last is None or ts > last) and any(d in st["pending"][ts] for d in doms):
                     tasks.append((ts, self.order[key], key))
         tasks.sort()
-        out = []
+        out, views = [], {}
         for ts, _, key in tasks:
-            view = self._view(st["pending"][ts])
+            view = views.get(ts)
+            if view is None:
+                view = views[ts] = self._view(st["pending"][ts])
             rec = self._gate_step(scope, st, ts, view) if key == GATE else self._rule_step(scope, st, key, ts, view)
             if rec is not None:
                 out.append(rec)
@@ -173,7 +190,7 @@ class Engine:
         rs = st["rules"].setdefault(rid, {"id": rid, "last": None, "active": False, "streaks": {}})
         rs["last"] = ts
         max_gap = self.policy.gate.max_gap_ms
-        cond_list = conds(rule.expr)
+        cond_list = self.rule_conds[rid]
         index = {id(c): i for i, c in enumerate(cond_list)}
         for i, c in enumerate(cond_list):
             if c.for_ms:

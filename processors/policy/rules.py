@@ -123,7 +123,46 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
                 _at(where, path), path)
 
 
+# Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
+TOP_KEYS = ("version", "name", "description", "slo", "abort_rules", "abort", "hooks", "rum", "obs", "gate",
+            "permits", "evaluation", "rule_defaults", "presets")
+SECTION_KEYS = {
+    "permits": ("ttl",),
+    "evaluation": ("max_gap", "max_pending_steps"),
+    "rule_defaults": ("on_missing", "min_samples", "abort_severity", "hook_severity"),
+    "rum": ("routes",),
+    "obs": ("self_slo",),
+}
+
+
+def check_sections(doc: dict, where: dict) -> None:
+    for key in doc:
+        if key not in TOP_KEYS:
+            fail(where, key, f"unknown section {key!r}{_suggest(key, TOP_KEYS)}")
+    for section, keys in SECTION_KEYS.items():
+        value = doc.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            fail(where, section, f"{section} must be a mapping")
+        for key in value:
+            if key not in keys:
+                fail(where, f"{section}.{key}", f"unknown key {key!r} in {section}{_suggest(key, keys)}")
+    slo = doc.get("slo") or {}
+    if not isinstance(slo, dict):
+        fail(where, "slo", "slo must be a mapping")
+    target = (slo.get("availability") or {}).get("target") if isinstance(slo.get("availability"), dict) else None
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                               or not 0 < target < 100):
+        fail(where, "slo.availability.target", f"availability target must be a percentage in (0, 100), got {target!r}")
+    routes = (doc.get("rum") or {}).get("routes")
+    if routes is not None and (not isinstance(routes, list)
+                               or not all(isinstance(r, dict) and isinstance(r.get("route"), str) for r in routes)):
+        fail(where, "rum.routes", "rum.routes must be a list of mappings with a route")
+
+
 def compile_rules(doc: dict, where: dict) -> list[Rule]:
+    check_sections(doc, where)
     rules: list[Rule] = []
     for list_key in ABORT_LISTS:
         items = doc.get(list_key)

@@ -58,3 +58,14 @@ def test_bad_file_exits_1_with_one_line(tmp_path, capsys, edit, line, problem):
 def test_missing_directory(capsys, tmp_path):
     assert main(["policy", "check", str(tmp_path / "nope")]) == 1
     assert "policy directory not found" in capsys.readouterr().err
+
+
+def test_reload_keeps_last_good_policy(tmp_path):
+    from streams.cmd_policy import reload_policy
+    d = tmp_path / "pol"
+    shutil.copytree(CONFIGS, d)
+    good, err = reload_policy(d, None)
+    assert err is None and good.hash == load_policy_dir(CONFIGS).hash
+    (d / "gate.yml").write_text("abort:\n  - {when: 'invariant >', action: freeze}\n")
+    kept, err = reload_policy(d, good)
+    assert kept is good and err.startswith("gate.yml:2: cannot parse when")

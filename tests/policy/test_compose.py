@@ -119,6 +119,10 @@ def test_presets():
     ("gate:\n  required: [latency_p95, invariant]\n", 2, "unknown signal 'latency_p95'"),
     ("slo:\n  a: 1\n  a: 2\n", 3, "duplicate key 'a'"),
     ("abort: [\n", 2, "not valid YAML"),
+    ("version: 1\nabort_rule:\n  - {when: 'invariant > 0', action: freeze}\n", 2,
+     "unknown section 'abort_rule' (did you mean 'abort_rules'?)"),
+    ("permits:\n  tll: 1h\n", 2, "unknown key 'tll' in permits"),
+    ("slo:\n  availability: {target: 99.5%}\n", 2, "availability target must be a percentage"),
 ])
 def test_refusals_name_file_line_and_problem(text, line, problem):
     with pytest.raises(PolicyError) as ei:
