@@ -196,6 +196,7 @@ class ExecutorWorker:
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()
         self.ready = False
+        self._assigned_at: float | None = None  # idle time counts from the (first) assignment
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, exit_when_idle_s: float | None = None) -> dict:
@@ -230,7 +231,9 @@ class ExecutorWorker:
                 lanes.wait_idle(60)
                 self._commit(c)
                 self.tracker.forget(partitions)
-            consumer.subscribe([self.actions_topic], on_revoke=on_revoke)
+            def on_assign(c, partitions):
+                self._assigned_at = time.monotonic()
+            consumer.subscribe([self.actions_topic], on_assign=on_assign, on_revoke=on_revoke)
             return
         md = consumer.list_topics(self.actions_topic, timeout=10).topics.get(self.actions_topic)
         if md is None or md.error is not None or not md.partitions:
@@ -238,6 +241,7 @@ class ExecutorWorker:
         wanted = sorted(md.partitions) if self.cfg.partitions is None else self.cfg.partitions
         parts = [TopicPartition(self.actions_topic, p) for p in wanted]
         consumer.assign(consumer.committed(parts, timeout=10))
+        self._assigned_at = time.monotonic()
 
     def _loop(self, stop, consumer, lanes, publisher, stats, exit_when_idle_s) -> None:
         last_activity = time.monotonic()
@@ -260,8 +264,10 @@ class ExecutorWorker:
             if now >= next_commit:
                 self._commit(consumer)
                 next_commit = now + self.cfg.commit_interval_s
-            if (exit_when_idle_s is not None and not pending and not msgs and publisher.all_delivered()
-                    and now - last_activity >= exit_when_idle_s):
+            if self._assigned_at is not None:
+                last_activity = max(last_activity, self._assigned_at)
+            if (exit_when_idle_s is not None and self._assigned_at is not None and not pending and not msgs
+                    and publisher.all_delivered() and now - last_activity >= exit_when_idle_s):
                 log_event(log, "idle: exiting", idle_s=exit_when_idle_s)
                 break
 

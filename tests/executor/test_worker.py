@@ -1,7 +1,13 @@
 """The executor against a real broker and a real local webhook."""
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 
+import orjson
 import pytest
 from nacl.signing import SigningKey
 
@@ -18,9 +24,9 @@ from tests.executor.webhook_server import WebhookServer
 pytestmark = pytest.mark.integration
 
 
-def _config(keys_dir, url):
+def _config(keys_dir, url, assignment="static"):
     return config_from_dict({
-        "executor": {"keys_dir": str(keys_dir), "group": "exec-test", "concurrency": 4},
+        "executor": {"keys_dir": str(keys_dir), "group": "exec-test", "concurrency": 4, "assignment": assignment},
         "backends": {"hook": {"type": "webhook", "url": url, "timeout": "1s", "deadline": "2s"}},
         "routes": [{"kind": "abort", "backend": "hook"}],
     })
@@ -64,3 +70,39 @@ def test_worker_executes_in_scope_order_and_receipts_chain(kafka_bootstrap, topi
                  'gatewatch_executor_duplicates_total 1.0', 'gatewatch_executor_attempts_total{backend="hook"} 40.0',
                  'gatewatch_executor_effect_duration_seconds_count{backend="hook"} 40.0'):
         assert line in text, line
+
+
+def test_group_assignment_mode(kafka_bootstrap, topic_prefix, tmp_path):
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    good = [permitted(decider, action_record(i, scope=f"svc{i % 3}")) for i in range(6)]
+    produce_actions(kafka_bootstrap, good)
+    with WebhookServer() as srv:
+        worker = ExecutorWorker(_config(keys, srv.url, "group"), tmp_path / "ledger.db", kafka_bootstrap)
+        stats = worker.run(threading.Event(), exit_when_idle_s=1.0)
+    assert stats["executed"] == 6 and sorted(srv.keys) == sorted(r["id"] for r in good)
+
+
+def test_cli_stops_gracefully_on_sigterm(kafka_bootstrap, topic_prefix, tmp_path):
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(5)])
+    (tmp_path / "executor.yml").write_text("executor: {group: sigterm}\n")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWATCH_KEYS_DIR": str(keys)}
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "executor", "run", "--config",
+                             str(tmp_path / "executor.yml"), "--ledger", str(tmp_path / "l.db"), "--metrics-port", "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(read_receipts(kafka_bootstrap, timeout_s=0.5, quiet_s=0.2)) < 10:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-1000:]
+    assert orjson.loads(out)["executed"] == 5
+    assert b"ops endpoints" in err  # JSON logs on stderr name the metrics port
