@@ -53,6 +53,16 @@ def validate(obj: Any) -> Span | Rejected:
     """Check a decoded value against canonical_contract_v1."""
     if not isinstance(obj, dict):
         return Rejected("not_object")
+    get = obj.get
+    status = get("status")
+    fast = all(type(v) is str and v for v in (get("id"), get("tenant"), get("who"), get("did"), get("this"),
+                                              get("when"))) and (status is None or (type(status) is str and status))
+    if not fast:  # find the first failing rule, in the documented order
+        return _first_field_failure(obj) or _check_rest(obj)
+    return _check_rest(obj)
+
+
+def _first_field_failure(obj: dict) -> Rejected | None:
     for f in REQUIRED:
         if obj.get(f) is None:
             return Rejected(f"missing_field:{f}")
@@ -61,6 +71,10 @@ def validate(obj: Any) -> Span | Rejected:
         if f in REQUIRED or v is not None:
             if not isinstance(v, str) or not v:
                 return Rejected(f"bad_type:{f}")
+    return None
+
+
+def _check_rest(obj: dict) -> Span | Rejected:
     when = obj["when"]
     # RFC 3339 only: parse_time_ms would also take an epoch number written as a string.
     if when.lstrip("-").replace(".", "", 1).isdigit():

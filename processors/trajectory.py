@@ -172,8 +172,9 @@ class Linker:
             return [], closed, "late"
         if self.is_excepted(doc):
             return [], closed, "excepted"
-        key = tuple(doc.get(f) if not isinstance(doc.get(f), (dict, list)) else content_id(doc.get(f))
-                    for f in self.policy.key_fields)
+        key = tuple(doc.get(f) for f in self.policy.key_fields)
+        if not all(type(v) is str for v in key):  # non-string key values: hash containers, keep scalars
+            key = tuple(content_id(v) if isinstance(v, (dict, list)) else v for v in key)
         t = st.open.get(key)
         prev = None
         confirmed = 1 if doc.get("confirmed_by") else 0
