@@ -86,18 +86,24 @@ def worm_policy(origin, keys_dir, quorum) -> None:
 @click.option("--name", required=True, help="Witness key role, e.g. witness-1.")
 @click.option("--state", required=True, type=click.Path(dir_okay=False), help="State file (last cosigned checkpoint).")
 @click.option("--exit-when-idle", type=click.FloatRange(0.1), default=None)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve /metrics, /healthz, /readyz.")
 @_origin
 @_keys
-def witness(name, state, exit_when_idle, origin, keys_dir) -> None:
+def witness(name, state, exit_when_idle, metrics_port, origin, keys_dir) -> None:
     """Cosign log checkpoints that are consistent with the last one this witness cosigned."""
     from sinks.worm.witness import Witness
     from streams.broker import kafka_bootstrap
-    from streams.ops import setup_json_logging
+    from streams.ops import OpsServer, setup_json_logging
     setup_json_logging()
     with kafka_bootstrap() as bs:
         w = Witness(name, state, bs, origin=origin, keys_dir=keys_dir)
         _graceful(lambda: setattr(w, "stopping", True))
-        w.run(exit_when_idle)
+        ops = OpsServer(metrics_port, ready=lambda: w.assigned).start() if metrics_port is not None else None
+        try:
+            w.run(exit_when_idle)
+        finally:
+            if ops:
+                ops.stop()
 
 
 @click.command()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from prometheus_client import Counter, Gauge
 
 from sinks.worm import checkpoint as cp
 from sinks.worm import merkle
@@ -26,6 +27,9 @@ from streams import kafka, topics
 from streams.ops import log_event
 
 LOG = logging.getLogger("gatewatch.witness")
+COSIGNED = Counter("gatewatch_witness_cosigned_total", "Checkpoints cosigned", ["witness"])
+REFUSED = Counter("gatewatch_witness_refused_total", "Checkpoints refused", ["witness"])
+WITNESSED_SIZE = Gauge("gatewatch_witness_tree_size", "Tree size of the last cosigned checkpoint", ["witness"])
 
 
 @dataclass
@@ -110,6 +114,7 @@ class Witness:
         self.consumer = kafka.consumer(bootstrap, group or f"{topics.prefix()}{name}")
         self.producer = kafka.producer(bootstrap, **{"batch.num.messages": 1, "linger.ms": 0})
         self.stopping = False
+        self.assigned = False
         self.cosigned = 0
 
     def handle(self, value: bytes, partition: int = 0, offset: int = -1) -> bytes | None:
@@ -122,6 +127,7 @@ class Witness:
             got = review(doc, self.state, self.log_verifier)
         except Refused as e:
             log_event(LOG, "checkpoint refused", logging.WARNING, witness=self.name, reason=str(e))
+            REFUSED.labels(self.name).inc()
             self.producer.produce(topics.topic("dlq"), key=self.topic.encode(), value=orjson.dumps(
                 {"source_topic": self.topic, "partition": partition, "offset": offset,
                  "reason": f"{self.name}: {e}", "payload": value.decode("utf-8", "replace")}))
@@ -133,6 +139,8 @@ class Witness:
         self.state.save(self.state_path)  # durable before the cosignature leaves
         cosigned = cp.add_signature(note, self.name, self.key)
         self.cosigned += 1
+        COSIGNED.labels(self.name).inc()
+        WITNESSED_SIZE.labels(self.name).set(c.size)
         log_event(LOG, "checkpoint cosigned", witness=self.name, size=c.size)
         return orjson.dumps({"kind": "cosigned", "witness": self.name, "origin": c.origin, "size": c.size,
                              "note": cosigned.text()})
@@ -144,6 +152,7 @@ class Witness:
         def on_assign(consumer, parts):
             nonlocal idle_since
             assigned.append(True)
+            self.assigned = True
             idle_since = time.monotonic()
         self.consumer.subscribe([self.topic], on_assign=on_assign)
         try:
