@@ -44,7 +44,10 @@ rule_defaults:
   abort_severity: page
   hook_severity: ticket
 gate:
+  # rules and the gate read this cohort; other cohorts are context (baseline) in the actions
   cohort: canary
+  # domains not split by cohort (one database serves every cohort): any cohort counts
+  shared_domains: [cdc]
   min_samples: 1
   # signals that must be present (not null, enough samples) at every step of a promotion window
   required: [latency_p95_ms, err5xx_rate, burn_rate_4h, invariant, rum_inp_p75_ms, obs_uptime]

@@ -176,10 +176,12 @@ class Engine:
         """signal name -> gate-cohort signals; and '~context' -> other cohorts."""
         view: dict[str, list] = {}
         context: dict[str, list] = {}
-        for sigs in pending_at_ts.values():
+        shared = self.policy.gate.shared_domains
+        for domain, sigs in pending_at_ts.items():
             for s in sigs:
                 c = s["cohort"]
-                target = view if c in (None, "", "all", self.cohort) else context
+                gate_cohort = c in (None, "", "all", self.cohort) or domain in shared
+                target = view if gate_cohort else context
                 target.setdefault(s["name"], []).append(s)
         view["~context"] = context
         return view

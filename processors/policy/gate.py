@@ -26,13 +26,14 @@ from processors.timefmt import TimeFormatError, parse_duration_ms
 STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
 NEXT = dict(zip(STATES, STATES[1:]))
 ALWAYS_BLOCK = ("invariant > 0", "burn_rate_4h >= 1")
-GATE_KEYS = ("cohort", "min_samples", "required", "block_when", "stages")
+GATE_KEYS = ("cohort", "shared_domains", "min_samples", "required", "block_when", "stages")
 STAGE_KEYS = ("window", "requires")
 
 
 @dataclass(frozen=True)
 class GateConfig:
     cohort: str
+    shared_domains: tuple      # domains not split by cohort: their signals count whatever their cohort
     min_samples: int
     required: tuple            # catalogue names, every stage
     stage_required: dict       # state -> tuple of names
@@ -64,6 +65,15 @@ def _signals(names, where, path) -> tuple:
         if info.name not in out:
             out.append(info.name)
     return tuple(out)
+
+
+DOMAINS = ("requests", "rum", "cdc", "gauges", "trajectories")
+
+
+def _domains(value, where) -> tuple:
+    if not isinstance(value, list) or not all(v in DOMAINS for v in value):
+        fail(where, "gate.shared_domains", f"gate.shared_domains must list domains among {', '.join(DOMAINS)}")
+    return tuple(sorted(set(value)))
 
 
 def gate_config(doc: dict, where: dict) -> GateConfig:
@@ -109,6 +119,7 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         fail(where, "evaluation.max_pending_steps", f"must be a positive integer, got {max_pending!r}")
     return GateConfig(
         cohort=str(g.get("cohort", "canary")),
+        shared_domains=_domains(g.get("shared_domains", []), where),
         min_samples=min_samples,
         required=_signals(g.get("required", []), where, "gate.required"),
         stage_required=stage_required,

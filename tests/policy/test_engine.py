@@ -157,3 +157,17 @@ def test_domain_lag_waits_for_the_slow_domain():
     assert eng.gate_state("svc-a") == "CANARY_READY"
     assert canonical_json(sorted(out, key=lambda a: a["id"])) == \
         canonical_json(sorted(run(Engine(pol), range(20)), key=lambda a: a["id"]))
+
+
+def test_shared_domains_count_whatever_the_cohort():
+    pol = make_policy()  # builtin gate.shared_domains: [cdc]
+    assert pol.gate.shared_domains == ("cdc",)
+    eng = Engine(pol)
+    acts = []
+    for i in range(40):  # the signal stage labels CDC signals cohort "stable"
+        acts += eng.on_batch([sig("cdc_lag_p95_s", 300.0, T0 + i * STEP, cohort="stable", subject="db.orders")])
+    lag = [a for a in acts if a["rule"]["id"] == "hook:cdc_lag"]
+    assert len(lag) == 1 and lag[0]["kind"] == "hook" and lag[0]["action"] == "degrade"
+    assert lag[0]["ts"] == format_ts(T0 + 30 * STEP)  # held for 5m
+    # requests are cohort-split: a stable-cohort breach is context, not a canary breach
+    assert Engine(pol).on_batch([sig("burn_rate_4h", 9.0, T0, cohort="stable")]) == []
