@@ -122,6 +122,10 @@ def decode(topic: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int 
                 doc = orjson.loads(value)
             except orjson.JSONDecodeError as e:
                 return Rejection("not_json", str(e)[:200])
+            if type(doc) is dict:  # the common case, without the list detour
+                out = []
+                handler(doc, key, kafka_ts_ms, out)
+                return out
             docs = doc if isinstance(doc, list) else [doc]
         out = []
         for d in docs:
@@ -217,7 +221,24 @@ def _key_str(key: bytes | None) -> str | None:
 
 # ---- per-topic normalizers -------------------------------------------------------------
 
+_INF = float("inf")
+
+
 def _metrics(d: dict, key, kafka_ts_ms, out: list) -> None:
+    # Fast path for the common well-formed request sample (epoch-ms ts); anything else takes
+    # the general path below, which gives the same result for these inputs.
+    status = d.get("status")
+    lat = d.get("latency_ms")
+    ts = d.get("ts")
+    svc = d.get("service")
+    if (type(status) is int and 100 <= status <= 599 and (type(lat) is float or type(lat) is int)
+            and 0 <= lat < _INF and type(ts) is int and 100_000_000_000 <= ts < 100_000_000_000_000
+            and type(svc) is str and svc and "type" not in d):
+        cohort = d.get("cohort")
+        route = d.get("route")
+        if (cohort is None or (type(cohort) is str and cohort)) and (route is None or type(route) is str):
+            out.append(Request(svc, cohort or DEFAULT_COHORT, route or "", status, lat, ts))
+            return
     kind = d.get("type")
     if kind == "gauge" or (kind is None and "status" not in d and "name" in d and "value" in d):
         name = _str(d, "name")

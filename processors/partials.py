@@ -24,7 +24,7 @@ partial (`PartitionAggregator.from_partial`).
 from __future__ import annotations
 
 from processors.canonical import canonical_json, content_id, sha256_hex
-from processors.digest import LogHistogram
+from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
 from processors.inputs import Change, Gauge, Heartbeat, Rejection, Request, Vital, decode
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
@@ -94,7 +94,13 @@ class PartitionAggregator:
                 a[0] += 1
                 if s.status >= 500:
                     a[1] += 1
-                a[2].add(s.latency_ms)
+                lat = s.latency_ms
+                if lat > _MIN:  # LogHistogram.add inlined: this is the hottest line of ingest
+                    pos = a[2].pos
+                    hk = _ceil(_log(lat) * _INV_LN_GAMMA)
+                    pos[hk] = pos.get(hk, 0) + 1
+                else:
+                    a[2].add(lat)
             elif t is Vital:
                 k = (s.scope, s.route, s.cohort, s.metric, b)
                 h = self.rum.get(k)

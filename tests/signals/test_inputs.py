@@ -164,3 +164,19 @@ def test_decode_never_raises(topic, doc, raw, use_raw):
     assert isinstance(r, (list, Rejection))
     if isinstance(r, Rejection):
         assert r.reason and isinstance(r.detail, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=st.one_of(st.integers(0, 700), st.booleans(), st.text(max_size=3)),
+       lat=st.one_of(st.floats(allow_nan=False), st.integers(-5, 10**6), st.none()),
+       ts=st.one_of(st.integers(-10, 10**15), st.floats(0, 1e13, allow_nan=False)),
+       svc=st.one_of(st.text(max_size=3), st.none()), cohort=st.one_of(st.none(), st.text(max_size=3)),
+       route=st.one_of(st.none(), st.text(max_size=3), st.integers(-9, 9)))
+def test_request_fast_path_equals_general_path(status, lat, ts, svc, cohort, route):
+    d = {"status": status, "latency_ms": lat, "service": svc, "cohort": cohort, "route": route}
+    fast = decode("metrics", b"k", orjson.dumps({**d, "ts": ts}), None)
+    general = decode("metrics", b"k", orjson.dumps({**d, "time": ts}), None)
+    if isinstance(general, Rejection):
+        assert isinstance(fast, Rejection) and fast.reason.split(":")[0] == general.reason.split(":")[0]
+    else:
+        assert fast == general
