@@ -171,3 +171,19 @@ def test_shared_domains_count_whatever_the_cohort():
     assert lag[0]["ts"] == format_ts(T0 + 30 * STEP)  # held for 5m
     # requests are cohort-split: a stable-cohort breach is context, not a canary breach
     assert Engine(pol).on_batch([sig("burn_rate_4h", 9.0, T0, cohort="stable")]) == []
+
+
+def test_byte_identical_across_processes_and_hash_seeds():
+    """Set/dict ordering must not leak into the output: two interpreters, two hash seeds."""
+    import os
+    import subprocess
+    import sys
+    code = ("from tests.policy.test_engine import run, KEY; from tests.policy.helpers import make_policy;"
+            "from processors.policy import Engine, permit_signer; from processors.canonical import content_id;"
+            "acts = run(Engine(make_policy('hooks: {must_have: [cdc_lag, web_cwv_regression]}'), permit_signer(KEY)),"
+            " range(30), lambda i: {'err5xx_rate': 0.01, 'rum_inp_p75_ms_delta': 0.5} if i % 7 < 3 else None);"
+            "print(len(acts), content_id(acts))")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    outs = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1 and int(outs.pop().split()[0]) > 4
