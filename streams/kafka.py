@@ -28,7 +28,7 @@ def client_config(bootstrap: str) -> dict:
 
 def producer(bootstrap: str, **overrides) -> Producer:
     conf = client_config(bootstrap)
-    conf.update({"linger.ms": 5, "enable.idempotence": False})
+    conf.update({"linger.ms": 5, "enable.idempotence": "transactional.id" in overrides})
     conf.update(overrides)
     return Producer(conf)
 

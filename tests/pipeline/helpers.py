@@ -1,0 +1,86 @@
+"""Shared by the pipeline tests: a small scenario with a breach, bad records, and reading topics back."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+
+from processors.scenarios import Scenario
+from streams import topics
+from streams.kafka import consumer, producer
+from streams.simulate import publish
+from streams.worker import message_ts_ms
+
+START_MS = 1_800_000_000_000
+SPEC = {
+    "name": "pipeline_test", "duration": "6m", "seed": 3,
+    "services": [{"name": "checkout", "routes": ["/api/pay"]}, {"name": "search", "routes": ["/q"]}],
+    "cohorts": {"baseline": {"rps": 6, "error_rate": 0.001, "latency_ms": {"median": 100, "p95": 300}},
+                "canary": {"rps": 3, "error_rate": 0.001, "latency_ms": {"median": 100, "p95": 300}}},
+    "rum": {"service": "checkout", "rate": 0.5, "routes": {"/": {"inp_ms": 150, "lcp_ms": 1900, "cls": 0.05}}},
+    "cdc": {"tables": ["shop.orders"], "rate": 1, "lag_s": 1},
+    "gauges": {"every": "10s", "values": {"invariant": 0}},
+    "phases": [{"at": "3m", "set": {"cohorts.canary.error_rate": 0.2, "gauges.invariant": 1}}],
+}
+BAD = [(b"checkout", b"not json"), (b"checkout", b'{"service":"checkout","status":200}'),
+       (b"checkout", b'[1,2]'), (None, b'{"status":"x","latency_ms":1,"ts":"2027-01-15T08:00:00Z"}')]
+
+
+def publish_inputs(bootstrap: str) -> int:
+    n = publish(Scenario(SPEC, start_ms=START_MS), producer(bootstrap))
+    p = producer(bootstrap)
+    for k, v in BAD:
+        p.produce(topics.topic("metrics"), key=k, value=v, timestamp=START_MS)
+    # a record far behind the watermark: late
+    late = {"service": "checkout", "cohort": "canary", "status": 200, "latency_ms": 5,
+            "ts": START_MS + 1000}
+    p.produce(topics.topic("metrics"), key=b"checkout", value=orjson.dumps(late), timestamp=START_MS)
+    assert p.flush(10) == 0
+    return n + len(BAD) + 1
+
+
+def read_topic(bootstrap: str, logical: str, idle_s: float = 4.0, timeout_s: float = 90.0) -> list:
+    """Every record of a topic as (partition, offset, key, value, ts), read until idle."""
+    c = consumer(bootstrap, f"test-read-{uuid.uuid4().hex[:8]}")
+    c.subscribe([topics.topic(logical)])
+    out, last, t0 = [], time.monotonic(), time.monotonic()
+    try:
+        while time.monotonic() - last < idle_s and time.monotonic() - t0 < timeout_s:
+            msgs = c.consume(5000, 0.5)
+            for m in msgs:
+                if m.error() is None:
+                    out.append((m.partition(), m.offset(), m.key(), m.value(), message_ts_ms(m)))
+            if msgs:
+                last = time.monotonic()
+    finally:
+        c.close()
+    return out
+
+
+def envelopes(bootstrap: str) -> list[dict]:
+    """The input topics as kcat -J envelopes, per partition in offset order."""
+    envs = []
+    for logical in ("metrics", "rum", "cdc"):
+        for part, off, key, value, ts in sorted(read_topic(bootstrap, logical), key=lambda r: (r[0], r[1])):
+            envs.append({"topic": topics.topic(logical), "partition": part, "offset": off, "ts": ts,
+                         "key": None if key is None else key.decode(),
+                         "payload": None if value is None else value.decode()})
+    return envs
+
+
+def replay_outputs(envs: list[dict], policy, signer) -> dict[str, list[tuple[bytes, bytes]]]:
+    from streams.replay import Replayer
+    rp = Replayer(policy, signer, flush_every=97)
+    outs = []
+    for env in envs:
+        outs.extend(rp.feed(env))
+    outs.extend(rp.finish())
+    by_topic: dict[str, list] = {}
+    for topic, k, v in outs:
+        by_topic.setdefault(topic, []).append((k, v))
+    return by_topic
+
+
+def streamed(bootstrap: str, logical: str) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for _p, _o, k, v, _ts in read_topic(bootstrap, logical)]
