@@ -22,6 +22,8 @@ GAUGE_SIGNALS: dict[str, str] = {
     "dp_budget_used": "ratio",           # share of the differential-privacy budget spent
     "liquidity_depth_ratio": "ratio",    # pool depth vs its baseline
     "price_divergence": "delta",         # price vs reference oracle, fraction
+    "model_psi": "count",                # population stability index of the model inputs (seed 003)
+    "srm_p_value": "ratio",              # sample-ratio-mismatch test p-value of the experiment split
 }
 
 BUILTIN_YAML = """\
@@ -73,6 +75,7 @@ hooks:
     mbp_price_spike_divergence: price_spike_divergence
     slo_budget_breach_watch: slo_budget_breach
     dp_budget_breach_watch: dp_budget_breach
+    drift: model_drift
   library:
     invariant_breach: {when: "invariant > 0", action: block_release, severity: page}
     latency_budget:
@@ -93,4 +96,6 @@ hooks:
     dp_budget_breach: {when: "dp_budget_used >= 100pct", action: block_release, severity: page}
     liquidity_depth: {when: "liquidity_depth_ratio < 50pct for 5m", action: freeze}
     price_spike_divergence: {when: "price_divergence > 5pct for 2m", action: freeze}
+    model_drift: {when: "model_psi > 0.2 for 24h", action: rollback_baseline}
+    experiment_srm: {when: "srm_p_value < 0.001", action: pause}
 """

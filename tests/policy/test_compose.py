@@ -142,3 +142,15 @@ def test_rule_defaults_and_fields():
     assert (a.on_missing, a.min_samples, a.severity, a.blocking) == ("hold", 1, "page", True)
     assert (b.on_missing, b.min_samples, b.severity) == ("abort", 5, "ticket")
     assert b.expr.threshold == 2.0  # 2000ms on a seconds signal
+
+
+def test_every_library_hook_compiles_and_seed_names_resolve():
+    from processors.policy.defaults import BUILTIN_YAML
+    import yaml
+    library = yaml.safe_load(BUILTIN_YAML)["hooks"]["library"]
+    pol = compose([("h.yml", "hooks:\n  must_have: [" + ", ".join(library) + "]\n")])
+    assert [r.id for r in pol.rules] == [f"hook:{n}" for n in library]
+    assert all(r.kind == "hook" and not r.blocking for r in pol.rules)
+    for name in ("invariant_breach", "latency_budget", "resolution_sla", "cdc_lag", "schema_drift",
+                 "api_contract_break", "web_cwv_regression", "slo_budget_breach", "dp_budget_breach"):
+        assert name in library
