@@ -28,9 +28,15 @@ def bucket_of(x: float) -> int:
     return _ceil(_log(x) * _INV_LN_GAMMA)
 
 
+_REPS: dict[int, float] = {}
+
+
 def _rep(k: int) -> float:
     """The value representing bucket k: (gamma^(k-1), gamma^k] -> within ALPHA of any member."""
-    return 2.0 * GAMMA ** k / (GAMMA + 1.0)
+    v = _REPS.get(k)
+    if v is None:
+        v = _REPS[k] = 2.0 * GAMMA ** k / (GAMMA + 1.0)
+    return v
 
 
 class LogHistogram:

@@ -38,7 +38,7 @@ from processors.digest import LogHistogram
 from processors.partials import PartitionAggregator
 from processors.timefmt import format_ts
 from processors.windows import (BURN_WINDOWS_MS, COARSE_MS, COARSE_WINDOWS, DAY, FINE_MAX_MS,
-                                SignalConfig, ceil_to, floor_to)
+                                SignalConfig, floor_to)
 
 __all__ = ["SignalConfig", "PartitionSignals", "run_pipeline"]
 
@@ -52,10 +52,19 @@ def _r(v):
     return float(f"{v:.10g}")
 
 
+_last_ts: list = [None, ""]
+
+
+def _ts(end: int) -> str:
+    if _last_ts[0] != end:  # every signal of a step shares its end
+        _last_ts[0], _last_ts[1] = end, format_ts(end)
+    return _last_ts[1]
+
+
 def _signal(name, scope, cohort, subject, window_ms, value, samples, end, **extra) -> dict:
     s = {"name": name, "scope": scope, "cohort": cohort, "subject": subject,
          "window_s": window_ms // 1000, "value": _r(value), "samples": int(samples),
-         "ts": format_ts(end)}
+         "ts": _ts(end)}
     for k, v in extra.items():
         s[k] = _r(v) if isinstance(v, float) else v
     return s
@@ -138,41 +147,69 @@ class _Requests(_Key):
         super().advance(end, step)
         _slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
 
-    def window_sum(self, end: int, width: int, step: int) -> tuple[int, int]:
-        lo, hi = end - width, end
-        c_lo, c_hi = ceil_to(lo, COARSE_MS), floor_to(hi, COARSE_MS)
-        n = e = 0
-        if c_lo >= c_hi:
-            spans = [(lo, hi)]
-        else:
-            spans = [(lo, c_lo), (c_hi, hi)]
-            coarse = self.coarse
-            for cb in range(c_lo, c_hi, COARSE_MS):
-                c = coarse.get(cb)
+    def window_sums(self, end: int, widths: list[int], step: int) -> dict[int, tuple[int, int]]:
+        """(count, errors) over [end - w, end) for each w (multiples of COARSE_MS, ascending):
+        the fine tail [c_hi, end) and a backward walk over coarse buckets are shared by all
+        windows; each adds its own fine head (the part of its first coarse bucket inside it).
+        A window with no fine head (end aligned) is an exact union of coarse buckets."""
+        fine, coarse = self.fine, self.coarse
+        r = end % COARSE_MS
+        c_hi = end - r
+        tn = te = 0
+        for b in range(c_hi, end, step):
+            f = fine.get(b)
+            if f is not None:
+                tn += f[0]
+                te += f[1]
+        out = {}
+        for w in widths:
+            if w % COARSE_MS:  # a window shorter than / not made of coarse buckets: fine only
+                n = e = 0
+                for b in range(end - w, end, step):
+                    f = fine.get(b)
+                    if f is not None:
+                        n += f[0]
+                        e += f[1]
+                out[w] = (n, e)
+        cn = ce = 0           # coarse sum over [c_hi - j*C, c_hi)
+        j = 0
+        for w in widths:
+            if w % COARSE_MS:
+                continue
+            full = w // COARSE_MS if r == 0 else w // COARSE_MS - 1
+            while j < full:
+                j += 1
+                c = coarse.get(c_hi - j * COARSE_MS)
                 if c is not None:
-                    n += c[0]
-                    e += c[1]
-        fine = self.fine
-        for a, z in spans:
-            for b in range(a, z, step):
-                f = fine.get(b)
-                if f is not None:
-                    n += f[0]
-                    e += f[1]
-        return n, e
+                    cn += c[0]
+                    ce += c[1]
+            hn = he = 0
+            if r:
+                lo = end - w
+                for b in range(lo, c_hi - full * COARSE_MS, step):
+                    f = fine.get(b)
+                    if f is not None:
+                        hn += f[0]
+                        he += f[1]
+            out[w] = (tn + cn + hn, te + ce + he)
+        return out
 
     def signals(self, key, end, cfg: SignalConfig) -> list[dict]:
         service, cohort = key
         step = cfg.step_ms
         budget = 1.0 - cfg.target_for(service) / 100.0
         out = []
+        aligned = end % COARSE_MS == 0
+        widths = sorted({w for label, w in BURN_WINDOWS_MS.items()
+                         if aligned or label not in COARSE_WINDOWS} | {cfg.rate_window_ms})
+        sums = self.window_sums(end, widths, step)
         for label, width in BURN_WINDOWS_MS.items():
-            if label in COARSE_WINDOWS and end % COARSE_MS:
+            if label in COARSE_WINDOWS and not aligned:
                 continue
-            n, e = self.window_sum(end, width, step)
+            n, e = sums[width]
             burn = (e / n) / budget if n and budget > 0 else None
             out.append(_signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end))
-        n, e = self.window_sum(end, cfg.rate_window_ms, step)
+        n, e = sums[cfg.rate_window_ms]
         out.append(_signal("err5xx_rate", service, cohort, "", cfg.rate_window_ms,
                            e / n if n else None, n, end))
         out.append(_signal("request_rate", service, cohort, "", cfg.rate_window_ms,

@@ -136,3 +136,19 @@ def test_gauges_last_value_and_count():
             assert s["value"] == (max(inside)[2] if inside else None)
             n += 1
     assert n > 100
+
+
+def test_rate_window_not_made_of_coarse_buckets():
+    feed = Feed()
+    samples = requests(feed, 6000, seed=8, services=("api",), cohorts=("stable",), err=0.1)
+    cfg = SignalConfig.from_policy({"signals": {"rate_window": "70s"}})
+    batches, _ = run_pipeline(feed.records, cfg, flush_every=300)
+    ref = by_key(samples)[("api", "stable")]
+    rates = [s for b in batches for s in b if s["name"] in ("err5xx_rate", "request_rate")]
+    assert rates
+    for s in rates:
+        assert s["window_s"] == 70
+        err, _ = window(ref, parse_time_ms(s["ts"]), 70_000)
+        assert s["samples"] == len(err)
+        expected = err.sum() / len(err) if s["name"] == "err5xx_rate" else len(err) / 70
+        assert close(s["value"], expected)
