@@ -140,7 +140,7 @@ def test_gauges_last_value_and_count():
 
 def test_rate_window_not_made_of_coarse_buckets():
     feed = Feed()
-    samples = requests(feed, 6000, seed=8, services=("api",), cohorts=("stable",), err=0.1)
+    samples = requests(feed, 6000, seed=8, services=("api",), cohorts=("stable",), err=0.1, spacing_ms=60)
     cfg = SignalConfig.from_policy({"signals": {"rate_window": "70s"}})
     batches, _ = run_pipeline(feed.records, cfg, flush_every=300)
     ref = by_key(samples)[("api", "stable")]
