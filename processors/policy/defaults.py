@@ -36,8 +36,8 @@ obs:
 permits:
   ttl: 1h
 evaluation:
-  # gaps between evaluated steps longer than this break a `for` streak and the gate's clean streak
-  max_gap: 60s
+  # gaps between evaluated steps longer than `max_gap` break a `for` streak and the gate's
+  # clean streak; unset = max(60s, 3 x signals.step)
   # buffered steps per scope while waiting for a lagging domain (then evaluated as missing)
   max_pending_steps: 720
 rule_defaults:

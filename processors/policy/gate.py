@@ -126,7 +126,8 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         windows=windows,
         block=tuple(block),
         ttl_ms=_duration((doc.get("permits") or {}).get("ttl", "1h"), where, "permits.ttl"),
-        max_gap_ms=_duration(ev.get("max_gap", "60s"), where, "evaluation.max_gap"),
+        max_gap_ms=_duration(ev["max_gap"], where, "evaluation.max_gap") if ev.get("max_gap") is not None
+        else max(60_000, 3 * _duration((doc.get("signals") or {}).get("step", "10s"), where, "signals.step")),
         max_pending_steps=max_pending,
     )
 

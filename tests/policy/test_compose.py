@@ -154,3 +154,10 @@ def test_every_library_hook_compiles_and_seed_names_resolve():
     for name in ("invariant_breach", "latency_budget", "resolution_sla", "cdc_lag", "schema_drift",
                  "api_contract_break", "web_cwv_regression", "slo_budget_breach", "dp_budget_breach"):
         assert name in library
+
+
+def test_signal_stage_sections_are_accepted_and_steer_max_gap():
+    pol = compose([("p.yml", "signals: {step: 60s, baseline_cohorts: [baseline]}\ncdc: {schemas: {}}\n")])
+    assert pol.gate.max_gap_ms == 180_000
+    assert compose([]).gate.max_gap_ms == 60_000
+    assert compose([("p.yml", "evaluation: {max_gap: 15s}\n")]).gate.max_gap_ms == 15_000
