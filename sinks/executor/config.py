@@ -40,6 +40,7 @@ class ExecutorConfig:
     keys_dir: str | None = None
     trusted_deciders: list[str] = field(default_factory=list)   # extra hex Ed25519 public keys
     permit_leeway_s: float = 0.0        # tolerated decider/executor clock skew on permit expiry
+    intent_publish_timeout_s: float = 5.0  # wait this long for INTENT on Kafka before the effect (0 = no wait)
     backends: dict = field(default_factory=lambda: {"dry-run": {"type": "dry-run"}})
     routes: list[Route] = field(default_factory=list)
     default_backend: str = "dry-run"
@@ -134,6 +135,7 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
             setattr(cfg, key, ex[key])
     cfg.commit_interval_s = _seconds(ex, "commit_interval", cfg.commit_interval_s, f"{where}: executor")
     cfg.permit_leeway_s = _seconds(ex, "permit_leeway", 0.0, f"{where}: executor")
+    cfg.intent_publish_timeout_s = _seconds(ex, "intent_publish_timeout", 5.0, f"{where}: executor")
     parts = ex.get("partitions", "all")
     cfg.partitions = None if parts in (None, "all") else [int(p) for p in parts]
     if cfg.assignment not in ("static", "group"):

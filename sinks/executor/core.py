@@ -56,6 +56,9 @@ class ActionHandler:
         self.metrics = metrics or ExecutorMetrics()
         self.clock_ms = clock_ms  # permit expiry is judged by the executor's wall clock, on purpose
         self.permit_leeway_ms = permit_leeway_ms  # tolerated clock skew between decider and executor
+        # Called with the INTENT receipt after it is durable and before the effect (the worker waits
+        # there until the INTENT is on Kafka). None = do not wait.
+        self.before_effect: Callable[[dict], None] | None = None
         self._running: set[str] = set()
         self._lock = threading.Lock()
         # Test-only fault injection: SIGKILL ourselves after the Nth effect, before its RESULT.
@@ -85,13 +88,15 @@ class ActionHandler:
         if reason:
             return self._refuse(rcid, record, reason)
         backend = self.backend_for(record)
-        state, row, _ = self.ledger.admit(record, rcid, backend, self._intent(record, backend))
+        state, row, intent = self.ledger.admit(record, rcid, backend, self._intent(record, backend))
         if state == L.REPLAYED_NONCE:
             return self._refuse(rcid, record, "replayed_nonce")
         if state != L.NEW:
             return self._known(row)
         if not self._claim(row.action_id):
             return BUSY
+        if self.before_effect is not None:
+            self.before_effect(intent)
         return self._run(row, run=1)
 
     def resume_in_flight(self) -> int:

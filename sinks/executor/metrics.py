@@ -23,5 +23,8 @@ class ExecutorMetrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.pending = Gauge("gatewatch_executor_pending_actions", "Actions consumed but not yet settled",
                              registry=r)
+        self.intent_unpublished = Counter("gatewatch_executor_intent_unpublished_total",
+                                          "Effects started before their INTENT receipt reached Kafka (timeout)",
+                                          registry=r)
         self.receipts = Counter("gatewatch_executor_receipts_published_total", "Receipts delivered to Kafka",
                                 registry=r)

@@ -125,49 +125,85 @@ class OffsetTracker:
 
 
 class ReceiptPublisher:
-    """Produces ledger receipts in seq order and persists how far delivery got."""
+    """Produces ledger receipts in seq order (its own thread) and persists how far delivery got.
+
+    Lanes may wait until their INTENT receipt is delivered before running the effect
+    (wait_delivered), so the replicated log shows the intent even if this host's disk is lost.
+    """
 
     def __init__(self, ledger: Ledger, producer, topic: str, metrics: ExecutorMetrics):
         self.ledger, self.producer, self.topic, self.metrics = ledger, producer, topic, metrics
-        self.delivered = ledger.published_seq()
-        self.cursor = self.delivered        # produced up to here
+        self.delivered = ledger.published_seq()   # every seq <= this one is on Kafka
+        self.cursor = self.delivered              # produced up to here
+        self._unacked: dict[int, object] = {}     # seq -> StoredReceipt, until its delivery report
         self._acked: set[int] = set()
+        self._retry: list = []
         self._persisted = self.delivered
-        self.errors = 0
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def _on_delivery(self, seq: int):
         def cb(err, msg):
-            if err is not None:
-                self.errors += 1  # left unacked: produced again at the next start (idempotent by id)
-                log_event(log, "receipt not delivered", logging.WARNING, seq=seq, error=str(err))
+            if err is not None:  # librdkafka gave up on it: produce it again (same bytes, same id)
+                log_event(log, "receipt not delivered; retrying", logging.WARNING, seq=seq, error=str(err))
+                self._retry.append(self._unacked[seq])
                 return
+            self._unacked.pop(seq, None)
             self._acked.add(seq)
         return cb
 
-    def pump(self) -> None:
+    def _produce(self, r) -> None:
+        self._unacked[r.seq] = r
+        while True:
+            try:
+                self.producer.produce(self.topic, key=r.key.encode(), value=r.body, on_delivery=self._on_delivery(r.seq))
+                return
+            except BufferError:  # local queue full: let it drain
+                self.producer.poll(0.05)
+
+    def pump(self, poll_s: float = 0) -> None:
         """Produce new receipts, serve delivery reports, persist the delivered watermark."""
+        retry, self._retry = self._retry, []
+        for r in retry:
+            self._produce(r)
         for r in self.ledger.receipts_after(self.cursor):
-            while True:
-                try:
-                    self.producer.produce(self.topic, key=r.key.encode(), value=r.body,
-                                          on_delivery=self._on_delivery(r.seq))
-                    break
-                except BufferError:  # local queue full: let it drain
-                    self.producer.poll(0.05)
+            self._produce(r)
             self.cursor = r.seq
-        self.producer.poll(0)
+        self.producer.poll(poll_s)
+        advanced = False
         while self.delivered + 1 in self._acked:
             self._acked.discard(self.delivered + 1)
             self.delivered += 1
             self.metrics.receipts.inc()
+            advanced = True
+        if advanced:
+            with self._cv:
+                self._cv.notify_all()
         if self.delivered > self._persisted:
             self.ledger.set_published_seq(self.delivered)
             self._persisted = self.delivered
+
+    def wait_delivered(self, seq: int, timeout_s: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: self.delivered >= seq, timeout_s)
+
+    def start(self, stop: threading.Event) -> None:
+        def serve():
+            while not stop.is_set():
+                self.pump(poll_s=0.005)
+        self._thread = threading.Thread(target=serve, name="receipts", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def all_delivered(self) -> bool:
         return self.delivered >= self.ledger.head()[0]
 
     def flush(self, timeout_s: float = 10.0) -> None:
+        """Only while the publishing thread is stopped."""
         self.pump()
         self.producer.flush(timeout_s)
         self.pump()
@@ -200,11 +236,12 @@ class ExecutorWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, exit_when_idle_s: float | None = None) -> dict:
-        producer = make_producer(self.bootstrap, **{"linger.ms": 2})
+        producer = make_producer(self.bootstrap, **{"linger.ms": 1})
         publisher = ReceiptPublisher(self.ledger, producer, self.receipts_topic, self.metrics)
-        publisher.pump()                                   # receipts a crash may have left unproduced
+        publisher_stop = threading.Event()
+        publisher.start(publisher_stop)                    # first: receipts a crash left unproduced
+        self.handler.before_effect = self._intent_gate(publisher)
         resumed = self.handler.resume_in_flight()         # INTENT without RESULT: re-run, same key
-        publisher.pump()
         consumer = make_consumer(self.bootstrap, self.cfg.group, **{"fetch.wait.max.ms": 50})
         lanes = ScopeLanes(self.cfg.concurrency)
         stats = _Stats(resumed=resumed)
@@ -214,16 +251,29 @@ class ExecutorWorker:
             self._loop(stop, consumer, lanes, publisher, stats, exit_when_idle_s)
         finally:
             self.ready = False
-            lanes.wait_idle(30)
+            lanes.wait_idle(60)
             lanes.shutdown()
+            publisher_stop.set()
+            publisher.join()
             publisher.flush()
             self._commit(consumer)
             consumer.close()
-            producer.flush(5)
             self.ledger.close()
         if lanes.failure is not None:
             raise GatewatchError(f"executor stopped: {type(lanes.failure).__name__}: {lanes.failure}")
         return dict(stats)
+
+    def _intent_gate(self, publisher: ReceiptPublisher):
+        timeout = self.cfg.intent_publish_timeout_s
+        if timeout <= 0:
+            return None
+
+        def wait(intent: dict) -> None:
+            if not publisher.wait_delivered(intent["seq"], timeout):
+                self.metrics.intent_unpublished.inc()
+                log_event(log, "INTENT not on Kafka in time; running the effect anyway (it is durable locally)",
+                          logging.WARNING, action_id=intent.get("action_id"), timeout_s=timeout)
+        return wait
 
     def _attach(self, consumer, lanes: ScopeLanes) -> None:
         if self.cfg.assignment == "group":
@@ -259,7 +309,6 @@ class ExecutorWorker:
                 self._dispatch(m, lanes, stats)
             if msgs or pending:
                 last_activity = time.monotonic()
-            publisher.pump()
             now = time.monotonic()
             if now >= next_commit:
                 self._commit(consumer)
