@@ -11,7 +11,7 @@ Rules (each failure has one typed reason, the first that applies, in this order)
   not_object               the JSON is not an object
   missing_field:<f>        id, tenant, who, did, this or when is absent or null
   bad_type:<f>             one of those (or status) is not a string, or is an empty string
-  bad_time:when            `when` is not an RFC 3339 timestamp with an offset
+  bad_time:when            `when` is not an RFC 3339 timestamp with an offset, or is outside 1970..9000
   not_array:confirmed_by   confirmed_by is present (not null) and not an array
   bad_type:confirmed_by    an element of confirmed_by is not a string
   not_object:data          data is present (not null) and not an object
@@ -29,6 +29,7 @@ from processors.timefmt import TimeFormatError, parse_time_ms
 
 REQUIRED = ("id", "tenant", "who", "did", "this", "when")
 OPTIONAL_STRINGS = ("status",)
+MAX_WHEN_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z; spans before 1970 or after 9000 are bad_time
 
 
 class Span(NamedTuple):
@@ -82,6 +83,8 @@ def _check_rest(obj: dict) -> Span | Rejected:
     try:
         when_ms = parse_time_ms(when)
     except (TimeFormatError, ValueError, OverflowError):
+        return Rejected("bad_time:when")
+    if not 0 <= when_ms < MAX_WHEN_MS:  # deadlines (when + timeouts) must stay formattable
         return Rejected("bad_time:when")
     cb = obj.get("confirmed_by")
     if cb is not None:

@@ -1,6 +1,8 @@
 """canonical_contract_v1: typed rejection reasons (seed 002 §25.1)."""
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors.spans import Rejected, Span, decode, dlq_record
 
@@ -47,3 +49,27 @@ def test_dlq_record_keeps_raw_bytes_as_text():
     rec = dlq_record("gw.spans", 2, 41, "not_json", b"\xff{oops")
     assert rec == {"source_topic": "gw.spans", "partition": 2, "offset": 41, "reason": "not_json",
                    "payload": "\ufffd{oops"}
+
+
+def test_when_out_of_range_is_bad_time():
+    for when in ("9999-12-31T23:00:00Z", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"):
+        assert decode(orjson.dumps(dict(GOOD, when=when))) == Rejected("bad_time:when")
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=30),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                     max_leaves=8)
+_field = st.one_of(_json, st.sampled_from(["x", "heartbeat-1", "2025-10-01T00:00:00Z", "2025-10-01T06:00:00+02:00",
+                                           "9999-12-31T23:59:59Z", "completed", ""]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["id", "tenant", "who", "did", "this", "when", "confirmed_by",
+                                                 "status", "data"]), _field, min_size=4), max_size=15))
+def test_the_cycle_never_raises_on_arbitrary_json(docs):
+    from processors.quality import CyclePolicy, SpanCycle
+    c = SpanCycle(CyclePolicy())
+    for d in docs:
+        events, reason = c.process(orjson.dumps(d))
+        assert reason is None or isinstance(reason, str)
+    orjson.dumps(c.to_state())

@@ -10,12 +10,14 @@ import uuid
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from prometheus_client import REGISTRY
 
 from streams import kafka, topics
 from streams.cmd_quality import generate_spans, load_policy, simulate_lines
 from streams.trajectory_worker import TrajectoryWorker
 
 pytestmark = pytest.mark.integration
+METRICS = ("gatewatch_diamond_candidates_total", "gatewatch_trajectory_quality_score_count")
 
 
 def _key(line: bytes) -> bytes:
@@ -74,6 +76,7 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
     want, rejects = expected(lines)
     assert want and rejects
     publish_spans(kafka_bootstrap, lines)
+    before = {n: REGISTRY.get_sample_value(n) or 0 for n in METRICS}
     worker = TrajectoryWorker(kafka_bootstrap, load_policy(None), tmp_path / "state.json",
                               group=f"traj-{topic_prefix}", exit_when_idle=3, batch_size=500)
     th = threading.Thread(target=worker.run, daemon=True)
@@ -88,6 +91,9 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
     for ev in want:
         exp_order.setdefault(ev["tenant"], []).append(ev["id"])
     assert per_tenant_first_seen(got) == exp_order
+    grew = {n: (REGISTRY.get_sample_value(n) or 0) - before[n] for n in METRICS}
+    assert grew["gatewatch_diamond_candidates_total"] == sum(e["type"] == "diamond_candidate" for e in want)
+    assert grew["gatewatch_trajectory_quality_score_count"] == sum(e["type"] == "trajectory_quality" for e in want)
     dlq = read_all(kafka_bootstrap, "dlq", want_count=len(rejects))
     assert sorted(v["reason"] for _, v in dlq) == sorted(rejects)
     assert all(k == topics.topic("spans").encode() and v["source_topic"] == topics.topic("spans") for k, v in dlq)
