@@ -52,11 +52,13 @@ QUANTILE = Gauge("gatewatch_trajectory_quality_quantile", "Current quality score
 SHED = Counter("gatewatch_derived_shed_total", "Derived events shed by the guardrail, by type", ["type"])
 
 
-def load_snapshot(path: Path, policy: CyclePolicy) -> tuple[SpanCycle, dict[int, int]]:
+def load_snapshot(path: Path, policy: CyclePolicy, topic: str) -> tuple[SpanCycle, dict[int, int]]:
     if not path.exists():
         return SpanCycle(policy), {}
     try:
         doc = orjson.loads(path.read_bytes())
+        if doc.get("topic") != topic:
+            raise ValueError(f"it belongs to topic {doc.get('topic')!r}, not {topic!r}")
         cycle = SpanCycle.from_state(policy, doc["cycle"])
     except (OSError, orjson.JSONDecodeError, KeyError, ValueError) as e:
         raise GatewatchError(f"state {path}: {e} (move it away to start over from the beginning)") from None
@@ -106,7 +108,7 @@ class TrajectoryWorker:
             topics.topic("dlq")
         self.stop_event = threading.Event()
         self.assigned = False
-        self.cycle, self.offsets = load_snapshot(self.state_path, policy)
+        self.cycle, self.offsets = load_snapshot(self.state_path, policy, self.spans_topic)
         self._last_totals = _totals(self.cycle)
         self._delivery_error: str | None = None
 

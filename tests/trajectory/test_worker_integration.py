@@ -135,3 +135,18 @@ def test_sigkill_and_restart_give_the_same_set_of_events(kafka_bootstrap, topic_
     for ev in want:
         exp_order.setdefault(ev["tenant"], []).append(ev["id"])
     assert per_tenant_first_seen(got) == exp_order
+
+
+def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootstrap, topic_prefix, tmp_path):
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix)
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen(_worker_cmd(state, ("--metrics-port", "0")), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert b'"msg": "stopped"' in err or b'"msg":"stopped"' in err
+    state.write_bytes(orjson.dumps({"topic": "elsewhere.spans", "offsets": {}, "cycle": {}}))
+    r = subprocess.run(_worker_cmd(state), env=env, capture_output=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.count(b"\n") == 1 and b"belongs to topic" in r.stderr
