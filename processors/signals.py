@@ -244,7 +244,7 @@ class _Requests(_Key):
 class _Gauges(_Key):
     def __init__(self, cfg: SignalConfig):
         super().__init__()
-        self.retention_ms = cfg.gauge_window_ms
+        self.retention_ms = cfg.gauge_window_ms + cfg.idle_retention_ms
 
     def merge(self, x: dict, cfg, emitted_until):
         b = x["b"]
@@ -288,7 +288,7 @@ class _Gauges(_Key):
 class _Rum(_Key):
     def __init__(self, cfg: SignalConfig):
         super().__init__()
-        self.retention_ms = cfg.rum_window_ms
+        self.retention_ms = cfg.rum_window_ms + cfg.idle_retention_ms
         self.win = LogHistogram()
 
     def merge(self, x: dict, cfg, emitted_until):

@@ -13,9 +13,10 @@ Time model (DESIGN.md "Time, windows, determinism"):
   exact unions of coarse buckets; windows up to 6 h are evaluated at every step as fine head +
   coarse middle + fine tail. So burn_rate_3d costs 864 coarse buckets of two integers per
   (service, cohort) instead of 25,920 fine ones, and no count is ever approximated.
-- Windows are emitted for a key at E while it has data in [E - retention, E) (retention = the
-  longest window of its domain; CDC tables stay forever, for cdc_silence_s) and once data
-  before E exists for it. Emission starts at the step after the partition's first sample.
+- Windows are emitted for a key at E while it has data in [E - retention, E) (retention: 3 d
+  for requests, the window + idle_retention (1 h) for gauges and RUM, so an idle key reports
+  null / 0 samples for a while before it is dropped; CDC tables stay forever, for
+  cdc_silence_s) and once data before E exists for it. Emission starts at the step after the partition's first sample.
   All of this depends only on the data and its partition order, never on flush boundaries.
 """
 from __future__ import annotations
@@ -54,6 +55,7 @@ class SignalConfig:
     rum_window_ms: int = 5 * MINUTE
     cdc_window_ms: int = 5 * MINUTE
     gauge_window_ms: int = 5 * MINUTE
+    idle_retention_ms: int = HOUR   # gauges/RUM keys keep emitting (null, 0 samples) this long
     rum_baselines: dict = field(default_factory=dict)   # route -> {metric short name: p75}
     baseline_cohorts: tuple = ("baseline", "stable")
     cdc_shapes: dict = field(default_factory=dict)       # "db.table" -> {field: type}
@@ -76,7 +78,7 @@ class SignalConfig:
     def from_policy(cls, policy_doc: dict | None, policy_hash: str = "") -> "SignalConfig":
         """From the composed policy dict (seed shapes): slo.availability.target (+ optional
         slo.availability.by_service), slo.latency_p95_ms.window, rum.routes, cdc.schemas, and
-        an optional `signals: {step, lateness, rum_window, cdc_window, gauge_window,
+        an optional `signals: {step, lateness, rum_window, cdc_window, gauge_window, idle_retention,
         baseline_cohorts, bootstrap_resamples}`."""
         doc = policy_doc or {}
         slo = doc.get("slo") or {}
@@ -94,7 +96,8 @@ class SignalConfig:
             kw["latency_window_ms"] = parse_duration_ms(lat["window"])
         for key, attr in (("step", "step_ms"), ("lateness", "lateness_ms"),
                           ("rum_window", "rum_window_ms"), ("cdc_window", "cdc_window_ms"),
-                          ("gauge_window", "gauge_window_ms"), ("rate_window", "rate_window_ms")):
+                          ("gauge_window", "gauge_window_ms"), ("rate_window", "rate_window_ms"),
+                          ("idle_retention", "idle_retention_ms")):
             if sig.get(key) is not None:
                 kw[attr] = parse_duration_ms(sig[key])
         if sig.get("baseline_cohorts"):

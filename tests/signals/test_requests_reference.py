@@ -152,3 +152,20 @@ def test_rate_window_not_made_of_coarse_buckets():
         assert s["samples"] == len(err)
         expected = err.sum() / len(err) if s["name"] == "err5xx_rate" else len(err) / 70
         assert close(s["value"], expected)
+
+
+def test_idle_gauge_reports_null_then_is_dropped():
+    feed = Feed()
+    for i in range(10):
+        feed.put("metrics", 0, {"type": "gauge", "service": "pool", "name": "invariant", "value": 0, "ts": T0 + i * 1000})
+    for i in range(150):  # other traffic keeps stream time moving for 2.5 h
+        feed.put("metrics", 0, {"service": "api", "status": 200, "latency_ms": 1, "ts": T0 + i * 60_000})
+    batches, _ = run_pipeline(feed.records, SignalConfig(), flush_every=16)
+    inv = [s for b in batches for s in b if s["name"] == "invariant"]
+    ends = [parse_time_ms(s["ts"]) for s in inv]
+    assert ends == list(range(T0 + 10_000, T0 + 10_000 + 3_900_000 - 9_000, 10_000))[:len(ends)]
+    last_data = T0 + 9_000
+    assert all(s["value"] == 0 for s, e in zip(inv, ends) if e <= last_data + 300_000)
+    assert all(s["value"] is None and s["samples"] == 0 for s, e in zip(inv, ends) if e > last_data + 300_000)
+    assert max(ends) - last_data <= 300_000 + 3_600_000
+    assert max(ends) > last_data + 3_600_000
