@@ -7,6 +7,9 @@ Three paths over the same permitted actions, interleaved in rounds on the same d
   dry-run       the full handler: permit, nonce, INTENT txn (fsync), dry-run effect, RESULT txn (fsync)
   webhook       the full handler with a signed POST to a local HTTP server answering 200 at once
 Ratios are against "verify only" and between the two full paths.
+
+With --kafka, also the whole worker on the embedded broker (dry-run backend, 8 lanes), with and
+without waiting for each INTENT receipt to be on Kafka before the effect.
 """
 from __future__ import annotations
 
@@ -56,16 +59,51 @@ def full(raws: list[bytes], path: Path, backend) -> float:
     return rate
 
 
+def worker_rate(n: int, intent_timeout: str, tmp: Path) -> float:
+    import os
+    import threading
+    import uuid
+
+    from sinks.executor.config import config_from_dict
+    from sinks.executor.worker import ExecutorWorker
+    from streams.broker import kafka_bootstrap
+    from streams.kafka import create_topics
+    from streams.keys import init_keys, load_signing_key
+    from tests.executor.kafka_io import produce_actions
+
+    keys = tmp / f"keys-{uuid.uuid4().hex[:6]}"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    os.environ["GATEWATCH_TOPIC_PREFIX"] = pfx = f"b{uuid.uuid4().hex[:8]}."
+    with kafka_bootstrap() as bs:
+        create_topics(bs, pfx)
+        produce_actions(bs, [permitted(decider, action_record(i, scope=f"s{i % 16}")) for i in range(n)])
+        cfg = config_from_dict({"executor": {"keys_dir": str(keys), "intent_publish_timeout": intent_timeout}})
+        worker = ExecutorWorker(cfg, tmp / f"w-{pfx}db", bs)
+        idle = 0.5
+        t0 = time.perf_counter()
+        stats = worker.run(threading.Event(), exit_when_idle_s=idle)
+        elapsed = time.perf_counter() - t0 - idle
+    assert stats["executed"] == n, stats
+    return n / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--actions", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--kafka", action="store_true", help="also time the worker end to end (embedded broker)")
     a = ap.parse_args()
     d = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix=".executor-bench-", dir="."))
     d.mkdir(parents=True, exist_ok=True)
     rates: dict[str, list[float]] = {"verify only": [], "dry-run": [], "webhook": []}
+    kafka: dict[str, list[float]] = {"no wait": [], "INTENT first": []}
     try:
+        if a.kafka:
+            for _ in range(a.rounds):
+                kafka["no wait"].append(worker_rate(a.actions, "0s", d))
+                kafka["INTENT first"].append(worker_rate(a.actions, "5s", d))
         with WebhookServer() as srv:
             for r in range(a.rounds):
                 raws = [canonical_json(permitted(DECIDER, action_record(r * a.actions + i, scope=f"s{i % 8}")))
@@ -83,6 +121,11 @@ def main() -> None:
     print(f"dry-run / verify only : {med['dry-run'] / med['verify only']:.2f}x  (cost of ledger + receipts)")
     print(f"webhook / verify only : {med['webhook'] / med['verify only']:.2f}x")
     print(f"webhook / dry-run     : {med['webhook'] / med['dry-run']:.2f}x  (cost of one signed local POST)")
+    if a.kafka:
+        km = {k: statistics.median(v) for k, v in kafka.items()}
+        for k, v in km.items():
+            print(f"  worker, {k:12} {v:>9,.0f} actions/s end to end (median, embedded broker, dry-run)")
+        print(f"INTENT-first / no wait: {km['INTENT first'] / km['no wait']:.2f}x  (cost of INTENT on Kafka before effect)")
 
 
 if __name__ == "__main__":
