@@ -11,16 +11,20 @@ the same log state gives the same bytes; its sha256 is the "bundle hash" of INV1
   proofs.ndjson          {"index", "leaf_hash" (hex), "proof" [base64]}: inclusion in the checkpoint
   keys/public_keys.json  streams.keys.public_keys(): role -> key_id, public_key
   policy/witness.policy  the k-of-N checkpoint policy (C2SP tlog-policy shape; sinks.worm.checkpoint)
-  policy_hashes.json     the sorted policy hashes the action entries carry
+  policy_hashes.json     {"actions": sorted policy hashes the action entries carry,
+                          "composed": hash of the policies/ files composed (or null), "files": their order}
   policies/...           the files of --policy DIR as given
   include/<name>         drill results, reports (--include)
 
 verify order (the first failure is reported, naming a file or an entry index):
 manifest and file set; sha256 of every file except entries/proofs (so an altered key, policy
 or note is named by file); keys agree with the policy; checkpoint signatures (log + quorum);
+the bundled policies compose (processors.policy, order of streams.cmd_policy) to the hash recorded;
 entries one by one (index, inclusion proof against the checkpoint root, permit of each action
-against the decider key at the action's own ts, policy hash listed); entry count == size;
-sha256 of entries/proofs. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
+against the decider key at the action's own ts); entry count == size; policy_hashes.json is exactly
+what the verified actions and bundled policies imply;
+sha256 of entries/proofs; the composed policy hash is one a logged (signed) action carries, so a
+re-hashed policy file is caught too. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
 """
 from __future__ import annotations
 
@@ -78,6 +82,24 @@ def latest_quorum_note(store: WormStore, policy: cp.Policy) -> cp.Note | None:
     return None
 
 
+def compose_bundled(files: dict[str, bytes]) -> tuple[str, list[str]] | None:
+    """(hash, file order) of the bundled policies/ YAML composed like `gatewatch policy hash DIR`;
+    None without policy files. Raises BundleError when they do not compose."""
+    from processors.policy import PolicyError, compose
+    from streams.cmd_policy import FIRST
+    names = {k[len("policies/"):]: v for k, v in files.items()
+             if k.startswith("policies/") and "/" not in k[len("policies/"):] and k.endswith((".yml", ".yaml"))}
+    if not names:
+        return None
+    order = [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
+    try:
+        return compose([(n, names[n].decode("utf-8")) for n in order]).hash, order
+    except (PolicyError, UnicodeDecodeError) as e:
+        raise BundleError(f"file policies/: the policy files do not compose ({e})") from None
+    except Exception as e:  # noqa: BLE001 - e.g. yaml.ReaderError on control characters escapes PolicyError
+        raise BundleError(f"file policies/: the policy files do not parse ({type(e).__name__})") from None
+
+
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -109,13 +131,19 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         "proofs.ndjson": b"".join(line + b"\n" for line in proofs),
         "keys/public_keys.json": orjson.dumps(public_keys, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
         "policy/witness.policy": policy.text().encode(),
-        "policy_hashes.json": orjson.dumps(sorted(policy_hashes), option=orjson.OPT_INDENT_2),
     }
     if policy_dir:
         root = Path(policy_dir)
         for p in sorted(root.rglob("*")):
             if p.is_file():
                 files[f"policies/{p.relative_to(root).as_posix()}"] = p.read_bytes()
+    composed = compose_bundled(files)
+    if composed and policy_hashes and composed[0] not in policy_hashes:
+        raise BundleError(f"policy {policy_dir} composes to {composed[0]}, which no logged action carries "
+                          f"(actions carry {', '.join(sorted(policy_hashes))})")
+    files["policy_hashes.json"] = orjson.dumps(
+        {"actions": sorted(policy_hashes), "composed": composed[0] if composed else None,
+         "files": composed[1] if composed else []}, option=orjson.OPT_INDENT_2)
     for inc in includes:
         files[f"include/{Path(inc).name}"] = Path(inc).read_bytes()
     files["manifest.json"] = orjson.dumps({
@@ -240,26 +268,38 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     if (manifest.get("origin"), manifest.get("size"), manifest.get("root")) != \
             (c.origin, c.size, base64.b64encode(c.root).decode()):
         raise BundleError("file manifest.json: origin/size/root differ from checkpoint.note")
-    known_hashes = _json(files, "policy_hashes.json")
-    if not isinstance(known_hashes, list) or not all(isinstance(h, str) for h in known_hashes):
-        raise BundleError("file policy_hashes.json: not a list of hashes")
-    known_hashes = set(known_hashes)
+    ph = _json(files, "policy_hashes.json")
+    if not isinstance(ph, dict) or not isinstance(ph.get("actions"), list) \
+            or not all(isinstance(h, str) for h in ph["actions"]):
+        raise BundleError("file policy_hashes.json: not a policy hash record")
+    composed = compose_bundled(files)
+    if (composed[0] if composed else None) != ph.get("composed"):
+        raise BundleError(f"file policies/: the policy files compose to {composed[0] if composed else None}, "
+                          f"policy_hashes.json says {ph.get('composed')}")
 
     entry_lines = files.get("entries.ndjson", b"").splitlines()
     proof_lines = files.get("proofs.ndjson", b"").splitlines()
-    actions = 0
+    actions, carried = 0, set()  # policy hashes carried by verified (signed, logged) actions
     for i in range(max(len(entry_lines), len(proof_lines), c.size)):
         if i >= c.size:
             raise BundleError(f"entry {i}: beyond the checkpoint size {c.size} (inserted)")
         if i >= len(entry_lines) or i >= len(proof_lines):
             raise BundleError(f"entry {i}: missing (the checkpoint covers {c.size} entries)")
-        why = _check_entry(i, entry_lines[i], proof_lines[i], c, trusted, known_hashes)
+        why = _check_entry(i, entry_lines[i], proof_lines[i], c, trusted)
         if isinstance(why, str):
             raise BundleError(f"entry {i}: {why}")
-        actions += why
+        if why:
+            actions += 1
+            carried.add(orjson.loads(entry_lines[i])["value"]["policy_hash"])
     for name in ENTRY_FILES:
         if hashlib.sha256(files[name]).hexdigest() != listed[name]:
             raise BundleError(f"file {name}: sha256 differs from the manifest")
+    if composed and actions and composed[0] not in carried:
+        raise BundleError(f"file policies/: the policy files compose to {composed[0]}, which no logged action carries")
+    want_ph = {"actions": sorted(carried), "composed": composed[0] if composed else None,
+               "files": composed[1] if composed else []}
+    if ph != want_ph:
+        raise BundleError("file policy_hashes.json: differs from the hashes the actions carry and the bundled policy")
 
     k, _ = policy.groups.get(policy.quorum, (1, ()))
     rep = Report(bundle_hash, c.origin, c.size, base64.b64encode(c.root).decode(), signers,
@@ -269,12 +309,13 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
         f"checkpoint {c.origin} size {c.size} root {rep.root}",
         f"signatures: log ok, witnesses {', '.join(signers)} ({rep.quorum} required)",
         f"entries {c.size} verified (inclusion proofs), {actions} action permits valid, {len(files)} files match the manifest",
+        f"policy: {'bundled files compose to ' + composed[0] + ', carried by logged actions' if composed else 'no policy files bundled'}",
         "INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures)",
     ]
     return rep
 
 
-def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted, known_hashes) -> str | bool:
+def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted) -> str | bool:
     """A reason when the entry is bad, else whether it was an action (permit checked)."""
     try:
         e, p = orjson.loads(eline), orjson.loads(pline)
@@ -300,7 +341,7 @@ def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted, 
         why = check_permit(value, trusted, now_ms)
         if why:
             return f"permit refused: {why}"
-        if value.get("policy_hash") not in known_hashes:
-            return "policy hash not listed in policy_hashes.json"
+        if not isinstance(value.get("policy_hash"), str):
+            return "action has no policy hash"
         return True
     return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 import orjson
 
 from processors.canonical import content_id
+from processors.policy import compose
 from processors.signing import issue_permit
 from processors.timefmt import format_ts, parse_time_ms
 from sinks.worm import checkpoint as cp
@@ -12,7 +13,16 @@ from sinks.worm.witness import WitnessState, review
 from streams.keys import init_keys, load_signing_key
 
 T0 = parse_time_ms("2026-01-01T00:00:00.000Z")
-POLICY_HASH = "9f" * 32
+# a policy directory the test actions were "decided" under: the built-in layer plus comments
+POLICY_FILES = {"project.yml": "# project: built-in defaults\n", "gate.yml": "# gate: built-in defaults\n"}
+POLICY_HASH = compose(sorted(POLICY_FILES.items(), key=lambda kv: kv[0] != "project.yml")).hash
+
+
+def write_policy_dir(path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in POLICY_FILES.items():
+        (path / name).write_text(text)
+    return str(path)
 
 
 def action(decider, i: int, kind: str = "abort") -> dict:

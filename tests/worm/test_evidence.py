@@ -19,10 +19,7 @@ from tests.worm import factory
 def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ev")
     keys = factory.keys(tmp)
-    pol_dir = tmp / "policies"
-    pol_dir.mkdir()
-    (pol_dir / "project.yml").write_text("rules: []\n")
-    (pol_dir / "gate.yml").write_text("gate: {}\n")
+    pol_dir = factory.write_policy_dir(tmp / "policies")
     drill = tmp / "drill.json"
     drill.write_text('{"drill":"ok"}\n')
     store = factory.log_with_quorum(str(tmp / "w.db"), keys, n_actions=7)
@@ -46,7 +43,9 @@ def test_export_and_verify(base, capsys):
     assert rep.witnesses == ["witness-1", "witness-3"] and rep.quorum == "2-of-3"
     assert {"policies/gate.yml", "policies/project.yml", "include/drill.json", "keys/public_keys.json",
             "policy/witness.policy", "checkpoint.note", "manifest.json"} <= set(files)
-    assert orjson.loads(files["policy_hashes.json"]) == [factory.POLICY_HASH]
+    assert orjson.loads(files["policy_hashes.json"]) == {"actions": [factory.POLICY_HASH],
+                                                         "composed": factory.POLICY_HASH,
+                                                         "files": ["project.yml", "gate.yml"]}
     # deterministic bytes: same files -> same bundle hash
     assert read_bundle(out)[1] == read_bundle(_write(tmp, files, "again.tar.gz"))[1]
     assert main(["verify", out]) == 0
@@ -135,9 +134,10 @@ def tamper(files: dict, op: str, i: int, j: int, rehash: bool) -> str:
         want = "file checkpoint.note"
     elif op == "policy_file":
         name = sorted(k for k in files if k.startswith("policies/"))[i % 2]
-        files[name] = files[name] + b"# edited\n"
-        want = f"file {name}"
-        rehash = False  # a re-hashed policy file is a new policy, not an alteration we can see
+        files[name] = files[name] + b"\nzzz_tampered: 1\n"
+        # without a re-hashed manifest the file is named; with one, the composed policy no longer
+        # matches the hash the signed actions carry
+        want = "file policies/" if rehash else f"file {name}"
     else:
         raise AssertionError(op)
     files["entries.ndjson"] = b"".join(ents)
@@ -157,7 +157,7 @@ def test_every_tampering_is_rejected_naming_the_culprit(base, tmp_path, op, i, j
     out = _write(tmp_path, files, f"t-{op}.tar.gz")
     with pytest.raises(BundleError) as exc:
         verify_bundle(out)
-    assert str(exc.value).startswith(want + ":"), (op, rehash, str(exc.value))
+    assert str(exc.value).startswith(want if want.endswith("/") else want + ":"), (op, rehash, str(exc.value))
 
 
 def test_cli_names_the_bad_entry(base, tmp_path, capsys):
@@ -206,3 +206,13 @@ def test_random_byte_flips_never_pass_unnoticed_or_crash(base, tmp_path, data, r
         return
     # accepted: only possible for a re-hashed change that no check covers (free-form policy/include files)
     assert rehash and (name.startswith(("policies/", "include/")) or name == "manifest.json"), (name, pos)
+
+
+def test_a_policy_no_action_carries_is_refused(tmp_path):
+    keys = factory.keys(tmp_path)
+    store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, 2)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "project.yml").write_text("permits:\n  ttl: 2h\n")
+    with pytest.raises(BundleError, match="no logged action carries"):
+        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(other))

@@ -73,13 +73,11 @@ def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GATEWATCH_KEYS_DIR", keys)
     db = str(tmp_path / "w.db")
     factory.log_with_quorum(db, keys, 4).close()
-    pol = tmp_path / "pol"
-    pol.mkdir()
-    (pol / "env.yml").write_text("x: 1\n")
+    pol = factory.write_policy_dir(tmp_path / "pol")
     rep = tmp_path / "report.md"
     rep.write_text("# drill\n")
     out = str(tmp_path / "e.tar.gz")
-    assert main(["evidence", "--db", db, "--out", out, "--policy", str(pol), "--include", str(rep)]) == 0
+    assert main(["evidence", "--db", db, "--out", out, "--policy", pol, "--include", str(rep)]) == 0
     assert main(["verify", out]) == 0
     printed = capsys.readouterr().out
     assert "INV1 EvidenceBound: ok" in printed and "4 action permits valid" in printed
