@@ -49,7 +49,7 @@ from sinks.worm.store import WormStore
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
-ACTION_KINDS = ("hook", "abort", "promote")
+ACTION_KINDS = ("hook", "abort", "promote", "gate")
 
 
 class BundleError(Exception):
