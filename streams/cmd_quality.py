@@ -209,8 +209,11 @@ def trajectories() -> None:
               help="Stop after this many seconds without input (for batch runs and tests).")
 @click.option("--group", default="gatewatch-trajectories", show_default=True, help="Consumer group id.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
-              help="Records per consume/produce/snapshot cycle.")
-def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size) -> None:
+              help="Records per consume call.")
+@click.option("--snapshot-interval", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds between flush + snapshot + commit (a crash re-applies at most this much).")
+def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size,
+                     snapshot_interval) -> None:
     """Consume gw.spans, link and score in batches, publish to gw.trajectories and gw.dlq."""
     from streams.broker import kafka_bootstrap
     from streams.ops import setup_json_logging
@@ -219,7 +222,8 @@ def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, grou
     policy = load_policy(policy_path)
     with kafka_bootstrap() as bs:
         TrajectoryWorker(bs, policy, state_path, group=group, metrics_port=metrics_port,
-                         exit_when_idle=exit_when_idle, batch_size=batch_size).run()
+                         exit_when_idle=exit_when_idle, batch_size=batch_size,
+                         snapshot_interval=snapshot_interval).run()
 
 
 commands = [quality, trajectories]

@@ -1,18 +1,19 @@
 """The trajectory worker: gw.spans -> processors.quality.SpanCycle -> gw.trajectories (+ gw.dlq).
 
 A confluent-kafka batch consumer. Per batch: decode + validate + link + score every record in
-offset order (the same SpanCycle.process call as `gatewatch quality simulate`), produce the events
-(key = tenant) and the DLQ records (key = source topic), flush, then snapshot and commit.
+offset order (the same SpanCycle.process call as `gatewatch quality simulate`) and produce the
+events (key = tenant) and the DLQ records (key = source topic). At most every --snapshot-interval
+seconds, when idle, on revocation and on a graceful stop: flush, then snapshot, then commit.
 
 How state survives a restart (including SIGKILL):
 - The snapshot file (--state) holds the processor state (SpanCycle.to_state(): open trajectories,
   meters, guardrail counters) and, per partition, the next offset to apply. It is written atomically
-  (temp file, fsync, rename) only after the batch's events were acknowledged by the broker.
+  (temp file, fsync, rename) only after every event produced so far was acknowledged by the broker.
 - On (re)assignment the consumer seeks every partition to the snapshot's next offset, or to the
   beginning when the snapshot does not know it: the snapshot, not the committed group offset, is
   the source of truth (committed offsets are for lag monitoring). Records below the next offset are
   skipped, so nothing is applied twice.
-- A kill between produce and snapshot re-applies that batch from the previous snapshot: the cycle
+- A kill between produce and snapshot re-applies those records from the previous snapshot: the cycle
   is deterministic, so it re-emits the identical events (same content ids); consumers dedupe by id.
   Nothing is lost, nothing changes.
 - Assumes each tenant's spans are on one partition (gw.spans is keyed by tenant) and that the
@@ -99,11 +100,13 @@ def _totals(cycle: SpanCycle) -> dict:
 class TrajectoryWorker:
     def __init__(self, bootstrap: str, policy: CyclePolicy, state_path: str | Path,
                  group: str = "gatewatch-trajectories", metrics_port: int | None = None,
-                 exit_when_idle: float | None = None, batch_size: int = 2000, poll_timeout: float = 0.5):
+                 exit_when_idle: float | None = None, batch_size: int = 2000, poll_timeout: float = 0.5,
+                 snapshot_interval: float = 1.0):
         self.bootstrap, self.policy, self.group = bootstrap, policy, group
         self.state_path = Path(state_path)
         self.metrics_port, self.exit_when_idle = metrics_port, exit_when_idle
-        self.batch_size, self.poll_timeout = batch_size, poll_timeout
+        self.batch_size, self.poll_timeout, self.snapshot_interval = batch_size, poll_timeout, snapshot_interval
+        self._pending = False          # records applied since the last snapshot
         self.spans_topic, self.out_topic, self.dlq_topic = topics.topic("spans"), topics.topic("trajectories"), \
             topics.topic("dlq")
         self.stop_event = threading.Event()
@@ -137,30 +140,42 @@ class TrajectoryWorker:
         ops = OpsServer(self.metrics_port, ready=lambda: self.assigned).start() \
             if self.metrics_port is not None else None
         consumer = kafka.consumer(self.bootstrap, self.group)
-        producer = kafka.producer(self.bootstrap)
-        consumer.subscribe([self.spans_topic], on_assign=self._on_assign)
-        self._last_activity = time.monotonic()
+        self.producer = producer = kafka.producer(self.bootstrap)
+        consumer.subscribe([self.spans_topic], on_assign=self._on_assign,
+                           on_revoke=lambda c, parts: self._checkpoint(c))
+        self._last_activity = self._last_checkpoint = time.monotonic()
         log_event(log, "started", topic=self.spans_topic, state=str(self.state_path),
                   policy_hash=self.policy.policy_hash(), resume=self.offsets)
+        clean = False
         try:
             while not self.stop_event.is_set():
                 msgs = consumer.consume(self.batch_size, self.poll_timeout)
                 if msgs:
-                    self._batch(msgs, consumer, producer)
-                elif self.exit_when_idle is not None and \
+                    self._batch(msgs, producer)
+                    if time.monotonic() - self._last_checkpoint >= self.snapshot_interval:
+                        self._checkpoint(consumer)
+                    continue
+                self._checkpoint(consumer)  # idle: make the work so far durable
+                if self.exit_when_idle is not None and \
                         time.monotonic() - self._last_activity >= self._idle_limit():
                     log_event(log, "idle, exiting", idle_s=self.exit_when_idle)
                     break
+            clean = True
         finally:
+            if clean:
+                self._checkpoint(consumer)
+            else:
+                self._pending = False  # after a failure, close() must not snapshot from its revoke callback
             producer.flush(10)
             consumer.close()
             if ops:
                 ops.stop()
             log_event(log, "stopped", offsets=self.offsets)
 
-    def _batch(self, msgs, consumer, producer) -> None:
+    def _batch(self, msgs, producer) -> None:
+        """Apply records in offset order and hand their events to the producer (not yet durable)."""
         self._last_activity = time.monotonic()
-        cycle, applied = self.cycle, 0
+        cycle = self.cycle
         scores, candidates = [], 0
         for m in msgs:
             if m.error():
@@ -184,20 +199,28 @@ class TrajectoryWorker:
                 if reason != "late":
                     SPANS.labels("rejected").inc()
             self.offsets[p] = off + 1
-            applied += 1
-        if not applied:
+            self._pending = True
+        self._metrics(scores, candidates)
+
+    def _checkpoint(self, consumer) -> None:
+        """Flush (every event acknowledged), then snapshot state + offsets, then commit offsets.
+
+        Only after the flush may the snapshot claim those records as applied; a crash before the
+        snapshot re-applies them from the previous one and re-emits the identical events."""
+        if not self._pending:
             return
-        remaining = producer.flush(30)
+        remaining = self.producer.flush(30)
         if remaining or self._delivery_error:
-            # Not acknowledged: do not snapshot; exit so a restart re-applies from the last snapshot.
+            # Not acknowledged: no snapshot; stop so a restart re-applies from the last snapshot.
             raise GatewatchError(f"publishing failed ({self._delivery_error or f'{remaining} undelivered'})")
-        write_snapshot(self.state_path, cycle, self.offsets, self.spans_topic)
+        write_snapshot(self.state_path, self.cycle, self.offsets, self.spans_topic)
+        self._pending = False
+        self._last_checkpoint = time.monotonic()
         try:
             consumer.commit(offsets=[TopicPartition(self.spans_topic, p, o) for p, o in self.offsets.items()],
                             asynchronous=True)
         except Exception as e:  # noqa: BLE001 - a failed commit only delays lag reporting
             log_event(log, "commit failed", logging.WARNING, error=str(e))
-        self._metrics(scores, candidates)
 
     def _produce(self, producer, topic: str, key: bytes, value: bytes) -> None:
         while True:

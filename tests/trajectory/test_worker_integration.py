@@ -111,7 +111,7 @@ def test_sigkill_and_restart_give_the_same_set_of_events(kafka_bootstrap, topic_
     publish_spans(kafka_bootstrap, lines)
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix)
     state = tmp_path / "state.json"
-    first = subprocess.Popen(_worker_cmd(state), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(_worker_cmd(state, ("--snapshot-interval", "0")), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not state.exists() and time.monotonic() < deadline and first.poll() is None:
