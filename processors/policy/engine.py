@@ -27,7 +27,7 @@ from typing import Callable
 
 from processors.policy.compose import Policy
 from processors.policy.errors import SignalError
-from processors.policy.evaluator import combine, cond_held, instant, update_streaks
+from processors.policy.evaluator import held, instant
 from processors.policy.gate import NEXT, STATES, gate_domains
 from processors.policy.grammar import conds, signal_info
 from processors.policy.records import action_record, gate_record
@@ -47,7 +47,7 @@ def permit_signer(signing_key) -> Signer:
 
 def _new_scope() -> dict:
     return {"frontier": {}, "pending": {}, "rules": {},
-            "gate": {"state": STATES[0], "last": None, "clean_since": None}}
+            "gate": {"state": STATES[0], "last": None, "clean_since": None, "streaks": {}}}
 
 
 class Engine:
@@ -101,6 +101,8 @@ class Engine:
                        if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
         st.setdefault("frontier", {})
         st.setdefault("gate", _new_scope()["gate"])
+        fingerprints = {r.fingerprint for r in self.blocking}
+        st["gate"]["streaks"] = {fp: v for fp, v in st["gate"].get("streaks", {}).items() if fp in fingerprints}
         self.scopes[scope] = st
 
     @classmethod
@@ -191,19 +193,8 @@ class Engine:
         rule = self.rules[rid]
         rs = st["rules"].setdefault(rid, {"id": rid, "last": None, "active": False, "streaks": {}})
         rs["last"] = ts
-        max_gap = self.policy.gate.max_gap_ms
-        cond_list = self.rule_conds[rid]
-        index = {id(c): i for i, c in enumerate(cond_list)}
-        for i, c in enumerate(cond_list):
-            if c.for_ms:
-                update_streaks(c, view.get(c.signal, []), rule.min_samples,
-                               rs["streaks"].setdefault(str(i), {}), ts, max_gap)
-
-        def leaf(c):
-            sigs = view.get(c.signal, [])
-            return cond_held(c, sigs, rule.min_samples, rs["streaks"].get(str(index[id(c)]), {}), ts)
-
-        value = combine(rule.expr, leaf)
+        value = held(rule.expr, self.rule_conds[rid], view, rule.min_samples, rs["streaks"], ts,
+                     self.policy.gate.max_gap_ms)
         if value is None:
             if rule.on_missing == "hold":
                 return None
@@ -225,7 +216,15 @@ class Engine:
             return None
         cfg = self.policy.gate
         nxt = NEXT[g["state"]]
-        if not self._clean(view, cfg.required + cfg.stage_required[nxt]):
+        # the gate keeps its own `for` streaks of the blocking rules, advanced at its own
+        # steps, so that its view never depends on how far a rule has run ahead
+        streaks = g.setdefault("streaks", {})
+        blocked = False
+        for rule in self.blocking:
+            value = held(rule.expr, self.rule_conds[rule.id], view, rule.min_samples,
+                         streaks.setdefault(rule.fingerprint, {}), ts, cfg.max_gap_ms)
+            blocked = blocked or value is not False
+        if blocked or not self._clean(view, cfg.required + cfg.stage_required[nxt]):
             g["clean_since"] = None
             return None
         if g["clean_since"] is None or prev_last is None or ts - prev_last > cfg.max_gap_ms:
@@ -241,9 +240,6 @@ class Engine:
         for name in required:
             sigs = view.get(name, [])
             if not sigs or any(s["value"] is None or (s["samples"] or 0) < ms for s in sigs):
-                return False
-        for rule in self.blocking:
-            if instant(rule.expr, view, rule.min_samples) is not False:
                 return False
         for _, expr in self.policy.gate.block:
             if instant(expr, view, ms) is not False:

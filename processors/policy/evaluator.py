@@ -95,3 +95,14 @@ def cond_held(cond: Cond, sigs: list[dict], min_samples: int, streaks: dict, ts:
     if not states or any(st == MISSING for _, st in states):
         return None
     return False
+
+
+def held(expr, cond_list: list, view: dict, min_samples: int, streaks: dict, ts: int, max_gap: int):
+    """The condition with its `for` durations at step ts, advancing `streaks`
+    ({cond index: {subject: [since, seen]}}) first. cond_list = grammar.conds(expr)."""
+    index = {id(c): i for i, c in enumerate(cond_list)}
+    for i, c in enumerate(cond_list):
+        if c.for_ms:
+            update_streaks(c, view.get(c.signal, []), min_samples, streaks.setdefault(str(i), {}), ts, max_gap)
+    return combine(expr, lambda c: cond_held(c, view.get(c.signal, []), min_samples,
+                                             streaks.get(str(index[id(c)]), {}), ts))

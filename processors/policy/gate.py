@@ -5,8 +5,9 @@
 A gate step at time E is *clean* when, in the gate cohort,
   * every required signal (gate.required plus the next stage's `requires`) is
     present with a value and at least gate.min_samples samples, for every subject;
-  * every blocking rule (abort rules and critical hooks) is known to be false
-    right now, ignoring its `for` duration (a breach building up blocks too);
+  * every blocking rule (abort rules and critical hooks) is known to be false,
+    with its `for` duration (as the rule would fire; a rule that must block at
+    once is written without `for`, or added to gate.block_when);
   * `invariant > 0` and `burn_rate_4h >= 1` (INV2, INV3: always), and every
     gate.block_when condition, are known to be false.
 The gate moves one state forward when it has been clean at every evaluated step

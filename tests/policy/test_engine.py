@@ -187,3 +187,17 @@ def test_byte_identical_across_processes_and_hash_seeds():
     outs = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1 and int(outs.pop().split()[0]) > 4
+
+
+def test_gate_blocks_on_a_held_breach_not_on_noise():
+    pol = make_policy()  # err: err5xx_rate >= 0.001 for 20s
+    # a single noisy step does not stop the gate
+    noisy = run(Engine(pol), range(20), lambda i: {"err5xx_rate": 0.01} if i == 1 else None)
+    assert noisy[-1]["kind"] == "promote"
+    # a held breach does: it fires, the clean streak restarts after it
+    eng = Engine(pol)
+    acts = run(eng, range(20), lambda i: {"err5xx_rate": 0.01} if 1 <= i <= 4 else None)
+    assert [(a["rule"]["id"], a["ts"]) for a in acts[:3]] == [
+        ("gate:EXEC_FAST_OK", format_ts(T0 + 2 * STEP)),   # steps 0-2 clean: the breach is not held yet
+        ("err", format_ts(T0 + 3 * STEP)),                 # held 20s: fires, blocks steps 3-4
+        ("gate:EXEC_FULL_OK", format_ts(T0 + 7 * STEP))]   # clean again from step 5, window 20s
