@@ -33,7 +33,6 @@ timestamp; absent both -> missing_field:ts.
 """
 from __future__ import annotations
 
-import base64
 import re
 import struct
 from typing import NamedTuple
@@ -357,17 +356,7 @@ _HANDLERS = {"metrics": _metrics, "rum": _rum, "cdc": _cdc}
 
 def dlq_record(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                kafka_ts_ms: int | None, rejection: Rejection) -> dict:
-    """The gw.dlq value for a rejected record (schemas/dlq_record): the bytes, reason, source offset.
-    Bytes that are valid UTF-8 are kept as text, others as base64 (`encoding` says which)."""
-    def text(b):
-        if b is None:
-            return None, "none"
-        try:
-            return b.decode("utf-8"), "utf8"
-        except UnicodeDecodeError:
-            return base64.b64encode(b).decode("ascii"), "base64"
-    k, kenc = text(key)
-    v, venc = text(value)
-    return {"source_topic": topic, "partition": int(partition), "offset": int(offset),
-            "reason": rejection.reason, "detail": rejection.detail, "kafka_ts_ms": kafka_ts_ms,
-            "key": k, "key_encoding": kenc, "value": v, "value_encoding": venc}
+    """The gw.dlq value for a rejected record: processors.dlq's record (the bytes, reason, source
+    offset), so run_pipeline's rejections are exactly what the ingest worker publishes."""
+    from processors.dlq import dlq_record as make
+    return make(topic, partition, offset, rejection.reason, value, rejection.detail)

@@ -140,8 +140,8 @@ def test_bad_records_get_typed_reasons():
 
 def test_dlq_record_keeps_bytes_and_offset():
     rec = dlq_record("metrics", 2, 41, b"api", b"\xff\x00", 7, Rejection("not_json", "x"))
-    assert rec["offset"] == 41 and rec["value_encoding"] == "base64" and rec["key"] == "api"
-    assert rec["reason"] == "not_json"
+    assert rec["offset"] == 41 and rec["payload_b64"] == "/wA=" and rec["payload"] is None
+    assert rec["reason"] == "not_json" and rec["detail"] == "x"
 
 
 json_values = st.recursive(

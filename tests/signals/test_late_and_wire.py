@@ -62,6 +62,9 @@ def test_emitted_records_match_their_schemas():
         for s in batch:
             assert fastavro.validation.validate(s, sig_avro)
             sig_json.validate(s)
+            wire = dict(s, domain="requests", source="metrics:0", batch_n=len(batch))
+            assert fastavro.validation.validate(wire, sig_avro)
+            sig_json.validate(wire)
     dlq_json = jsonschema.Draft202012Validator(json_schema("dlq_record"))
     for r in rejections:
         assert fastavro.validation.validate(r, avro_schema("dlq_record"))
