@@ -1,17 +1,22 @@
 """Trajectory linking benchmark: spans/s of the span cycle as a ratio of plain orjson decode of the
 same corpus, measured side by side (interleaved rounds, best of each) in one run.
 
-    python bench/trajectory.py [--n 100000] [--rounds 3] [--seed 1]
+    python bench/trajectory.py [--n 100000] [--rounds 3] [--seed 1] [--e2e]
 
 Paths over the same generated corpus (streams.cmd_quality.generate_spans, default policy):
   orjson decode      orjson.loads per line (the floor any JSON consumer pays)
   decode+validate    processors.spans.decode: canonical_contract_v1
   full cycle         SpanCycle.process: validate, link, close, score, meter, guardrail, event ids
 A fresh SpanCycle per round, so every round does the same work.
+
+--e2e adds, through a broker (KAFKA_BOOTSTRAP_SERVERS, else the embedded tansu), the worker
+(consume, cycle, produce events, flush + snapshot each second) against a plain confluent-kafka
+consume + orjson.loads loop over the same topic, from first record to last (group join excluded).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,11 +52,63 @@ def _cycle(lines, policy):
 PATHS = (("orjson decode", _orjson), ("decode+validate", _validate), ("full cycle", _cycle))
 
 
+def _e2e(lines, policy) -> None:
+    import tempfile
+    import uuid
+
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from streams import kafka, topics
+    from streams.broker import kafka_bootstrap
+    from streams.trajectory_worker import TrajectoryWorker
+
+    os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    n = len(lines)
+    with kafka_bootstrap() as bs:
+        kafka.create_topics(bs)
+        p = kafka.producer(bs)
+        for line in lines:
+            p.produce(topics.topic("spans"), key=orjson.loads(line)["tenant"].encode(), value=line)
+            p.poll(0)
+        p.flush(60)
+
+        c = kafka.consumer(bs, f"plain-{uuid.uuid4().hex[:6]}")
+        c.assign([TopicPartition(topics.topic("spans"), i, OFFSET_BEGINNING) for i in range(3)])
+        got, t_first = 0, None
+        while got < n:
+            msgs = c.consume(2000, 1.0)
+            if msgs and t_first is None:
+                t_first = time.perf_counter()
+            for m in msgs:
+                orjson.loads(m.value())
+            got += len(msgs)
+        plain = n / (time.perf_counter() - t_first)
+        c.close()
+
+        with tempfile.TemporaryDirectory() as d:
+            w = TrajectoryWorker(bs, policy, f"{d}/state.json", group=f"bench-{uuid.uuid4().hex[:6]}",
+                                 exit_when_idle=2)
+            marks = []
+            orig = w._batch
+
+            def timed(msgs, producer):
+                if not marks:
+                    marks.append(time.perf_counter())
+                orig(msgs, producer)
+                marks.append(time.perf_counter())
+            w._batch = timed
+            w.run()
+        worker = n / (marks[-1] - marks[0])
+    print(f"{'plain consume':18} {plain:12,.0f} {1.0:17.3f}x   (through the broker)")
+    print(f"{'worker':18} {worker:12,.0f} {worker / plain:17.3f}x   (cycle + produce + snapshots)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--e2e", action="store_true", help="also measure the worker through a broker")
     args = ap.parse_args()
     lines = generate_spans(args.n, args.seed)
     policy = load_policy(None)
@@ -70,6 +127,10 @@ def main() -> None:
     for name, _ in PATHS:
         rate = args.n / best[name]
         print(f"{name:18} {rate:12,.0f} {rate / base:17.3f}x")
+    if args.e2e:
+        print()
+        print(f"{'path':18} {'spans/s':>12} {'vs plain consume':>18}")
+        _e2e(lines, policy)
 
 
 if __name__ == "__main__":
