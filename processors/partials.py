@@ -2,7 +2,8 @@
 
 `add()` decodes a record (processors.inputs), rejects late samples against the partition's
 watermark (max event time seen - lateness; the record's own samples do not move the watermark
-they are judged by) and folds the rest into per-(key, bucket) aggregates. `flush()` hands them
+they are judged by; reason "late") and samples stamped more than max_future past the Kafka
+record timestamp (reason "future"), and folds the rest into per-(key, bucket) aggregates. `flush()` hands them
 out as a *partial*, a JSON dict:
 
     {"id": content hash of the rest, "topic", "partition", "first_offset", "last_offset",
@@ -73,11 +74,15 @@ class PartitionAggregator:
         mx = self.max_event_ms
         wm = None if mx is None else mx - self.config.lateness_ms
         step = self.config.step_ms
-        late = 0
+        late = future = 0
+        horizon = None if kafka_ts_ms is None else kafka_ts_ms + self.config.max_future_ms
         for s in samples:
             ts = s.ts_ms
             if wm is not None and ts < wm:
                 late += 1
+                continue
+            if horizon is not None and ts > horizon:
+                future += 1
                 continue
             if mx is None:
                 self.origin_ms = ts
@@ -120,6 +125,11 @@ class PartitionAggregator:
                 self._add_change(s, b)
             # Heartbeat: moves stream time only
         self.max_event_ms = mx
+        if future:
+            self.rejected += 1 if future == len(samples) else 0
+            return Rejection("future", f"{future} of {len(samples)} samples more than "
+                                       f"{self.config.max_future_ms} ms past the record timestamp "
+                                       f"{format_ts(kafka_ts_ms)}")
         if late:
             self.rejected += 1 if late == len(samples) else 0
             return Rejection("late", f"{late} of {len(samples)} samples before watermark "

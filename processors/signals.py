@@ -358,7 +358,7 @@ def _rum_signals(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[
 class _Cdc(_Key):
     def __init__(self, cfg: SignalConfig):
         super().__init__()
-        self.retention_ms = cfg.cdc_window_ms
+        self.retention_ms = cfg.cdc_retention_ms
         self.lag: dict[int, LogHistogram] = {}
         self.lag_win = LogHistogram()
         self.last_change: int | None = None   # latest change event before the emission point
@@ -393,9 +393,6 @@ class _Cdc(_Key):
         if f is not None and f[2] is not None and (self.last_change is None or f[2] > self.last_change):
             self.last_change = f[2]
         _slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms)
-
-    def active(self, end):  # a table stays: its silence is the point
-        return self.first_b is not None and self.first_b < end
 
     def signals(self, key, end, cfg: SignalConfig, shapes: dict, compat: dict) -> list[dict]:
         scope, table = key
@@ -571,7 +568,7 @@ class PartitionSignals:
             for k in list(keys):
                 st = keys[k]
                 st.evict(until, cfg)
-                if d != "cdc" and not st.active(until) and not st.has_future(until) \
+                if not st.active(until) and not st.has_future(until) \
                         and st.first_b is not None and st.first_b < until:
                     del keys[k]
 

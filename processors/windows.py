@@ -15,8 +15,11 @@ Time model (DESIGN.md "Time, windows, determinism"):
   (service, cohort) instead of 25,920 fine ones, and no count is ever approximated.
 - Windows are emitted for a key at E while it has data in [E - retention, E) (retention: 3 d
   for requests, the window + idle_retention (1 h) for gauges and RUM, so an idle key reports
-  null / 0 samples for a while before it is dropped; CDC tables stay forever, for
-  cdc_silence_s) and once data before E exists for it. Emission starts at the step after the partition's first sample.
+  null / 0 samples for a while before it is dropped; 7 d for CDC tables, so cdc_silence_s keeps
+  growing for a week of silence) and once data before E exists for it.
+- A sample whose event time is more than max_future (1 d) past its Kafka record timestamp is
+  rejected ("future"): one bad clock must not push the partition's watermark into the future
+  and make everything after it late. Emission starts at the step after the partition's first sample.
   All of this depends only on the data and its partition order, never on flush boundaries.
 """
 from __future__ import annotations
@@ -56,6 +59,8 @@ class SignalConfig:
     cdc_window_ms: int = 5 * MINUTE
     gauge_window_ms: int = 5 * MINUTE
     idle_retention_ms: int = HOUR   # gauges/RUM keys keep emitting (null, 0 samples) this long
+    cdc_retention_ms: int = 7 * DAY  # a table without any row event this long is dropped
+    max_future_ms: int = DAY        # event time this far past the Kafka record time is rejected
     rum_baselines: dict = field(default_factory=dict)   # route -> {metric short name: p75}
     baseline_cohorts: tuple = ("baseline", "stable")
     cdc_shapes: dict = field(default_factory=dict)       # "db.table" -> {field: type}
@@ -79,6 +84,7 @@ class SignalConfig:
         """From the composed policy dict (seed shapes): slo.availability.target (+ optional
         slo.availability.by_service), slo.latency_p95_ms.window, rum.routes, cdc.schemas, and
         an optional `signals: {step, lateness, rum_window, cdc_window, gauge_window, idle_retention,
+        cdc_retention, max_future,
         baseline_cohorts, bootstrap_resamples}`."""
         doc = policy_doc or {}
         slo = doc.get("slo") or {}
@@ -97,7 +103,8 @@ class SignalConfig:
         for key, attr in (("step", "step_ms"), ("lateness", "lateness_ms"),
                           ("rum_window", "rum_window_ms"), ("cdc_window", "cdc_window_ms"),
                           ("gauge_window", "gauge_window_ms"), ("rate_window", "rate_window_ms"),
-                          ("idle_retention", "idle_retention_ms")):
+                          ("idle_retention", "idle_retention_ms"), ("cdc_retention", "cdc_retention_ms"),
+                          ("max_future", "max_future_ms")):
             if sig.get(key) is not None:
                 kw[attr] = parse_duration_ms(sig[key])
         if sig.get("baseline_cohorts"):

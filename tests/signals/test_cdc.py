@@ -76,3 +76,15 @@ def test_schema_drift_counts_incompatible_shapes_only():
     batches, _ = run_pipeline(feed.records, cfg, flush_every=1000)
     drift = {parse_time_ms(s["ts"]): s for s in by_name(batches, "schema_drift")}
     assert drift[T0 + 20_000]["value"] == 1 and drift[T0 + 30_000]["value"] == 1
+
+
+def test_silent_table_is_dropped_after_cdc_retention():
+    feed = Feed()
+    feed.put("cdc", 0, env("c", T0, 10, {"id": 1}))
+    for k in range(1, 200):
+        feed.put("cdc", 0, {"ts_ms": T0 + k * 10_000})
+    cfg = SignalConfig.from_policy({"signals": {"cdc_retention": "10m"}})
+    batches, _ = run_pipeline(feed.records, cfg, flush_every=5)
+    sil = by_name(batches, "cdc_silence_s")
+    assert sil[0]["value"] == 10.0 and sil[-1]["value"] <= 610
+    assert sil[-1]["value"] >= 590

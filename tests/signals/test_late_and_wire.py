@@ -91,3 +91,12 @@ def test_input_examples_match_their_json_schemas():
     jsonschema.validate(env, json_schema("debezium_envelope"))
     jsonschema.validate({"schema": {}, "payload": env}, json_schema("debezium_envelope"))
     assert encode_avro("debezium_envelope", env)[0] == 0
+
+
+def test_event_time_far_past_the_record_timestamp_is_rejected():
+    a = PartitionAggregator("metrics", 0, SignalConfig())
+    assert a.add(0, None, req(T0), T0).__class__ is type(None)
+    r = a.add(1, None, req(T0 + 86_400_001), T0)
+    assert r.reason == "future"
+    assert a.max_event_ms == T0                       # the watermark did not jump
+    assert a.add(2, None, req(T0 + 86_400_000), T0) is None
