@@ -5,6 +5,7 @@ in file order, with no broker: its events are what the worker publishes for the 
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from collections import Counter
@@ -162,11 +163,12 @@ def simulate(spans_path, policy_path, out_path, dlq_path, as_json) -> None:
     from processors.spans import dlq_record
     policy = load_policy(policy_path)
     with open(spans_path, "rb") as src, open(out_path, "wb") as out, \
-            (open(dlq_path, "wb") if dlq_path else open("/dev/null", "wb")) as dlq:
-        offset = [0]
+            (open(dlq_path, "wb") if dlq_path else contextlib.nullcontext()) as dlq:
+        offset = [0]  # line number of the record being processed: the DLQ "offset" of a file
 
         def on_reject(line, reason):
-            dlq.write(orjson.dumps(dlq_record("file:" + str(spans_path), 0, offset[0], reason, line)) + b"\n")
+            if dlq is not None:
+                dlq.write(orjson.dumps(dlq_record("file:" + str(spans_path), 0, offset[0], reason, line)) + b"\n")
 
         def lines():
             for i, line in enumerate(tqdm(src, desc="spans", unit=" spans", disable=not sys.stderr.isatty())):
