@@ -55,7 +55,8 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
     items = [(k, orjson.dumps(v), b"k") for k, v in recs]
     items += [(k, orjson.dumps(v), b"k") for k, v in recs[:5]]                       # re-deliveries
     items += [("actions", b"{not json", b"k"), ("receipts", b'{"type":"INTENT"}', b"k"),
-              ("trajectories", orjson.dumps({"type": "trajectory_edge", "id": "e1"}), b"k")]
+              ("trajectories", orjson.dumps({"type": "trajectory_edge", "id": "e1"}), b"k"),
+              ("checkpoints", b"junk", b"k"), ("checkpoints", b'{"kind":"cosigned","note":"x"}', b"k")]
     _produce(kafka_bootstrap, items)
     db = str(tmp_path / "w.db")
     sink = WormSink(SinkConfig(db=db, bootstrap=kafka_bootstrap, batch_size=7, checkpoint_every=30,
@@ -98,11 +99,12 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
     rep = verify_bundle(out)
     assert rep.size == want and rep.actions == 20 and set(rep.witnesses) == {"witness-1", "witness-2"}
 
-    dlq = _drain(kafka_bootstrap, "dlq", topic_prefix + "dlq-reader", 2)
-    reasons = sorted(orjson.loads(m.value())["reason"] for m in dlq)
-    assert reasons == ["missing_id", "not_json"]
+    dlq = _drain(kafka_bootstrap, "dlq", topic_prefix + "dlq-reader", 4)
+    reasons = sorted(orjson.loads(m.value())["reason"].split(":")[0] for m in dlq)
+    assert reasons == ["bad_cosigned_note", "missing_id", "not_json", "not_json"]
     assert {"source_topic", "partition", "offset", "reason", "payload"} <= set(orjson.loads(dlq[0].value()))
-    cps = _drain(kafka_bootstrap, "checkpoints", topic_prefix + "cp-reader", 4)
+    cps = _drain(kafka_bootstrap, "checkpoints", topic_prefix + "cp-reader", 6)
+    cps = [m for m in cps if m.value().startswith(b"{") and b"witness" in m.value() or b'"proofs"' in m.value()]
     kinds = {orjson.loads(m.value())["kind"] for m in cps}
     assert kinds == {"log", "cosigned"}
     from fastavro.validation import validate
