@@ -56,6 +56,9 @@ gate:
   # conditions that block promotion while true or unknown, on top of the abort rules and
   # critical hooks; `invariant > 0` and `burn_rate_4h >= 1` (INV2, INV3) always apply
   block_when: []
+  # a blocking rule's breach blocks promotion once it has lasted this long (or its own
+  # `for`, if shorter), well before the rule fires; null = only as the rule fires
+  breach_tolerance: 3m
   stages:
     EXEC_FAST_OK: {window: 5m}
     EXEC_FULL_OK: {window: 10m}

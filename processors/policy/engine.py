@@ -28,7 +28,7 @@ from typing import Callable
 from processors.policy.compose import Policy
 from processors.policy.errors import SignalError
 from processors.policy.evaluator import held, instant
-from processors.policy.gate import NEXT, STATES, gate_domains
+from processors.policy.gate import NEXT, STATES, gate_domains, tolerate
 from processors.policy.grammar import conds, signal_info
 from processors.policy.records import action_record, gate_record
 from processors.timefmt import TimeFormatError, parse_time_ms
@@ -63,6 +63,11 @@ class Engine:
         self.rules = {r.id: r for r in policy.rules}
         self.used_domains = {d for _, doms in self.evaluators for d in doms}
         self.rule_conds = {r.id: conds(r.expr) for r in policy.rules}
+        # how the gate reads each blocking rule (for-durations cut to gate.breach_tolerance)
+        self.gate_exprs = {}
+        for r in self.blocking:
+            expr = tolerate(r.expr, policy.gate.breach_tolerance_ms)
+            self.gate_exprs[r.id] = (expr, conds(expr))
         self.scopes: dict[str, dict] = {}
 
     def requirements(self) -> dict:
@@ -221,7 +226,8 @@ class Engine:
         streaks = g.setdefault("streaks", {})
         blocked = False
         for rule in self.blocking:
-            value = held(rule.expr, self.rule_conds[rule.id], view, rule.min_samples,
+            expr, cond_list = self.gate_exprs[rule.id]
+            value = held(expr, cond_list, view, rule.min_samples,
                          streaks.setdefault(rule.fingerprint, {}), ts, cfg.max_gap_ms)
             blocked = blocked or value is not False
         if blocked or not self._clean(view, cfg.required + cfg.stage_required[nxt]):

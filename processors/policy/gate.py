@@ -6,8 +6,9 @@ A gate step at time E is *clean* when, in the gate cohort,
   * every required signal (gate.required plus the next stage's `requires`) is
     present with a value and at least gate.min_samples samples, for every subject;
   * every blocking rule (abort rules and critical hooks) is known to be false,
-    with its `for` duration (as the rule would fire; a rule that must block at
-    once is written without `for`, or added to gate.block_when);
+    each `for D` read as `for min(D, gate.breach_tolerance)`: a breach blocks
+    promotion once it has lasted the tolerance, long before the rule fires
+    (unset: as the rule fires; 0s: at once);
   * `invariant > 0` and `burn_rate_4h >= 1` (INV2, INV3: always), and every
     gate.block_when condition, are known to be false.
 The gate moves one state forward when it has been clean at every evaluated step
@@ -18,16 +19,16 @@ steps afterwards let it progress again).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from processors.policy.grammar import GrammarError, conds, parse_condition, signal_info
+from processors.policy.grammar import Cond, GrammarError, conds, parse_condition, signal_info
 from processors.policy.rules import _suggest, fail
 from processors.timefmt import TimeFormatError, parse_duration_ms
 
 STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
 NEXT = dict(zip(STATES, STATES[1:]))
 ALWAYS_BLOCK = ("invariant > 0", "burn_rate_4h >= 1")
-GATE_KEYS = ("cohort", "shared_domains", "min_samples", "required", "block_when", "stages")
+GATE_KEYS = ("cohort", "shared_domains", "min_samples", "required", "block_when", "breach_tolerance", "stages")
 STAGE_KEYS = ("window", "requires")
 
 
@@ -43,6 +44,7 @@ class GateConfig:
     ttl_ms: int
     max_gap_ms: int
     max_pending_steps: int
+    breach_tolerance_ms: int | None  # None: a blocking rule blocks as it fires (its own `for`)
 
 
 def _duration(doc_value, where, path) -> int:
@@ -130,7 +132,18 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         max_gap_ms=_duration(ev["max_gap"], where, "evaluation.max_gap") if ev.get("max_gap") is not None
         else max(60_000, 3 * _duration((doc.get("signals") or {}).get("step", "10s"), where, "signals.step")),
         max_pending_steps=max_pending,
+        breach_tolerance_ms=None if g.get("breach_tolerance") is None
+        else _duration(g["breach_tolerance"], where, "gate.breach_tolerance"),
     )
+
+
+def tolerate(expr, tolerance_ms: int | None):
+    """expr with every `for D` cut to min(D, tolerance): how the gate reads a blocking rule."""
+    if tolerance_ms is None:
+        return expr
+    if isinstance(expr, Cond):
+        return replace(expr, for_ms=min(expr.for_ms, tolerance_ms))
+    return type(expr)(tuple(tolerate(i, tolerance_ms) for i in expr.items))
 
 
 def gate_domains(cfg: GateConfig, blocking_rules) -> tuple:

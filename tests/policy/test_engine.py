@@ -201,3 +201,20 @@ def test_gate_blocks_on_a_held_breach_not_on_noise():
         ("gate:EXEC_FAST_OK", format_ts(T0 + 2 * STEP)),   # steps 0-2 clean: the breach is not held yet
         ("err", format_ts(T0 + 3 * STEP)),                 # held 20s: fires, blocks steps 3-4
         ("gate:EXEC_FULL_OK", format_ts(T0 + 7 * STEP))]   # clean again from step 5, window 20s
+
+
+def test_breach_tolerance_blocks_before_the_rule_fires():
+    slow = ("abort:\n  - {id: err, when: 'err5xx_rate >= 0.001 for 10m', action: rollback}\n"
+            "gate:\n  stages: {EXEC_FAST_OK: {window: 2m}, EXEC_FULL_OK: {window: 2m}, ORR_OK: {window: 2m},"
+            " CANARY_READY: {window: 2m}}\n")
+    over = lambda i: {"err5xx_rate": 0.01} if i >= 1 else None  # noqa: E731
+
+    def moves(extra=""):
+        acts = run(Engine(make_policy(slow + extra)), range(60), over)
+        return [a["gate"]["to"] for a in acts if a["gate"]]
+    # default 3m: the breach blocks from step 19 on; EXEC_FAST_OK (step 12) got through
+    assert moves() == ["EXEC_FAST_OK"]
+    # 0s: blocks at once
+    assert moves("  breach_tolerance: 0s\n") == []
+    # null: only as the rule fires (step 61): the gate walks all the way before that
+    assert moves("  breach_tolerance: null\n")[-1] == "CANARY_READY"
