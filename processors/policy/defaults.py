@@ -88,7 +88,8 @@ hooks:
     slo_budget_breach: {preset: mwmbr_page, action: freeze, severity: page}
     slo_budget_ticket: {preset: mwmbr_ticket, action: notify}
     cdc_lag: {when: "cdc_lag_p95_s > 120s for 5m", action: degrade}
-    cdc_freeze: {when: "cdc_silence_s > 600s", action: degrade}
+    # silence is measured when nothing arrives: samples = 0 is the signal, not a gap
+    cdc_freeze: {when: "cdc_silence_s > 600s", action: degrade, min_samples: 0}
     schema_drift: {when: "schema_drift > 0", action: block_release, severity: page}
     web_cwv_regression:
       when: "rum_inp_p75_ms_delta > 10pct for 30m or rum_lcp_p75_ms_delta > 10pct for 30m or rum_cls_p75_delta > 10pct for 30m"

@@ -218,3 +218,13 @@ def test_breach_tolerance_blocks_before_the_rule_fires():
     assert moves("  breach_tolerance: 0s\n") == []
     # null: only as the rule fires (step 61): the gate walks all the way before that
     assert moves("  breach_tolerance: null\n")[-1] == "CANARY_READY"
+
+
+def test_cdc_freeze_fires_on_silence_with_no_samples():
+    eng = Engine(make_policy("hooks: {must_have: [cdc_freeze]}\n"))
+    acts = []
+    for i, silence in enumerate([100.0, 590.0, 610.0, 620.0, 1.0, 700.0]):
+        acts += eng.on_batch([sig("cdc_silence_s", silence, T0 + i * STEP, cohort="stable",
+                                  subject="shop.orders", samples=0)])
+    assert [(a["rule"]["id"], a["ts"]) for a in acts] == [
+        ("hook:cdc_freeze", format_ts(T0 + 2 * STEP)), ("hook:cdc_freeze", format_ts(T0 + 5 * STEP))]
