@@ -95,9 +95,7 @@ class ActionHandler:
             return self._known(row)
         if not self._claim(row.action_id):
             return BUSY
-        if self.before_effect is not None:
-            self.before_effect(intent)
-        return self._run(row, run=1)
+        return self._run(row, run=1, intent=intent)
 
     def resume_in_flight(self) -> int:
         """Re-run every action that has INTENT but no RESULT (the process died mid-effect)."""
@@ -129,9 +127,11 @@ class ActionHandler:
             self._running.add(action_id)
             return True
 
-    def _run(self, row: L.ActionRow, run: int) -> str:
+    def _run(self, row: L.ActionRow, run: int, intent: dict | None = None) -> str:
         """Run a claimed action's effect and write its RESULT; releases the claim."""
         try:
+            if intent is not None and self.before_effect is not None:
+                self.before_effect(intent)
             record = row.record
             backend = self.backends.get(row.backend)
             t0 = time.monotonic()

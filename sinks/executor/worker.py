@@ -239,13 +239,13 @@ class ExecutorWorker:
         producer = make_producer(self.bootstrap, **{"linger.ms": 1})
         publisher = ReceiptPublisher(self.ledger, producer, self.receipts_topic, self.metrics)
         publisher_stop = threading.Event()
-        publisher.start(publisher_stop)                    # first: receipts a crash left unproduced
-        self.handler.before_effect = self._intent_gate(publisher)
-        resumed = self.handler.resume_in_flight()         # INTENT without RESULT: re-run, same key
         consumer = make_consumer(self.bootstrap, self.cfg.group, **{"fetch.wait.max.ms": 50})
         lanes = ScopeLanes(self.cfg.concurrency)
-        stats = _Stats(resumed=resumed)
+        stats = _Stats()
         try:
+            publisher.start(publisher_stop)                    # first: receipts a crash left unproduced
+            self.handler.before_effect = self._intent_gate(publisher)
+            stats["resumed"] = self.handler.resume_in_flight()  # INTENT without RESULT: re-run, same key
             self._attach(consumer, lanes)
             self.ready = True
             self._loop(stop, consumer, lanes, publisher, stats, exit_when_idle_s)
@@ -289,6 +289,9 @@ class ExecutorWorker:
         if md is None or md.error is not None or not md.partitions:
             raise GatewatchError(f"topic {self.actions_topic} not found (run: gatewatch topics create)")
         wanted = sorted(md.partitions) if self.cfg.partitions is None else self.cfg.partitions
+        if not set(wanted) <= set(md.partitions):
+            raise GatewatchError(f"executor.partitions {wanted} not all in {self.actions_topic} "
+                                 f"(partitions {sorted(md.partitions)})")
         parts = [TopicPartition(self.actions_topic, p) for p in wanted]
         consumer.assign(consumer.committed(parts, timeout=10))
         self._assigned_at = time.monotonic()

@@ -49,8 +49,8 @@ def test_webhook_429_is_retried_but_404_is_permanent():
 
 
 def test_webhook_timeout_stops_at_the_deadline():
-    with WebhookServer(lambda n: (200, 0.5)) as srv:
-        out = _hook(srv.url, timeout_s=0.1, deadline_s=0.35).execute(REC, BODY, REC["id"])
+    with WebhookServer(lambda n: (200, 2.0)) as srv:
+        out = _hook(srv.url, timeout_s=0.1, deadline_s=1.0).execute(REC, BODY, REC["id"])
     assert out.status == "timeout" and out.attempts >= 2
 
 

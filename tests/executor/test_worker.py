@@ -80,7 +80,7 @@ def test_group_assignment_mode(kafka_bootstrap, topic_prefix, tmp_path):
     produce_actions(kafka_bootstrap, good)
     with WebhookServer() as srv:
         worker = ExecutorWorker(_config(keys, srv.url, "group"), tmp_path / "ledger.db", kafka_bootstrap)
-        stats = worker.run(threading.Event(), exit_when_idle_s=1.0)
+        stats = worker.run(threading.Event(), exit_when_idle_s=2.0)
     assert stats["executed"] == 6 and sorted(srv.keys) == sorted(r["id"] for r in good)
 
 
