@@ -161,3 +161,33 @@ def test_signal_stage_sections_are_accepted_and_steer_max_gap():
     assert pol.gate.max_gap_ms == 180_000
     assert compose([]).gate.max_gap_ms == 60_000
     assert compose([("p.yml", "evaluation: {max_gap: 15s}\n")]).gate.max_gap_ms == 15_000
+
+
+def _shuffled(obj, rnd):
+    if isinstance(obj, dict):
+        items = list(obj.items())
+        rnd.shuffle(items)
+        return {k: _shuffled(v, rnd) for k, v in items}
+    if isinstance(obj, list):
+        return [_shuffled(v, rnd) for v in obj]
+    return obj
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+KEYS = st.text("abcdefghij_", min_size=1, max_size=6)
+LEAVES = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: round(x, 3)),
+                   st.text("abc xyz-", max_size=8), st.booleans(), st.none())
+TREES = st.recursive(LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(KEYS, inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(KEYS, TREES, min_size=1, max_size=4), st.randoms(use_true_random=False))
+def test_hash_depends_on_content_only(tree, rnd):
+    import yaml
+    doc = {"slo": {"custom": tree}}
+    a = yaml.safe_dump(doc, sort_keys=True)
+    b = "# comment\n" + yaml.safe_dump(_shuffled(doc, rnd), sort_keys=False, default_flow_style=True, width=30)
+    pa, pb = compose([("a.yml", a)]), compose([("b.yml", b)])
+    assert pa.hash == pb.hash and pa.doc == pb.doc
