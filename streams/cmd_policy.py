@@ -1,4 +1,4 @@
-"""`gatewatch policy hash|check|explain DIR`: compose the policy files of a directory.
+"""`gatewatch policy hash|check|explain|eval DIR`: compose the policy files of a directory.
 
 Files: project.yml, env.yml, then every other *.yml / *.yaml in sorted order
 (later wins). A bad file exits 1 with one line: file:line: problem.
@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
+from processors.canonical import canonical_json
 from processors.policy import Policy, PolicyError, compose
 from processors.policy.grammar import conds, render
 from streams.errors import GatewatchError
@@ -104,6 +105,82 @@ def policy_explain(directory, as_json) -> None:
         click.echo(f"{r['kind']:5} {r['action']:16} {'blocking' if r['blocking'] else '        '} "
                    f"{r['id']}: {r['normalized']}  [on_missing={r['on_missing']} min_samples={r['min_samples']}]"
                    f"  # {r['origin']}")
+
+
+@policy.command("eval")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
+def policy_eval(directory, files, keys_dir) -> None:
+    """Re-decide recorded signals with DIR's policy (what-if); print the actions as NDJSON.
+
+    FILES hold signal records, one JSON per line: bare signals, `gatewatch replay`/`tail`
+    lines ({"topic","key","value"} or kcat envelopes with "payload"). Signals carrying
+    domain/source/batch_n (gw.signals records) are reassembled like the decide stage does;
+    bare ones are batched by consecutive (scope, domain, ts).
+    """
+    from processors.policy import Engine, SignalError, permit_signer
+    from processors.signal_merge import BatchAssembler
+
+    pol = _load(directory)
+    signer = None
+    if keys_dir:
+        from streams.keys import load_signing_key
+        signer = permit_signer(load_signing_key("decider", keys_dir))
+    engine, assembler = Engine(pol, signer), BatchAssembler()
+    bad = {"lines": 0, "batches": 0}
+    pending: list[dict] = []
+
+    def run(batch):
+        try:
+            for a in engine.on_batch(batch):
+                click.echo(canonical_json(a).decode())
+        except SignalError:
+            bad["batches"] += 1
+
+    for name in files:
+        with click.open_file(name, "rb") as fh:
+            for line in fh:
+                readable, rec = _signal_of(line)
+                if rec is None:  # other topics' records are fine, garbage is counted
+                    bad["lines"] += int(not readable and bool(line.strip()))
+                    continue
+                if {"domain", "source", "batch_n"} <= rec.keys():
+                    try:
+                        batches = assembler.add(rec)
+                    except (KeyError, TypeError, ValueError):
+                        bad["lines"] += 1
+                        continue
+                    for b in batches:
+                        run(b)
+                    continue
+                if pending and _batch_key(pending[-1]) != _batch_key(rec):
+                    run(pending)
+                    pending = []
+                pending.append(rec)
+    if pending:
+        run(pending)
+    if bad["lines"] or bad["batches"]:
+        click.echo(f"# skipped {bad['lines']} unreadable lines, {bad['batches']} refused batches", err=True)
+
+
+def _signal_of(line: bytes) -> tuple[bool, dict | None]:
+    """(readable, signal or None) for one input line."""
+    try:
+        rec = orjson.loads(line)
+        if isinstance(rec, dict) and "payload" in rec and "name" not in rec:
+            rec = orjson.loads(rec["payload"]) if rec["payload"] is not None else None
+        elif isinstance(rec, dict) and "value" in rec and "topic" in rec:
+            rec = rec["value"] if str(rec["topic"]).endswith("signals") else None
+    except (orjson.JSONDecodeError, TypeError):
+        return False, None
+    return True, (rec if isinstance(rec, dict) and "name" in rec and "ts" in rec else None)
+
+
+def _batch_key(sig: dict) -> tuple:
+    from processors.policy.grammar import signal_info
+    info = signal_info(str(sig.get("name")))
+    return (sig.get("scope"), info.domain if info else None, sig.get("ts"))
 
 
 _BRANCH = object()

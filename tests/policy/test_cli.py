@@ -69,3 +69,31 @@ def test_reload_keeps_last_good_policy(tmp_path):
     (d / "gate.yml").write_text("abort:\n  - {when: 'invariant >', action: freeze}\n")
     kept, err = reload_policy(d, good)
     assert kept is good and err.startswith("gate.yml:2: cannot parse when")
+
+
+def test_eval_redecides_recorded_signals(tmp_path, capsys):
+    from processors.canonical import canonical_json
+    from processors.policy import Engine
+    from processors.policy.grammar import signal_info
+    from tests.policy.helpers import TEST_POLICY, step_batches
+    pol_dir = tmp_path / "pol"
+    pol_dir.mkdir()
+    (pol_dir / "project.yml").write_text(TEST_POLICY)
+    pol = load_policy_dir(pol_dir)
+    batches = [b for i in range(20) for b in step_batches(i, overrides={"invariant": 1} if i == 7 else None)]
+    expected = []
+    eng = Engine(pol)
+    for b in batches:
+        expected += eng.on_batch(b)
+    bare = tmp_path / "bare.ndjson"
+    bare.write_bytes(b"".join(canonical_json(s) + b"\n" for b in batches for s in b) + b"not json\n")
+    # the same signals as gw.signals records inside `gatewatch replay` lines
+    wire = tmp_path / "wire.ndjson"
+    wire.write_bytes(b"".join(canonical_json({"topic": "gw.signals", "key": s["scope"], "value": dict(
+        s, domain=signal_info(s["name"]).domain, source="t:0", batch_n=len(b))}) + b"\n" for b in batches for s in b))
+    for f in (bare, wire):
+        assert main(["policy", "eval", str(pol_dir), str(f)]) == 0
+        out = capsys.readouterr()
+        got = [line for line in out.out.splitlines() if line]
+        assert got == [canonical_json(a).decode() for a in expected]
+    assert any('"rule":{"id":"inv"' in line for line in got)
