@@ -72,6 +72,37 @@ def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval
                 ops.stop()
 
 
+@worm.command("status")
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_origin
+@_keys
+@_witness_policy
+def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
+    """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses."""
+    import base64
+
+    import orjson
+
+    from sinks.worm import checkpoint as cp
+    from sinks.worm.evidence import latest_quorum_note
+    from sinks.worm.store import WormStore
+    policy = _policy(origin, witness_policy, keys_dir, 2)
+    with WormStore(db) as store:
+        logs = store.notes("log")
+        q = latest_quorum_note(store, policy)
+        doc = {"size": store.size, "root": base64.b64encode(store.root()).decode(),
+               "last_checkpoint": logs[-1]["size"] if logs else None,
+               "quorum_checkpoint": cp.parse_checkpoint(q.body).size if q else None,
+               "witnesses": policy.evaluate(q)[2] if q else []}
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+    else:
+        click.echo(f"size {doc['size']}  root {doc['root']}")
+        click.echo(f"last checkpoint {doc['last_checkpoint']}  quorum checkpoint {doc['quorum_checkpoint']}"
+                   f"  witnesses {', '.join(doc['witnesses']) or '-'}")
+
+
 @worm.command("policy")
 @_origin
 @_keys

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 
+import orjson
+
 import pytest
 from nacl.signing import SigningKey
 
@@ -81,5 +83,8 @@ def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
     assert main(["verify", out]) == 0
     printed = capsys.readouterr().out
     assert "INV1 EvidenceBound: ok" in printed and "4 action permits valid" in printed
+    assert main(["worm", "status", "--db", db, "--json"]) == 0
+    st = orjson.loads(capsys.readouterr().out)
+    assert st["size"] == st["quorum_checkpoint"] == st["last_checkpoint"] and st["witnesses"] == ["witness-1", "witness-3"]
     assert main(["worm", "policy"]) == 0
     assert "quorum witnesses" in capsys.readouterr().out
