@@ -77,6 +77,8 @@ def policy_check(directory) -> None:
     pol = _load(directory)
     aborts = sum(1 for r in pol.rules if r.kind == "abort")
     hooks = len(pol.rules) - aborts
+    for w in pol.warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"ok {pol.hash} files={','.join(pol.files)} abort_rules={aborts} hooks={hooks} "
                f"cohort={pol.cohort}")
 

@@ -41,6 +41,7 @@ class Policy:
     rules: list[Rule] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     gate: GateConfig | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.doc, path, default)
@@ -139,4 +140,18 @@ def compose(sources: list[tuple[str, str]]) -> Policy:
     policy = Policy(doc=doc, hash=digest, origins=where, files=files)
     policy.rules = compile_rules(doc, where)
     policy.gate = gate_config(doc, where)
+    policy.warnings = _warnings(policy)
     return policy
+
+
+def _warnings(policy: Policy) -> list[str]:
+    """Legal but probably not meant: blocking on gauges nobody publishes yet."""
+    from processors import catalogue
+    from processors.policy.grammar import conds
+    out = []
+    for r in policy.rules:
+        missing = sorted({c.signal for c in conds(r.expr) if catalogue.resolve(c.signal) is None})
+        if missing and r.blocking:
+            out.append(f"{r.origin}: {r.id} blocks the gate on {', '.join(missing)}, which the signal catalogue"
+                       " does not list: until a producer publishes it the gate cannot advance")
+    return out

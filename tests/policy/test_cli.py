@@ -97,3 +97,11 @@ def test_eval_redecides_recorded_signals(tmp_path, capsys):
         got = [line for line in out.out.splitlines() if line]
         assert got == [canonical_json(a).decode() for a in expected]
     assert any('"rule":{"id":"inv"' in line for line in got)
+
+
+def test_check_warns_about_blocking_on_unpublished_gauges(tmp_path, capsys):
+    (tmp_path / "project.yml").write_text("hooks:\n  critical: [api_contract_break]\n")
+    assert main(["policy", "check", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: <builtin>:" in err and "hook:api_contract_break blocks the gate on api_contract_breaks" in err
+    assert load_policy_dir(CONFIGS).warnings == []
