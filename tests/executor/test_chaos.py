@@ -103,6 +103,11 @@ def test_sigkill_chaos_executes_every_action_exactly_once(kafka_bootstrap, topic
     assert all(run_of[k] > 1 and n <= run_of[k] for k, n in repeated.items()), repeated  # only in-flight ones
     print(f"seed {seed}: reruns {sum(r > 1 for r in run_of.values())}, repeated keys {len(repeated)}, final {out.decode().strip()}")
     assert any(run > 1 for run in run_of.values())                            # the in-flight path was exercised
+    first_seen = list(dict.fromkeys(q["key"] for q in srv.requests))    # strict order within each scope
+    scope_of = {r["id"]: r["scope"] for r in good}
+    for scope in set(scope_of.values()):
+        sent = [r["id"] for r in stream if r["id"] in good_ids and r["scope"] == scope]
+        assert [k for k in first_seen if scope_of.get(k) == scope] == sent, scope
     check = subprocess.run([sys.executable, "-m", "streams.cli", "executor", "verify", "--ledger",
                             str(tmp_path / "ledger.db")], env=env, capture_output=True, timeout=60)
     assert check.returncode == 0, check.stderr.decode()
