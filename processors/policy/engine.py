@@ -94,6 +94,7 @@ class Engine:
         st = self.scopes.get(scope) or _new_scope()
         out = copy.deepcopy(st)
         out["pending"] = {str(ts): doms for ts, doms in sorted(st["pending"].items())}
+        out["policy_hash"] = self.policy.hash
         for r in out["rules"].values():
             r["fingerprint"] = self.rules[r["id"]].fingerprint if r["id"] in self.rules else r.get("fingerprint")
         return out
@@ -106,6 +107,9 @@ class Engine:
                        if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
         st.setdefault("frontier", {})
         st.setdefault("gate", _new_scope()["gate"])
+        if st.get("policy_hash", self.policy.hash) != self.policy.hash:
+            st["gate"]["clean_since"] = None  # evidence for the next stage restarts under the new policy
+        st["policy_hash"] = self.policy.hash
         fingerprints = {r.fingerprint for r in self.blocking}
         st["gate"]["streaks"] = {fp: v for fp, v in st["gate"].get("streaks", {}).items() if fp in fingerprints}
         self.scopes[scope] = st

@@ -118,6 +118,10 @@ def test_policy_reload_keeps_gate_drops_changed_rules():
     eng2 = Engine.from_state(changed, eng.to_state())
     assert eng2.gate_state("svc-a") == eng.gate_state("svc-a") != "PLAN_OK"
     assert "burn" not in eng2.scopes["svc-a"]["rules"] and "inv" in eng2.scopes["svc-a"]["rules"]
+    assert eng.scopes["svc-a"]["gate"]["clean_since"] is not None
+    assert eng2.scopes["svc-a"]["gate"]["clean_since"] is None  # evidence restarts under the new policy
+    same = Engine.from_state(pol, eng.to_state())
+    assert same.scopes["svc-a"]["gate"]["clean_since"] == eng.scopes["svc-a"]["gate"]["clean_since"]
 
 
 def test_scopes_are_independent():
