@@ -36,6 +36,8 @@ def executor_run(config_path, ledger_path, metrics_port, idle_s) -> None:
     setup_json_logging()
     log = logging.getLogger("gatewatch.executor")
     cfg = load_config(config_path)
+    cfg.build_backends(cfg.signing_key())  # fail fast on keys and backends, before waiting for Kafka
+    cfg.trusted_keys()
     crash = os.environ.get("GATEWATCH_EXECUTOR_CRASH_AFTER_EFFECTS")  # fault injection for tests
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
