@@ -119,3 +119,28 @@ def test_publisher_republishes_what_a_crash_left_undelivered(tmp_path):
     pub = ReceiptPublisher(led, second, "t", ExecutorMetrics())
     pub.pump()
     assert second.sent == [4, 5, 6] and led.published_seq() == 6 and pub.all_delivered()
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(2, 12), pick=st.integers(0, 10**6), how=st.sampled_from(["drop", "alter", "resign", "swap"]))
+def test_receipt_chain_detects_gaps_and_tampering(n, pick, how):
+    from sinks.executor.receipts import verify_chain
+    chain, prev = [], None
+    for seq in range(1, n + 1):
+        r = seal(EXECUTOR, {"type": "RESULT", "action_id": f"a{seq}", "status": "success", "seq": seq, "prev": prev})
+        chain.append(r)
+        prev = r["id"]
+    keys = trusted(EXECUTOR)
+    assert verify_chain(list(reversed(chain)), keys) is None
+    i = pick % (n - 1)  # never the last one: dropping the tail is indistinguishable from a shorter chain
+    bad = [dict(r) for r in chain]
+    if how == "drop":
+        del bad[i]
+    elif how == "alter":
+        bad[i]["status"] = "failure"
+    elif how == "resign":  # a consistent re-seal by another key
+        body = {k: v for k, v in bad[i].items() if k not in ("id", "sig", "executor")}
+        bad[i] = seal(SigningKey(b"z" * 32), body)
+    else:
+        bad[i]["seq"], bad[i + 1]["seq"] = bad[i + 1]["seq"], bad[i]["seq"]
+    assert verify_chain(bad, keys) is not None
