@@ -97,6 +97,13 @@ class _Key:
         return (self.first_b is not None and self.first_b < end and self.last_b is not None
                 and self.last_b >= end - self.retention_ms)
 
+    def due(self, end: int, step: int) -> bool:
+        """Whether the key will be active at `end` (before advance(end) has run)."""
+        return (end - step) in self.fine or self.active(end)
+
+    def rebuild(self, until: int, cfg) -> None:
+        """Recompute running windows so they cover [until - W, until) (after skipped steps)."""
+
     def has_future(self, end: int) -> bool:
         return any(b >= end for b in self.fine)
 
@@ -115,6 +122,13 @@ def _slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> N
     h = hists.get(end - step - width)
     if h is not None:
         win.subtract(h)
+
+
+def _sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:
+    out = LogHistogram()
+    for b in sorted(b for b in hists if lo <= b < hi):
+        out.merge(hists[b])
+    return out
 
 
 class _Requests(_Key):
@@ -146,6 +160,9 @@ class _Requests(_Key):
     def advance(self, end, step, cfg):
         super().advance(end, step)
         _slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
+
+    def rebuild(self, until, cfg):
+        self.lat_win = _sum_hists(self.lat, until - cfg.latency_window_ms, until)
 
     def window_sums(self, end: int, widths: list[int], step: int) -> dict[int, tuple[int, int]]:
         """(count, errors) over [end - w, end) for each w (multiples of COARSE_MS, ascending):
@@ -306,6 +323,9 @@ class _Rum(_Key):
         super().advance(end, step)
         _slide(self.win, self.fine, end, step, cfg.rum_window_ms)
 
+    def rebuild(self, until, cfg):
+        self.win = _sum_hists(self.fine, until - cfg.rum_window_ms, until)
+
     def evict(self, until, cfg):
         _drop(self.fine, until - cfg.rum_window_ms - cfg.step_ms)
 
@@ -393,6 +413,9 @@ class _Cdc(_Key):
         if f is not None and f[2] is not None and (self.last_change is None or f[2] > self.last_change):
             self.last_change = f[2]
         _slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms)
+
+    def rebuild(self, until, cfg):
+        self.lag_win = _sum_hists(self.lag, until - cfg.cdc_window_ms, until)
 
     def signals(self, key, end, cfg: SignalConfig, shapes: dict, compat: dict) -> list[dict]:
         scope, table = key
@@ -515,14 +538,16 @@ class PartitionSignals:
         last = floor_to(self.watermark_ms, step)
         batches: list[list[dict]] = []
         while self.emitted_until < last:
-            firsts = [st.first_b for keys in self.keys.values() for st in keys.values()]
-            if not firsts:
-                self.emitted_until = last
-                break
             end = self.emitted_until + step
-            first = min(firsts)
-            if first >= end:  # no key has data before `end`: skip the empty steps
-                self.emitted_until = min(last, floor_to(first, step))
+            if not any(st.due(end, step) for keys in self.keys.values() for st in keys.values()):
+                # Nothing to emit until the next data bucket: skip the idle steps at once (a gap
+                # of days costs nothing). Idle keys' windows are empty; rebuild them anyway.
+                nxt = min((b for keys in self.keys.values() for st in keys.values()
+                           for b in st.fine if b >= end), default=None)
+                self.emitted_until = last if nxt is None else min(last, floor_to(nxt, step))
+                for keys in self.keys.values():
+                    for st in keys.values():
+                        st.rebuild(self.emitted_until, cfg)
                 continue
             batches.extend(self._step(end))
             self.emitted_until = end
@@ -568,7 +593,9 @@ class PartitionSignals:
             for k in list(keys):
                 st = keys[k]
                 st.evict(until, cfg)
-                if not st.active(until) and not st.has_future(until) \
+                # A CDC table is kept (its reference shape and last change are history);
+                # other idle keys go: a fresh key behaves exactly like an idle one.
+                if d != "cdc" and not st.active(until) and not st.has_future(until) \
                         and st.first_b is not None and st.first_b < until:
                     del keys[k]
 
