@@ -9,7 +9,7 @@ from processors.canonical import canonical_json
 from processors.policy import Engine, permit_signer
 from processors.signing import check_permit, key_id
 from schemas import avro_schema, json_schema
-from tests.policy.helpers import T0, batch, make_policy, sig, step_batches
+from tests.policy.helpers import T0, make_policy, sig, step_batches
 from tests.policy.test_engine import KEY, run
 
 
