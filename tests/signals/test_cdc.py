@@ -78,7 +78,7 @@ def test_schema_drift_counts_incompatible_shapes_only():
     assert drift[T0 + 20_000]["value"] == 1 and drift[T0 + 30_000]["value"] == 1
 
 
-def test_silent_table_is_dropped_after_cdc_retention():
+def test_silent_table_stops_being_reported_after_cdc_retention():
     feed = Feed()
     feed.put("cdc", 0, env("c", T0, 10, {"id": 1}))
     for k in range(1, 200):
