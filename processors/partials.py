@@ -36,6 +36,9 @@ class PartitionAggregator:
         self.topic = topic
         self.partition = int(partition)
         self.config = config or SignalConfig()
+        self._lateness = self.config.lateness_ms
+        self._step = self.config.step_ms
+        self._max_future = self.config.max_future_ms
         self.max_event_ms: int | None = None
         self.origin_ms: int | None = None
         self._shape_ids: dict[tuple, str] = {}
@@ -72,10 +75,10 @@ class PartitionAggregator:
             self.rejected += 1
             return samples
         mx = self.max_event_ms
-        wm = None if mx is None else mx - self.config.lateness_ms
-        step = self.config.step_ms
+        wm = None if mx is None else mx - self._lateness
+        step = self._step
         late = future = 0
-        horizon = None if kafka_ts_ms is None else kafka_ts_ms + self.config.max_future_ms
+        horizon = None if kafka_ts_ms is None else kafka_ts_ms + self._max_future
         for s in samples:
             ts = s.ts_ms
             if wm is not None and ts < wm:
