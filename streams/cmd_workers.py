@@ -17,6 +17,21 @@ _metrics = click.option("--metrics-port", type=click.IntRange(0, 65535), default
                         help="Serve /metrics, /healthz, /readyz on this port (127.0.0.1 unless GATEWATCH_HTTP_HOST).")
 _idle = click.option("--exit-when-idle", type=float, default=None, metavar="SECONDS",
                      help="Stop after this long without input (demos, tests).")
+_assign = click.option("--assignment", type=click.Choice(["static", "group"]), default="static", show_default=True,
+                       help="static: own --partitions (default all) with no group membership; group: elastic consumer group.")
+_parts = click.option("--partitions", default=None, metavar="LIST",
+                      help="Comma-separated input partitions this instance owns (static assignment).")
+
+
+def _partition_list(text):
+    if text is None:
+        return None
+    try:
+        return sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise click.BadParameter(f"not a list of partition numbers: {text!r}", param_hint="--partitions") from None
+
+
 _policy = click.option("--policy", "policy_dir", default="configs/policies", show_default=True,
                        type=click.Path(file_okay=False), help="Policy directory (project.yml, env.yml, gate YAML).")
 
@@ -38,12 +53,14 @@ def worker() -> None:
 
 
 @worker.command("ingest")
+@_assign
+@_parts
 @_state_dir
 @_metrics
 @_idle
 @_policy
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
-def worker_ingest(state_dir, metrics_port, exit_when_idle, policy_dir, batch_size) -> None:
+def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, batch_size) -> None:
     """Decode, validate and pre-aggregate gw.metrics, gw.rum and gw.cdc into gw.partials."""
     from processors.windows import SignalConfig
     from streams.broker import kafka_bootstrap
@@ -52,17 +69,20 @@ def worker_ingest(state_dir, metrics_port, exit_when_idle, policy_dir, batch_siz
     ops = _serve(metrics_port)
     with kafka_bootstrap() as bs:
         IngestWorker(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
-                     batch_size=batch_size, exit_when_idle_s=exit_when_idle).run()
+                     batch_size=batch_size, exit_when_idle_s=exit_when_idle,
+                     assignment=assignment, partitions=_partition_list(partitions)).run()
     if ops:
         ops.stop()
 
 
 @worker.command("signals")
+@_assign
+@_parts
 @_state_dir
 @_metrics
 @_idle
 @_policy
-def worker_signals(state_dir, metrics_port, exit_when_idle, policy_dir) -> None:
+def worker_signals(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir) -> None:
     """Merge partials into event-time windows and publish signals to gw.signals."""
     from processors.windows import SignalConfig
     from streams.broker import kafka_bootstrap
@@ -71,18 +91,21 @@ def worker_signals(state_dir, metrics_port, exit_when_idle, policy_dir) -> None:
     ops = _serve(metrics_port)
     with kafka_bootstrap() as bs:
         SignalStage(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
-                    exit_when_idle_s=exit_when_idle).run()
+                    exit_when_idle_s=exit_when_idle, assignment=assignment,
+                    partitions=_partition_list(partitions)).run()
     if ops:
         ops.stop()
 
 
 @worker.command("decide")
+@_assign
+@_parts
 @_state_dir
 @_metrics
 @_idle
 @_policy
 @click.option("--keys-dir", default=None, help="Key directory holding decider.key (default: $GATEWATCH_KEYS_DIR).")
-def worker_decide(state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
+def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
     """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions."""
     from streams.broker import kafka_bootstrap
     from streams.cmd_policy import load_policy_dir
@@ -92,7 +115,8 @@ def worker_decide(state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir)
     key = load_signing_key("decider", keys_dir)
     ops = _serve(metrics_port)
     with kafka_bootstrap() as bs:
-        DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, exit_when_idle_s=exit_when_idle).run()
+        DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, exit_when_idle_s=exit_when_idle,
+                    assignment=assignment, partitions=_partition_list(partitions)).run()
     if ops:
         ops.stop()
 

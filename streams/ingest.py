@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_INVALID, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from processors.canonical import canonical_json
@@ -47,8 +47,10 @@ WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark pe
 class IngestWorker:
     def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
                  group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.5,
-                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None):
+                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
+                 assignment: str = "static", partitions: list[int] | None = None):
         self.bootstrap, self.config, self.group = bootstrap, config, group
+        self.assignment, self.partitions = assignment, partitions
         self.state_dir = Path(state_dir)
         self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
         self.idle = IdleClock(exit_when_idle_s)
@@ -106,6 +108,10 @@ class IngestWorker:
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
         for tp in partitions:
             self.aggs[(tp.topic, tp.partition)] = self._restore(tp, committed[(tp.topic, tp.partition)])
+        if self.assignment != "group":
+            consumer.assign([TopicPartition(tp.topic, tp.partition,
+                                            c if c >= 0 else OFFSET_BEGINNING)
+                             for tp, c in ((tp, committed[(tp.topic, tp.partition)]) for tp in partitions)])
         self.assigned = True
         log_event(LOG, "partitions assigned", partitions=[f"{t.topic}[{t.partition}]" for t in partitions])
 
@@ -157,7 +163,12 @@ class IngestWorker:
         producer = make_producer(self.bootstrap, **{"transactional.id": f"{self.group}-{uuid.uuid4().hex[:12]}",
                                                     "linger.ms": 20})
         producer.init_transactions(30)
-        consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        if self.assignment == "group":
+            consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        else:
+            from streams.stage import static_partitions
+            self._on_assign(consumer, [TopicPartition(t, p) for t in self.inputs
+                                       for p in static_partitions(consumer, t, self.partitions)])
         log_event(LOG, "ingest started", inputs=self.inputs, group=self.group)
         try:
             while not self.stop:

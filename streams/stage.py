@@ -6,6 +6,10 @@ state is written atomically with the next input offset, then offsets are committ
 lag is visible to operators). On assignment the stage seeks to the snapshot's offset — or to the
 beginning when there is none, rebuilding state deterministically. A crash therefore re-processes
 at most one snapshot interval; outputs are content-identical, and every consumer dedupes.
+
+Assignment: "static" (default) owns the listed partitions (all when none are listed) without
+group membership — nothing to rebalance, and no wait on members that died without leaving
+(tansu stalls JoinGroup on those); "group" subscribes for elastic scale-out on real Kafka.
 """
 from __future__ import annotations
 
@@ -26,8 +30,10 @@ class SnapshotStage:
 
     def __init__(self, bootstrap: str, input_topic: str, state_dir: str | Path, group: str,
                  snapshot_interval_s: float = 2.0, batch_size: int = 2000, poll_timeout_s: float = 0.2,
-                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None):
+                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
+                 assignment: str = "static", partitions: list[int] | None = None):
         self.bootstrap, self.input_topic, self.group = bootstrap, input_topic, group
+        self.assignment, self.partitions = assignment, partitions
         self.state_dir = Path(state_dir)
         self.snapshot_interval_s, self.batch_size, self.poll_timeout_s = snapshot_interval_s, batch_size, poll_timeout_s
         self.idle = IdleClock(exit_when_idle_s)
@@ -101,7 +107,11 @@ class SnapshotStage:
     def run(self) -> None:
         consumer = make_consumer(self.bootstrap, self.group)
         self.producer = make_producer(self.bootstrap, **self.producer_config())
-        consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        if self.assignment == "group":
+            consumer.subscribe([self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        else:
+            parts = static_partitions(consumer, self.input_topic, self.partitions)
+            self._on_assign(consumer, [TopicPartition(self.input_topic, p) for p in parts])
         log_event(self.log, f"{self.name} started", input=self.input_topic, group=self.group)
         last_snap = time.monotonic()
         try:
@@ -140,3 +150,18 @@ class SnapshotStage:
                 return
             except BufferError:  # local queue full: let deliveries drain
                 self.producer.poll(0.1)
+
+
+def static_partitions(consumer, topic: str, wanted: list[int] | None) -> list[int]:
+    """The partitions a statically assigned worker owns: `wanted`, or all of the topic's."""
+    from streams.errors import GatewatchError
+    md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None or not md.partitions:
+        raise GatewatchError(f"topic {topic} not found (run: gatewatch topics create)")
+    have = sorted(md.partitions)
+    if wanted is None:
+        return have
+    missing = sorted(set(wanted) - set(have))
+    if missing:
+        raise GatewatchError(f"{topic} has no partitions {missing} (it has {have})")
+    return sorted(wanted)
