@@ -136,6 +136,7 @@ class _Requests(_Key):
 
     def __init__(self, cfg: SignalConfig):
         super().__init__()
+        self._step = cfg.step_ms
         self.coarse: dict[int, list] = {}
         self.lat: dict[int, LogHistogram] = {}
         self.lat_win = LogHistogram()
@@ -243,7 +244,8 @@ class _Requests(_Key):
         _drop(self.coarse, until - 3 * DAY - COARSE_MS)
 
     def to_json(self):
-        return {**self._base_json(), "fine": _pairs(self.fine), "coarse": _pairs(self.coarse),
+        return {**self._base_json(), "fine": _dense(self.fine, self._step),
+                "coarse": _dense(self.coarse, COARSE_MS),
                 "lat": [[b, h.to_json()] for b, h in sorted(self.lat.items())],
                 "lat_win": self.lat_win.to_json()}
 
@@ -251,8 +253,8 @@ class _Requests(_Key):
     def from_json(cls, j, cfg):
         k = cls(cfg)
         k._load_base(j)
-        k.fine = {b: list(v) for b, v in j["fine"]}
-        k.coarse = {b: list(v) for b, v in j["coarse"]}
+        k.fine = _undense(j["fine"], cfg.step_ms)
+        k.coarse = _undense(j["coarse"], COARSE_MS)
         k.lat = {b: LogHistogram.from_json(h) for b, h in j["lat"]}
         k.lat_win = LogHistogram.from_json(j["lat_win"])
         return k
@@ -471,6 +473,25 @@ class _Cdc(_Key):
 def _drop(d: dict, before: int) -> None:
     for b in [b for b in d if b < before]:
         del d[b]
+
+
+def _dense(d: dict[int, list], unit: int) -> dict:
+    """{b: [n, e]} -> {"b0", "n": [...], "e": [...]} over consecutive buckets (0 = empty): the
+    request state is mostly full 10 s buckets, and this keeps its snapshot small."""
+    if not d:
+        return {"b0": None, "n": [], "e": []}
+    b0, b1 = min(d), max(d)
+    ns, es = [], []
+    for b in range(b0, b1 + unit, unit):
+        v = d.get(b)
+        ns.append(v[0] if v else 0)
+        es.append(v[1] if v else 0)
+    return {"b0": b0, "n": ns, "e": es}
+
+
+def _undense(j: dict, unit: int) -> dict[int, list]:
+    b0 = j["b0"]
+    return {b0 + i * unit: [n, e] for i, (n, e) in enumerate(zip(j["n"], j["e"])) if n or e}
 
 
 def _pairs(d: dict) -> list:
