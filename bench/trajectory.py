@@ -86,7 +86,7 @@ def _e2e(lines, policy) -> None:
         c.close()
 
         with tempfile.TemporaryDirectory() as d:
-            w = TrajectoryWorker(bs, policy, f"{d}/state.json", group=f"bench-{uuid.uuid4().hex[:6]}",
+            w = TrajectoryWorker(bs, policy, f"{d}/state", group=f"bench-{uuid.uuid4().hex[:6]}",
                                  exit_when_idle=2)
             marks = []
             orig = w._batch

@@ -201,8 +201,8 @@ def trajectories() -> None:
 
 
 @trajectories.command("run")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False), default="trajectory-state.json",
-              show_default=True, help="Snapshot file (processor state + next offset per partition).")
+@click.option("--state", "state_path", type=click.Path(file_okay=False), default="trajectory-state",
+              show_default=True, help="Snapshot directory: one file per partition (processor state + next offset).")
 @click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Policy YAML (default configs/quality.yml).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,

@@ -2,22 +2,26 @@
 
 A confluent-kafka batch consumer. Per batch: decode + validate + link + score every record in
 offset order (the same SpanCycle.process call as `gatewatch quality simulate`) and produce the
-events (key = tenant) and the DLQ records (key = source topic). At most every --snapshot-interval
-seconds, when idle, on revocation and on a graceful stop: flush, then snapshot, then commit.
+events (key = tenant) and the DLQ records (key = source topic). Every --snapshot-interval seconds,
+when idle, before partitions are revoked and on a graceful stop: flush, then snapshot, then commit.
 
-How state survives a restart (including SIGKILL):
-- The snapshot file (--state) holds the processor state (SpanCycle.to_state(): open trajectories,
-  meters, guardrail counters) and, per partition, the next offset to apply. It is written atomically
-  (temp file, fsync, rename) only after every event produced so far was acknowledged by the broker.
-- On (re)assignment the consumer seeks every partition to the snapshot's next offset, or to the
-  beginning when the snapshot does not know it: the snapshot, not the committed group offset, is
-  the source of truth (committed offsets are for lag monitoring). Records below the next offset are
-  skipped, so nothing is applied twice.
+State is per partition: one SpanCycle per assigned partition of gw.spans. gw.spans is keyed by
+tenant and all cycle state is per tenant, so this equals one cycle over the whole stream (what
+`quality simulate` runs) while letting partitions move between workers.
+
+How state survives a restart (including SIGKILL) and a rebalance:
+- The state directory (--state) holds one snapshot per partition, `<topic>.<partition>.json`:
+  the partition's SpanCycle.to_state() (open trajectories, meters, guardrail counters) and the next
+  offset to apply. Written atomically (temp file, fsync, rename, directory fsync) and only after
+  every event produced so far was acknowledged by the broker.
+- On assignment each partition is positioned at its snapshot's next offset, or at the beginning when
+  there is no snapshot: the snapshot, not the committed group offset, is the source of truth
+  (committed offsets serve lag monitoring). Records below the next offset are skipped.
+- On revocation the worker checkpoints, then forgets the partition: the next owner (sharing the
+  directory) resumes from that snapshot. Eager rebalancing revokes everywhere before assigning.
 - A kill between produce and snapshot re-applies those records from the previous snapshot: the cycle
   is deterministic, so it re-emits the identical events (same content ids); consumers dedupe by id.
   Nothing is lost, nothing changes.
-- Assumes each tenant's spans are on one partition (gw.spans is keyed by tenant) and that the
-  state file belongs to this worker's partitions (one worker per group, or a static assignment).
 """
 from __future__ import annotations
 
@@ -53,22 +57,26 @@ QUANTILE = Gauge("gatewatch_trajectory_quality_quantile", "Current quality score
 SHED = Counter("gatewatch_derived_shed_total", "Derived events shed by the guardrail, by type", ["type"])
 
 
-def load_snapshot(path: Path, policy: CyclePolicy, topic: str) -> tuple[SpanCycle, dict[int, int]]:
+def snapshot_path(state_dir: Path, topic: str, partition: int) -> Path:
+    return state_dir / f"{topic}.{partition}.json"
+
+
+def load_snapshot(path: Path, policy: CyclePolicy, topic: str, partition: int) -> tuple[SpanCycle, int | None]:
+    """(cycle, next offset) from a partition snapshot; (new cycle, None) when there is none."""
     if not path.exists():
-        return SpanCycle(policy), {}
+        return SpanCycle(policy), None
     try:
         doc = orjson.loads(path.read_bytes())
-        if doc.get("topic") != topic:
-            raise ValueError(f"it belongs to topic {doc.get('topic')!r}, not {topic!r}")
-        cycle = SpanCycle.from_state(policy, doc["cycle"])
-    except (OSError, orjson.JSONDecodeError, KeyError, ValueError) as e:
-        raise GatewatchError(f"state {path}: {e} (move it away to start over from the beginning)") from None
-    return cycle, {int(p): int(o) for p, o in doc.get("offsets", {}).items()}
+        if (doc.get("topic"), doc.get("partition")) != (topic, partition):
+            raise ValueError(f"it belongs to {doc.get('topic')!r} partition {doc.get('partition')!r}")
+        return SpanCycle.from_state(policy, doc["cycle"]), int(doc["next_offset"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise GatewatchError(f"state {path}: {e} (move it away to start that partition over)") from None
 
 
-def write_snapshot(path: Path, cycle: SpanCycle, offsets: dict[int, int], topic: str) -> None:
+def write_snapshot(path: Path, cycle: SpanCycle, topic: str, partition: int, next_offset: int) -> None:
     """Atomic: a crash leaves either the old or the new snapshot, never a torn one."""
-    data = orjson.dumps({"version": 1, "topic": topic, "offsets": {str(p): o for p, o in sorted(offsets.items())},
+    data = orjson.dumps({"version": 1, "topic": topic, "partition": partition, "next_offset": next_offset,
                          "cycle": cycle.to_state()})
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -83,46 +91,66 @@ def write_snapshot(path: Path, cycle: SpanCycle, offsets: dict[int, int], topic:
         os.close(dfd)
 
 
-def _totals(cycle: SpanCycle) -> dict:
+def _totals(cycles) -> dict:
     t = {"linked": 0, "excepted": 0, "late": 0, "disabled": 0, "timeout": 0, "window": 0, "rule": 0}
     shed: dict[str, int] = {}
-    for st in cycle.stats.values():
-        for k in ("linked", "excepted", "late", "disabled"):
-            t[k] += st[k]
-        for r, n in st["closed"].items():
-            t[r] += n
-        for typ, n in st["shed"].items():
-            shed[typ] = shed.get(typ, 0) + n
+    for cycle in cycles:
+        for st in cycle.stats.values():
+            for k in ("linked", "excepted", "late", "disabled"):
+                t[k] += st[k]
+            for r, n in st["closed"].items():
+                t[r] += n
+            for typ, n in st["shed"].items():
+                shed[typ] = shed.get(typ, 0) + n
     t["shed"] = shed
     return t
 
 
 class TrajectoryWorker:
-    def __init__(self, bootstrap: str, policy: CyclePolicy, state_path: str | Path,
+    def __init__(self, bootstrap: str, policy: CyclePolicy, state_dir: str | Path,
                  group: str = "gatewatch-trajectories", metrics_port: int | None = None,
                  exit_when_idle: float | None = None, batch_size: int = 2000, poll_timeout: float = 0.5,
                  snapshot_interval: float = 1.0):
         self.bootstrap, self.policy, self.group = bootstrap, policy, group
-        self.state_path = Path(state_path)
+        self.state_dir = Path(state_dir)
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise GatewatchError(f"state {self.state_dir}: not a directory")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_port, self.exit_when_idle = metrics_port, exit_when_idle
         self.batch_size, self.poll_timeout, self.snapshot_interval = batch_size, poll_timeout, snapshot_interval
-        self._pending = False          # records applied since the last snapshot
         self.spans_topic, self.out_topic, self.dlq_topic = topics.topic("spans"), topics.topic("trajectories"), \
             topics.topic("dlq")
         self.stop_event = threading.Event()
         self.assigned = False
-        self.cycle, self.offsets = load_snapshot(self.state_path, policy, self.spans_topic)
-        self._last_totals = _totals(self.cycle)
+        self.cycles: dict[int, SpanCycle] = {}     # assigned partition -> its cycle
+        self.offsets: dict[int, int] = {}          # assigned partition -> next offset to apply
+        self._dirty: set[int] = set()              # partitions applied to since their last snapshot
+        self._last_totals = _totals(())
         self._delivery_error: str | None = None
+        self.producer = None
 
     # -- kafka callbacks
     def _on_assign(self, consumer, partitions):
         for tp in partitions:
-            tp.offset = self.offsets.get(tp.partition, OFFSET_BEGINNING)
+            cycle, nxt = load_snapshot(snapshot_path(self.state_dir, tp.topic, tp.partition), self.policy,
+                                       tp.topic, tp.partition)
+            self.cycles[tp.partition] = cycle
+            self.offsets[tp.partition] = nxt or 0
+            tp.offset = nxt if nxt is not None else OFFSET_BEGINNING
         consumer.assign(partitions)
+        self._last_totals = _totals(self.cycles.values())  # restored stats are not this process's work
         self.assigned = True
         self._last_activity = time.monotonic()
         log_event(log, "assigned", partitions={tp.partition: tp.offset for tp in partitions})
+
+    def _on_revoke(self, consumer, partitions):
+        self._checkpoint(consumer)
+        for tp in partitions:
+            self.cycles.pop(tp.partition, None)
+            self.offsets.pop(tp.partition, None)
+        self._last_totals = _totals(self.cycles.values())
+        self.assigned = bool(self.cycles)
+        log_event(log, "revoked", partitions=[tp.partition for tp in partitions])
 
     def _idle_limit(self) -> float:
         # Before the first assignment the group join itself can take seconds (tansu: ~session/2).
@@ -141,11 +169,10 @@ class TrajectoryWorker:
             if self.metrics_port is not None else None
         consumer = kafka.consumer(self.bootstrap, self.group)
         self.producer = producer = kafka.producer(self.bootstrap)
-        consumer.subscribe([self.spans_topic], on_assign=self._on_assign,
-                           on_revoke=lambda c, parts: self._checkpoint(c))
+        consumer.subscribe([self.spans_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._last_activity = self._last_checkpoint = time.monotonic()
-        log_event(log, "started", topic=self.spans_topic, state=str(self.state_path),
-                  policy_hash=self.policy.policy_hash(), resume=self.offsets)
+        log_event(log, "started", topic=self.spans_topic, state=str(self.state_dir),
+                  policy_hash=self.policy.policy_hash())
         clean = False
         try:
             while not self.stop_event.is_set():
@@ -165,7 +192,7 @@ class TrajectoryWorker:
             if clean:
                 self._checkpoint(consumer)
             else:
-                self._pending = False  # after a failure, close() must not snapshot from its revoke callback
+                self._dirty.clear()  # after a failure, close() must not snapshot from its revoke callback
             producer.flush(10)
             consumer.close()
             if ops:
@@ -175,7 +202,6 @@ class TrajectoryWorker:
     def _batch(self, msgs, producer) -> None:
         """Apply records in offset order and hand their events to the producer (not yet durable)."""
         self._last_activity = time.monotonic()
-        cycle = self.cycle
         scores, candidates = [], 0
         for m in msgs:
             if m.error():
@@ -183,8 +209,9 @@ class TrajectoryWorker:
                     log_event(log, "consume error", logging.WARNING, error=m.error().str())
                 continue
             p, off = m.partition(), m.offset()
-            if off < self.offsets.get(p, 0):
-                continue  # applied before the last snapshot
+            cycle = self.cycles.get(p)
+            if cycle is None or off < self.offsets[p]:
+                continue  # not ours any more, or applied before the last snapshot
             raw = m.value()
             events, reason = cycle.process(raw if raw is not None else b"")
             for ev in events:
@@ -199,25 +226,28 @@ class TrajectoryWorker:
                 if reason != "late":
                     SPANS.labels("rejected").inc()
             self.offsets[p] = off + 1
-            self._pending = True
+            self._dirty.add(p)
         self._metrics(scores, candidates)
 
     def _checkpoint(self, consumer) -> None:
-        """Flush (every event acknowledged), then snapshot state + offsets, then commit offsets.
+        """Flush (every event acknowledged), then snapshot the dirty partitions, then commit offsets.
 
-        Only after the flush may the snapshot claim those records as applied; a crash before the
+        Only after the flush may a snapshot claim its records as applied; a crash before the
         snapshot re-applies them from the previous one and re-emits the identical events."""
-        if not self._pending:
+        if not self._dirty:
             return
         remaining = self.producer.flush(30)
         if remaining or self._delivery_error:
             # Not acknowledged: no snapshot; stop so a restart re-applies from the last snapshot.
             raise GatewatchError(f"publishing failed ({self._delivery_error or f'{remaining} undelivered'})")
-        write_snapshot(self.state_path, self.cycle, self.offsets, self.spans_topic)
-        self._pending = False
+        for p in sorted(self._dirty):
+            write_snapshot(snapshot_path(self.state_dir, self.spans_topic, p), self.cycles[p],
+                           self.spans_topic, p, self.offsets[p])
+        done = sorted(self._dirty)
+        self._dirty.clear()
         self._last_checkpoint = time.monotonic()
         try:
-            consumer.commit(offsets=[TopicPartition(self.spans_topic, p, o) for p, o in self.offsets.items()],
+            consumer.commit(offsets=[TopicPartition(self.spans_topic, p, self.offsets[p]) for p in done],
                             asynchronous=True)
         except Exception as e:  # noqa: BLE001 - a failed commit only delays lag reporting
             log_event(log, "commit failed", logging.WARNING, error=str(e))
@@ -231,7 +261,7 @@ class TrajectoryWorker:
                 producer.poll(0.1)
 
     def _metrics(self, scores: list[float], candidates: int) -> None:
-        now = _totals(self.cycle)
+        now = _totals(self.cycles.values())
         last = self._last_totals
         for k in ("linked", "excepted", "late", "disabled"):
             if now[k] > last[k]:
@@ -247,10 +277,11 @@ class TrajectoryWorker:
             SCORES.observe(s)
         if candidates:
             CANDIDATES.inc(candidates)
-        ACTIVE.set(self.cycle.linker.active())
-        for tenant, meter in self.cycle.meters.items():
-            SHARE.labels(tenant).set(meter.share)
-            for q in (0.5, 0.95, 0.99):
-                v = meter.quantile(q)
-                if v is not None:
-                    QUANTILE.labels(tenant, f"p{int(q * 100)}").set(v)
+        ACTIVE.set(sum(c.linker.active() for c in self.cycles.values()))
+        for cycle in self.cycles.values():
+            for tenant, meter in cycle.meters.items():
+                SHARE.labels(tenant).set(meter.share)
+                for q in (0.5, 0.95, 0.99):
+                    v = meter.quantile(q)
+                    if v is not None:
+                        QUANTILE.labels(tenant, f"p{int(q * 100)}").set(v)

@@ -77,7 +77,7 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
     assert want and rejects
     publish_spans(kafka_bootstrap, lines)
     before = {n: REGISTRY.get_sample_value(n) or 0 for n in METRICS}
-    worker = TrajectoryWorker(kafka_bootstrap, load_policy(None), tmp_path / "state.json",
+    worker = TrajectoryWorker(kafka_bootstrap, load_policy(None), tmp_path / "state",
                               group=f"traj-{topic_prefix}", exit_when_idle=3, batch_size=500)
     th = threading.Thread(target=worker.run, daemon=True)
     th.start()
@@ -100,8 +100,9 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
 
 
 def _worker_cmd(state, extra=()):
+    # one group per test (the prefix is fresh): a killed member must not hold another test's group
     return [sys.executable, "-m", "streams.cli", "trajectories", "run", "--state", str(state),
-            "--group", "traj-kill", "--batch-size", "100", *extra]
+            "--group", f"traj-{os.environ['GATEWATCH_TOPIC_PREFIX']}", "--batch-size", "100", *extra]
 
 
 @pytest.mark.chaos
@@ -110,18 +111,18 @@ def test_sigkill_and_restart_give_the_same_set_of_events(kafka_bootstrap, topic_
     want, _ = expected(lines)
     publish_spans(kafka_bootstrap, lines)
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix)
-    state = tmp_path / "state.json"
+    state = tmp_path / "state"
     first = subprocess.Popen(_worker_cmd(state, ("--snapshot-interval", "0")), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not state.exists() and time.monotonic() < deadline and first.poll() is None:
+        while not list(state.glob("*.json")) and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.05)
-        assert state.exists()
+        assert list(state.glob("*.json"))
         time.sleep(0.2)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-    applied = sum(orjson.loads(state.read_bytes())["offsets"].values())
+    applied = sum(orjson.loads(f.read_bytes())["next_offset"] for f in state.glob("*.json"))
     assert 0 < applied < len(lines)   # killed mid-run (partition offsets start at 0)
     second = subprocess.run(_worker_cmd(state, ("--exit-when-idle", "3")), env=env, capture_output=True,
                             timeout=120)
@@ -139,7 +140,7 @@ def test_sigkill_and_restart_give_the_same_set_of_events(kafka_bootstrap, topic_
 
 def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootstrap, topic_prefix, tmp_path):
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix)
-    state = tmp_path / "state.json"
+    state = tmp_path / "state"
     proc = subprocess.Popen(_worker_cmd(state, ("--metrics-port", "0")), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.5)
@@ -147,6 +148,41 @@ def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootst
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-2000:]
     assert b'"msg": "stopped"' in err or b'"msg":"stopped"' in err
-    state.write_bytes(orjson.dumps({"topic": "elsewhere.spans", "offsets": {}, "cycle": {}}))
-    r = subprocess.run(_worker_cmd(state), env=env, capture_output=True, timeout=30)
-    assert r.returncode == 1 and r.stderr.count(b"\n") == 1 and b"belongs to topic" in r.stderr
+    spans = topics.topic("spans")
+    for p in range(3):   # whichever partitions it gets, each snapshot claims another topic
+        (state / f"{spans}.{p}.json").write_bytes(orjson.dumps({"topic": "elsewhere.spans", "partition": p,
+                                                                "next_offset": 0, "cycle": {}}))
+    # a fresh group: the first member left mid-join, which tansu may still be waiting out
+    r = subprocess.run(_worker_cmd(state, ("--group", f"traj2-{topic_prefix}")), env=env, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 1 and b"belongs to 'elsewhere.spans'" in r.stderr.splitlines()[-1], r.stderr[-2000:]
+
+
+@pytest.mark.chaos
+def test_a_second_worker_joining_mid_run_takes_over_partitions_without_changing_events(
+        kafka_bootstrap, topic_prefix, tmp_path):
+    lines = generate_spans(6000, seed=11)
+    want, _ = expected(lines)
+    publish_spans(kafka_bootstrap, lines)
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix)
+    state = tmp_path / "state"    # shared: snapshots follow the partitions
+    args = ("--snapshot-interval", "0", "--exit-when-idle", "4")
+    a = subprocess.Popen(_worker_cmd(state, args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(state.glob("*.json")) and time.monotonic() < deadline and a.poll() is None:
+        time.sleep(0.05)
+    b = subprocess.Popen(_worker_cmd(state, args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err_a = a.communicate(timeout=120)
+    _, err_b = b.communicate(timeout=120)
+    assert a.returncode == 0 and b.returncode == 0, (err_a[-1500:], err_b[-1500:])
+    assert b'"revoked"' in err_a and b'"assigned"' in err_b
+    got = read_all(kafka_bootstrap, "trajectories", want_ids={e["id"] for e in want})
+    by_id = {e["id"]: orjson.dumps(e) for e in want}
+    assert {ev["id"] for _, ev in got} == set(by_id)
+    assert all(orjson.dumps(ev) == by_id[ev["id"]] for _, ev in got)
+    exp_order = {}
+    for ev in want:
+        exp_order.setdefault(ev["tenant"], []).append(ev["id"])
+    assert per_tenant_first_seen(got) == exp_order
+    applied = sum(orjson.loads(f.read_bytes())["next_offset"] for f in state.glob("*.json"))
+    assert applied == len(lines)
