@@ -3,7 +3,9 @@
 `add()` decodes a record (processors.inputs), rejects late samples against the partition's
 watermark (max event time seen - lateness; the record's own samples do not move the watermark
 they are judged by; reason "late") and samples stamped more than max_future past the Kafka
-record timestamp (reason "future"), and folds the rest into per-(key, bucket) aggregates. `flush()` hands them
+record timestamp (reason "future"), and folds the rest into per-(key, bucket) aggregates. A
+multi-sample record (a JSON array) with only some samples dropped returns "late_partial" /
+"future_partial": the others were counted. `flush()` hands them
 out as a *partial*, a JSON dict:
 
     {"id": content hash of the rest, "topic", "partition", "first_offset", "last_offset",
@@ -128,15 +130,21 @@ class PartitionAggregator:
                 self._add_change(s, b)
             # Heartbeat: moves stream time only
         self.max_event_ms = mx
-        if future:
-            self.rejected += 1 if future == len(samples) else 0
-            return Rejection("future", f"{future} of {len(samples)} samples more than "
-                                       f"{self.config.max_future_ms} ms past the record timestamp "
-                                       f"{format_ts(kafka_ts_ms)}")
-        if late:
-            self.rejected += 1 if late == len(samples) else 0
-            return Rejection("late", f"{late} of {len(samples)} samples before watermark "
-                                     f"{format_ts(wm)}")
+        if future or late:
+            # A record whose samples were all dropped is rejected ("late" / "future"); one that
+            # was partly counted says so ("late_partial" / "future_partial"), so nobody re-feeds it.
+            n = len(samples)
+            if future + late == n:
+                self.rejected += 1
+            why = "future" if future else "late"
+            reason = why if future + late == n else why + "_partial"
+            parts = []
+            if late:
+                parts.append(f"{late} of {n} samples before watermark {format_ts(wm)}")
+            if future:
+                parts.append(f"{future} of {n} samples more than {self._max_future} ms past "
+                             f"the record timestamp {format_ts(kafka_ts_ms)}")
+            return Rejection(reason, "; ".join(parts))
         return None
 
     def _add_change(self, s: Change, b: int) -> None:

@@ -5,6 +5,7 @@ import fastavro
 import orjson
 import pytest
 
+from processors.digest import LogHistogram
 from processors.inputs import encode_avro
 from processors.partials import PartitionAggregator
 from processors.signals import PartitionSignals, SignalConfig, run_pipeline
@@ -100,3 +101,15 @@ def test_event_time_far_past_the_record_timestamp_is_rejected():
     assert r.reason == "future"
     assert a.max_event_ms == T0                       # the watermark did not jump
     assert a.add(2, None, req(T0 + 86_400_000), T0) is None
+
+
+def test_partly_late_batch_record_says_so():
+    a = PartitionAggregator("rum", 0, SignalConfig())
+    beacon = {"name": "INP", "value": 100, "route": "/"}
+    assert a.add(0, None, orjson.dumps([dict(beacon, ts=T0 + 500_000)]), None) is None
+    r = a.add(1, None, orjson.dumps([dict(beacon, ts=T0), dict(beacon, ts=T0 + 500_000)]), None)
+    assert r.reason == "late_partial" and "1 of 2" in r.detail
+    r = a.add(2, None, orjson.dumps([dict(beacon, ts=T0)]), None)
+    assert r.reason == "late"
+    p = a.flush()
+    assert p["rejected"] == 1 and sum(LogHistogram.from_json(x["h"]).count for x in p["buckets"]) == 2
