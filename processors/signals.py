@@ -29,6 +29,13 @@ batch ordered by (name, cohort, subject, window_s).
 
 Keys are evaluated per source partition: a key's records must all live in one partition, which
 the topic keys guarantee (metrics by service, rum by route, cdc by db.table).
+
+Exactly-once over at-least-once delivery: apply() ignores a partial whose last_offset is at or
+below the last applied one (`duplicates`), and refuses one that overlaps the applied range
+(`conflicts`: it cannot be split, and applying it would double-count). Overlaps cannot happen
+when each source partition's partials are cut from one continuous read; a restarted ingest
+worker should therefore resume after the last partial visible on gw.partials (on tansu aborted
+transactions are visible) rather than re-cut a range another partial already covered.
 """
 from __future__ import annotations
 
