@@ -17,6 +17,10 @@ Rules (each failure has one typed reason, the first that applies, in this order)
   not_object:data          data is present (not null) and not an object
 
 Extra fields are allowed and kept (the contract is `require`/`allow`, not closed).
+
+Wire: JSON, or Avro in the Confluent framing (byte 0, 4-byte big-endian schema id 5, then the
+schemaless body of schemas/canonical_span.avsc); Avro adds the reasons bad_avro and
+unknown_schema_id. A JSON document never starts with byte 0.
 Pure: no I/O, no clock.
 """
 from __future__ import annotations
@@ -29,6 +33,8 @@ from processors.timefmt import TimeFormatError, parse_time_ms
 
 REQUIRED = ("id", "tenant", "who", "did", "this", "when")
 OPTIONAL_STRINGS = ("status",)
+# gatewatch's own Avro schema id for canonical_span (ids 1-4 are processors.inputs' AVRO_SCHEMA_IDS).
+AVRO_SCHEMA_ID = 5
 MAX_WHEN_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z; spans before 1970 or after 9000 are bad_time
 
 
@@ -99,14 +105,47 @@ def _check_rest(obj: dict) -> Span | Rejected:
 
 
 def decode(raw: bytes | str | None) -> Span | Rejected:
-    """Bytes off the wire -> Span or Rejected (never raises)."""
+    """Bytes off the wire -> Span or Rejected (never raises). JSON, or Confluent-framed Avro."""
     if raw is None:
         return Rejected("not_json")
+    if raw[:1] == b"\x00":
+        return _decode_avro(raw)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return Rejected("not_json")
     return validate(obj)
+
+
+def _decode_avro(raw: bytes) -> Span | Rejected:
+    """Magic byte 0 + 4-byte big-endian schema id + schemaless body (as processors.inputs does)."""
+    import io
+
+    import fastavro
+
+    from schemas import avro_schema
+    if len(raw) < 5:
+        return Rejected("bad_avro")
+    if int.from_bytes(raw[1:5], "big") != AVRO_SCHEMA_ID:
+        return Rejected("unknown_schema_id")
+    try:
+        obj = fastavro.schemaless_reader(io.BytesIO(raw[5:]), avro_schema("canonical_span"))
+    except Exception:  # noqa: BLE001 - any malformed body is one typed rejection
+        return Rejected("bad_avro")
+    return validate(obj)
+
+
+def encode_avro(doc: dict) -> bytes:
+    """Confluent-framed Avro bytes of a span (producers and tests)."""
+    import io
+
+    import fastavro
+
+    from schemas import avro_schema
+    buf = io.BytesIO()
+    buf.write(b"\x00" + AVRO_SCHEMA_ID.to_bytes(4, "big"))
+    fastavro.schemaless_writer(buf, avro_schema("canonical_span"), doc)
+    return buf.getvalue()
 
 
 def dlq_record(source_topic: str, partition: int, offset: int, reason: str, raw: bytes | str | None) -> dict:

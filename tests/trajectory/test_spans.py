@@ -73,3 +73,14 @@ def test_the_cycle_never_raises_on_arbitrary_json(docs):
         events, reason = c.process(orjson.dumps(d))
         assert reason is None or isinstance(reason, str)
     orjson.dumps(c.to_state())
+
+
+def test_avro_spans_decode_like_json():
+    from processors.spans import encode_avro
+    doc = dict(GOOD, data={"gross": 19.9, "items": 3})
+    a, j = decode(encode_avro(doc)), decode(orjson.dumps(doc))
+    assert isinstance(a, Span) and a.when_ms == j.when_ms and a.doc == j.doc
+    assert decode(b"\x00\x00\x00") == Rejected("bad_avro")
+    assert decode(b"\x00\x00\x00\x00\x01abc") == Rejected("unknown_schema_id")
+    assert decode(encode_avro(doc)[:12]) == Rejected("bad_avro")
+    assert decode(encode_avro(dict(doc, when="nope"))) == Rejected("bad_time:when")
