@@ -47,7 +47,7 @@ from processors.timefmt import format_ts
 from processors.windows import (BURN_WINDOWS_MS, COARSE_MS, COARSE_WINDOWS, DAY, FINE_MAX_MS,
                                 SignalConfig, floor_to)
 
-__all__ = ["SignalConfig", "PartitionSignals", "run_pipeline"]
+__all__ = ["SignalConfig", "PartitionSignals", "SignalBatch", "batch_domain", "run_pipeline"]
 
 DEFAULT_COHORT = "stable"
 
@@ -505,6 +505,23 @@ def _pairs(d: dict) -> list:
     return [[b, v] for b, v in sorted(d.items())]
 
 
+class SignalBatch(list):
+    """One (E, domain, scope) batch: a plain list of signal dicts that also says its domain (a
+    gauge may have any name, so the catalogue cannot always tell). Serializes as a list."""
+    __slots__ = ("domain", "scope")
+
+
+def batch_domain(batch: list[dict]) -> str:
+    """The domain of a batch from apply()/run_pipeline(); for plain lists, from the catalogue,
+    and "gauges" for a name the catalogue does not know (only gauges carry free names)."""
+    d = getattr(batch, "domain", None)
+    if d is not None:
+        return d
+    from processors.catalogue import resolve
+    sd = resolve(batch[0]["name"]) if batch else None
+    return sd.domain if sd is not None else "gauges"
+
+
 _DOMAINS = {"requests": _Requests, "gauges": _Gauges, "rum": _Rum, "cdc": _Cdc}
 _ORDER = ("cdc", "gauges", "requests", "rum")  # emission order of domains (alphabetical)
 
@@ -609,8 +626,9 @@ class PartitionSignals:
                 by_batch.setdefault((d, s["scope"]), []).append(s)
         out = []
         for bk in sorted(by_batch):
-            batch = by_batch[bk]
-            batch.sort(key=lambda s: (s["name"], s["cohort"], s["subject"], s["window_s"]))
+            batch = SignalBatch(sorted(by_batch[bk], key=lambda s: (s["name"], s["cohort"],
+                                                                    s["subject"], s["window_s"])))
+            batch.domain, batch.scope = bk
             out.append(batch)
         return out
 

@@ -169,3 +169,16 @@ def test_idle_gauge_reports_null_then_is_dropped():
     assert all(s["value"] is None and s["samples"] == 0 for s, e in zip(inv, ends) if e > last_data + 300_000)
     assert max(ends) - last_data <= 300_000 + 3_600_000
     assert max(ends) > last_data + 3_600_000
+
+
+def test_batches_say_their_domain_even_for_free_gauge_names():
+    from processors.signals import batch_domain
+    feed = Feed()
+    for i in range(40):
+        feed.put("metrics", 0, {"type": "gauge", "service": "api", "name": "queue_depth", "value": i, "ts": T0 + i * 10_000})
+        feed.put("metrics", 0, {"service": "api", "status": 200, "latency_ms": 3, "ts": T0 + i * 10_000})
+    batches, _ = run_pipeline(feed.records, SignalConfig(), flush_every=9)
+    domains = {batch_domain(b) for b in batches}
+    assert domains == {"gauges", "requests"}
+    assert all(b.domain == batch_domain(list(b)) for b in batches)
+    assert {s["name"] for b in batches if b.domain == "gauges" for s in b} == {"queue_depth"}
