@@ -28,8 +28,8 @@ Topics (logical names) and what they accept:
   A record with only ts_ms (a Debezium heartbeat) advances stream time. A null value (the
   tombstone Debezium writes after a delete) decodes to no samples.
 
-Timestamps: RFC 3339 or epoch s/ms/µs/ns (processors.timefmt); absent -> the Kafka record
-timestamp; absent both -> missing_field:ts.
+Timestamps: RFC 3339 or epoch s/ms/µs/ns (processors.timefmt), within 1970..9000 (else
+bad_time:<f>); absent -> the Kafka record timestamp; absent both -> missing_field:ts.
 """
 from __future__ import annotations
 
@@ -196,16 +196,23 @@ def _num(d: dict, f: str) -> float:
     return v
 
 
+MIN_TS_MS = 0                      # 1970-01-01
+MAX_TS_MS = 221_845_392_000_000    # 9000-01-01: every event time must stay formattable
+
+
 def _time(d: dict, fields: tuple, kafka_ts_ms: int | None) -> int:
     for f in fields:
         v = d.get(f)
         if v is not None:
             try:
-                return parse_time_ms(v)
+                ms = parse_time_ms(v)
             except (TimeFormatError, ValueError, OverflowError) as e:
                 raise _Bad(f"bad_time:{f}", str(e)[:200]) from None
-    if kafka_ts_ms is None or kafka_ts_ms < 0:
-        raise _Bad(f"missing_field:{fields[0]}", "and no Kafka record timestamp")
+            if not MIN_TS_MS <= ms < MAX_TS_MS:
+                raise _Bad(f"bad_time:{f}", "outside 1970..9000")
+            return ms
+    if kafka_ts_ms is None or not MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS:
+        raise _Bad(f"missing_field:{fields[0]}", "and no usable Kafka record timestamp")
     return int(kafka_ts_ms)
 
 

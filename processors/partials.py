@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from processors.canonical import canonical_json, content_id, sha256_hex
 from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from processors.inputs import Change, Gauge, Heartbeat, Rejection, Request, Vital, decode
+from processors.inputs import (MAX_TS_MS, MIN_TS_MS, Change, Gauge, Heartbeat, Rejection, Request,
+                               Vital, decode)
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
 
@@ -80,7 +81,8 @@ class PartitionAggregator:
         wm = None if mx is None else mx - self._lateness
         step = self._step
         late = future = 0
-        horizon = None if kafka_ts_ms is None else kafka_ts_ms + self._max_future
+        horizon = (kafka_ts_ms + self._max_future
+                   if kafka_ts_ms is not None and MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS else None)
         for s in samples:
             ts = s.ts_ms
             if wm is not None and ts < wm:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import fastavro
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors.digest import LogHistogram
 from processors.inputs import encode_avro
@@ -113,3 +115,27 @@ def test_partly_late_batch_record_says_so():
     assert r.reason == "late"
     p = a.flush()
     assert p["rejected"] == 1 and sum(LogHistogram.from_json(x["h"]).count for x in p["buckets"]) == 2
+
+
+_docs = st.fixed_dictionaries({}, optional={
+    "service": st.sampled_from(["a", "b", "", 3]), "status": st.one_of(st.integers(-1, 700), st.text(max_size=3)),
+    "latency_ms": st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10, 10**9)),
+    "ts": st.one_of(st.integers(-10**15, 10**19), st.floats(allow_nan=False, allow_infinity=False),
+                    st.sampled_from(["2026-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "x"])),
+    "type": st.sampled_from(["gauge", "request"]), "name": st.sampled_from(["INP", "CLS", "invariant", "q"]),
+    "value": st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
+    "route": st.sampled_from(["/", "/x"]), "cohort": st.sampled_from(["canary", "stable", ""]),
+    "op": st.sampled_from(list("cudrtx")), "ts_ms": st.integers(-10**15, 10**19),
+    "source": st.fixed_dictionaries({"db": st.just("d"), "table": st.just("t"),
+                                     "ts_ms": st.integers(-10**15, 10**19)}),
+    "after": st.dictionaries(st.sampled_from(["id", "x"]), st.one_of(st.none(), st.integers(-2**63, 2**63 - 1), st.text(max_size=2)))})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["metrics", "rum", "cdc"]), _docs,
+                          st.one_of(st.none(), st.integers(-10**15, 10**19))), max_size=40),
+       st.integers(1, 7))
+def test_any_records_never_raise_through_both_stages(recs, flush_every):
+    records = [(t, 0, i, None, orjson.dumps(d), kts) for i, (t, d, kts) in enumerate(recs)]
+    batches, rejections = run_pipeline(records, SignalConfig(), flush_every=flush_every)
+    assert all(isinstance(r["reason"], str) for r in rejections)
