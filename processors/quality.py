@@ -215,7 +215,7 @@ def _finish(ev: dict) -> dict:
 
 
 def _counter() -> dict:
-    return {"spans": 0, "linked": 0, "excepted": 0, "late": 0, "rejected": 0, "disabled": 0,
+    return {"spans": 0, "linked": 0, "excepted": 0, "late": 0, "disabled": 0,
             "closed": {"timeout": 0, "window": 0, "rule": 0},
             "emitted": {t: 0 for t in EVENT_TYPES}, "shed": {t: 0 for t in EVENT_TYPES}}
 
@@ -318,11 +318,6 @@ class SpanCycle:
                   "score": s, "threshold": threshold,
                   "percentile": f"p{self.policy.meter.percentile * 100:g}", "ts": ts})
 
-    def reject(self, tenant: str | None) -> None:
-        """Count a span rejected before it reached the cycle (validation) under its tenant, if known."""
-        if tenant:
-            self._stats(tenant)["rejected"] += 1
-
     # -- summary and state
     def summary(self) -> dict:
         tenants = {}
@@ -354,8 +349,11 @@ class SpanCycle:
                 "guard": self.guard.get(t), "stats": self.stats.get(t)} for t in tenants}}
 
     @classmethod
-    def from_state(cls, policy: CyclePolicy, state: dict) -> "SpanCycle":
-        if state.get("policy_hash") != policy.policy_hash():
+    def from_state(cls, policy: CyclePolicy, state: dict, allow_policy_change: bool = False) -> "SpanCycle":
+        """Restore. Under a different policy only when allowed: open trajectories, meters and
+        counters carry over and the new policy applies from the next span (deadlines are recomputed
+        with its timeouts, so overdue trajectories close on the next span of their tenant)."""
+        if state.get("policy_hash") != policy.policy_hash() and not allow_policy_change:
             raise ValueError("state was saved under a different policy (policy hash differs)")
         c = cls(policy)
         for t, v in state.get("tenants", {}).items():

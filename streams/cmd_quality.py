@@ -214,8 +214,10 @@ def trajectories() -> None:
               help="Records per consume call.")
 @click.option("--snapshot-interval", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Seconds between flush + snapshot + commit (a crash re-applies at most this much).")
+@click.option("--allow-policy-change", is_flag=True,
+              help="Resume snapshots taken under another policy (default: refuse them).")
 def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size,
-                     snapshot_interval) -> None:
+                     snapshot_interval, allow_policy_change) -> None:
     """Consume gw.spans, link and score in batches, publish to gw.trajectories and gw.dlq."""
     from streams.broker import kafka_bootstrap
     from streams.ops import setup_json_logging
@@ -225,7 +227,7 @@ def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, grou
     with kafka_bootstrap() as bs:
         TrajectoryWorker(bs, policy, state_path, group=group, metrics_port=metrics_port,
                          exit_when_idle=exit_when_idle, batch_size=batch_size,
-                         snapshot_interval=snapshot_interval).run()
+                         snapshot_interval=snapshot_interval, allow_policy_change=allow_policy_change).run()
 
 
 commands = [quality, trajectories]

@@ -61,7 +61,8 @@ def snapshot_path(state_dir: Path, topic: str, partition: int) -> Path:
     return state_dir / f"{topic}.{partition}.json"
 
 
-def load_snapshot(path: Path, policy: CyclePolicy, topic: str, partition: int) -> tuple[SpanCycle, int | None]:
+def load_snapshot(path: Path, policy: CyclePolicy, topic: str, partition: int,
+                  allow_policy_change: bool = False) -> tuple[SpanCycle, int | None]:
     """(cycle, next offset) from a partition snapshot; (new cycle, None) when there is none."""
     if not path.exists():
         return SpanCycle(policy), None
@@ -69,9 +70,14 @@ def load_snapshot(path: Path, policy: CyclePolicy, topic: str, partition: int) -
         doc = orjson.loads(path.read_bytes())
         if (doc.get("topic"), doc.get("partition")) != (topic, partition):
             raise ValueError(f"it belongs to {doc.get('topic')!r} partition {doc.get('partition')!r}")
-        return SpanCycle.from_state(policy, doc["cycle"]), int(doc["next_offset"])
+        cycle = SpanCycle.from_state(policy, doc["cycle"], allow_policy_change)
+        if doc["cycle"].get("policy_hash") != policy.policy_hash():
+            log_event(log, "policy changed since the snapshot", logging.WARNING, partition=partition,
+                      was=doc["cycle"].get("policy_hash"), now=policy.policy_hash())
+        return cycle, int(doc["next_offset"])
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise GatewatchError(f"state {path}: {e} (move it away to start that partition over)") from None
+        hint = "; --allow-policy-change carries the state over" if "policy hash" in str(e) else ""
+        raise GatewatchError(f"state {path}: {e} (move it away to start that partition over{hint})") from None
 
 
 def write_snapshot(path: Path, cycle: SpanCycle, topic: str, partition: int, next_offset: int) -> None:
@@ -110,7 +116,7 @@ class TrajectoryWorker:
     def __init__(self, bootstrap: str, policy: CyclePolicy, state_dir: str | Path,
                  group: str = "gatewatch-trajectories", metrics_port: int | None = None,
                  exit_when_idle: float | None = None, batch_size: int = 2000, poll_timeout: float = 0.5,
-                 snapshot_interval: float = 1.0):
+                 snapshot_interval: float = 1.0, allow_policy_change: bool = False):
         self.bootstrap, self.policy, self.group = bootstrap, policy, group
         self.state_dir = Path(state_dir)
         if self.state_dir.exists() and not self.state_dir.is_dir():
@@ -128,12 +134,13 @@ class TrajectoryWorker:
         self._last_totals = _totals(())
         self._delivery_error: str | None = None
         self.producer = None
+        self.allow_policy_change = allow_policy_change
 
     # -- kafka callbacks
     def _on_assign(self, consumer, partitions):
         for tp in partitions:
             cycle, nxt = load_snapshot(snapshot_path(self.state_dir, tp.topic, tp.partition), self.policy,
-                                       tp.topic, tp.partition)
+                                       tp.topic, tp.partition, self.allow_policy_change)
             self.cycles[tp.partition] = cycle
             self.offsets[tp.partition] = nxt or 0
             tp.offset = nxt if nxt is not None else OFFSET_BEGINNING

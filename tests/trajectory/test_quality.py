@@ -124,3 +124,19 @@ def test_candidate_share_on_100k_generated_spans_is_2_to_4_percent():
 def test_generator_is_seeded():
     assert generate_spans(500, seed=3, invalid_rate=0.05) == generate_spans(500, seed=3, invalid_rate=0.05)
     assert generate_spans(500, seed=3) != generate_spans(500, seed=4)
+
+
+def test_state_under_another_policy_is_refused_unless_allowed():
+    c = SpanCycle(CyclePolicy())
+    for line in _spans("t", 20):
+        c.process(line)
+    state = orjson.loads(orjson.dumps(c.to_state()))
+    shorter = CyclePolicy.from_dict({"trajectory_linker": {"close_timeout": "1h"}})
+    with pytest.raises(ValueError, match="policy hash"):
+        SpanCycle.from_state(shorter, state)
+    moved = SpanCycle.from_state(shorter, state, allow_policy_change=True)
+    assert moved.linker.active("t") == c.linker.active("t") > 0
+    # the next span (3h later) finds the open trajectory overdue under the new 1h timeout
+    later = _spans("t", 1, start=T0 + 20 * 30 * 60_000 + 3 * H)[0]
+    types = [e["type"] for e in moved.process(later)[0]]
+    assert types[:2] == ["trajectory_closed", "trajectory_quality"]
