@@ -124,22 +124,27 @@ class IngestWorker:
         t0 = time.monotonic()
         producer.begin_transaction()
         touched: dict[tuple[str, int], int] = {}
+        counts: dict[str, int] = {}
+        aggs, agg, key = self.aggs, None, None
         for m in msgs:
             if m.error():
                 LOG.warning("consume error: %s", m.error())
                 continue
-            key = (m.topic(), m.partition())
-            agg = self.aggs.get(key)
+            k = (m.topic(), m.partition())
+            if k != key:  # batches come in runs of one partition
+                key, agg = k, aggs.get(k)
             if agg is None:  # assignment raced a revoke; the new owner will read it
                 continue
             logical = agg.topic
-            RECORDS.labels(logical).inc()
+            counts[logical] = counts.get(logical, 0) + 1
             rej = agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
             if rej is not None:
                 REJECTS.labels(logical, rej.reason.split(":")[0]).inc()
                 rec = dlq_record(m.topic(), m.partition(), m.offset(), rej.reason, m.value(), rej.detail)
                 producer.produce(self.dlq_topic, key=m.topic().encode(), value=canonical_json(rec))
             touched[key] = m.offset()
+        for logical, n in counts.items():
+            RECORDS.labels(logical).inc(n)
         for key in touched:
             agg = self.aggs[key]
             partial = agg.flush()

@@ -1,0 +1,171 @@
+"""Ingest benchmark: events/s of the full ingest -> signals path, as ratios measured in one run.
+
+    python bench/ingest.py [--events 300000] [--faust-events 30000]
+
+Baselines in the same run, on the same embedded broker and topic:
+  plain   a confluent-kafka consume + orjson.loads loop (the ceiling for any Python consumer)
+  faust   a per-event faust agent updating a Table (the design the ingest stage replaces)
+  decode  orjson.loads alone over the same payloads (the ceiling for replay)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from processors.scenarios import Scenario  # noqa: E402
+from processors.windows import SignalConfig  # noqa: E402
+from streams import topics  # noqa: E402
+from streams.broker import EmbeddedBroker  # noqa: E402
+from streams.cmd_policy import load_policy_dir  # noqa: E402
+from streams.ingest import IngestWorker  # noqa: E402
+from streams.kafka import consumer, create_topics, producer  # noqa: E402
+from streams.replay import Replayer  # noqa: E402
+from streams.signal_stage import SignalStage  # noqa: E402
+from streams.worker import StopFlag  # noqa: E402
+
+SPEC = {"name": "bench", "duration": "1h", "seed": 5,
+        "services": [{"name": f"svc-{i}", "routes": ["/a", "/b"]} for i in range(6)],
+        "cohorts": {"baseline": {"rps": 60, "error_rate": 0.002, "latency_ms": {"median": 90, "p95": 400}},
+                    "canary": {"rps": 20, "error_rate": 0.004, "latency_ms": {"median": 95, "p95": 420}}}}
+
+
+def payloads(n: int) -> list[tuple[bytes, bytes]]:
+    out = []
+    for _t, key, value in Scenario(SPEC, start_ms=1_800_000_000_000).records():
+        out.append((key.encode(), orjson.dumps(value)))
+        if len(out) >= n:
+            break
+    return out
+
+
+def plain_loop(bs: str, topic: str, n: int) -> float:
+    c = consumer(bs, f"bench-plain-{uuid.uuid4().hex[:6]}")
+    c.subscribe([topic])
+    got, t0 = 0, None
+    while got < n:
+        for m in c.consume(10_000, 1.0):
+            if m.error():
+                continue
+            if t0 is None:
+                t0 = time.monotonic()
+            orjson.loads(m.value())
+            got += 1
+    dt = time.monotonic() - t0
+    c.close()
+    return n / dt
+
+
+class TimedIngest(IngestWorker):
+    first = last = None
+    consumed = 0
+
+    def process(self, producer, consumer, msgs):
+        if self.first is None:
+            self.first = time.monotonic()
+        r = super().process(producer, consumer, msgs)
+        self.consumed += len(msgs)
+        self.last = time.monotonic()
+        return r
+
+
+class TimedSignals(SignalStage):
+    last = None
+    applied = 0
+
+    def handle(self, state, msg):
+        out = super().handle(state, msg)
+        self.applied += orjson.loads(msg.value())["records"]
+        self.last = time.monotonic()
+        return out
+
+
+def pipeline(bs: str, n: int, tmp: Path) -> tuple[float, float]:
+    policy = load_policy_dir(ROOT / "configs/policies")
+    cfg = SignalConfig.from_policy(policy.doc, policy.hash)
+    ing = TimedIngest(bs, cfg, tmp / "ingest", batch_size=20_000, exit_when_idle_s=3, stop=StopFlag(False))
+    sig = TimedSignals(bs, cfg, tmp / "signals", exit_when_idle_s=5, stop=StopFlag(False))
+    ts = [threading.Thread(target=w.run) for w in (ing, sig)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert ing.consumed == n and sig.applied == n, (ing.consumed, sig.applied, n)
+    return n / (ing.last - ing.first), n / (sig.last - ing.first)
+
+
+def faust_rate(bs: str, topic: str, n: int, tmp: Path) -> float:
+    env = dict(os.environ, FAUST_BROKER=bs, IN_TOPIC=topic, BENCH_N=str(n), APP_ID=f"bench-{uuid.uuid4().hex[:6]}",
+               DATADIR=str(tmp / "faust"), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, str(ROOT / "bench/faust_counter.py")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    import re
+    m = re.search(r"FAUST_RATE ([0-9.]+)", out.stdout + out.stderr)  # faust routes stdout through its logger
+    if m:
+        return float(m.group(1))
+    raise RuntimeError(f"faust run failed: {out.stdout[-500:]} {out.stderr[-1500:]}")
+
+
+def replay_rates(data: list[tuple[bytes, bytes]]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    for _k, v in data:
+        orjson.loads(v)
+    decode = len(data) / (time.perf_counter() - t0)
+    policy = load_policy_dir(ROOT / "configs/policies")
+    rp = Replayer(policy, None, flush_every=10_000)
+    t0 = time.perf_counter()
+    for i, (k, v) in enumerate(data):
+        rp.feed({"topic": topics.topic("metrics"), "partition": hash(k) % 3, "offset": i,
+                 "key": k.decode(), "payload": v.decode()})
+    rp.finish()
+    return decode, len(data) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--faust-events", type=int, default=30_000)
+    a = ap.parse_args()
+    data = payloads(a.events)
+    n = len(data)
+    os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    with EmbeddedBroker() as b, tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        create_topics(b.bootstrap)
+        topic = topics.topic("metrics")
+        p = producer(b.bootstrap, **{"linger.ms": 20})
+        for k, v in data:
+            while True:
+                try:
+                    p.produce(topic, key=k, value=v)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.flush(60)
+        plain = plain_loop(b.bootstrap, topic, n)
+        ingest, full = pipeline(b.bootstrap, n, tmp)
+        fr = faust_rate(b.bootstrap, topic, min(a.faust_events, n), tmp)
+    decode, replay = replay_rates(data)
+    print(f"events: {n} request samples on 3 partitions (embedded broker, same topic for every consumer)")
+    print(f"plain confluent-kafka consume+orjson loop : {plain:>10,.0f} ev/s   1.00x")
+    print(f"ingest stage (decode, validate, partials)  : {ingest:>10,.0f} ev/s   {ingest / plain:.2f}x plain")
+    print(f"ingest -> signals (last signal emitted)     : {full:>10,.0f} ev/s   {full / plain:.2f}x plain  (target >= 0.5x)")
+    print(f"per-event faust agent with a Table          : {fr:>10,.0f} ev/s   {fr / plain:.3f}x plain  "
+          f"(ingest->signals is {full / fr:.0f}x faster)")
+    print(f"orjson decode alone                         : {decode:>10,.0f} ev/s   1.00x")
+    print(f"replay (same processors, no broker)         : {replay:>10,.0f} ev/s   {replay / decode:.2f}x decode  (target >= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()
