@@ -22,10 +22,12 @@ Scope / cohort / subject conventions:
             baseline, baseline_samples, baseline_source ("cohort:<name>" | "env"), ci_low, ci_high
             (processors.rum).
   cdc       scope = the record's scope or db.table, cohort = "stable", subject = db.table:
-            cdc_lag_p95_s (snapshot reads excluded), cdc_silence_s (E - last change event, over
-            all time; samples = change events in the window), schema_drift (processors.cdc).
-Batches: one per (E, domain, scope), ordered by E, then domain, then scope; signals inside a
-batch ordered by (name, cohort, subject, window_s).
+            cdc_lag_p95_s (snapshot reads excluded), cdc_silence_s (E - the table's last change
+            event; samples = change events in the window; reported until the table has had no
+            row event for cdc_retention, 7 d), schema_drift (processors.cdc).
+Batches: one SignalBatch (a list that also carries .domain and .scope) per (E, domain, scope),
+ordered by E, then domain, then scope; signals inside a batch ordered by (name, cohort, subject,
+window_s). Use batch_domain(batch) for the domain: gauges may carry any name.
 
 Keys are evaluated per source partition: a key's records must all live in one partition, which
 the topic keys guarantee (metrics by service, rum by route, cdc by db.table).

@@ -16,11 +16,12 @@ Time model (DESIGN.md "Time, windows, determinism"):
 - Windows are emitted for a key at E while it has data in [E - retention, E) (retention: 3 d
   for requests, the window + idle_retention (1 h) for gauges and RUM, so an idle key reports
   null / 0 samples for a while before it is dropped; 7 d for CDC tables, so cdc_silence_s keeps
-  growing for a week of silence) and once data before E exists for it.
+  growing for a week of silence) and once data before E exists for it. Emission starts at the
+  step after the partition's first sample; steps where no key is due are skipped at once.
+  All of this depends only on the data and its partition order, never on flush boundaries.
 - A sample whose event time is more than max_future (1 d) past its Kafka record timestamp is
   rejected ("future"): one bad clock must not push the partition's watermark into the future
-  and make everything after it late. Emission starts at the step after the partition's first sample.
-  All of this depends only on the data and its partition order, never on flush boundaries.
+  and make everything after it late.
 """
 from __future__ import annotations
 
