@@ -42,10 +42,12 @@ def _validate(lines, _policy):
 
 
 def _cycle(lines, policy):
-    process = SpanCycle(policy).process
+    cycle = SpanCycle(policy)
+    process, take = cycle.process, cycle.take_signals
     n = 0
     for line in lines:
         n += len(process(line)[0])
+        take()
     return n
 
 

@@ -22,6 +22,10 @@ score is added. fastdigest is deterministic for a given sequence of operations; 
 queries before each update, which keeps the digest flushed, so a to_dict/from_dict round trip at any
 point continues identically (tested).
 
+Signals: per tenant, at each `signal_step` end (default 60 s of event time, epoch-aligned) the
+tenant's clock reaches, one batch trajectory_quality_{p50,p95,p99} (scope = tenant, window_s 0 =
+all scores so far, samples = scores) for gw.signals; `take_signals()` hands them over.
+
 Guardrail (`derived_events_perf`): at most max_per_minute derived events per tenant per minute of
 the tenant's event time (floor(T / 60 s)); beyond it, overflow_action `shed_derived` drops the event
 (linking and scoring state still advance) and counts it by type.
@@ -61,13 +65,14 @@ class MeterPolicy:
     min_samples: int = 50
     mass_half: float = 8.0
     persistence_half_ms: int = 2 * 3_600_000
+    signal_step_ms: int = 60_000            # 0 = no trajectory_quality_* signals
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "MeterPolicy":
         from processors.timefmt import parse_duration_ms
         d = dict(d or {})
         unknown = set(d) - {"weights", "percentile_target", "min_score", "min_samples", "mass_half",
-                            "persistence_half"}
+                            "persistence_half", "signal_step"}
         if unknown:
             raise ValueError(f"quality_meter: unknown keys {sorted(unknown)}")
         w = dict(cls.weights)
@@ -79,16 +84,18 @@ class MeterPolicy:
                 min_score=float(d.get("min_score", 60)),
                 min_samples=int(d.get("min_samples", 50)),
                 mass_half=float(d.get("mass_half", 8)),
-                persistence_half_ms=parse_duration_ms(d.get("persistence_half", "2h")))
-        if p.mass_half <= 0 or p.persistence_half_ms <= 0 or p.min_samples < 1:
-            raise ValueError("quality_meter: mass_half, persistence_half > 0 and min_samples >= 1")
+                persistence_half_ms=parse_duration_ms(d.get("persistence_half", "2h")),
+                signal_step_ms=parse_duration_ms(d.get("signal_step", "60s") or 0))
+        if p.mass_half <= 0 or p.persistence_half_ms <= 0 or p.min_samples < 1 or p.signal_step_ms < 0:
+            raise ValueError("quality_meter: mass_half, persistence_half > 0, min_samples >= 1, signal_step >= 0")
         return p
 
     def to_dict(self) -> dict:
         from processors.timefmt import format_duration
         return {"weights": dict(self.weights), "percentile_target": f"p{self.percentile * 100:g}",
                 "min_score": self.min_score, "min_samples": self.min_samples, "mass_half": self.mass_half,
-                "persistence_half": format_duration(self.persistence_half_ms)}
+                "persistence_half": format_duration(self.persistence_half_ms),
+                "signal_step": format_duration(self.signal_step_ms)}
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,8 @@ class SpanCycle:
         self.linker = Linker(policy.linker)
         self.meters: dict[str, QualityMeter] = {}
         self.guard: dict[str, list] = {}        # tenant -> [minute, count in that minute]
+        self.signal_end: dict[str, int] = {}    # tenant -> ts of its last trajectory_quality_* signals
+        self.signals: list[list[dict]] = []     # signal batches not yet taken (take_signals)
         self.stats: dict[str, dict] = {}        # tenant -> counters (see _counter)
         self._tenant_settings = dict(policy.tenants)
 
@@ -284,7 +293,28 @@ class SpanCycle:
             emit(e)
         for c in rule:
             self._close(c, cfg, st, emit)
+        if self.policy.meter.signal_step_ms and tenant in self.meters:
+            self._signals(tenant)
         return out, ("late" if why == "late" else None)
+
+    def _signals(self, tenant: str) -> None:
+        """One batch of trajectory_quality_{p50,p95,p99} per tenant at each step end E (aligned to
+        the epoch) that the tenant's event time reaches; steps without a span are skipped. Values
+        are the meter's (all scores so far, window_s 0) after the span that reached E."""
+        step = self.policy.meter.signal_step_ms
+        end = self.linker.tenants[tenant].event_time // step * step
+        if end <= self.signal_end.get(tenant, -1):
+            return
+        self.signal_end[tenant] = end
+        m, ts = self.meters[tenant], format_ts(end)
+        self.signals.append([{"name": f"trajectory_quality_{q}", "scope": tenant, "cohort": "stable", "subject": "",
+                              "window_s": 0, "value": _r(m.quantile(x)), "samples": m.scored, "ts": ts}
+                             for q, x in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))])
+
+    def take_signals(self) -> list[list[dict]]:
+        """Signal batches produced since the last call, in order (for gw.signals)."""
+        out, self.signals = self.signals, []
+        return out
 
     def _emitter(self, tenant: str, cfg: TenantSettings, st: dict, out: list):
         limit = cfg.max_per_minute
@@ -346,7 +376,8 @@ class SpanCycle:
         return {"version": 1, "policy_hash": self.policy.policy_hash(), "tenants": {
             t: {"linker": self.linker.to_state(t),
                 "meter": self.meters[t].to_state() if t in self.meters else None,
-                "guard": self.guard.get(t), "stats": self.stats.get(t)} for t in tenants}}
+                "guard": self.guard.get(t), "stats": self.stats.get(t),
+                "signal_end": self.signal_end.get(t)} for t in tenants}}
 
     @classmethod
     def from_state(cls, policy: CyclePolicy, state: dict, allow_policy_change: bool = False) -> "SpanCycle":
@@ -362,6 +393,8 @@ class SpanCycle:
                 c.meters[t] = QualityMeter.from_state(policy.meter, v["meter"])
             if v.get("guard") is not None:
                 c.guard[t] = list(v["guard"])
+            if v.get("signal_end") is not None:
+                c.signal_end[t] = v["signal_end"]
             if v.get("stats") is not None:
                 c.stats[t] = v["stats"]
         return c

@@ -110,7 +110,8 @@ def generate_spans(n: int, seed: int = 1, start: str = "2025-10-01T00:00:00Z",
 
 
 # --- commands ------------------------------------------------------------------------------------
-def simulate_lines(lines, policy: CyclePolicy, on_event, on_reject=None) -> tuple[SpanCycle, Counter]:
+def simulate_lines(lines, policy: CyclePolicy, on_event, on_reject=None,
+                   on_signals=None) -> tuple[SpanCycle, Counter]:
     """The dry run: each line through SpanCycle.process, in order (exactly the worker's per-record call)."""
     cycle = SpanCycle(policy)
     rejects: Counter = Counter()
@@ -121,6 +122,9 @@ def simulate_lines(lines, policy: CyclePolicy, on_event, on_reject=None) -> tupl
         events, reason = cycle.process(line)
         for ev in events:
             on_event(ev)
+        for batch in cycle.take_signals():
+            if on_signals:
+                on_signals(batch)
         if reason:
             rejects[reason] += 1
             if on_reject:
@@ -156,14 +160,17 @@ def quality() -> None:
               help="Where to write the trajectory events (NDJSON, as published on gw.trajectories).")
 @click.option("--dlq", "dlq_path", type=click.Path(dir_okay=False), default=None,
               help="Also write rejected lines with their reason (NDJSON).")
+@click.option("--signals", "signals_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the trajectory_quality_* signals (NDJSON, one signal a line).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def simulate(spans_path, policy_path, out_path, dlq_path, as_json) -> None:
+def simulate(spans_path, policy_path, out_path, dlq_path, signals_path, as_json) -> None:
     """Run the span cycle over a file with no broker and summarize (trajectories, scores, candidates)."""
     from tqdm import tqdm
     from processors.spans import dlq_record
     policy = load_policy(policy_path)
     with open(spans_path, "rb") as src, open(out_path, "wb") as out, \
-            (open(dlq_path, "wb") if dlq_path else contextlib.nullcontext()) as dlq:
+            (open(dlq_path, "wb") if dlq_path else contextlib.nullcontext()) as dlq, \
+            (open(signals_path, "wb") if signals_path else contextlib.nullcontext()) as sig:
         offset = [0]  # line number of the record being processed: the DLQ "offset" of a file
 
         def on_reject(line, reason):
@@ -175,7 +182,12 @@ def simulate(spans_path, policy_path, out_path, dlq_path, as_json) -> None:
                 offset[0] = i
                 yield line
 
-        cycle, rejects = simulate_lines(lines(), policy, lambda ev: out.write(orjson.dumps(ev) + b"\n"), on_reject)
+        def on_signals(batch):
+            if sig is not None:
+                sig.write(b"".join(orjson.dumps(x) + b"\n" for x in batch))
+
+        cycle, rejects = simulate_lines(lines(), policy, lambda ev: out.write(orjson.dumps(ev) + b"\n"), on_reject,
+                                        on_signals)
     summary = cycle.summary()
     summary["rejected"] = dict(sorted(rejects.items()))
     click.echo(orjson.dumps(summary).decode() if as_json else format_summary(summary, rejects))

@@ -2,7 +2,8 @@
 
 A confluent-kafka batch consumer. Per batch: decode + validate + link + score every record in
 offset order (the same SpanCycle.process call as `gatewatch quality simulate`) and produce the
-events (key = tenant) and the DLQ records (key = source topic). Every --snapshot-interval seconds,
+events (key = tenant), the DLQ records (key = source topic) and the trajectory_quality_* signal
+batches (gw.signals, key = tenant as scope, domain "trajectories", source "spans:<partition>"). Every --snapshot-interval seconds,
 when idle, before partitions are revoked and on a graceful stop: flush, then snapshot, then commit.
 
 State is per partition: one SpanCycle per assigned partition of gw.spans. gw.spans is keyed by
@@ -37,6 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from processors.quality import CyclePolicy, SpanCycle
+from processors.signal_merge import wire_records
 from processors.spans import dlq_record
 from streams import kafka, topics
 from streams.errors import GatewatchError
@@ -126,6 +128,7 @@ class TrajectoryWorker:
         self.batch_size, self.poll_timeout, self.snapshot_interval = batch_size, poll_timeout, snapshot_interval
         self.spans_topic, self.out_topic, self.dlq_topic = topics.topic("spans"), topics.topic("trajectories"), \
             topics.topic("dlq")
+        self.signals_topic = topics.topic("signals")
         self.stop_event = threading.Event()
         self.assigned = False
         self.cycles: dict[int, SpanCycle] = {}     # assigned partition -> its cycle
@@ -227,6 +230,9 @@ class TrajectoryWorker:
                     scores.append(ev["score"])
                 elif ev["type"] == "diamond_candidate":
                     candidates += 1
+            for batch in cycle.take_signals():
+                for key, value in wire_records(batch, "trajectories", f"spans:{p}"):
+                    self._produce(producer, self.signals_topic, key, value)
             if reason:
                 rec = dlq_record(m.topic(), p, off, reason, raw)
                 self._produce(producer, self.dlq_topic, m.topic().encode(), orjson.dumps(rec))

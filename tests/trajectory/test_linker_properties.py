@@ -37,9 +37,13 @@ def build(steps):
     return lines
 
 
-def run(lines, cycle=None):
+def run(lines, cycle=None, with_signals=False):
     cycle = cycle or SpanCycle(POLICY)
-    per_span = [cycle.process(line) for line in lines]
+    per_span = []
+    for line in lines:
+        events, reason = cycle.process(line)
+        signals = cycle.take_signals()
+        per_span.append((events, reason, signals) if with_signals else (events, reason))
     return cycle, per_span
 
 
@@ -60,10 +64,10 @@ def test_linking_is_a_pure_function_of_the_ordered_input(steps):
 def test_state_round_trip_through_json_continues_identically(steps, cut):
     lines = build(steps)
     cut = min(cut, len(lines))
-    _, whole = run(lines)
-    first, head = run(lines[:cut])
+    _, whole = run(lines, with_signals=True)
+    first, head = run(lines[:cut], with_signals=True)
     restored = SpanCycle.from_state(POLICY, orjson.loads(orjson.dumps(first.to_state())))
-    _, tail = run(lines[cut:], restored)
+    _, tail = run(lines[cut:], restored, with_signals=True)
     assert orjson.dumps(head + tail) == orjson.dumps(whole)
 
 

@@ -140,3 +140,23 @@ def test_state_under_another_policy_is_refused_unless_allowed():
     later = _spans("t", 1, start=T0 + 20 * 30 * 60_000 + 3 * H)[0]
     types = [e["type"] for e in moved.process(later)[0]]
     assert types[:2] == ["trajectory_closed", "trajectory_quality"]
+
+
+def test_quality_signals_per_tenant_step_follow_the_meter():
+    c = SpanCycle(CyclePolicy.from_dict({"quality_meter": {"signal_step": "10m"},
+                                         "trajectory_linker": {"close_timeout": "30m"}}))
+    batches = []
+    for line in _spans("t", 40, gap_min=7):    # 7-min spans: some 10-min steps get none
+        c.process(line)
+        batches += c.take_signals()
+    ends = [parse_time_ms(b[0]["ts"]) for b in batches]
+    assert len(ends) > 10 and ends == sorted(set(ends)) and all(e % 600_000 == 0 for e in ends)
+    last = batches[-1]
+    assert [x["name"] for x in last] == ["trajectory_quality_p50", "trajectory_quality_p95", "trajectory_quality_p99"]
+    assert all(x["scope"] == "t" and x["window_s"] == 0 and x["samples"] == c.meters["t"].scored for x in last)
+    assert last[1]["value"] == round(c.meters["t"].quantile(0.95), 2)
+    off = SpanCycle(CyclePolicy.from_dict({"quality_meter": {"signal_step": 0},
+                                           "trajectory_linker": {"close_timeout": "30m"}}))
+    for line in _spans("t", 40, gap_min=7):
+        off.process(line)
+    assert off.take_signals() == []

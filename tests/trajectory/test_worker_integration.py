@@ -56,9 +56,10 @@ def read_all(bootstrap, name, want_ids=None, want_count=None, timeout_s=60.0):
     return out
 
 
-def expected(lines):
+def expected(lines, signals=None):
     events, rejects = [], []
-    simulate_lines(lines, load_policy(None), events.append, lambda line, reason: rejects.append(reason))
+    simulate_lines(lines, load_policy(None), events.append, lambda line, reason: rejects.append(reason),
+                   signals.extend if signals is not None else None)
     return events, rejects
 
 
@@ -73,7 +74,8 @@ def per_tenant_first_seen(records):
 
 def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_path):
     lines = generate_spans(3000, seed=5, invalid_rate=0.01)
-    want, rejects = expected(lines)
+    want_signals = []
+    want, rejects = expected(lines, want_signals)
     assert want and rejects
     publish_spans(kafka_bootstrap, lines)
     before = {n: REGISTRY.get_sample_value(n) or 0 for n in METRICS}
@@ -97,6 +99,12 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
     dlq = read_all(kafka_bootstrap, "dlq", want_count=len(rejects))
     assert sorted(v["reason"] for _, v in dlq) == sorted(rejects)
     assert all(k == topics.topic("spans").encode() and v["source_topic"] == topics.topic("spans") for k, v in dlq)
+    sigs = read_all(kafka_bootstrap, "signals", want_count=len(want_signals))
+    assert want_signals and all(v["domain"] == "trajectories" and v["batch_n"] == 3 and k == v["scope"].encode()
+                                for k, v in sigs)
+    strip = ("domain", "source", "batch_n")
+    assert sorted(orjson.dumps({k: x for k, x in v.items() if k not in strip}, option=orjson.OPT_SORT_KEYS)
+                  for _, v in sigs) == sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in want_signals)
 
 
 def _worker_cmd(state, extra=()):
