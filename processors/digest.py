@@ -82,6 +82,18 @@ class LogHistogram:
         self.zero = max(0, self.zero - other.zero)
         return self
 
+    def subtract_signed(self, other: "LogHistogram") -> "LogHistogram":
+        """Like subtract, but lets counts go negative (to detect a non-sub-range)."""
+        for mine, theirs in ((self.pos, other.pos), (self.neg, other.neg)):
+            for k, c in theirs.items():
+                left = mine.get(k, 0) - c
+                if left:
+                    mine[k] = left
+                else:
+                    mine.pop(k, None)
+        self.zero -= other.zero
+        return self
+
     def ranked(self) -> "Ranked":
         """An immutable sorted view for quantile queries (build once, query many)."""
         values, cum, total = [], [], 0

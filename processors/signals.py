@@ -33,14 +33,16 @@ Keys are evaluated per source partition: a key's records must all live in one pa
 the topic keys guarantee (metrics by service, rum by route, cdc by db.table).
 
 Exactly-once over at-least-once delivery: apply() ignores a partial whose last_offset is at or
-below the last applied one (`duplicates`), and refuses one that overlaps the applied range
-(`conflicts`: it cannot be split, and applying it would double-count). Overlaps cannot happen
-when each source partition's partials are cut from one continuous read; a restarted ingest
-worker should therefore resume after the last partial visible on gw.partials (on tansu aborted
-transactions are visible) rather than re-cut a range another partial already covered.
+below the last applied one (`duplicates`). A partial that overlaps the applied range (on tansu
+an aborted transaction's partial is visible, and the restarted ingest worker re-cuts the range
+from its committed offset) is reconciled exactly when it starts where a kept piece starts: the
+last MAX_PIECES applied ranges are kept (processors.ledger) and only partial - pieces is
+applied (`reconciled`); a shorter re-cut splits a piece so its successor reconciles too.
+Anything else is refused and counted (`conflicts`) rather than double-counted.
 """
 from __future__ import annotations
 
+from processors import ledger
 from processors import rum as rumlib
 from processors.cdc import incompatible, normalize
 from processors.digest import LogHistogram
@@ -539,25 +541,42 @@ class PartitionSignals:
         self.keys: dict[str, dict] = {d: {} for d in _DOMAINS}
         self.shapes: dict[str, list] = {}
         self.duplicates = 0      # re-delivered partials ignored
-        self.conflicts = 0       # partials overlapping the applied offsets (ignored; see report)
+        self.conflicts = 0       # overlapping partials that could not be reconciled (refused)
+        self.reconciled = 0      # overlapping partials of which only the new part was applied
+        self.pieces: list[dict] = []  # the last applied offset ranges (processors.ledger)
         self._compat: dict[tuple, dict] = {}
 
     def apply(self, partial: dict) -> list[list[dict]]:
         lo, hi = partial["first_offset"], partial["last_offset"]
-        if self.last_offset is not None and hi <= self.last_offset:
+        buckets = partial["buckets"]
+        last = self.last_offset
+        if last is not None and hi <= last:
             self.duplicates += 1
+            self._split_piece(lo, hi, buckets)
             return []
-        if self.last_offset is not None and lo <= self.last_offset:
-            self.conflicts += 1
-            return []
+        if last is not None and lo <= last:
+            # A re-cut range (e.g. after an aborted transaction that was visible): apply only
+            # what lies beyond the applied offsets, computed exactly from the kept pieces.
+            i = self._piece_at(lo)
+            delta = None
+            if i is not None:
+                covered = ledger.combine([p["buckets"] for p in self.pieces[i:]])
+                delta = ledger.difference(buckets, covered)
+            if delta is None:
+                self.conflicts += 1
+                return []
+            self.reconciled += 1
+            buckets, lo = delta, last + 1
         self.last_offset = hi
+        self.pieces.append(ledger.piece(lo, hi, buckets))
+        del self.pieces[:-ledger.MAX_PIECES]
         cfg = self.config
         if self.origin_ms is None and partial.get("origin_ms") is not None:
             self.origin_ms = partial["origin_ms"]
             self.emitted_until = floor_to(self.origin_ms, cfg.step_ms)
         self.shapes.update(partial.get("shapes") or {})
         eu = self.emitted_until
-        for x in partial["buckets"]:
+        for x in buckets:
             d = x["d"]
             keys = self.keys.get(d)
             if keys is None:
@@ -576,6 +595,28 @@ class PartitionSignals:
         if wm is not None and (self.watermark_ms is None or wm > self.watermark_ms):
             self.watermark_ms = wm
         return self._emit()
+
+    def _piece_at(self, first: int) -> int | None:
+        for i, p in enumerate(self.pieces):
+            if p["first"] == first:
+                return i
+        return None
+
+    def _split_piece(self, lo: int, hi: int, buckets: list[dict]) -> None:
+        """A shorter re-cut of applied offsets: nothing to apply, but split the kept pieces at
+        hi so that the re-cut's successor (starting at hi + 1) can be reconciled too."""
+        i = self._piece_at(lo)
+        if i is None:
+            return
+        j = next((j for j in range(i, len(self.pieces)) if self.pieces[j]["last"] >= hi), None)
+        if j is None or self.pieces[j]["last"] == hi:
+            return
+        total = ledger.combine([p["buckets"] for p in self.pieces[i:j + 1]])
+        rest = ledger.difference(total, buckets)
+        if rest is None:
+            return
+        self.pieces[i:j + 1] = [ledger.piece(lo, hi, buckets),
+                                ledger.piece(hi + 1, self.pieces[j]["last"], rest)]
 
     def _emit(self) -> list[list[dict]]:
         if self.emitted_until is None or self.watermark_ms is None:
@@ -652,7 +693,8 @@ class PartitionSignals:
         return {"topic": self.topic, "partition": self.partition, "last_offset": self.last_offset,
                 "watermark_ms": self.watermark_ms, "origin_ms": self.origin_ms,
                 "emitted_until": self.emitted_until, "duplicates": self.duplicates,
-                "conflicts": self.conflicts, "shapes": dict(sorted(self.shapes.items())),
+                "conflicts": self.conflicts, "reconciled": self.reconciled, "pieces": self.pieces,
+                "shapes": dict(sorted(self.shapes.items())),
                 "keys": {d: [[list(k), st.to_json()] for k, st in sorted(keys.items())]
                          for d, keys in self.keys.items()}}
 
@@ -662,6 +704,8 @@ class PartitionSignals:
         for f in ("last_offset", "watermark_ms", "origin_ms", "emitted_until", "duplicates",
                   "conflicts"):
             setattr(ps, f, state[f])
+        ps.reconciled = state.get("reconciled", 0)
+        ps.pieces = list(state.get("pieces") or [])
         ps.shapes = dict(state["shapes"])
         for d, items in state["keys"].items():
             ps.keys[d] = {tuple(k): _DOMAINS[d].from_json(j, ps.config) for k, j in items}
