@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from processors.digest import LogHistogram
 
-MAX_PIECES = 8
+MAX_PIECES = 4
 
 
 def _key(x: dict) -> tuple:

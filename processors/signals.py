@@ -693,7 +693,7 @@ class PartitionSignals:
         return {"topic": self.topic, "partition": self.partition, "last_offset": self.last_offset,
                 "watermark_ms": self.watermark_ms, "origin_ms": self.origin_ms,
                 "emitted_until": self.emitted_until, "duplicates": self.duplicates,
-                "conflicts": self.conflicts, "reconciled": self.reconciled, "pieces": self.pieces,
+                "conflicts": self.conflicts, "reconciled": self.reconciled, "pieces": list(self.pieces),
                 "shapes": dict(sorted(self.shapes.items())),
                 "keys": {d: [[list(k), st.to_json()] for k, st in sorted(keys.items())]
                          for d, keys in self.keys.items()}}
