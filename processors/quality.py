@@ -23,8 +23,9 @@ queries before each update, which keeps the digest flushed, so a to_dict/from_di
 point continues identically (tested).
 
 Signals: per tenant, at each `signal_step` end (default 60 s of event time, epoch-aligned) the
-tenant's clock reaches, one batch trajectory_quality_{p50,p95,p99} (scope = tenant, window_s 0 =
-all scores so far, samples = scores) for gw.signals; `take_signals()` hands them over.
+tenant's clock reaches, one batch trajectory_quality_{p50,p95,p99} (scope = tenant, cohort "all":
+quality is not per release cohort, and the policy engine counts "all" for its gate cohort;
+window_s 0 = all scores so far; samples = scores) for gw.signals; `take_signals()` hands them over.
 
 Guardrail (`derived_events_perf`): at most max_per_minute derived events per tenant per minute of
 the tenant's event time (floor(T / 60 s)); beyond it, overflow_action `shed_derived` drops the event
@@ -307,7 +308,7 @@ class SpanCycle:
             return
         self.signal_end[tenant] = end
         m, ts = self.meters[tenant], format_ts(end)
-        self.signals.append([{"name": f"trajectory_quality_{q}", "scope": tenant, "cohort": "stable", "subject": "",
+        self.signals.append([{"name": f"trajectory_quality_{q}", "scope": tenant, "cohort": "all", "subject": "",
                               "window_s": 0, "value": _r(m.quantile(x)), "samples": m.scored, "ts": ts}
                              for q, x in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))])
 

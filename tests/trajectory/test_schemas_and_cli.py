@@ -68,3 +68,20 @@ def test_simulate_reports_a_bad_policy_as_one_line(tmp_path, capsys):
                  "--policy", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "percentile_target" in err
+
+
+def test_quality_signals_drive_a_policy_rule(tmp_path, capsys):
+    """trajectory_quality_p95 from `simulate --signals` is policy vocabulary: a rule on it fires."""
+    spans, sig = tmp_path / "s.ndjson", tmp_path / "sig.ndjson"
+    spans.write_bytes(b"\n".join(generate_spans(5000, seed=3)) + b"\n")
+    assert main(["quality", "simulate", "--spans", str(spans), "--out", str(tmp_path / "ev"),
+                 "--signals", str(sig)]) == 0
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "project.yml").write_text('version: 1\nabort_rules:\n  - id: tq\n'
+                                     '    when: "trajectory_quality_p95 < 70 for 10m"\n    action: freeze\n')
+    capsys.readouterr()
+    assert main(["policy", "eval", str(pol), str(sig)]) == 0
+    actions = [orjson.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    assert actions and {a["rule"]["id"] for a in actions} == {"tq"}
+    assert {a["scope"] for a in actions} <= {"t_bakery", "t_studio", "t_lab", "t_farm", "t_contracts"}
