@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "streams.cmd_quality",
     "streams.cmd_worm",
     "streams.cmd_executor",
+    "streams.cmd_report",
 )
 
 

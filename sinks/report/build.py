@@ -153,7 +153,8 @@ def verification_summary(bundle_path: str | os.PathLike) -> dict:
     return summary
 
 
-def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], title: str | None = None) -> str:
+def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], title: str | None = None,
+                       verification: dict | None = None) -> str:
     from sinks.worm.evidence import BundleError, read_bundle
     try:
         files, _ = read_bundle(str(bundle_path))
@@ -162,15 +163,18 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
     actions, receipts = bundle_records(files)
     policy_hash, thresholds, cohort = bundle_policy(files)
     kwargs = {"title": title} if title else {}
-    return render_report(signals, actions, receipts, verification_summary(bundle_path), policy_hash,
+    if verification is None:
+        verification = verification_summary(bundle_path)
+    return render_report(signals, actions, receipts, verification, policy_hash,
                          thresholds=thresholds, cohort=cohort, **kwargs)
 
 
 def build_report(bundle_path: str | os.PathLike, signals_path: str | os.PathLike | None,
-                 out_path: str | os.PathLike, title: str | None = None) -> Path:
-    """Write the HTML report for a bundle (and optionally a signals NDJSON file); returns out_path."""
+                 out_path: str | os.PathLike, title: str | None = None, verification: dict | None = None) -> Path:
+    """Write the HTML report for a bundle (and optionally a signals NDJSON file); returns out_path.
+    verification: a verification_summary(bundle_path) already computed (else computed here)."""
     signals = read_signals(signals_path) if signals_path else []
-    html = render_from_bundle(bundle_path, signals, title).encode("utf-8")
+    html = render_from_bundle(bundle_path, signals, title, verification).encode("utf-8")
     out = Path(out_path)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(html)
