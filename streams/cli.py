@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "streams.cmd_doctor",
     "streams.cmd_workers",
     "streams.cmd_simulate",
+    "streams.cmd_demo",
     "streams.cmd_keys",
     "streams.cmd_policy",
     "streams.cmd_quality",

@@ -176,16 +176,17 @@ def tail(topic, from_beginning, max_records, idle) -> None:
     with kafka_bootstrap() as bs:
         c = consumer(bs, f"gatewatch-tail-{uuid.uuid4().hex[:8]}",
                      **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
-        c.subscribe([name])
-        n, last = 0, time.monotonic()
+        last = [None]  # idle time counts from the group join, which takes seconds on some brokers
+        c.subscribe([name], on_assign=lambda *_: last.__setitem__(0, time.monotonic()))
+        n = 0
         try:
             while max_records is None or n < max_records:
                 msgs = c.consume(500, 0.5)
                 if not msgs:
-                    if idle and time.monotonic() - last > idle:
+                    if idle and last[0] is not None and time.monotonic() - last[0] > idle:
                         break
                     continue
-                last = time.monotonic()
+                last[0] = time.monotonic()
                 for m in msgs:
                     if m.error():
                         continue

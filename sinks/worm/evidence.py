@@ -50,6 +50,13 @@ from sinks.worm.store import WormStore
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
 ACTION_KINDS = ("hook", "abort", "promote", "gate")
+RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
+RECEIPT_SIGNERS = "receipt-signers"  # key in the trust map holding the executor keys
+
+
+def _is_receipt(value: dict) -> bool:
+    """An executor receipt by its shape (it copies an action's kind and action, never its permit)."""
+    return value.get("type") in RECEIPT_TYPES and isinstance(value.get("action_id"), str) and "permit" not in value
 
 
 class BundleError(Exception):
@@ -224,7 +231,10 @@ def _check_keys(keys: dict, policy: cp.Policy) -> dict[str, VerifyKey]:
     if "decider" not in by_role:
         raise BundleError("file keys/public_keys.json: no decider key")
     d = by_role["decider"]
-    return {key_id(d): d}
+    trusted = {key_id(d): d}
+    if "executor" in by_role:  # receipts are signed by the executor key
+        trusted[RECEIPT_SIGNERS] = {key_id(by_role["executor"]): by_role["executor"]}
+    return trusted
 
 
 def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
@@ -332,13 +342,17 @@ def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted) 
         return "value does not hash to its leaf hash"
     if not merkle.verify_inclusion(leaf_hash, i, c.size, proof, c.root):
         return "inclusion proof does not verify against the checkpoint root"
+    if _is_receipt(value):  # its signature is checked instead: a forged receipt fails here
+        from sinks.executor.receipts import verify_receipt
+        why = verify_receipt(value, trusted.get(RECEIPT_SIGNERS, {}))
+        return f"receipt refused: {why}" if why else False
     # an action by its topic or its shape, so relabelling the topic cannot skip the permit check
     if str(e.get("topic", "")).endswith("actions") or "permit" in value or value.get("kind") in ACTION_KINDS:
         try:
             now_ms = parse_time_ms(value.get("ts"))
         except TimeFormatError:
             return "action ts is not a timestamp"
-        why = check_permit(value, trusted, now_ms)
+        why = check_permit(value, {k: v for k, v in trusted.items() if k != RECEIPT_SIGNERS}, now_ms)
         if why:
             return f"permit refused: {why}"
         if not isinstance(value.get("policy_hash"), str):

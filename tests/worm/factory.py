@@ -1,12 +1,16 @@
 """Test data for the WORM tests: signed actions, receipts, diamond candidates, a log with a quorum checkpoint."""
 from __future__ import annotations
 
+import hashlib
+
 import orjson
+from nacl.signing import SigningKey
 
 from processors.canonical import content_id
 from processors.policy import compose
 from processors.signing import issue_permit
 from processors.timefmt import format_ts, parse_time_ms
+from sinks.executor.receipts import seal
 from sinks.worm import checkpoint as cp
 from sinks.worm.store import WormStore, candidate_from_record
 from sinks.worm.witness import WitnessState, review
@@ -34,21 +38,23 @@ def action(decider, i: int, kind: str = "abort") -> dict:
     return rec
 
 
-def receipt(action_id: str, i: int, prev: str | None) -> dict:
-    rec = {"type": "INTENT" if i % 2 == 0 else "RESULT", "action_id": action_id, "prev": prev,
-           "ts": format_ts(T0 + i * 1000 + 5)}
-    rec["id"] = content_id(rec)
-    return rec
+def receipt(executor, action_id: str, i: int, prev: str | None, seq: int) -> dict:
+    """A receipt as the executor seals it (verify checks its id and signature)."""
+    return seal(executor, {"type": "INTENT" if i % 2 == 0 else "RESULT", "action_id": action_id, "prev": prev,
+                           "seq": seq, "ts": format_ts(T0 + i * 1000 + 5)})
 
 
-def records(decider, n_actions: int) -> list[tuple[str, dict]]:
-    """(kind, value) pairs: each action followed by its INTENT and RESULT receipts; a diamond now and then."""
+def records(decider, n_actions: int, executor=None) -> list[tuple[str, dict]]:
+    """(kind, value) pairs: each action followed by its INTENT and RESULT receipts; a diamond now and then.
+    Receipts are signed by `executor` (default: a key derived from the decider's, for tests that
+    only look at the log)."""
+    executor = executor or SigningKey(hashlib.sha256(b"executor" + decider.encode()).digest())
     out, prev = [], None
     for i in range(n_actions):
         a = action(decider, i)
         out.append(("actions", a))
         for j in (0, 1):
-            r = receipt(a["id"], j, prev)
+            r = receipt(executor, a["id"], j, prev, len(out) + 1)
             prev = r["id"]
             out.append(("receipts", r))
         if i % 4 == 0:
@@ -73,9 +79,10 @@ def cosign(note: cp.Note, names, keys_dir: str) -> cp.Note:
 def log_with_quorum(db: str, keys_dir: str, n_actions: int = 6, witnesses=("witness-1", "witness-3"),
                     origin: str = cp.DEFAULT_ORIGIN) -> WormStore:
     """A store holding records(...) and a checkpoint over all of it cosigned by `witnesses`."""
-    decider = load_signing_key("decider", keys_dir)
+    decider, executor = load_signing_key("decider", keys_dir), load_signing_key("executor", keys_dir)
     store = WormStore(db)
-    store.append_batch([candidate_from_record(k, f"gw.{k}", orjson.dumps(v)) for k, v in records(decider, n_actions)])
+    store.append_batch([candidate_from_record(k, f"gw.{k}", orjson.dumps(v))
+                        for k, v in records(decider, n_actions, executor)])
     note = cp.sign(cp.Checkpoint(origin, store.size, store.root()).body(), origin, load_signing_key("log", keys_dir))
     store.add_note("log", origin, store.size, note.text())
     lk = load_signing_key("log", keys_dir).verify_key

@@ -23,7 +23,7 @@ def test_cli_flow(kafka_bootstrap, topic_prefix, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("GATEWATCH_KEYS_DIR", keys)
     p = kafka.producer(kafka_bootstrap)
-    for kind, v in factory.records(load_signing_key("decider", keys), 10):
+    for kind, v in factory.records(load_signing_key("decider", keys), 10, load_signing_key("executor", keys)):
         p.produce(topics.topic(kind), key=b"k", value=orjson.dumps(v))
     p.flush(10)
     db = str(tmp_path / "w.db")

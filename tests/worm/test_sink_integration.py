@@ -51,7 +51,7 @@ def _wait(pred, timeout=30):
 def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
     keys = factory.keys(tmp_path)
     decider = load_signing_key("decider", keys)
-    recs = factory.records(decider, 20)
+    recs = factory.records(decider, 20, load_signing_key("executor", keys))
     items = [(k, orjson.dumps(v), b"k") for k, v in recs]
     items += [(k, orjson.dumps(v), b"k") for k, v in recs[:5]]                       # re-deliveries
     items += [("actions", b"{not json", b"k"), ("receipts", b'{"type":"INTENT"}', b"k"),
