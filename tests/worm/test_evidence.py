@@ -216,3 +216,25 @@ def test_a_policy_no_action_carries_is_refused(tmp_path):
     (other / "project.yml").write_text("permits:\n  ttl: 2h\n")
     with pytest.raises(BundleError, match="no logged action carries"):
         build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(other))
+
+
+def test_a_forged_receipt_in_the_log_is_named(tmp_path):
+    """Anyone can write to gw.receipts; the log keeps what arrived, and verify names a receipt the
+    executor did not sign."""
+    from nacl.signing import SigningKey
+    from sinks.executor.receipts import seal
+    from sinks.worm.store import WormStore, candidate_from_record
+
+    keys = factory.keys(tmp_path)
+    store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
+    forged = seal(SigningKey(b"\x07" * 32), {"type": "RESULT", "action_id": "a" * 64, "seq": 99,
+                                             "ts": "2026-01-01T00:00:09.000Z", "status": "success"})
+    store.append_batch([candidate_from_record("receipts", "gw.receipts", orjson.dumps(forged))])
+    policy = cp.default_policy(keys_path=keys)
+    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, store.size, store.root()).body(), cp.DEFAULT_ORIGIN,
+                   factory.load_signing_key("log", keys))
+    store.add_note("log", cp.DEFAULT_ORIGIN, store.size, factory.cosign(note, ["witness-1", "witness-2"], keys).text())
+    files = build_files(store, policy, public_keys(keys), factory.write_policy_dir(tmp_path / "p"))
+    out = _write(tmp_path, files)
+    with pytest.raises(BundleError, match=rf"entry {store.size - 1}: receipt refused: unknown_key"):
+        verify_bundle(out)
