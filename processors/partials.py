@@ -26,10 +26,13 @@ partial (`PartitionAggregator.from_partial`).
 """
 from __future__ import annotations
 
+from orjson import JSONDecodeError as _JSONDecodeError
+from orjson import loads as _loads
+
 from processors.canonical import canonical_json, content_id, sha256_hex
 from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
 from processors.inputs import (MAX_TS_MS, MIN_TS_MS, Change, Gauge, Heartbeat, Rejection, Request,
-                               Vital, decode)
+                               Vital, decode, fast_request)
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
 
@@ -42,6 +45,7 @@ class PartitionAggregator:
         self._lateness = self.config.lateness_ms
         self._step = self.config.step_ms
         self._max_future = self.config.max_future_ms
+        self._fast = topic == "metrics"
         self.max_event_ms: int | None = None
         self.origin_ms: int | None = None
         self._shape_ids: dict[tuple, str] = {}
@@ -73,6 +77,15 @@ class PartitionAggregator:
             self.first_offset = offset
         self.last_offset = offset
         self.records += 1
+        if self._fast and value and value[0] == 123:  # b"{": try the request fast path
+            try:
+                doc = _loads(value)
+            except _JSONDecodeError:
+                doc = None
+            if type(doc) is dict:
+                t = fast_request(doc)
+                if t is not None:
+                    return self._add_request(t, kafka_ts_ms)
         samples = decode(self.topic, key, value, kafka_ts_ms)
         if type(samples) is Rejection:
             self.rejected += 1
@@ -99,20 +112,7 @@ class PartitionAggregator:
             b = ts - ts % step
             t = type(s)
             if t is Request:
-                k = (s.service, s.cohort, b)
-                a = self.req.get(k)
-                if a is None:
-                    a = self.req[k] = [0, 0, LogHistogram()]
-                a[0] += 1
-                if s.status >= 500:
-                    a[1] += 1
-                lat = s.latency_ms
-                if lat > _MIN:  # LogHistogram.add inlined: this is the hottest line of ingest
-                    pos = a[2].pos
-                    hk = _ceil(_log(lat) * _INV_LN_GAMMA)
-                    pos[hk] = pos.get(hk, 0) + 1
-                else:
-                    a[2].add(lat)
+                self._count_request(s.service, s.cohort, b, s.status, s.latency_ms)
             elif t is Vital:
                 k = (s.scope, s.route, s.cohort, s.metric, b)
                 h = self.rum.get(k)
@@ -133,21 +133,55 @@ class PartitionAggregator:
             # Heartbeat: moves stream time only
         self.max_event_ms = mx
         if future or late:
-            # A record whose samples were all dropped is rejected ("late" / "future"); one that
-            # was partly counted says so ("late_partial" / "future_partial"), so nobody re-feeds it.
-            n = len(samples)
-            if future + late == n:
-                self.rejected += 1
-            why = "future" if future else "late"
-            reason = why if future + late == n else why + "_partial"
-            parts = []
-            if late:
-                parts.append(f"{late} of {n} samples before watermark {format_ts(wm)}")
-            if future:
-                parts.append(f"{future} of {n} samples more than {self._max_future} ms past "
-                             f"the record timestamp {format_ts(kafka_ts_ms)}")
-            return Rejection(reason, "; ".join(parts))
+            return self._dropped(late, future, len(samples), wm, kafka_ts_ms)
         return None
+
+    def _add_request(self, t: tuple, kafka_ts_ms: int | None) -> Rejection | None:
+        """add() for one fast-path request sample: the same rules as the loop above."""
+        service, cohort, _route, status, lat, ts = t
+        mx = self.max_event_ms
+        if mx is not None and ts < mx - self._lateness:
+            return self._dropped(1, 0, 1, mx - self._lateness, kafka_ts_ms)
+        if kafka_ts_ms is not None and MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS \
+                and ts > kafka_ts_ms + self._max_future:
+            return self._dropped(0, 1, 1, None if mx is None else mx - self._lateness, kafka_ts_ms)
+        if mx is None:
+            self.origin_ms = self.max_event_ms = ts
+        elif ts > mx:
+            self.max_event_ms = ts
+        self._count_request(service, cohort, ts - ts % self._step, status, lat)
+        return None
+
+    def _count_request(self, service: str, cohort: str, b: int, status: int, lat: float) -> None:
+        k = (service, cohort, b)
+        a = self.req.get(k)
+        if a is None:
+            a = self.req[k] = [0, 0, LogHistogram()]
+        a[0] += 1
+        if status >= 500:
+            a[1] += 1
+        if lat > _MIN:  # LogHistogram.add inlined: this is the hottest line of ingest
+            pos = a[2].pos
+            hk = _ceil(_log(lat) * _INV_LN_GAMMA)
+            pos[hk] = pos.get(hk, 0) + 1
+        else:
+            a[2].add(lat)
+
+    def _dropped(self, late: int, future: int, n: int, wm, kafka_ts_ms) -> Rejection:
+        """The rejection for a record with late and/or future samples. A record whose samples
+        were all dropped is "late"/"future"; one partly counted says so ("late_partial" /
+        "future_partial"), so nobody re-feeds it."""
+        if future + late == n:
+            self.rejected += 1
+        why = "future" if future else "late"
+        reason = why if future + late == n else why + "_partial"
+        parts = []
+        if late:
+            parts.append(f"{late} of {n} samples before watermark {format_ts(wm)}")
+        if future:
+            parts.append(f"{future} of {n} samples more than {self._max_future} ms past "
+                         f"the record timestamp {format_ts(kafka_ts_ms)}")
+        return Rejection(reason, "; ".join(parts))
 
     def _add_change(self, s: Change, b: int) -> None:
         k = (s.scope, s.table, b)

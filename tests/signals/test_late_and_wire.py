@@ -139,3 +139,20 @@ def test_any_records_never_raise_through_both_stages(recs, flush_every):
     records = [(t, 0, i, None, orjson.dumps(d), kts) for i, (t, d, kts) in enumerate(recs)]
     batches, rejections = run_pipeline(records, SignalConfig(), flush_every=flush_every)
     assert all(isinstance(r["reason"], str) for r in rejections)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(
+    st.fixed_dictionaries({"service": st.sampled_from(["a", "b"]), "status": st.sampled_from([200, 503, 99, "500"]),
+                           "latency_ms": st.one_of(st.floats(0, 1e4), st.integers(-1, 10**4)),
+                           "ts": st.integers(T0 - 300_000, T0 + 300_000)},
+                          optional={"cohort": st.sampled_from(["canary", "", None]), "route": st.sampled_from(["/", None, 1])}),
+    st.one_of(st.none(), st.integers(T0 - 90_000_000, T0))), max_size=60))
+def test_aggregator_fast_path_equals_general_path(recs):
+    fast = PartitionAggregator("metrics", 0, SignalConfig())
+    general = PartitionAggregator("metrics", 0, SignalConfig())
+    general._fast = False
+    for i, (doc, kts) in enumerate(recs):
+        v = orjson.dumps(doc)
+        assert fast.add(i, None, v, kts) == general.add(i, None, v, kts)
+    assert fast.flush() == general.flush()
