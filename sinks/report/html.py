@@ -355,6 +355,14 @@ def _status(ok: bool | None, yes: str = "valid", no: str = "invalid") -> str:
     return f'<span class="{"ok" if ok else "bad"}">{text}</span>'
 
 
+def _sig_status(status) -> str:
+    if status == "valid":
+        return _status(True)
+    if status == "missing":  # a witness that did not sign is not a bad signature; the quorum row judges
+        return '<span class="muted">not signed</span>'
+    return _status(False, no=_e(status))
+
+
 def _evidence_section(v: dict, policy_hash: str | None) -> str:
     q = v.get("quorum") or {}
     rows = [("bundle sha256", f'<code>{_e(v.get("bundle_sha256"))}</code>'),
@@ -372,7 +380,7 @@ def _evidence_section(v: dict, policy_hash: str | None) -> str:
     table1 = "<table>" + "".join(f"<tr><th style='width:200px'>{k}</th><td>{val}</td></tr>" for k, val in rows) + "</table>"
     sig_rows = "".join(
         f"<tr><td>{_e(s.get('role'))}</td><td>{_e(s.get('name'))}</td><td><code>{_e(s.get('key_id'))}</code></td>"
-        f"<td>{_status(s.get('status') == 'valid', 'valid', _e(s.get('status')))}</td></tr>"
+        f"<td>{_sig_status(s.get('status'))}</td></tr>"
         for s in v.get("signatures") or [])
     table2 = ("<h3 style='font-size:13px;margin:16px 0 0'>Checkpoint signatures</h3><table><tr><th>role</th>"
               "<th>key name</th><th>key id</th><th>signature</th></tr>" + sig_rows + "</table>") if sig_rows else ""
