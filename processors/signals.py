@@ -734,7 +734,7 @@ def run_pipeline(records, config: SignalConfig | None = None, flush_every: int =
                 emitted.append((batch[0]["ts"], tp, batch))
 
     for topic, partition, offset, key, value, kafka_ts in records:
-        tp = (topic, int(partition))
+        tp = (topic, partition)
         agg = aggs.get(tp)
         if agg is None:
             agg = aggs[tp] = PartitionAggregator(topic, partition, cfg)
@@ -742,7 +742,7 @@ def run_pipeline(records, config: SignalConfig | None = None, flush_every: int =
         rej = agg.add(offset, key, value, kafka_ts)
         if rej is not None:
             rejections.append(dlq_record(topic, partition, offset, key, value, kafka_ts, rej))
-        if agg.pending >= flush_every:
+        if agg.records >= flush_every:
             flush(tp)
     for tp in sorted(aggs):
         flush(tp)
