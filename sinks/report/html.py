@@ -23,7 +23,7 @@ from sinks.report import svg
 from sinks.report.series import (OPS, Point, breach_intervals, downsample, index_signals, merge_thresholds,
                                  receipts_by_action, thresholds_from_actions, ts_ms, union)
 
-PALETTE = ("#2563eb", "#0891b2", "#16a34a", "#ca8a04", "#9333ea", "#db2777", "#0f766e", "#78716c")
+PALETTE = ("#2563eb", "#06b6d4", "#16a34a", "#ca8a04", "#9333ea", "#db2777", "#92400e", "#6b7280")
 BASELINE, CANARY, POLICY_REF = "#64748b", "#ea580c", "#94a3b8"
 KIND_COLOR = {"abort": "#dc2626", "hook": "#d97706", "gate": "#2563eb", "promote": "#16a34a"}
 KIND_ORDER = ("abort", "hook", "gate", "promote")
@@ -52,7 +52,7 @@ section h2{margin:0 0 4px;font-size:17px;font-weight:650}
 p.note{margin:0 0 12px;color:#64748b;font-size:12.5px}
 .legend{display:flex;flex-wrap:wrap;gap:6px 16px;margin:4px 0 8px;font-size:12px;color:#334155}
 .legend i{display:inline-block;width:18px;height:3px;border-radius:2px;vertical-align:middle;margin-right:6px}
-.legend i.dash{background:none!important;border-top:2px dashed;height:0}
+.legend i.dash{height:2px}
 .legend i.box{height:10px;width:14px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:8px 20px}
 .panel h3{margin:8px 0 2px;font-size:13px;font-weight:600;color:#334155}
@@ -61,6 +61,7 @@ table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px}
 th{text-align:left;font-weight:600;color:#475569;background:#f8fafc;border-bottom:1px solid #e2e8f0;padding:6px 8px}
 td{border-bottom:1px solid #f1f5f9;padding:6px 8px;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+.nowrap{white-space:nowrap}
 code,.mono{font-family:"JetBrains Mono",Menlo,Consolas,monospace;font-size:11.5px;word-break:break-all}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:11px;font-weight:700;color:#fff}
 .ok{color:#166534;font-weight:600}.bad{color:#b91c1c;font-weight:600}.muted{color:#94a3b8}
@@ -91,7 +92,8 @@ def _legend(items: list[tuple[str, str, str]]) -> str:
     out = []
     for label, color, style in items:
         if style == "dash":
-            out.append(f'<span><i class="dash" style="border-color:{color}"></i>{_e(label)}</span>')
+            out.append(f'<span><i class="dash" style="background:repeating-linear-gradient(90deg,{color} 0 5px,'
+                       f'transparent 5px 8px)"></i>{_e(label)}</span>')
         elif style == "box":
             out.append(f'<span><i class="box" style="background:{color};opacity:.35"></i>{_e(label)}</span>')
         else:
@@ -173,7 +175,8 @@ def _burn_section(ctx: _Ctx, scope: str, cohort: str) -> str:
     for i, k in enumerate(keys):
         color = PALETTE[i % len(PALETTE)]
         pts = ctx.points(k, len(keys))
-        series.append({"label": _window_label(k[1]), "color": color, "points": pts, "width": 1.8})
+        # short windows drawn last: the fast-moving lines stay on top where windows coincide
+        series.insert(0, {"label": _window_label(k[1]), "color": color, "points": pts, "width": 1.8})
         legend.append((_window_label(k[1]), color, ""))
         for th in ctx.ths(k[1]):
             shade += breach_intervals(ctx.series[k], th["op"], th["threshold"])
@@ -336,7 +339,7 @@ def _actions_section(ctx: _Ctx, by_action: dict[str, list[dict]]) -> str:
         if a.get("kind") == "gate" and isinstance(a.get("gate"), dict):
             what += f'<br><span class="muted">{_e(a["gate"].get("from"))} \u2192 {_e(a["gate"].get("to"))}</span>'
         permit = '<span class="ok">signed</span>' if isinstance(a.get("permit"), dict) else '<span class="muted">none</span>'
-        rows.append(f'<tr><td class="num">{i}</td><td class="mono">{_e(svg.utc(t).strftime("%Y-%m-%d %H:%M:%S"))}</td>'
+        rows.append(f'<tr><td class="num">{i}</td><td class="mono nowrap">{_e(svg.utc(t).strftime("%m-%d %H:%M:%S"))}</td>'
                     f'<td>{_badge(str(a.get("kind")), KIND_COLOR.get(a.get("kind"), "#475569"))}</td>'
                     f"<td>{what}</td><td>{_e(a.get('scope'))}</td>"
                     f'<td><b>{_e(rule.get("id"))}</b><br><span class="muted">{_e(rule.get("text"))}</span></td>'

@@ -33,8 +33,10 @@ def fmt_num(v: float, step: float | None = None) -> str:
         return f"{v / 1e6:.3g}M"
     if a >= 1e4:
         return f"{v / 1e3:.3g}k"
-    ref = step if step else a
-    dec = max(0, min(6, -math.floor(math.log10(ref)) + (0 if step else 2))) if ref > 0 else 0
+    if step:  # enough decimals to tell ticks apart (0.025 steps need 3)
+        dec = next((d for d in range(0, 7) if abs(step * 10 ** d - round(step * 10 ** d)) < 1e-6), 6)
+    else:
+        dec = max(0, min(6, -math.floor(math.log10(a)) + 2))
     s = f"{v:.{dec}f}"
     return s.rstrip("0").rstrip(".") if "." in s and not step else s
 
