@@ -241,7 +241,7 @@ class SpanCycle:
         self.linker = Linker(policy.linker)
         self.meters: dict[str, QualityMeter] = {}
         self.guard: dict[str, list] = {}        # tenant -> [minute, count in that minute]
-        self.signal_end: dict[str, int] = {}    # tenant -> ts of its last trajectory_quality_* signals
+        self.signal_end: dict[str, list] = {}   # tenant -> [step end, scores] of its last signal batch
         self.signals: list[list[dict]] = []     # signal batches not yet taken (take_signals)
         self.stats: dict[str, dict] = {}        # tenant -> counters (see _counter)
         self._tenant_settings = dict(policy.tenants)
@@ -300,14 +300,18 @@ class SpanCycle:
 
     def _signals(self, tenant: str) -> None:
         """One batch of trajectory_quality_{p50,p95,p99} per tenant at each step end E (aligned to
-        the epoch) that the tenant's event time reaches; steps without a span are skipped. Values
-        are the meter's (all scores so far, window_s 0) after the span that reached E."""
+        the epoch) that the tenant's event time reaches (steps without a span are skipped), once
+        the tenant has scores. Values are the meter's (all scores so far, window_s 0) after the
+        span that reached E. Every reached step, not only changed values: the policy engine's
+        `for` streaks need steady steps (it breaks them over gaps longer than max_gap)."""
         step = self.policy.meter.signal_step_ms
         end = self.linker.tenants[tenant].event_time // step * step
-        if end <= self.signal_end.get(tenant, -1):
+        m = self.meters[tenant]
+        last = self.signal_end.get(tenant)
+        if last is not None and end <= last[0]:
             return
-        self.signal_end[tenant] = end
-        m, ts = self.meters[tenant], format_ts(end)
+        self.signal_end[tenant] = [end, m.scored]
+        ts = format_ts(end)
         self.signals.append([{"name": f"trajectory_quality_{q}", "scope": tenant, "cohort": "all", "subject": "",
                               "window_s": 0, "value": _r(m.quantile(x)), "samples": m.scored, "ts": ts}
                              for q, x in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))])
@@ -395,7 +399,7 @@ class SpanCycle:
             if v.get("guard") is not None:
                 c.guard[t] = list(v["guard"])
             if v.get("signal_end") is not None:
-                c.signal_end[t] = v["signal_end"]
+                c.signal_end[t] = list(v["signal_end"])
             if v.get("stats") is not None:
                 c.stats[t] = v["stats"]
         return c

@@ -164,3 +164,18 @@ def test_window_closes_a_long_running_trajectory_at_first_plus_window():
     closed = [ev for events, _ in out for ev in events if ev["type"] == "trajectory_closed"]
     assert [(c["reason"], c["ts"], c["spans"]) for c in closed] == [("window", "2025-10-01T05:00:00.000Z", 6)]
     assert out[6][0][-1]["type"] == "trajectory_edge" and out[6][0][-1]["position"] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 200_000_000_000_000), st.sampled_from(["canonical", "Z", "offset", "micro"]))
+def test_edge_ts_is_format_ts_of_when_whatever_its_spelling(ms, style):
+    from datetime import datetime, timedelta, timezone
+
+    from processors.spans import decode
+    from processors.trajectory import _span_ts
+    dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
+    when = {"canonical": format_ts(ms), "Z": dt.strftime("%Y-%m-%dT%H:%M:%S") + "Z" if ms % 1000 == 0 else format_ts(ms),
+            "offset": dt.astimezone(timezone(timedelta(hours=2))).isoformat(timespec="milliseconds"),
+            "micro": dt.isoformat(timespec="microseconds")}[style]
+    span = decode(orjson.dumps({"id": "s", "tenant": "t", "who": "w", "did": "d", "this": "x", "when": when}))
+    assert _span_ts(span) == format_ts(ms)
