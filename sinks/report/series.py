@@ -24,7 +24,7 @@ def _num(v) -> float | None:
     return f if f == f and abs(f) != float("inf") else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     t: int
     v: float
@@ -36,10 +36,16 @@ class Point:
 def index_signals(signals: list[dict]) -> dict[tuple, list[Point]]:
     """(scope, name, cohort, subject) -> points sorted by time (last record per ts wins, by input order)."""
     raw: dict[tuple, dict[int, Point]] = defaultdict(dict)
+    parsed: dict = {}  # the records of one step share a ts string: parse it once
     for s in signals:
         if not isinstance(s, dict) or not isinstance(s.get("name"), str):
             continue
-        t, v = ts_ms(s.get("ts")), _num(s.get("value"))
+        ts = s.get("ts")
+        if not isinstance(ts, (str, int)):
+            continue
+        if ts not in parsed:
+            parsed[ts] = ts_ms(ts)
+        t, v = parsed[ts], _num(s.get("value"))
         if t is None or v is None:
             continue
         key = (str(s.get("scope", "")), s["name"], str(s.get("cohort", "")), str(s.get("subject") or ""))
