@@ -44,7 +44,7 @@ class BatchAssembler:
         st = self.streams.setdefault((scope, domain), {"done": {}, "open": {}, "ready": {}, "released": None})
         if ts <= st["done"].get(source, -1) or (st["released"] is not None and ts <= st["released"]):
             return []  # re-delivery of a completed batch
-        sig = {k: v for k, v in rec.items() if k not in ("domain", "source", "batch_n")}
+        sig = {k: v for k, v in rec.items() if k not in ("source", "batch_n")}
         group = st["open"].setdefault((source, ts), {})
         group[_sig_key(sig)] = sig
         if len(group) < rec["batch_n"]:

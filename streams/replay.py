@@ -78,7 +78,12 @@ class Replayer:
         out = []
         for topic, k, v in signal_outputs(ps, partial, self.t_signals):
             out.append((topic, k, v))
-            out.extend(action_outputs(self.decide.on_record(orjson.loads(v)), self.t_actions))
+            try:
+                actions = self.decide.on_record(orjson.loads(v))
+            except (KeyError, TypeError, ValueError):  # the decide stage skips these too
+                self.skipped["undecidable_signal"] += 1
+                continue
+            out.extend(action_outputs(actions, self.t_actions))
         return out
 
     def finish(self) -> list[tuple[str, bytes, bytes]]:

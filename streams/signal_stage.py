@@ -4,9 +4,8 @@ from __future__ import annotations
 import orjson
 from prometheus_client import Counter
 
-from processors.catalogue import resolve
 from processors.signal_merge import wire_records
-from processors.signals import PartitionSignals
+from processors.signals import PartitionSignals, batch_domain
 from processors.windows import SignalConfig
 from streams import topics
 from streams.stage import SnapshotStage
@@ -23,7 +22,7 @@ def signal_outputs(ps: PartitionSignals, partial: dict, signals_topic: str) -> l
     for batch in ps.apply(partial):
         if not batch:
             continue
-        domain = resolve(batch[0]["name"]).domain
+        domain = batch_domain(batch)  # named gauges are outside the catalogue; the batch knows its domain
         SIGNALS.labels(domain).inc(len(batch))
         out.extend((signals_topic, k, v) for k, v in wire_records(batch, domain, source))
     return out

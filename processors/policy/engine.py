@@ -29,7 +29,7 @@ from processors.policy.compose import Policy
 from processors.policy.errors import SignalError
 from processors.policy.evaluator import held, instant
 from processors.policy.gate import NEXT, STATES, gate_domains, tolerate
-from processors.policy.grammar import conds, signal_info
+from processors.policy.grammar import SignalInfo, conds, signal_info
 from processors.policy.records import action_record, gate_record
 from processors.timefmt import TimeFormatError, parse_time_ms
 
@@ -268,6 +268,9 @@ def _validate(sig) -> tuple:
     if not isinstance(name, str) or not isinstance(scope, str) or not scope:
         raise SignalError(f"signal needs string name and scope: {sig!r:.200}")
     info = signal_info(name)
+    if info is None and sig.get("domain") == "gauges":
+        # a named gauge outside the catalogue: context only (policy check refuses rules on unknown names)
+        info = SignalInfo(name, "count", "gauges")
     if info is None:
         raise SignalError(f"unknown signal {name!r}")
     try:

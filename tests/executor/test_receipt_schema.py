@@ -14,7 +14,7 @@ from sinks.executor.ledger import Ledger
 from sinks.executor.receipts import seal, verify_receipt
 from tests.executor.helpers import action_record, permitted, trusted
 
-jsonschema = pytest.importorskip("jsonschema")  # installed into .venv, not (yet) in pyproject
+import jsonschema
 
 DECIDER, EXECUTOR = SigningKey(b"d" * 32), SigningKey(b"e" * 32)
 
