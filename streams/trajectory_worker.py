@@ -99,6 +99,22 @@ def write_snapshot(path: Path, cycle: SpanCycle, topic: str, partition: int, nex
         os.close(dfd)
 
 
+def record_outputs(cycle: SpanCycle, topic: str, partition: int, offset: int, raw: bytes | None):
+    """One gw.spans record through its partition's cycle -> (events, reject reason, outputs), where
+    outputs = every (topic, key, value) the worker publishes for it, in order: trajectory events
+    (key tenant), signal records (key scope) and the DLQ record (key source topic). Also what an
+    offline replay of gw.spans should print."""
+    events, reason = cycle.process(raw if raw is not None else b"")
+    out = [(topics.topic("trajectories"), ev["tenant"].encode(), orjson.dumps(ev)) for ev in events]
+    signals = topics.topic("signals")
+    for batch in cycle.take_signals():
+        out.extend((signals, key, value) for key, value in
+                   wire_records(batch, "trajectories", f"spans:{partition}"))
+    if reason:
+        out.append((topics.topic("dlq"), topic.encode(), orjson.dumps(dlq_record(topic, partition, offset, reason, raw))))
+    return events, reason, out
+
+
 def _totals(cycles) -> dict:
     t = {"linked": 0, "excepted": 0, "late": 0, "disabled": 0, "timeout": 0, "window": 0, "rule": 0}
     shed: dict[str, int] = {}
@@ -126,9 +142,7 @@ class TrajectoryWorker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_port, self.exit_when_idle = metrics_port, exit_when_idle
         self.batch_size, self.poll_timeout, self.snapshot_interval = batch_size, poll_timeout, snapshot_interval
-        self.spans_topic, self.out_topic, self.dlq_topic = topics.topic("spans"), topics.topic("trajectories"), \
-            topics.topic("dlq")
-        self.signals_topic = topics.topic("signals")
+        self.spans_topic = topics.topic("spans")
         self.stop_event = threading.Event()
         self.assigned = False
         self.cycles: dict[int, SpanCycle] = {}     # assigned partition -> its cycle
@@ -222,22 +236,16 @@ class TrajectoryWorker:
             cycle = self.cycles.get(p)
             if cycle is None or off < self.offsets[p]:
                 continue  # not ours any more, or applied before the last snapshot
-            raw = m.value()
-            events, reason = cycle.process(raw if raw is not None else b"")
+            events, reason, outputs = record_outputs(cycle, m.topic(), p, off, m.value())
+            for topic, key, value in outputs:
+                self._produce(producer, topic, key, value)
             for ev in events:
-                self._produce(producer, self.out_topic, ev["tenant"].encode(), orjson.dumps(ev))
                 if ev["type"] == "trajectory_quality":
                     scores.append(ev["score"])
                 elif ev["type"] == "diamond_candidate":
                     candidates += 1
-            for batch in cycle.take_signals():
-                for key, value in wire_records(batch, "trajectories", f"spans:{p}"):
-                    self._produce(producer, self.signals_topic, key, value)
-            if reason:
-                rec = dlq_record(m.topic(), p, off, reason, raw)
-                self._produce(producer, self.dlq_topic, m.topic().encode(), orjson.dumps(rec))
-                if reason != "late":
-                    SPANS.labels("rejected").inc()
+            if reason and reason != "late":
+                SPANS.labels("rejected").inc()
             self.offsets[p] = off + 1
             self._dirty.add(p)
         self._metrics(scores, candidates)

@@ -85,3 +85,16 @@ def test_quality_signals_drive_a_policy_rule(tmp_path, capsys):
     actions = [orjson.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
     assert actions and {a["rule"]["id"] for a in actions} == {"tq"}
     assert {a["scope"] for a in actions} <= {"t_bakery", "t_studio", "t_lab", "t_farm", "t_contracts"}
+
+
+def test_record_outputs_lists_what_the_worker_publishes(monkeypatch):
+    from processors.quality import SpanCycle
+    from streams.trajectory_worker import record_outputs
+    monkeypatch.setenv("GATEWATCH_TOPIC_PREFIX", "gw.")
+    cycle = SpanCycle(load_policy(None))
+    events, reason, out = record_outputs(cycle, "gw.spans", 1, 7, generate_spans(1, seed=1)[0])
+    assert reason is None and [t for t, _, _ in out] == ["gw.trajectories"] * len(events)
+    assert out[0][1] == events[0]["tenant"].encode() and orjson.loads(out[0][2]) == events[0]
+    _, reason, out = record_outputs(cycle, "gw.spans", 1, 8, b"\xffnope")
+    assert reason == "not_json" and out == [("gw.dlq", b"gw.spans", orjson.dumps(
+        {"source_topic": "gw.spans", "partition": 1, "offset": 8, "reason": "not_json", "payload": "\ufffdnope"}))]
