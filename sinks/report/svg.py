@@ -153,7 +153,16 @@ def time_chart(chart_id: str, series: list[dict], *, t_range: tuple[int, int], w
         step = nice_step(hi - lo, max(3, height // 55))
         lo = math.floor(lo / step) * step if y_min is None or lo < y_min else lo
         hi = math.ceil(hi / step) * step
-    fr = Frame(width, height, t0, t1, lo, hi, log=bool(log_floor))
+    v, ticks = lo, []
+    while v <= hi + step * 1e-9:
+        ticks.append(v)
+        v = lo + step * len(ticks)
+    if log_floor:
+        labels = [fmt_num(10 ** v) for v in ticks]
+    else:
+        labels = [(fmt_num(v * 100, step * 100) + "%") if y_pct else fmt_num(v, step) for v in ticks]
+    left = max(54, 30 + 7 * max(len(x) for x in labels))  # room for the widest tick label + the title
+    fr = Frame(width, height, t0, t1, lo, hi, left=left, log=bool(log_floor))
     o = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
          f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(chart_id)}" {FONT}>',
          f'<defs><clipPath id="c-{escape(chart_id)}"><rect x="{fr.l}" y="{fr.t}" width="{fr.r - fr.l}" '
@@ -162,18 +171,9 @@ def time_chart(chart_id: str, series: list[dict], *, t_range: tuple[int, int], w
         x0, x1 = fr.x(a), fr.x(b)
         o.append(f'<rect x="{f1(x0)}" y="{fr.t}" width="{f1(max(1.5, x1 - x0))}" height="{fr.b - fr.t}" '
                  f'fill="{BREACH}" fill-opacity="0.08"/>')
-    # grid + y labels
-    v, ticks = lo, []
-    while v <= hi + step * 1e-9:
-        ticks.append(v)
-        v = lo + step * len(ticks)
-    for v in ticks:
+    for v, label in zip(ticks, labels):  # grid + y labels
         y = f1(fr.y(10 ** v if log_floor else v))
         o.append(f'<line x1="{fr.l}" x2="{fr.r}" y1="{y}" y2="{y}" stroke="{GRID}" stroke-width="1"/>')
-        if log_floor:
-            label = fmt_num(10 ** v)
-        else:
-            label = (fmt_num(v * 100, step * 100) + "%") if y_pct else fmt_num(v, step)
         o.append(f'<text x="{fr.l - 6}" y="{y}" dy="4" text-anchor="end" font-size="11" fill="{TEXT}">{label}</text>')
     # time axis
     tt = time_ticks(t0, t1, max(2, (fr.r - fr.l) // 95))
@@ -216,14 +216,19 @@ def time_chart(chart_id: str, series: list[dict], *, t_range: tuple[int, int], w
         o.append(f'<text x="{fr.r - 4}" y="{f1(y - 4)}" text-anchor="end" font-size="10.5" font-weight="600" '
                  f'fill="{th.get("color", BREACH)}" stroke="#fff" stroke-width="3" paint-order="stroke">'
                  f'{escape(th["label"])}</text>')
+    last_x = [-1e9, -1e9, -1e9]  # tag rows: a tag goes to the first row with room, else it is left out
     for m in markers:
         if t0 <= m["t"] <= t1:
-            x = f1(fr.x(m["t"]))
+            xv = fr.x(m["t"])
+            x = f1(xv)
             o.append(f'<line x1="{x}" x2="{x}" y1="{fr.t}" y2="{fr.b}" stroke="{m["color"]}" stroke-width="1.2" '
                      f'stroke-opacity="0.75" stroke-dasharray="2 3"><title>{escape(m["label"])}</title></line>')
-            if m.get("tag"):
-                o.append(f'<text x="{x}" y="{fr.t + 10}" text-anchor="middle" font-size="9.5" font-weight="700" '
-                         f'fill="{m["color"]}" stroke="#fff" stroke-width="3" paint-order="stroke">{escape(m["tag"])}</text>')
+            row = next((i for i, lx in enumerate(last_x) if xv - lx >= 6 + 6 * len(m.get("tag") or "")), None)
+            if m.get("tag") and row is not None:
+                last_x[row] = xv
+                o.append(f'<text x="{x}" y="{fr.t + 10 + 11 * row}" text-anchor="middle" font-size="9.5" '
+                         f'font-weight="700" fill="{m["color"]}" stroke="#fff" stroke-width="3" '
+                         f'paint-order="stroke">{escape(m["tag"])}</text>')
     o.append("</svg>")
     return "".join(o)
 
