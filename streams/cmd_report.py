@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from sinks.report.build import build_report  # noqa: F401 - the demo imports it from here
 from streams.errors import GatewatchError
 
 
@@ -20,7 +21,7 @@ def report(bundle, signals_path, out, title) -> None:
     `gatewatch evidence ... --include report.html` (same log entries and root; see sinks/report/build.py).
     Exits 1 (after writing the page, which shows why) when the bundle does not verify.
     """
-    from sinks.report.build import build_report, verification_summary
+    from sinks.report.build import verification_summary
     summary = verification_summary(bundle)
     try:
         path = build_report(bundle, signals_path, out, title, summary)
