@@ -100,7 +100,8 @@ def merge_thresholds(items: list[dict]) -> list[dict]:
     by: dict[tuple, set] = defaultdict(set)
     for t in items:
         if isinstance(t.get("signal"), str) and t.get("op") in OPS and _num(t.get("threshold")) is not None:
-            by[(t["signal"], t["op"], float(t["threshold"]))].add(str(t.get("rule", "")))
+            key = (t["signal"], t["op"], float(t["threshold"]))
+            by[key].update(str(r) for r in t.get("rules") or [t.get("rule", "")])
     return [{"signal": s, "op": op, "threshold": th, "rules": sorted(r for r in rules if r)}
             for (s, op, th), rules in sorted(by.items())]
 

@@ -201,7 +201,7 @@ def time_chart(chart_id: str, series: list[dict], *, t_range: tuple[int, int], w
         y = f1(fr.y(th["value"]))
         o.append(f'<line x1="{fr.l}" x2="{fr.r}" y1="{y}" y2="{y}" stroke="{th.get("color", BREACH)}" '
                  f'stroke-width="1.4" stroke-dasharray="6 4"/>')
-    for s in series:
+    for s in (s for s in series if s.get("width", 1.6) > 0):  # width 0: a CI band only
         dash = f' stroke-dasharray="{s["dash"]}"' if s.get("dash") else ""
         for run in _runs(s["points"]):
             if len(run) == 1:

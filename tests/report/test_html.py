@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from processors.timefmt import format_ts
 from sinks.report.html import SECTIONS, render_report
-from sinks.report.series import Point, breach_intervals, downsample, thresholds_from_actions
+from sinks.report.series import Point, breach_intervals, downsample, merge_thresholds, thresholds_from_actions
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 VERIFIED = {"ok": True, "error": None, "bundle_sha256": "ab" * 32, "origin": "gatewatch.local/worm", "size": 3,
@@ -104,6 +104,15 @@ def test_empty_inputs_render():
 def test_thresholds_from_actions():
     assert thresholds_from_actions([ABORT, GATE]) == [
         {"signal": "burn_rate_4h", "op": ">=", "threshold": 1.0, "rules": ["burn_4h"]}]
+
+
+def test_merged_thresholds_keep_every_rule():
+    merged = [{"signal": "x", "op": ">", "threshold": 1.0, "rules": ["r2"]}]
+    assert thresholds_from_actions([]) == [] and merge_thresholds(
+        merged + [{"signal": "x", "op": ">", "threshold": 1, "rule": "r1"}, {"signal": "x", "op": "~", "threshold": 1}]
+    ) == [{"signal": "x", "op": ">", "threshold": 1.0, "rules": ["r1", "r2"]}]
+    assert "(burn_4h, r9)" in render_report(signals(), [ABORT], [], VERIFIED, None, thresholds=[
+        {"signal": "burn_rate_4h", "op": ">=", "threshold": 1.0, "rules": ["r9"]}])
 
 
 def test_breach_intervals():
