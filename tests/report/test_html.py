@@ -128,3 +128,12 @@ def test_downsample_keeps_extremes_order_and_budget(values, budget):
     assert len(out) <= max(budget, len(pts) if len(pts) <= budget else budget)
     assert [p.t for p in out] == sorted({p.t for p in out})
     assert max(p.v for p in out) == max(values) and min(p.v for p in out) == min(values)
+
+
+def test_verdicts():
+    promote = {**GATE, "id": "p1", "kind": "promote", "action": "promote", "ts": format_ts(T0 + 900_000)}
+    refused = [{"type": "REFUSED", "action_id": "a1", "seq": 1, "reason": "expired"}]
+    assert "IN PROGRESS \u00b7 gate at EXEC_FAST_OK" in render_report([], [GATE], [], VERIFIED, None)
+    assert "PROMOTED" in render_report([], [GATE, promote], [], VERIFIED, None)
+    html = render_report([], [GATE, ABORT], refused, VERIFIED, None)
+    assert "ABORT DECIDED" in html and "REFUSED expired" in html
