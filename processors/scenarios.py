@@ -5,14 +5,24 @@ A scenario is a YAML mapping (configs/scenarios/*.yaml):
     name, duration, step (the generator's tick, default 1s), seed
     services: [{name, routes: [...]}]
     cohorts: {baseline: {share, rps, error_rate, latency_ms: {median, p95}}, canary: {...}}
-    rum:     {service?, rate (beacons/s per cohort), routes: {route: {inp_ms, lcp_ms, cls, fcp_ms, ttfb_ms}}}
+    rum:     {service?, rate (beacons/s per cohort), routes: {route: {inp_ms, lcp_ms, cls, fcp_ms, ttfb_ms}},
+              metrics?: [inp_ms, ...] (beacons only of these; default: a random one of all five),
+              cohorts?: [canary, ...] (cohorts that send beacons; default: all)}
     cdc:     {tables: [db.table, ...], rate (changes/s per table), lag_s}
     gauges:  {every: 10s, values: {invariant: 0, obs_uptime: 0.9995}}
     phases:  [{at: 10m, until: 20m?, set: {<path>: value}}]   # overrides while active
 
+    expect:  {actions: [{kind, action, rule}], absent: [{kind?, action?, rule?}], fault_at?}
+             # what the default policies must / must not do (processors.scenarios.check_expect)
+
 Phase paths: cohorts.<c>.rps_multiplier | error_rate | latency_multiplier | latency_extra_ms,
 rum.<cohort>.<metric>_extra (inp_ms_extra...), cdc.pause (bool), cdc.schema (incompatible|compatible),
-gauges.<name>.
+cdc.lag_s (the connector's lag while the phase is active), gauges.<name> (every cohort),
+gauges.<cohort>.<name> (one cohort; wins over gauges.<name>).
+
+A drill injects faults no producer reports yet (api_contract_breaks, resolution_sla_breaches,
+dp_budget_used...): list the gauge under gauges.values with its healthy value and override it in
+a phase.
 
 Records are (topic, key, value) with the value exactly as the real producers send it: request
 samples, web-vitals callback objects, Debezium envelopes (with the schema/payload wrapper on
@@ -87,6 +97,8 @@ class Scenario:
         paused_since = {t: None for t in tables}
         backlog: dict[str, list[int]] = {t: [] for t in tables}
         rum_seq = 0
+        rum_metrics = tuple(rum.get("metrics") or RUM_METRICS) if rum else RUM_METRICS
+        rum_cohorts = [c for c in cohorts if c in (rum.get("cohorts") or cohorts)] if rum else []
         for t in range(0, self.duration_ms, self.tick_ms):
             now = self.start_ms + t
             ov = self.overrides(t)
@@ -107,11 +119,11 @@ class Scenario:
                             "service": name, "route": rng.choice(routes), "cohort": cname,
                             "status": status, "latency_ms": latency, "ts": format_ts(ts)}))
             if rum:
-                for cname in cohorts:
+                for cname in rum_cohorts:
                     for route, base in rum.get("routes", {}).items():
                         for _ in range(_count(rng, float(rum.get("rate", 1)) * self.tick_ms / 1000)):
                             ts = now + int(rng.random() * self.tick_ms)
-                            metric = RUM_METRICS[rng.randrange(len(RUM_METRICS))]
+                            metric = rum_metrics[rng.randrange(len(rum_metrics))]
                             if metric not in base:
                                 continue
                             extra = float(ov.get(f"rum.{cname}.{metric}_extra", 0))
@@ -137,14 +149,18 @@ class Scenario:
                 paused_since[table] = None
                 for src_ts in src_times:
                     cdc_seq[table] += 1
-                    lag = int(float(cdc.get("lag_s", 1)) * 1000 * (0.5 + rng.random()))
-                    ts = max(src_ts + lag, now + int(rng.random() * self.tick_ms))
+                    if "cdc.lag_s" in ov:  # a slow connector: changes captured now happened lag ago
+                        ts = now + int(rng.random() * self.tick_ms)
+                        src_ts = ts - int(float(ov["cdc.lag_s"]) * 1000 * (0.5 + rng.random()))
+                    else:
+                        lag = int(float(cdc.get("lag_s", 1)) * 1000 * (0.5 + rng.random()))
+                        ts = max(src_ts + lag, now + int(rng.random() * self.tick_ms))
                     tick.append((ts, "cdc", table, _debezium(table, cdc_seq[table], src_ts, ts, schema, rng)))
             if gauges and t % gauge_every == 0:
                 for svc in services:
                     for gname, gval in gauges.get("values", {}).items():
-                        v = ov.get(f"gauges.{gname}", gval)
                         for cname in cohorts:
+                            v = ov.get(f"gauges.{cname}.{gname}", ov.get(f"gauges.{gname}", gval))
                             tick.append((now, "metrics", svc["name"], {
                                 "type": "gauge", "service": svc["name"], "cohort": cname,
                                 "name": gname, "value": v, "ts": format_ts(now)}))
@@ -171,3 +187,73 @@ def _debezium(table: str, seq: int, src_ts: int, ts: int, schema: str, rng: rand
         return {"schema": {"type": "struct", "name": f"dbserver1.public.{tbl}.Envelope", "optional": False},
                 "payload": payload}
     return payload
+
+
+# --- expectations: what a scenario must (and must not) make the default policies do -------------
+
+MATCH_KEYS = ("kind", "action", "rule", "scope")
+
+
+def expectations(spec: dict) -> dict:
+    """The scenario's `expect:` block, normalised: {"actions": [...], "absent": [...]} where each
+    entry is a pattern over MATCH_KEYS (rule = the rule id: `err5xx`, `hook:cdc_lag`, `gate:...`)
+    plus the entry's fault time in ms from the start (its own `fault_at`, else the block's, else
+    the first phase's `at`, else 0)."""
+    exp = spec.get("expect") or {}
+    phase_ats = [parse_duration_ms(p.get("at", 0)) for p in spec.get("phases", [])]
+    default_fault = parse_duration_ms(exp["fault_at"]) if "fault_at" in exp else min(phase_ats, default=0)
+
+    def norm(entry: dict, with_fault: bool) -> dict:
+        unknown = set(entry) - set(MATCH_KEYS) - {"fault_at"}
+        if unknown or not any(k in entry for k in MATCH_KEYS):
+            raise ValueError(f"expect entry {entry!r}: use keys {', '.join(MATCH_KEYS)} (and fault_at)")
+        out = {k: str(entry[k]) for k in MATCH_KEYS if k in entry}
+        if with_fault:
+            out["fault_at_ms"] = parse_duration_ms(entry["fault_at"]) if "fault_at" in entry else default_fault
+        return out
+
+    return {"actions": [norm(e, True) for e in exp.get("actions") or []],
+            "absent": [norm(e, False) for e in exp.get("absent") or []]}
+
+
+def matches(pattern: dict, action: dict) -> bool:
+    fields = {"kind": action.get("kind"), "action": action.get("action"),
+              "rule": (action.get("rule") or {}).get("id"), "scope": action.get("scope")}
+    return all(fields[k] == pattern[k] for k in MATCH_KEYS if k in pattern)
+
+
+def observed(action: dict) -> dict:
+    """What a report shows of one action: id, rule text and the values that made it true."""
+    rule = action.get("rule") or {}
+    values = [{k: s.get(k) for k in ("name", "cohort", "subject", "value", "op", "threshold", "samples")}
+              for s in action.get("signals") or [] if s.get("state") == "breach"]
+    return {"id": action.get("id"), "kind": action.get("kind"), "action": action.get("action"),
+            "rule": rule.get("id"), "text": rule.get("text"), "scope": action.get("scope"),
+            "ts": action.get("ts"), "values": values}
+
+
+def check_expect(spec: dict, actions: list[dict], start_ms: int) -> dict:
+    """Compare a run's actions (gw.actions values, in output order) with the scenario's expect block.
+
+    Per expected pattern: the matching actions and the event time from the fault to the first
+    one; per absent pattern: the actions that should not be there. ok = every expected pattern
+    matched and no absent pattern did."""
+    from processors.timefmt import parse_time_ms
+    exp = expectations(spec)
+    start_ms = int(start_ms) - int(start_ms) % 1000  # Scenario aligns its start to the second
+    expected = []
+    for pat in exp["actions"]:
+        hits = sorted((a for a in actions if matches(pat, a)), key=lambda a: (parse_time_ms(a["ts"]), a["id"]))
+        first = hits[0] if hits else None
+        detect = None if first is None else parse_time_ms(first["ts"]) - (start_ms + pat["fault_at_ms"])
+        expected.append({"pattern": {k: v for k, v in pat.items() if k != "fault_at_ms"},
+                         "fault_at_s": pat["fault_at_ms"] / 1000, "ok": first is not None,
+                         "count": len(hits), "first": None if first is None else observed(first),
+                         "detect_s": None if detect is None else detect / 1000})
+    absent = []
+    for pat in exp["absent"]:
+        hits = [a for a in actions if matches(pat, a)]
+        absent.append({"pattern": pat, "ok": not hits, "count": len(hits),
+                       "observed": [observed(a) for a in hits[:5]]})
+    return {"ok": all(e["ok"] for e in expected) and all(a["ok"] for a in absent),
+            "expected": expected, "absent": absent}
