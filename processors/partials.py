@@ -31,7 +31,7 @@ from orjson import loads as _loads
 
 from processors.canonical import canonical_json, content_id, sha256_hex
 from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from processors.inputs import (MAX_TS_MS, MIN_TS_MS, Change, Gauge, Heartbeat, Rejection, Request,
+from processors.inputs import (MAX_TS_MS, MIN_TS_MS, Change, Gauge, Rejection, Request,
                                Vital, decode, fast_request)
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig

@@ -149,10 +149,7 @@ def encode_avro(doc: dict) -> bytes:
 
 
 def dlq_record(source_topic: str, partition: int, offset: int, reason: str, raw: bytes | str | None) -> dict:
-    """The gw.dlq value for a rejected record (key = source topic)."""
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        payload = bytes(raw).decode("utf-8", errors="replace")
-    else:
-        payload = raw if raw is not None else ""
-    return {"source_topic": source_topic, "partition": partition, "offset": offset,
-            "reason": reason, "payload": payload}
+    """The gw.dlq value for a rejected record (key = source topic): the one shape of processors.dlq."""
+    from processors.dlq import dlq_record as make
+    return make(source_topic, partition, offset, reason, raw.encode() if isinstance(raw, str) else
+                (None if raw is None else bytes(raw)))

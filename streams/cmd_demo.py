@@ -50,7 +50,6 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
     from streams.keys import init_keys, load_verify_key
     from streams.kafka import create_topics, producer
     from streams.simulate import load_scenario_spec, publish
-    from tqdm import tqdm
 
     t_start = time.monotonic()
     if out.exists():

@@ -11,8 +11,6 @@ yet) is started again, so the pipeline drains stage after stage once the scenari
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import subprocess
 import sys
 import threading

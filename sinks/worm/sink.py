@@ -28,6 +28,9 @@ import orjson
 from confluent_kafka import KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 
+from processors.canonical import canonical_json
+from processors.dlq import dlq_record
+
 from sinks.worm import checkpoint as cp
 from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record
 from streams import kafka, topics
@@ -65,8 +68,7 @@ class SinkConfig:
 
 
 def dlq_value(source_topic: str, partition: int, offset: int, reason: str, payload: bytes | None) -> bytes:
-    return orjson.dumps({"source_topic": source_topic, "partition": partition, "offset": offset, "reason": reason,
-                         "payload": None if payload is None else payload.decode("utf-8", "replace")})
+    return canonical_json(dlq_record(source_topic, partition, offset, reason, payload))
 
 
 def b64list(hashes) -> list[str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 import orjson
 from prometheus_client import Counter, Gauge
 
+from processors.canonical import canonical_json
+from processors.dlq import dlq_record
 from sinks.worm import checkpoint as cp
 from sinks.worm import merkle
 from streams import kafka, topics
@@ -128,9 +130,8 @@ class Witness:
         except Refused as e:
             log_event(LOG, "checkpoint refused", logging.WARNING, witness=self.name, reason=str(e))
             REFUSED.labels(self.name).inc()
-            self.producer.produce(topics.topic("dlq"), key=self.topic.encode(), value=orjson.dumps(
-                {"source_topic": self.topic, "partition": partition, "offset": offset,
-                 "reason": f"{self.name}: {e}", "payload": value.decode("utf-8", "replace")}))
+            self.producer.produce(topics.topic("dlq"), key=self.topic.encode(), value=canonical_json(
+                dlq_record(self.topic, partition, offset, f"{self.name}: {e}", value)))
             return None
         if got is None:
             return None
