@@ -126,8 +126,10 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
 @click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
 @click.option("--flush-every", type=click.IntRange(1, 10_000_000), default=1000, show_default=True,
               help="Records per partial (the output does not depend on it).")
+@click.option("--quality-policy", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Trajectory/quality policy for gw.spans records (default: configs/quality.yml).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-def replay(policy_dir, keys_dir, flush_every, files) -> None:
+def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     """Run the streaming processors over kcat -J NDJSON FILES with no broker.
 
     Prints what the streaming path would publish, one {"topic","key","value"} line each:
@@ -140,7 +142,8 @@ def replay(policy_dir, keys_dir, flush_every, files) -> None:
         from processors.policy.engine import permit_signer
         from streams.keys import load_signing_key
         signer = permit_signer(load_signing_key("decider", keys_dir))
-    rp = Replayer(policy, signer, flush_every)
+    from streams.cmd_quality import load_policy as load_quality_policy
+    rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy))
     bad: Counter = Counter()
     out = sys.stdout.buffer
     for path in files:

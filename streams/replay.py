@@ -3,8 +3,8 @@
 Each input line is a kcat envelope {"topic","partition","offset","ts","key","payload"} (payload =
 the record value as a string, null for a tombstone). Records run through exactly the functions
 the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
-action_outputs (decide) — and every record the streaming path would publish comes out as one
-NDJSON line {"topic","key","value"}.
+action_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
+streaming path would publish comes out as one NDJSON line {"topic","key","value"}.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def logical_name(full: str, prefix: str) -> str | None:
 
 
 class Replayer:
-    def __init__(self, policy, signer=None, flush_every: int = 1000):
+    def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None):
         self.config = SignalConfig.from_policy(policy.doc, policy.hash)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
@@ -43,10 +43,14 @@ class Replayer:
         # decide is partitioned by scope in streaming; one state over all scopes gives the same
         # per-scope results because the engine keeps scopes apart.
         self.decide = DecisionState(Engine(policy, signer))
+        self.quality_policy = quality_policy
+        self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
         self.skipped = Counter()
 
     def feed(self, env: dict) -> list[tuple[str, bytes, bytes]]:
         logical = logical_name(str(env.get("topic", "")), self.prefix)
+        if logical == "spans":
+            return self._spans(env)
         if logical not in INPUTS:
             self.skipped[f"topic:{env.get('topic')}"] += 1
             return []
@@ -67,6 +71,34 @@ class Replayer:
             out.extend(self._flush(agg))
         return out
 
+    def _spans(self, env: dict) -> list[tuple[str, bytes, bytes]]:
+        from processors.quality import SpanCycle
+        from streams.trajectory_worker import record_outputs
+        part = int(env["partition"])
+        cycle = self.cycles.get(part)
+        if cycle is None:
+            if self.quality_policy is None:
+                from streams.cmd_quality import load_policy
+                self.quality_policy = load_policy(None)
+            cycle = self.cycles[part] = SpanCycle(self.quality_policy)
+        payload = env.get("payload")
+        raw = None if payload is None else str(payload).encode()
+        _events, _reason, outs = record_outputs(cycle, topics.topic("spans"), part, int(env["offset"]), raw)
+        out = []
+        for topic, k, v in outs:
+            out.append((topic, k, v))
+            if topic == self.t_signals:
+                out.extend(self._decide(v))
+        return out
+
+    def _decide(self, signal_value: bytes) -> list[tuple[str, bytes, bytes]]:
+        try:
+            actions = self.decide.on_record(orjson.loads(signal_value))
+        except (KeyError, TypeError, ValueError):  # the decide stage skips these too
+            self.skipped["undecidable_signal"] += 1
+            return []
+        return action_outputs(actions, self.t_actions)
+
     def _flush(self, agg: PartitionAggregator) -> list[tuple[str, bytes, bytes]]:
         partial = agg.flush()
         if partial is None:
@@ -78,12 +110,7 @@ class Replayer:
         out = []
         for topic, k, v in signal_outputs(ps, partial, self.t_signals):
             out.append((topic, k, v))
-            try:
-                actions = self.decide.on_record(orjson.loads(v))
-            except (KeyError, TypeError, ValueError):  # the decide stage skips these too
-                self.skipped["undecidable_signal"] += 1
-                continue
-            out.extend(action_outputs(actions, self.t_actions))
+            out.extend(self._decide(v))
         return out
 
     def finish(self) -> list[tuple[str, bytes, bytes]]:
