@@ -33,9 +33,26 @@ def test_sigkill_workers_mid_stream(kafka_bootstrap, topic_prefix, tmp_path, see
                GATEWATCH_KEYS_DIR=str(tmp_path / "keys"), GATEWATCH_LOG_LEVEL="WARNING")
     publish_inputs(kafka_bootstrap)
     procs = {s: _start(s, env, tmp_path) for s in STAGES}
+    try:
+        _chaos_then_drain(procs, rng, env, tmp_path)
+    finally:  # never leave workers behind when an assertion fails
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    policy = load_policy_dir("configs/policies")
+    expected = replay_outputs(envelopes(kafka_bootstrap), policy,
+                              permit_signer(load_signing_key("decider", tmp_path / "keys")))
+    for logical in ("signals", "actions"):
+        got = set(streamed(kafka_bootstrap, logical))      # at-least-once: duplicates allowed,
+        want = set(expected[f"{topic_prefix}{logical}"])   # but nothing missing, nothing different
+        assert got == want, (f"{logical}: {len(got - want)} unexpected, {len(want - got)} missing; e.g.\n"
+                             + "\n".join(v.decode()[:400] for _k, v in sorted(got - want)[:3]) + "\nvs\n"
+                             + "\n".join(v.decode()[:400] for _k, v in sorted(want - got)[:3]))
+
+
+def _chaos_then_drain(procs, rng, env, tmp_path):
     kills = 0
     deadline = time.monotonic() + 60
-    policy = load_policy_dir("configs/policies")
     # kill a random stage every 1.5-4 s, five times, restarting it at once
     for _ in range(5):
         time.sleep(rng.uniform(1.5, 4.0))
@@ -50,13 +67,5 @@ def test_sigkill_workers_mid_stream(kafka_bootstrap, topic_prefix, tmp_path, see
     assert kills >= 3
     # drain: a downstream stage may have gone idle while an upstream one was restarting
     for stage in STAGES:
-        assert _start(stage, env, tmp_path).wait(90) == 0, (tmp_path / f"{stage}.log").read_text()[-2000:]
-
-    expected = replay_outputs(envelopes(kafka_bootstrap), policy,
-                              permit_signer(load_signing_key("decider", tmp_path / "keys")))
-    for logical in ("signals", "actions"):
-        got = set(streamed(kafka_bootstrap, logical))      # at-least-once: duplicates allowed,
-        want = set(expected[f"{topic_prefix}{logical}"])   # but nothing missing, nothing different
-        assert got == want, (f"{logical}: {len(got - want)} unexpected, {len(want - got)} missing; e.g.\n"
-                             + "\n".join(v.decode()[:400] for _k, v in sorted(got - want)[:3]) + "\nvs\n"
-                             + "\n".join(v.decode()[:400] for _k, v in sorted(want - got)[:3]))
+        procs[stage] = _start(stage, env, tmp_path)
+        assert procs[stage].wait(90) == 0, (tmp_path / f"{stage}.log").read_text()[-2000:]
