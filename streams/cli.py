@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "streams.cmd_quality",
     "streams.cmd_worm",
     "streams.cmd_executor",
+    "streams.cmd_drill",
     "streams.cmd_report",
 )
 

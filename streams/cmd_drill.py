@@ -1,0 +1,43 @@
+"""`gatewatch drill`: inject every hook's fault (a scenario) through the replay path; PASS/FAIL per hook."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+
+@click.command()
+@click.option("--policy", "policy_dir", default="configs/policies", show_default=True,
+              type=click.Path(file_okay=False), help="Policy directory whose hooks are drilled.")
+@click.option("--out", default="drill.json", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the drill report (JSON) here; include it with `gatewatch evidence --include`.")
+@click.option("--hooks", default=None, help="Comma-separated hook names (default: every hook the policy enables).")
+@click.option("--start", default=None, help="Event time of the scenarios' first record (default: 2026-01-01T00:00:00Z).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def drill(policy_dir, out, hooks, start, quiet) -> None:
+    """Run each hook's scenario through the streaming processors and compare actions.
+
+    Per hook: PASS/FAIL, the expected and observed actions (ids, rule text, values), the event
+    time from fault injection to the action and the run's wall time. Exit 1 if any hook FAILs.
+    The hook -> scenario map is streams.drill.HOOK_SCENARIOS.
+    """
+    from streams.cmd_policy import _load
+    from streams.drill import DRILL_START, run_drill, table
+    policy = _load(policy_dir)
+    wanted = [h.strip() for h in hooks.split(",") if h.strip()] if hooks else None
+    say = None if quiet else (lambda m: click.echo(m, err=True))
+    report = run_drill(policy, wanted, start or DRILL_START, progress=say)
+    click.echo(table(report))
+    data = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if out == "-":
+        sys.stdout.buffer.write(data)
+    elif out:
+        Path(out).write_bytes(data)
+        click.echo(f"drill report -> {out}", err=True)
+    if not report["ok"]:
+        sys.exit(1)
+
+
+commands = [drill]
