@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "streams.cmd_worm",
     "streams.cmd_executor",
     "streams.cmd_drill",
+    "streams.cmd_cardinality",
     "streams.cmd_report",
 )
 
