@@ -1,0 +1,79 @@
+"""gatewatch drill: every default hook PASSes; the report's shape; missing scenarios FAIL."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+import streams.drill as drill
+from streams.cmd_policy import load_policy_dir
+from streams.simulate import load_scenario_spec, scenario_names
+from tests.drill.conftest import POLICY_DIR
+
+
+@pytest.fixture
+def cached_runs(monkeypatch, scenario_run):
+    """The drill reuses the session's scenario runs (same processors, same fixed start)."""
+    monkeypatch.setattr(drill, "run_scenario", lambda spec, policy, start: scenario_run(spec["name"]))
+
+
+def test_every_default_hook_passes(default_policy, cached_runs):
+    rep = drill.run_drill(default_policy)
+    hooks = {h["hook"] for h in drill.policy_hooks(default_policy)}
+    assert {r["hook"] for r in rep["hooks"]} == hooks and len(hooks) >= 10
+    assert rep["ok"], [(r["hook"], r["reason"]) for r in rep["hooks"] if r["status"] != "PASS"]
+    assert rep["pass"] == len(hooks) and rep["fail"] == 0
+
+
+def test_every_mapped_scenario_exists_and_expects_its_hook():
+    names = set(scenario_names())
+    for hook, scen in drill.HOOK_SCENARIOS.items():
+        assert scen in names
+        rules = {e.get("rule") for e in load_scenario_spec(scen)["expect"]["actions"]}
+        assert f"hook:{hook}" in rules
+
+
+def test_report_shape(default_policy, cached_runs):
+    rep = drill.run_drill(default_policy, ["invariant_breach", "cdc_freeze", "cdc_lag"])
+    json.dumps(rep)  # plain JSON
+    assert rep["format"] == drill.DRILL_FORMAT and rep["policy_hash"] == default_policy.hash
+    assert set(rep["scenarios"]) == {"invariant_breach", "cdc_freeze"}
+    for r in rep["hooks"]:
+        assert r["status"] == "PASS" and r["reason"] is None
+        assert {"hook", "rule", "action", "text", "critical", "scenario", "expected", "observed",
+                "fault_at_s", "detect_s", "wall_s", "unexpected"} <= set(r)
+        assert r["expected"][0]["rule"] == r["rule"]
+        obs = r["observed"][0]
+        assert len(obs["id"]) == 64 and obs["rule"] == r["rule"] and obs["action"] == r["action"]
+        assert obs["text"] and obs["values"] and obs["values"][0]["value"] is not None
+        assert r["detect_s"] >= 0 and r["wall_s"] >= 0
+    by = {r["hook"]: r for r in rep["hooks"]}
+    assert by["invariant_breach"]["critical"] and not by["cdc_lag"]["critical"]
+    assert by["cdc_freeze"]["fault_at_s"] == 300 and by["cdc_lag"]["fault_at_s"] == 960
+    assert by["cdc_freeze"]["detect_s"] >= 600  # silence must pass 600 s
+    assert "PASS" in drill.table(rep)
+
+
+def test_hook_without_scenario_fails(tmp_path, cached_runs):
+    pol = tmp_path / "pol"
+    shutil.copytree(POLICY_DIR, pol)
+    (pol / "zz_extra.yml").write_text("hooks:\n  must_have: [latency_budget, experiment_srm]\n")
+    policy = load_policy_dir(pol)
+    rep = drill.run_drill(policy, ["experiment_srm", "nonexistent"])
+    assert not rep["ok"] and rep["fail"] == 2
+    by = {r["hook"]: r for r in rep["hooks"]}
+    assert by["experiment_srm"]["status"] == "FAIL" and by["experiment_srm"]["reason"] == "no scenario"
+    assert by["nonexistent"]["reason"] == "not enabled by the policy"
+
+
+def test_cli_writes_json_and_exit_codes(tmp_path, cached_runs):
+    from streams.cli import cli
+    out = tmp_path / "drill.json"
+    r = CliRunner().invoke(cli, ["drill", "--policy", str(POLICY_DIR), "--hooks", "api_contract_break",
+                                 "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["hooks"][0]["status"] == "PASS"
+    r = CliRunner().invoke(cli, ["drill", "--policy", str(POLICY_DIR), "--hooks", "nope", "--out", str(out), "-q"])
+    assert r.exit_code == 1 and "FAIL" in r.output
