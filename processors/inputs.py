@@ -21,12 +21,25 @@ Topics (logical names) and what they accept:
   (the topic is keyed by service); cohort defaults to "stable".
 - "rum": the object the web-vitals library hands its callbacks ({"name":"INP","value",
   "rating","delta","id","navigationType"}) plus "route" (or "page"/"path"), "cohort",
-  "service"/"app" (the scope; default "web") and "timestamp"/"ts".
+  "service"/"app" (the scope; default "web") and "timestamp"/"ts". The library README's batch
+  body (a JSON array of Metric objects) gives one sample each. Without a route, the route is
+  derived from the page URL ("navigationURL", else "url"/"pageURL"/"href", else
+  attribution.url/navigationURL) through the policy's `rum.route_templates` (InputOptions):
+  "/market/:id" matches "/market/42" (":name" = one path segment, "*" = the rest); the first
+  matching template wins; a path no template matches is UNMATCHED_ROUTE (bounded cardinality);
+  without templates the bare path is the route.
 - "cdc": Debezium change-event envelopes with or without the {"schema","payload"} wrapper;
   op c/u/d/r/t; event time = payload ts_ms; lag = ts_ms - source.ts_ms; snapshot reads
   (op r, or source.snapshot true/"true"/"last"/"first"/...) are marked and kept out of lag.
-  A record with only ts_ms (a Debezium heartbeat) advances stream time. A null value (the
-  tombstone Debezium writes after a delete) decodes to no samples.
+  A record with only ts_ms (a Debezium heartbeat) advances stream time. A tombstone (the null
+  value Debezium writes after a delete, or the legacy {"schema":null,"payload":null}) decodes to
+  no samples (the aggregator counts it as skipped, never as a rejection).
+  Schema-change topic events ({"databaseName","ddl","tableChanges":[{"type":ALTER|CREATE|DROP,
+  "id","table":{"columns":[{"name","typeName","length",...}]}}]}) give one Change per table
+  change (op "s", no lag: not a change event) whose shape is the DDL's columns with their JSON
+  types as Debezium's JSON converter writes them (types whose JSON form depends on connector
+  settings, e.g. DECIMAL or TIMESTAMP, are "null" = not judged). schema_drift then sees a
+  dropped column or a changed type as incompatible; a dropped table has the empty shape.
 
 Timestamps: RFC 3339 or epoch s/ms/µs/ns (processors.timefmt), within 1970..9000 (else
 bad_time:<f>); absent -> the Kafka record timestamp; absent both -> missing_field:ts.
@@ -86,7 +99,7 @@ class Vital(NamedTuple):
 class Change(NamedTuple):
     table: str                    # "db.table"
     scope: str                    # table unless the record names a scope
-    op: str                       # c u d r t
+    op: str                       # c u d r t, or s: a schema-change event (DDL)
     ts_ms: int                    # event time: the envelope's ts_ms
     lag_ms: int | None            # ts_ms - source.ts_ms; None for snapshot reads
     shape: tuple | None           # ((field, type), ...) sorted, of after (or before); None for t
@@ -99,13 +112,46 @@ class Heartbeat(NamedTuple):
 Sample = Request | Gauge | Vital | Change | Heartbeat
 
 
+class InputOptions(NamedTuple):
+    """Policy-driven decoding options (`InputOptions.from_policy(doc)`):
+    rum: {route_templates: [...]}, otlp: {cohort_attribute, cohorts: {value: cohort}, default_cohort}."""
+    route_templates: tuple = ()
+    otlp_cohort_attribute: str = "service.version"
+    otlp_cohorts: dict = {}
+    otlp_default_cohort: str = DEFAULT_COHORT
+
+    @classmethod
+    def from_policy(cls, doc: dict | None) -> "InputOptions":
+        doc = doc or {}
+        rum = doc.get("rum") or {}
+        otlp = doc.get("otlp") or {}
+        templates = rum.get("route_templates") or ()
+        if isinstance(templates, str) or not all(isinstance(t, str) and t.startswith("/") for t in templates):
+            raise ValueError("rum.route_templates must be a list of paths starting with /")
+        cohorts = otlp.get("cohorts") or {}
+        if not isinstance(cohorts, dict):
+            raise ValueError("otlp.cohorts must map attribute values to cohorts")
+        return cls(tuple(templates), str(otlp.get("cohort_attribute") or "service.version"),
+                   {str(k): str(v) for k, v in cohorts.items()},
+                   str(otlp.get("default_cohort") or DEFAULT_COHORT))
+
+
+class Predecoded(NamedTuple):
+    """A record already decoded (samples or Rejection) by a caller holding InputOptions
+    (processors.otlp.InputAggregator): decode() hands it back as is."""
+    result: object
+
+
 class _Bad(Exception):
     def __init__(self, reason: str, detail: str = ""):
         self.rejection = Rejection(reason, detail)
 
 
-def decode(topic: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int | None):
+def decode(topic: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int | None,
+           options: InputOptions | None = None):
     """Record -> list of samples | Rejection. Never raises."""
+    if type(value) is Predecoded:
+        return value.result
     handler = _HANDLERS.get(topic)
     if handler is None:
         return Rejection("unknown_topic", str(topic)[:100])
@@ -113,6 +159,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int 
         if topic == "cdc":
             return []  # Debezium tombstone
         return Rejection("empty", "record value is empty")
+    opts = options or _NO_OPTIONS
     try:
         if value[0] == 0:
             docs = [_decode_avro(value)]
@@ -123,14 +170,14 @@ def decode(topic: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int 
                 return Rejection("not_json", str(e)[:200])
             if type(doc) is dict:  # the common case, without the list detour
                 out = []
-                handler(doc, key, kafka_ts_ms, out)
+                handler(doc, key, kafka_ts_ms, out, opts)
                 return out
             docs = doc if isinstance(doc, list) else [doc]
         out = []
         for d in docs:
             if not isinstance(d, dict):
                 return Rejection("not_object", type(d).__name__)
-            handler(d, key, kafka_ts_ms, out)
+            handler(d, key, kafka_ts_ms, out, opts)
         return out
     except _Bad as b:
         return b.rejection
@@ -248,7 +295,7 @@ def fast_request(d: dict) -> tuple | None:
     return None
 
 
-def _metrics(d: dict, key, kafka_ts_ms, out: list) -> None:
+def _metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     t = fast_request(d)
     if t is not None:
         out.append(Request(*t))
@@ -287,7 +334,55 @@ def _metrics(d: dict, key, kafka_ts_ms, out: list) -> None:
                        route or "", status, lat, _time(d, ("ts", "timestamp", "time"), kafka_ts_ms)))
 
 
-def _rum(d: dict, key, kafka_ts_ms, out: list) -> None:
+UNMATCHED_ROUTE = "(unmatched)"
+_URL_FIELDS = ("navigationURL", "url", "pageURL", "href")
+
+
+def route_for_path(path: str, templates: tuple) -> str:
+    """The route template a URL path belongs to (see the module docstring)."""
+    path = "/" + path.strip("/")
+    if not templates:
+        return path
+    segs = path.split("/")[1:] if path != "/" else []
+    for t in templates:
+        tsegs = t.strip("/").split("/") if t.strip("/") else []
+        if tsegs and tsegs[-1] == "*":
+            if len(segs) < len(tsegs) - 1:
+                continue
+            tsegs, rest_ok = tsegs[:-1], True
+        else:
+            if len(segs) != len(tsegs):
+                continue
+            rest_ok = False
+        if all(ts.startswith(":") or ts == s for ts, s in zip(tsegs, segs)) and (rest_ok or len(segs) == len(tsegs)):
+            return t
+    return UNMATCHED_ROUTE
+
+
+def _page_url(d: dict):
+    for f in _URL_FIELDS:
+        if d.get(f) is not None:
+            return f, d[f]
+    att = d.get("attribution")
+    if isinstance(att, dict):
+        for f in ("navigationURL", "url"):
+            if att.get(f) is not None:
+                return f"attribution.{f}", att[f]
+    return None, None
+
+
+def _route_from_url(f: str, url, templates: tuple) -> str:
+    from urllib.parse import urlsplit
+    if not isinstance(url, str) or not url:
+        raise _Bad(f"bad_type:{f}" if not isinstance(url, str) else f"bad_value:{f}", "expected a URL")
+    try:
+        path = urlsplit(url).path
+    except ValueError as e:
+        raise _Bad(f"bad_value:{f}", str(e)[:100]) from None
+    return route_for_path(path, templates)
+
+
+def _rum(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     name = _str(d, "name")
     metric = RUM_NAMES.get(name.upper())
     if metric is None:
@@ -295,7 +390,13 @@ def _rum(d: dict, key, kafka_ts_ms, out: list) -> None:
     v = _num(d, "value")
     if v < 0:
         raise _Bad("bad_value:value", repr(v))
-    route = d.get("route") or d.get("page") or d.get("path") or _key_str(key)
+    route = d.get("route") or d.get("page") or d.get("path")
+    if route is None:
+        f, url = _page_url(d)
+        if f is not None:
+            route = _route_from_url(f, url, (opts or _NO_OPTIONS).route_templates)
+        else:
+            route = _key_str(key)
     if route is None:
         raise _Bad("missing_field:route")
     if not isinstance(route, str):
@@ -326,13 +427,86 @@ def row_shape(row: dict) -> tuple:
     return tuple(sorted((str(k), _json_type(v)) for k, v in row.items()))
 
 
-def _cdc(d: dict, key, kafka_ts_ms, out: list) -> None:
+_DDL_TYPES = {
+    "number": ("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE",
+               "DOUBLE PRECISION", "REAL", "YEAR", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "INT2",
+               "INT4", "INT8", "FLOAT4", "FLOAT8", "DATE", "TIME", "DATETIME"),
+    "string": ("CHAR", "VARCHAR", "NCHAR", "NVARCHAR", "CHARACTER", "CHARACTER VARYING", "TEXT",
+               "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "NTEXT", "ENUM", "SET", "JSON", "JSONB", "UUID",
+               "BINARY", "VARBINARY", "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BYTEA",
+               "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"),
+    "boolean": ("BOOL", "BOOLEAN"),
+}
+_DDL_TYPE = {t: j for j, ts in _DDL_TYPES.items() for t in ts}
+
+
+def _ddl_json_type(col: dict) -> str:
+    """A DDL column type -> the JSON type of its value in a Debezium row image ("null" = either)."""
+    name = str(col.get("typeName") or "").upper().replace(" UNSIGNED", "").replace(" ZEROFILL", "").strip()
+    if name == "BIT":
+        return "boolean" if col.get("length") in (None, 1) else "string"
+    return _DDL_TYPE.get(name, "null")
+
+
+def _table_id(tc: dict, database) -> tuple[str, str]:
+    """("db", "table") of a tableChanges entry: its id is "db"."table" (or "db"."schema"."table")."""
+    parts = [p.strip('"`[]') for p in str(tc.get("id") or "").split(".") if p]
+    if not parts:
+        raise _Bad("missing_field:tableChanges.id")
+    db = parts[0] if len(parts) > 1 else database
+    if not isinstance(db, str) or not db:
+        raise _Bad("missing_field:databaseName")
+    return db, parts[-1]
+
+
+def _schema_change(d: dict, kafka_ts_ms, out: list) -> None:
+    changes = d.get("tableChanges")
+    if changes is None:
+        changes = []
+    if not isinstance(changes, list):
+        raise _Bad("bad_type:tableChanges", type(changes).__name__)
+    src = d.get("source") if isinstance(d.get("source"), dict) else {}
+    ts = _time(d, ("ts_ms",), None) if d.get("ts_ms") is not None else _time(src, ("ts_ms",), kafka_ts_ms)
+    database = d.get("databaseName") or src.get("db")
+    for tc in changes:
+        if not isinstance(tc, dict):
+            raise _Bad("bad_type:tableChanges", type(tc).__name__)
+        kind = str(tc.get("type") or "").upper()
+        if kind not in ("CREATE", "ALTER", "DROP"):
+            raise _Bad("bad_value:tableChanges.type", kind[:20])
+        db, table = _table_id(tc, database)
+        full = f"{db}.{table}"
+        cols = ((tc.get("table") or {}).get("columns") or []) if kind != "DROP" else []
+        if not isinstance(cols, list) or not all(isinstance(c, dict) and c.get("name") for c in cols):
+            raise _Bad("bad_type:tableChanges.table.columns")
+        shape = tuple(sorted((str(c["name"]), _ddl_json_type(c)) for c in cols))
+        out.append(Change(full, full, "s", ts, None, shape))
+
+
+def is_tombstone(topic: str, value: bytes | None) -> bool:
+    """A Debezium tombstone: a null value or the legacy {"schema":null,"payload":null}."""
+    if topic != "cdc":
+        return False
+    if not value:
+        return True
+    if len(value) > 64 or value[:1] != b"{":
+        return False
+    try:
+        return orjson.loads(value) == {"schema": None, "payload": None}
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     if "payload" in d and ("schema" in d or isinstance(d.get("payload"), dict)):
         d = d["payload"]
         if d is None:
             return  # a wrapped tombstone
         if not isinstance(d, dict):
             raise _Bad("not_object", "payload")
+    if "tableChanges" in d or "ddl" in d:
+        _schema_change(d, kafka_ts_ms, out)
+        return
     op = d.get("op")
     if op is None:
         if "ts_ms" in d and "source" not in d and "after" not in d and "before" not in d:
@@ -367,6 +541,7 @@ def _cdc(d: dict, key, kafka_ts_ms, out: list) -> None:
 
 
 _HANDLERS = {"metrics": _metrics, "rum": _rum, "cdc": _cdc}
+_NO_OPTIONS = InputOptions()
 
 
 def dlq_record(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,

@@ -1,5 +1,11 @@
 """Ingest stage: confluent-kafka batches of gw.metrics / gw.rum / gw.cdc -> partials on gw.partials.
 
+Also the OpenTelemetry Collector's traces topic (GATEWATCH_OTLP_TOPIC, default the kafka
+exporter's `otlp_spans`, not prefixed) when it exists: its SERVER spans become request samples
+(processors.otlp) aggregated per OTLP partition under the logical topic "otlp". Records skipped
+without a rejection (non-server spans, Debezium tombstones) are counted in
+gatewatch_ingest_skipped_total{topic,reason}.
+
 Per consumed batch: decode + validate + pre-aggregate each record into its source partition's
 PartitionAggregator (processors.partials); rejects go to gw.dlq; one partial per touched
 partition goes to gw.partials; partials, DLQ records and the consumed offsets are committed in
@@ -24,7 +30,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from processors.canonical import canonical_json
 from processors.dlq import dlq_record
-from processors.partials import PartitionAggregator
+from processors.inputs import InputOptions
+from processors.otlp import DEFAULT_KAFKA_TOPIC, OTLP_TOPIC, InputAggregator
 from processors.windows import SignalConfig
 from streams import topics
 from streams.kafka import consumer as make_consumer
@@ -35,11 +42,21 @@ from streams.worker import IdleClock, StopFlag, logical_topic, message_ts_ms, re
 LOG = logging.getLogger("gatewatch.ingest")
 INPUTS = ("metrics", "rum", "cdc")
 
+
+def otlp_topic_name() -> str:
+    """The Kafka topic the Collector's kafka exporter writes traces to ("" = no OTLP input)."""
+    import os
+    return os.environ.get("GATEWATCH_OTLP_TOPIC", DEFAULT_KAFKA_TOPIC)
+
+
 RECORDS = Counter("gatewatch_ingest_records_total", "Input records consumed", ["topic"])
 REJECTS = Counter("gatewatch_ingest_rejected_total", "Input records sent to the DLQ", ["topic", "reason"])
 PARTIALS = Counter("gatewatch_ingest_partials_total", "Partials published", ["topic"])
 BATCH_SECONDS = Histogram("gatewatch_ingest_batch_seconds", "Consume-to-commit time of one batch",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+SKIPPED = Counter("gatewatch_ingest_skipped_total",
+                  "Input records or spans skipped without a rejection (non-server spans, tombstones)",
+                  ["topic", "reason"])
 WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark per source partition",
                   ["topic", "partition"])
 
@@ -48,7 +65,8 @@ class IngestWorker:
     def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
                  group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.5,
                  exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
-                 assignment: str = "static", partitions: list[int] | None = None):
+                 assignment: str = "static", partitions: list[int] | None = None,
+                 inputs: InputOptions | None = None):
         self.bootstrap, self.config, self.group = bootstrap, config, group
         self.assignment, self.partitions = assignment, partitions
         self.state_dir = Path(state_dir)
@@ -57,31 +75,50 @@ class IngestWorker:
         self.stop = stop or StopFlag()
         self.prefix = topics.prefix()
         self.inputs = [topics.topic(t) for t in INPUTS]
+        self.options = inputs or InputOptions()
+        self.otlp_topic = otlp_topic_name()
         self.partials_topic, self.dlq_topic = topics.topic("partials"), topics.topic("dlq")
-        self.aggs: dict[tuple[str, int], PartitionAggregator] = {}
+        self.aggs: dict[tuple[str, int], InputAggregator] = {}
         self.assigned = False
 
     # ---- state ----
     def _state_path(self, topic: str, partition: int) -> Path:
         return self.state_dir / f"ingest-{topic}-{partition}.json"
 
-    def _restore(self, tp: TopicPartition, committed: int) -> PartitionAggregator:
-        logical = logical_topic(tp.topic, self.prefix)
+    def _logical(self, full: str) -> str:
+        return OTLP_TOPIC if full == self.otlp_topic else logical_topic(full, self.prefix)
+
+    def _agg(self, logical: str, partition: int, state: dict | None = None) -> InputAggregator:
+        if state is None:
+            return InputAggregator(logical, partition, self.config, self.options)
+        agg = InputAggregator.from_state(state, self.config)
+        agg.options = self.options
+        return agg
+
+    def _otlp_exists(self, consumer) -> bool:
+        if not self.otlp_topic:
+            return False
+        md = consumer.list_topics(self.otlp_topic, timeout=10).topics.get(self.otlp_topic)
+        return md is not None and md.error is None and bool(md.partitions)
+
+    def _restore(self, tp: TopicPartition, committed: int) -> InputAggregator:
+        logical = self._logical(tp.topic)
         saved = read_json(self._state_path(tp.topic, tp.partition))
         if committed == OFFSET_INVALID or committed < 0:
-            return PartitionAggregator(logical, tp.partition, self.config)
+            return self._agg(logical, tp.partition)
         if saved and saved.get("next_offset") == committed:
-            return PartitionAggregator.from_state(saved["agg"], self.config)
+            return self._agg(logical, tp.partition, saved["agg"])
         start = saved["next_offset"] if saved and saved.get("next_offset", committed + 1) < committed else None
-        agg = (PartitionAggregator.from_state(saved["agg"], self.config) if start is not None
-               else PartitionAggregator(logical, tp.partition, self.config))
+        agg = (self._agg(logical, tp.partition, saved["agg"]) if start is not None
+               else self._agg(logical, tp.partition))
         replayed = self._replay_into(agg, tp, start, committed)
+        agg.take_skipped()  # counted when these records were first consumed
         log_event(LOG, "restored watermark by re-reading input", topic=tp.topic, partition=tp.partition,
                   records=replayed, committed=committed)
         agg.flush()  # the partials of these records were published before the restart
         return agg
 
-    def _replay_into(self, agg: PartitionAggregator, tp: TopicPartition, start: int | None, end: int) -> int:
+    def _replay_into(self, agg: InputAggregator, tp: TopicPartition, start: int | None, end: int) -> int:
         """Feed records [start or earliest, end) into agg, only to recompute its stream time."""
         c = make_consumer(self.bootstrap, f"{self.group}-restore-{uuid.uuid4().hex[:8]}")
         n = 0
@@ -147,6 +184,9 @@ class IngestWorker:
             RECORDS.labels(logical).inc(n)
         for key in touched:
             agg = self.aggs[key]
+            if agg.skipped:
+                for reason, n in agg.take_skipped().items():
+                    SKIPPED.labels(agg.topic, reason).inc(n)
             partial = agg.flush()
             if partial is not None:
                 producer.produce(self.partials_topic, key=f"{agg.topic}:{agg.partition}".encode(),
@@ -168,6 +208,8 @@ class IngestWorker:
         producer = make_producer(self.bootstrap, **{"transactional.id": f"{self.group}-{uuid.uuid4().hex[:12]}",
                                                     "linger.ms": 20})
         producer.init_transactions(30)
+        if self._otlp_exists(consumer):
+            self.inputs.append(self.otlp_topic)
         if self.assignment == "group":
             consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
         else:

@@ -1,7 +1,9 @@
 """`gatewatch replay`: the streaming path's processors over kcat -J NDJSON files, no broker.
 
 Each input line is a kcat envelope {"topic","partition","offset","ts","key","payload"} (payload =
-the record value as a string, null for a tombstone). Records run through exactly the functions
+the record value as a string, null for a tombstone; a binary value such as an otlp_proto record
+may come as "payload_b64" instead). The OTLP traces topic (GATEWATCH_OTLP_TOPIC, default
+`otlp_spans`) is an input too (streams.ingest). Records run through exactly the functions
 the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
 action_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
 streaming path would publish comes out as one NDJSON line {"topic","key","value"}.
@@ -15,13 +17,14 @@ import orjson
 
 from processors.canonical import canonical_json
 from processors.dlq import dlq_record
-from processors.partials import PartitionAggregator
+from processors.inputs import InputOptions
+from processors.otlp import OTLP_TOPIC, InputAggregator
 from processors.policy.engine import Engine
 from processors.signals import PartitionSignals
 from processors.windows import SignalConfig
 from streams import topics
 from streams.decide import DecisionState, action_outputs
-from streams.ingest import INPUTS
+from streams.ingest import INPUTS, otlp_topic_name
 from streams.signal_stage import signal_outputs
 
 
@@ -33,12 +36,15 @@ def logical_name(full: str, prefix: str) -> str | None:
 
 
 class Replayer:
-    def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None):
+    def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None,
+                 inputs: InputOptions | None = None):
         self.config = SignalConfig.from_policy(policy.doc, policy.hash)
+        self.options = inputs or InputOptions.from_policy(policy.doc)
+        self.otlp_topic = otlp_topic_name()  # the Collector's traces topic (not prefixed)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
         self.t_signals, self.t_actions, self.t_dlq = (topics.topic(n) for n in ("signals", "actions", "dlq"))
-        self.aggs: dict[tuple[str, int], PartitionAggregator] = {}
+        self.aggs: dict[tuple[str, int], InputAggregator] = {}
         self.sigs: dict[str, PartitionSignals] = {}
         # decide is partitioned by scope in streaming; one state over all scopes gives the same
         # per-scope results because the engine keeps scopes apart.
@@ -48,10 +54,11 @@ class Replayer:
         self.skipped = Counter()
 
     def feed(self, env: dict) -> list[tuple[str, bytes, bytes]]:
-        logical = logical_name(str(env.get("topic", "")), self.prefix)
+        full = str(env.get("topic", ""))
+        logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
         if logical == "spans":
             return self._spans(env)
-        if logical not in INPUTS:
+        if logical not in INPUTS and logical != OTLP_TOPIC:
             self.skipped[f"topic:{env.get('topic')}"] += 1
             return []
         part, offset = int(env["partition"]), int(env["offset"])
@@ -59,14 +66,20 @@ class Replayer:
         payload = env.get("payload")
         kb = None if key is None else str(key).encode()
         vb = None if payload is None else str(payload).encode()
+        if env.get("payload_b64") is not None:  # binary values (otlp_proto): base64 in the envelope
+            import base64
+            vb = base64.b64decode(env["payload_b64"])
         agg = self.aggs.get((logical, part))
         if agg is None:
-            agg = self.aggs[(logical, part)] = PartitionAggregator(logical, part, self.config)
+            agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
         out = []
         rej = agg.add(offset, kb, vb, env.get("ts"))
+        if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
+            self.skipped.update(agg.take_skipped())
         if rej is not None:
-            rec = dlq_record(topics.topic(logical), part, offset, rej.reason, vb, rej.detail)
-            out.append((self.t_dlq, topics.topic(logical).encode(), canonical_json(rec)))
+            src = self.otlp_topic if logical == OTLP_TOPIC else topics.topic(logical)
+            rec = dlq_record(src, part, offset, rej.reason, vb, rej.detail)
+            out.append((self.t_dlq, src.encode(), canonical_json(rec)))
         if agg.pending >= self.flush_every:
             out.extend(self._flush(agg))
         return out
@@ -99,7 +112,7 @@ class Replayer:
             return []
         return action_outputs(actions, self.t_actions)
 
-    def _flush(self, agg: PartitionAggregator) -> list[tuple[str, bytes, bytes]]:
+    def _flush(self, agg: InputAggregator) -> list[tuple[str, bytes, bytes]]:
         partial = agg.flush()
         if partial is None:
             return []
