@@ -1,0 +1,73 @@
+"""Acceptance (broker): OTLP records on the Collector's topic, JSON on partition 0 and protobuf on
+partition 1, go through the ingest and signal workers to the same signals (minus `source`) as
+the equivalent request samples on gw.metrics; and the streamed signals equal `gatewatch replay`'s."""
+import base64
+import threading
+from collections import Counter
+
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from processors.windows import SignalConfig
+from streams import topics
+from streams.cmd_policy import load_policy_dir
+from streams.ingest import IngestWorker
+from streams.kafka import admin, producer
+from streams.signal_stage import SignalStage
+from streams.worker import StopFlag
+from tests.inputs import otlp_gen
+from tests.inputs.test_otlp import OPTS
+from tests.inputs.test_otlp_replay import run, without_source
+from tests.pipeline.helpers import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def test_otlp_through_the_broker(kafka_bootstrap, topic_prefix, tmp_path, monkeypatch):
+    otlp_topic = f"{topic_prefix}otlp_spans"
+    monkeypatch.setenv("GATEWATCH_OTLP_TOPIC", otlp_topic)
+    a = admin(kafka_bootstrap)
+    for f in a.create_topics([NewTopic(otlp_topic, 2, 1)]).values():
+        f.result()
+    batches = otlp_gen.batches(60)
+    p = producer(kafka_bootstrap)
+    envs = []
+    for i, b in enumerate(batches):
+        ts = otlp_gen.kafka_ts_ms(b)
+        p.produce(otlp_topic, value=otlp_gen.otlp_json(b, i), partition=0, timestamp=ts)
+        p.produce(otlp_topic, value=otlp_gen.otlp_proto(b, i), partition=1, timestamp=ts)
+        p.produce(topics.topic("metrics"), value=otlp_gen.requests_json(b), partition=0, timestamp=ts)
+        envs += [{"topic": otlp_topic, "partition": 0, "offset": i, "ts": ts, "key": None,
+                  "payload": otlp_gen.otlp_json(b, i).decode()},
+                 {"topic": otlp_topic, "partition": 1, "offset": i, "ts": ts, "key": None,
+                  "payload_b64": base64.b64encode(otlp_gen.otlp_proto(b, i)).decode()},
+                 {"topic": topics.topic("metrics"), "partition": 0, "offset": i, "ts": ts, "key": None,
+                  "payload": otlp_gen.requests_json(b).decode()}]
+    assert p.flush(10) == 0
+
+    policy = load_policy_dir("configs/policies")
+    cfg = SignalConfig.from_policy(policy.doc, policy.hash)
+    stages = [IngestWorker(kafka_bootstrap, cfg, tmp_path / "ingest", batch_size=50, exit_when_idle_s=5,
+                           stop=StopFlag(install=False), inputs=OPTS),
+              SignalStage(kafka_bootstrap, cfg, tmp_path / "signals", exit_when_idle_s=7, stop=StopFlag(install=False))]
+    threads = [threading.Thread(target=s.run, daemon=True) for s in stages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    assert otlp_topic in stages[0].inputs
+
+    streamed = [v for _p, _o, _k, v, _ts in read_topic(kafka_bootstrap, "signals")]
+    by_source: dict = {}
+    for v in streamed:
+        src = __import__("orjson").loads(v)["source"]
+        by_source.setdefault(src, Counter())[without_source(v)] += 1
+    assert set(by_source) == {"otlp:0", "otlp:1", "metrics:0"}
+    assert sum(by_source["metrics:0"].values()) > 200
+    assert by_source["otlp:0"] == by_source["metrics:0"] == by_source["otlp:1"]
+
+    # and the same bytes as gatewatch replay over the same records
+    replayed, _ = run(sorted(envs, key=lambda e: (e["topic"], e["partition"], e["offset"])), policy)
+    assert Counter(streamed) == Counter(v for t, _k, v in replayed if t == topics.topic("signals"))
+    assert not read_topic(kafka_bootstrap, "dlq", idle_s=1)
