@@ -40,10 +40,13 @@ def publish_inputs(bootstrap: str) -> int:
     return n + len(BAD) + 1
 
 
-def read_topic(bootstrap: str, logical: str, idle_s: float = 4.0, timeout_s: float = 90.0) -> list:
+def read_topic(bootstrap: str, logical: str, idle_s: float = 1.5, timeout_s: float = 90.0) -> list:
     """Every record of a topic as (partition, offset, key, value, ts), read until idle."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from streams.stage import static_partitions
     c = consumer(bootstrap, f"test-read-{uuid.uuid4().hex[:8]}")
-    c.subscribe([topics.topic(logical)])
+    name = topics.topic(logical)  # assign (no group join): reading starts at once
+    c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in static_partitions(c, name, None)])
     out, last, t0 = [], time.monotonic(), time.monotonic()
     try:
         while time.monotonic() - last < idle_s and time.monotonic() - t0 < timeout_s:

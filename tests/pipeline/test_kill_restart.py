@@ -21,7 +21,7 @@ STAGES = ("ingest", "signals", "decide")
 def _start(stage, env, tmp_path):
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", stage, "--state-dir", str(tmp_path / "state"),
-         "--exit-when-idle", "6", *(["--batch-size", "400"] if stage == "ingest" else [])],
+         "--exit-when-idle", "3", *(["--batch-size", "400"] if stage == "ingest" else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{stage}.log", "ab"))
 
 
@@ -55,7 +55,7 @@ def _chaos_then_drain(procs, rng, env, tmp_path):
     deadline = time.monotonic() + 60
     # kill a random stage every 1.5-4 s, five times, restarting it at once
     for _ in range(5):
-        time.sleep(rng.uniform(1.5, 4.0))
+        time.sleep(rng.uniform(1.0, 2.5))
         stage = rng.choice(STAGES)
         if procs[stage].poll() is None:
             procs[stage].send_signal(signal.SIGKILL)

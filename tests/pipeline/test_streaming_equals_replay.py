@@ -24,11 +24,11 @@ def test_streaming_equals_replay(kafka_bootstrap, topic_prefix, tmp_path):
     key = SigningKey(b"\x01" * 32)
     cfg = SignalConfig.from_policy(policy.doc, policy.hash)
     stages = [
-        IngestWorker(kafka_bootstrap, cfg, tmp_path / "ingest", batch_size=700, exit_when_idle_s=6,
+        IngestWorker(kafka_bootstrap, cfg, tmp_path / "ingest", batch_size=700, exit_when_idle_s=3,
                      stop=StopFlag(install=False)),
-        SignalStage(kafka_bootstrap, cfg, tmp_path / "signals", exit_when_idle_s=8, stop=StopFlag(install=False)),
+        SignalStage(kafka_bootstrap, cfg, tmp_path / "signals", exit_when_idle_s=4, stop=StopFlag(install=False)),
         DecideStage(kafka_bootstrap, POLICY_DIR, key, tmp_path / "decide", load_policy_dir,
-                    exit_when_idle_s=10, stop=StopFlag(install=False)),
+                    exit_when_idle_s=5, stop=StopFlag(install=False)),
     ]
     threads = [threading.Thread(target=s.run, daemon=True) for s in stages]
     for t in threads:
