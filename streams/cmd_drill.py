@@ -25,6 +25,12 @@ def drill(policy_dir, out, hooks, start, quiet) -> None:
     """
     from streams.cmd_policy import _load
     from streams.drill import DRILL_START, run_drill, table
+    from processors.timefmt import TimeFormatError, parse_time_ms
+    if start is not None:
+        try:
+            parse_time_ms(start)
+        except TimeFormatError as e:
+            raise click.BadParameter(str(e), param_hint="--start") from None
     policy = _load(policy_dir)
     wanted = [h.strip() for h in hooks.split(",") if h.strip()] if hooks else None
     say = None if quiet else (lambda m: click.echo(m, err=True))

@@ -89,7 +89,7 @@ def run_scenario(spec: dict, policy, start: str = DRILL_START) -> dict:
 
 def _hook_result(hook: dict, scenario: str | None, spec: dict | None, run: dict | None) -> dict:
     res = {**hook, "scenario": scenario, "status": "FAIL", "reason": None, "expected": [],
-           "observed": [], "fault_at_s": None, "detect_s": None, "wall_s": None, "unexpected": []}
+           "observed": [], "observed_count": 0, "fault_at_s": None, "detect_s": None, "wall_s": None, "unexpected": []}
     if scenario is None:
         res["reason"] = "no scenario"
         return res
@@ -98,6 +98,7 @@ def _hook_result(hook: dict, scenario: str | None, spec: dict | None, run: dict 
     res["wall_s"] = round(run["wall_s"], 3)
     res["expected"] = [e["pattern"] for e in mine]
     res["observed"] = [e["first"] for e in mine if e["first"]]
+    res["observed_count"] = sum(e["count"] for e in mine)
     res["unexpected"] = [{"pattern": a["pattern"], "count": a["count"], "observed": a["observed"]}
                          for a in check["absent"] if not a["ok"]]
     if mine:
@@ -127,7 +128,8 @@ def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, 
     A name in HOOKS the policy does not enable is a FAIL ("not enabled by the policy")."""
     enabled = policy_hooks(policy)
     by_name = {h["hook"]: h for h in enabled}
-    wanted = list(by_name) if not hooks else list(dict.fromkeys(hooks))
+    aliases = policy.get("hooks.aliases") or {}
+    wanted = list(by_name) if not hooks else list(dict.fromkeys(aliases.get(h, h) for h in hooks))
     specs = {n: load_scenario_spec(n) for n in scenario_names()}
     t0 = time.monotonic()
     runs: dict[str, dict] = {}
@@ -148,8 +150,10 @@ def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, 
     scen = {}
     for name, run in sorted(runs.items()):
         check = check_expect(specs[name], run["actions"], run["start_ms"])
-        scen[name] = {"records": run["records"], "actions": len(run["actions"]), "dlq": len(run["dlq"]),
-                      "expect_ok": check["ok"], "wall_s": round(run["wall_s"], 3)}
+        scen[name] = {"records": run["records"], "signals": len(run["signals"]), "dlq": len(run["dlq"]),
+                      "expect_ok": check["ok"], "wall_s": round(run["wall_s"], 3),
+                      "actions": [{k: a.get(k) for k in ("id", "ts", "kind", "action", "scope")}
+                                  | {"rule": (a.get("rule") or {}).get("id")} for a in run["actions"]]}
     n_pass = sum(r["status"] == "PASS" for r in results)
     return {"format": DRILL_FORMAT, "policy_hash": policy.hash, "start": start,
             "ok": n_pass == len(results), "pass": n_pass, "fail": len(results) - n_pass,
