@@ -15,8 +15,9 @@ import orjson
               help="Write the drill report (JSON) here; include it with `gatewatch evidence --include`.")
 @click.option("--hooks", default=None, help="Comma-separated hook names (default: every hook the policy enables).")
 @click.option("--start", default=None, help="Event time of the scenarios' first record (default: 2026-01-01T00:00:00Z).")
+@click.option("--aborts", is_flag=True, help="Drill the policy's abort rules too (rule ids; usable in --hooks).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def drill(policy_dir, out, hooks, start, quiet) -> None:
+def drill(policy_dir, out, hooks, start, aborts, quiet) -> None:
     """Run each hook's scenario through the streaming processors and compare actions.
 
     Per hook: PASS/FAIL, the expected and observed actions (ids, rule text, values), the event
@@ -34,8 +35,8 @@ def drill(policy_dir, out, hooks, start, quiet) -> None:
     policy = _load(policy_dir)
     wanted = [h.strip() for h in hooks.split(",") if h.strip()] if hooks else None
     say = None if quiet else (lambda m: click.echo(m, err=True))
-    report = run_drill(policy, wanted, start or DRILL_START, progress=say)
-    click.echo(table(report))
+    report = run_drill(policy, wanted, start or DRILL_START, progress=say, aborts=aborts)
+    click.echo(table(report), err=out == "-")  # stdout carries the JSON then
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     if out == "-":
         sys.stdout.buffer.write(data)

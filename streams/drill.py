@@ -46,18 +46,20 @@ HOOK_SCENARIOS: dict[str, str] = {
 }
 
 
-def policy_hooks(policy) -> list[dict]:
-    """The hooks the policy enables: name, rule id, action, when-text, critical."""
-    return [{"hook": r.id.split(":", 1)[1], "rule": r.id, "action": r.action, "text": r.text,
-             "critical": bool(r.blocking)}
-            for r in policy.rules if r.kind == "hook"]
+def policy_hooks(policy, aborts: bool = False) -> list[dict]:
+    """The hooks the policy enables (and with ABORTS its abort rules): name (hook name, or the
+    abort rule's id), kind, rule id, action, when-text, critical (blocks the gate)."""
+    return [{"hook": r.id.split(":", 1)[1] if r.kind == "hook" else r.id, "kind": r.kind, "rule": r.id,
+             "action": r.action, "text": r.text, "critical": bool(r.blocking)}
+            for r in policy.rules if r.kind == "hook" or (aborts and r.kind == "abort")]
 
 
-def scenario_for(hook: str, specs: dict[str, dict]) -> str | None:
+def scenario_for(rule_id: str, specs: dict[str, dict]) -> str | None:
+    hook = rule_id.split(":", 1)[1] if rule_id.startswith("hook:") else None
     if hook in HOOK_SCENARIOS and HOOK_SCENARIOS[hook] in specs:
         return HOOK_SCENARIOS[hook]
     for name in sorted(specs):
-        if any(e.get("rule") == f"hook:{hook}" for e in expectations(specs[name])["actions"]):
+        if any(e.get("rule") == rule_id for e in expectations(specs[name])["actions"]):
             return name
     return None
 
@@ -122,11 +124,13 @@ def _hook_result(hook: dict, scenario: str | None, spec: dict | None, run: dict 
     return res
 
 
-def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, progress=None) -> dict:
+def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, progress=None,
+              aborts: bool = False) -> dict:
     """Drill every hook the policy enables (or only HOOKS); returns the drill.json document.
+    With ABORTS, the abort rules too (by rule id; scenario = the first whose expect names it).
 
     A name in HOOKS the policy does not enable is a FAIL ("not enabled by the policy")."""
-    enabled = policy_hooks(policy)
+    enabled = policy_hooks(policy, aborts)
     by_name = {h["hook"]: h for h in enabled}
     aliases = policy.get("hooks.aliases") or {}
     wanted = list(by_name) if not hooks else list(dict.fromkeys(aliases.get(h, h) for h in hooks))
@@ -137,11 +141,11 @@ def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, 
     for name in wanted:
         hook = by_name.get(name)
         if hook is None:
-            results.append({**_hook_result({"hook": name, "rule": f"hook:{name}", "action": None,
+            results.append({**_hook_result({"hook": name, "kind": "hook", "rule": f"hook:{name}", "action": None,
                                             "text": None, "critical": False}, None, None, None),
                             "reason": "not enabled by the policy"})
             continue
-        scenario = scenario_for(name, specs)
+        scenario = scenario_for(hook["rule"], specs)
         if scenario is not None and scenario not in runs:
             if progress:
                 progress(f"drill: running {scenario} (for {name})")
@@ -163,14 +167,15 @@ def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, 
 
 def table(report: dict) -> str:
     """A fixed-width summary, one hook per line."""
-    rows = [("HOOK", "RESULT", "SCENARIO", "EXPECTED", "OBSERVED", "DETECT", "WALL", "NOTE")]
+    t0 = parse_time_ms(report["start"])
+    rows = [("HOOK / RULE", "RESULT", "SCENARIO", "EXPECTED", "OBSERVED (T = scenario start)", "FAULT->ACTION", "WALL", "NOTE")]
     for r in report["hooks"]:
         exp = ",".join(f"{e.get('action', '*')}" for e in r["expected"]) or "-"
-        obs = ",".join(f"{o['action']}@{o['ts'][11:19]}"
+        obs = ",".join(f"{o['action']}@T+{_dur((parse_time_ms(o['ts']) - t0) / 1000)}"
                        for o in r["observed"]) or "-"
         det = "-" if r["detect_s"] is None else _dur(r["detect_s"])
         wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.1f}s"
-        rows.append((r["hook"], r["status"], r["scenario"] or "-", exp, obs, det, wall, r["reason"] or ""))
+        rows.append((r["hook"] if r.get("kind", "hook") == "hook" else f"abort:{r['hook']}", r["status"], r["scenario"] or "-", exp, obs, det, wall, r["reason"] or ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
     lines.append(f"{report['pass']} PASS, {report['fail']} FAIL  (policy {report['policy_hash'][:12]}, "

@@ -77,3 +77,12 @@ def test_cli_writes_json_and_exit_codes(tmp_path, cached_runs):
     assert json.loads(out.read_text())["hooks"][0]["status"] == "PASS"
     r = CliRunner().invoke(cli, ["drill", "--policy", str(POLICY_DIR), "--hooks", "nope", "--out", str(out), "-q"])
     assert r.exit_code == 1 and "FAIL" in r.output
+
+
+def test_abort_rules_drill_too(default_policy, cached_runs):
+    rep = drill.run_drill(default_policy, aborts=True)
+    aborts = {r["hook"] for r in rep["hooks"] if r["kind"] == "abort"}
+    assert aborts == {r.id for r in default_policy.rules if r.kind == "abort"}
+    assert rep["ok"], [(r["hook"], r["reason"]) for r in rep["hooks"] if r["status"] != "PASS"]
+    inp = [r for r in rep["hooks"] if r["hook"] == "inp_regression"][0]
+    assert inp["scenario"] == "fe_cwv_regress" and inp["detect_s"] >= 24 * 3600
