@@ -12,8 +12,10 @@ A scenario is a YAML mapping (configs/scenarios/*.yaml):
     gauges:  {every: 10s, values: {invariant: 0, obs_uptime: 0.9995}}
     phases:  [{at: 10m, until: 20m?, set: {<path>: value}}]   # overrides while active
 
-    expect:  {actions: [{kind, action, rule}], absent: [{kind?, action?, rule?}], fault_at?}
-             # what the default policies must / must not do (processors.scenarios.check_expect)
+    expect:  {actions: [{kind?, action?, rule?, scope?, fault_at?}], absent: [{kind?, action?, rule?,
+              scope?}], fault_at?}   # what the default policies must / must not do (check_expect);
+             # rule = the rule id (err5xx, hook:cdc_lag, gate:ORR_OK); fault_at = when the fault is
+             # injected (default: the first phase's `at`), for the fault -> action time
 
 Phase paths: cohorts.<c>.rps_multiplier | error_rate | latency_multiplier | latency_extra_ms,
 rum.<cohort>.<metric>_extra (inp_ms_extra...), cdc.pause (bool), cdc.schema (incompatible|compatible),
@@ -34,7 +36,7 @@ import math
 import random
 from typing import Iterator
 
-from processors.timefmt import format_ts, parse_duration_ms
+from processors.timefmt import format_ts, parse_duration_ms, parse_time_ms
 
 Z95 = 1.6448536269514722
 RUM_METRICS = ("inp_ms", "lcp_ms", "cls", "fcp_ms", "ttfb_ms")
@@ -238,7 +240,6 @@ def check_expect(spec: dict, actions: list[dict], start_ms: int) -> dict:
     Per expected pattern: the matching actions and the event time from the fault to the first
     one; per absent pattern: the actions that should not be there. ok = every expected pattern
     matched and no absent pattern did."""
-    from processors.timefmt import parse_time_ms
     exp = expectations(spec)
     start_ms = int(start_ms) - int(start_ms) % 1000  # Scenario aligns its start to the second
     expected = []
