@@ -35,8 +35,8 @@ from typing import NamedTuple
 
 import orjson
 
-from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, InputOptions, Predecoded, Rejection,
-                               Request, decode)
+from processors.inputs import (MAX_TS_MS, InputOptions, Predecoded, Rejection, Request, decode,
+                               is_tombstone)
 from processors.partials import PartitionAggregator
 
 OTLP_TOPIC = "otlp"                # the logical name; the Kafka topic is configurable
@@ -284,7 +284,7 @@ class InputAggregator(PartitionAggregator):
                 res = res.samples
         else:
             res = decode(self.topic, key, value, kafka_ts_ms, self.options)
-            if type(res) is list and not res and self.topic == "cdc":
+            if type(res) is list and not res and is_tombstone(self.topic, value):
                 self.skipped["cdc:tombstone"] += 1
         return super().add(offset, key, Predecoded(res), kafka_ts_ms)
 
