@@ -16,8 +16,11 @@ import orjson
 @click.option("--hooks", default=None, help="Comma-separated hook names (default: every hook the policy enables).")
 @click.option("--start", default=None, help="Event time of the scenarios' first record (default: 2026-01-01T00:00:00Z).")
 @click.option("--aborts", is_flag=True, help="Drill the policy's abort rules too (rule ids; usable in --hooks).")
+@click.option("--controls/--no-controls", default=None,
+              help="Also check the negative controls (healthy_canary promotes, nothing aborts); "
+                   "default: on unless --hooks is given.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def drill(policy_dir, out, hooks, start, aborts, quiet) -> None:
+def drill(policy_dir, out, hooks, start, aborts, controls, quiet) -> None:
     """Run each hook's scenario through the streaming processors and compare actions.
 
     Per hook: PASS/FAIL, the expected and observed actions (ids, rule text, values), the event
@@ -35,7 +38,7 @@ def drill(policy_dir, out, hooks, start, aborts, quiet) -> None:
     policy = _load(policy_dir)
     wanted = [h.strip() for h in hooks.split(",") if h.strip()] if hooks else None
     say = None if quiet else (lambda m: click.echo(m, err=True))
-    report = run_drill(policy, wanted, start or DRILL_START, progress=say, aborts=aborts)
+    report = run_drill(policy, wanted, start or DRILL_START, progress=say, aborts=aborts, controls=controls)
     click.echo(table(report), err=out == "-")  # stdout carries the JSON then
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     if out == "-":

@@ -46,6 +46,10 @@ HOOK_SCENARIOS: dict[str, str] = {
 }
 
 
+# Negative controls: nothing is injected; their expect blocks say the policy promotes, no abort.
+CONTROL_SCENARIOS = ("healthy_canary",)
+
+
 def policy_hooks(policy, aborts: bool = False) -> list[dict]:
     """The hooks the policy enables (and with ABORTS its abort rules): name (hook name, or the
     abort rule's id), kind, rule id, action, when-text, critical (blocks the gate)."""
@@ -124,10 +128,29 @@ def _hook_result(hook: dict, scenario: str | None, spec: dict | None, run: dict 
     return res
 
 
+def _control_result(scenario: str, spec: dict, run: dict) -> dict:
+    """A negative control: the scenario's whole expect block (healthy_canary: promote, no abort)."""
+    check = check_expect(spec, run["actions"], run["start_ms"])
+    missing = [e["pattern"] for e in check["expected"] if not e["ok"]]
+    extra = [{"pattern": a["pattern"], "count": a["count"], "observed": a["observed"]}
+             for a in check["absent"] if not a["ok"]]
+    reason = (f"missing {missing[0]}" if missing else
+              f"unexpected action(s) matching {extra[0]['pattern']} ({extra[0]['count']})" if extra else None)
+    return {"hook": scenario, "kind": "control", "rule": None, "action": None, "text": spec.get("description"),
+            "critical": False, "scenario": scenario, "status": "FAIL" if reason else "PASS", "reason": reason,
+            "expected": [e["pattern"] for e in check["expected"]],
+            "absent": [a["pattern"] for a in check["absent"]],
+            "observed": [e["first"] for e in check["expected"] if e["first"]],
+            "observed_count": sum(e["count"] for e in check["expected"]),
+            "fault_at_s": None, "detect_s": None, "wall_s": round(run["wall_s"], 3), "unexpected": extra}
+
+
 def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, progress=None,
-              aborts: bool = False) -> dict:
+              aborts: bool = False, controls: bool | None = None) -> dict:
     """Drill every hook the policy enables (or only HOOKS); returns the drill.json document.
     With ABORTS, the abort rules too (by rule id; scenario = the first whose expect names it).
+    With CONTROLS (default: when drilling every hook), the CONTROL_SCENARIOS' expect blocks are
+    rows too: the drill also shows the policy stays quiet and promotes when nothing is wrong.
 
     A name in HOOKS the policy does not enable is a FAIL ("not enabled by the policy")."""
     enabled = policy_hooks(policy, aborts)
@@ -151,6 +174,16 @@ def run_drill(policy, hooks: list[str] | None = None, start: str = DRILL_START, 
                 progress(f"drill: running {scenario} (for {name})")
             runs[scenario] = run_scenario(specs[scenario], policy, start)
         results.append(_hook_result(hook, scenario, specs.get(scenario), runs.get(scenario)))
+    for name in CONTROL_SCENARIOS if (not hooks if controls is None else controls) else ():
+        if name not in specs:
+            results.append({**_hook_result({"hook": name, "kind": "control", "rule": None, "action": None,
+                                            "text": None, "critical": False}, None, None, None)})
+            continue
+        if name not in runs:
+            if progress:
+                progress(f"drill: running {name} (control)")
+            runs[name] = run_scenario(specs[name], policy, start)
+        results.append(_control_result(name, specs[name], runs[name]))
     scen = {}
     for name, run in sorted(runs.items()):
         check = check_expect(specs[name], run["actions"], run["start_ms"])
@@ -170,12 +203,16 @@ def table(report: dict) -> str:
     t0 = parse_time_ms(report["start"])
     rows = [("HOOK / RULE", "RESULT", "SCENARIO", "EXPECTED", "OBSERVED (T = scenario start)", "FAULT->ACTION", "WALL", "NOTE")]
     for r in report["hooks"]:
+        kind = r.get("kind", "hook")
         exp = ",".join(f"{e.get('action', '*')}" for e in r["expected"]) or "-"
-        obs = ",".join(f"{o['action']}@T+{_dur((parse_time_ms(o['ts']) - t0) / 1000)}"
-                       for o in r["observed"]) or "-"
+        if kind == "control":
+            nots = ",".join(p.get("rule") or p.get("kind") or p.get("action") or "*" for p in r.get("absent", []))
+            exp = (r["expected"][-1].get("action", "*") if r["expected"] else "-") + (f"; no {nots}" if nots else "")
+        shown = r["observed"][-1:] if kind == "control" else r["observed"]  # a control: its outcome
+        obs = ",".join(f"{o['action']}@T+{_dur((parse_time_ms(o['ts']) - t0) / 1000)}" for o in shown) or "-"
         det = "-" if r["detect_s"] is None else _dur(r["detect_s"])
         wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.1f}s"
-        rows.append((r["hook"] if r.get("kind", "hook") == "hook" else f"abort:{r['hook']}", r["status"], r["scenario"] or "-", exp, obs, det, wall, r["reason"] or ""))
+        rows.append((r["hook"] if kind == "hook" else f"{kind}:{r['hook']}", r["status"], r["scenario"] or "-", exp, obs, det, wall, r["reason"] or ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
     lines.append(f"{report['pass']} PASS, {report['fail']} FAIL  (policy {report['policy_hash'][:12]}, "

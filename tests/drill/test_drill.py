@@ -22,9 +22,25 @@ def cached_runs(monkeypatch, scenario_run):
 def test_every_default_hook_passes(default_policy, cached_runs):
     rep = drill.run_drill(default_policy)
     hooks = {h["hook"] for h in drill.policy_hooks(default_policy)}
-    assert {r["hook"] for r in rep["hooks"]} == hooks and len(hooks) >= 10
+    assert {r["hook"] for r in rep["hooks"] if r["kind"] == "hook"} == hooks and len(hooks) >= 10
     assert rep["ok"], [(r["hook"], r["reason"]) for r in rep["hooks"] if r["status"] != "PASS"]
-    assert rep["pass"] == len(hooks) and rep["fail"] == 0
+    assert rep["pass"] == len(hooks) + len(drill.CONTROL_SCENARIOS) and rep["fail"] == 0
+    control = [r for r in rep["hooks"] if r["kind"] == "control"]
+    assert [c["hook"] for c in control] == ["healthy_canary"] and control[0]["status"] == "PASS"
+    assert any(o["kind"] == "promote" for o in control[0]["observed"])
+
+
+def test_control_fails_when_the_policy_is_not_quiet(tmp_path, scenario_run):
+    # a healthy canary judged by a policy that aborts on any traffic: the control catches it
+    pol = tmp_path / "pol"
+    shutil.copytree(POLICY_DIR, pol)
+    (pol / "zz_strict.yml").write_text(
+        "abort:\n  - {id: any_traffic, when: \"request_rate > 0\", action: freeze}\n")
+    policy = load_policy_dir(pol)
+    spec = load_scenario_spec("healthy_canary")
+    run = drill.run_scenario(spec, policy, drill.DRILL_START)
+    row = drill._control_result("healthy_canary", spec, run)
+    assert row["status"] == "FAIL" and row["unexpected"][0]["observed"][0]["rule"] == "any_traffic"
 
 
 def test_every_mapped_scenario_exists_and_expects_its_hook():
