@@ -30,25 +30,16 @@ def test_every_default_hook_passes(default_policy, cached_runs):
     assert any(o["kind"] == "promote" for o in control[0]["observed"])
 
 
-def test_control_fails_when_the_policy_is_not_quiet(tmp_path, scenario_run):
-    # a healthy canary judged by a policy that aborts on any traffic: the control catches it
-    pol = tmp_path / "pol"
-    shutil.copytree(POLICY_DIR, pol)
-    (pol / "zz_strict.yml").write_text(
-        "abort:\n  - {id: any_traffic, when: \"request_rate > 0\", action: freeze}\n")
-    policy = load_policy_dir(pol)
-    spec = load_scenario_spec("healthy_canary")
-    run = drill.run_scenario(spec, policy, drill.DRILL_START)
-    row = drill._control_result("healthy_canary", spec, run)
+def test_control_fails_when_the_policy_is_not_quiet(scenario_run):
+    # the healthy run plus one abort (as a policy that aborts on healthy traffic would add)
+    run = dict(scenario_run("healthy_canary"))
+    noisy = {"id": "f" * 64, "kind": "abort", "action": "freeze", "scope": "checkout",
+             "ts": "2026-01-01T00:20:00.000Z", "rule": {"id": "any_traffic", "text": "request_rate > 0"}}
+    run["actions"] = run["actions"] + [noisy]
+    row = drill._control_result("healthy_canary", load_scenario_spec("healthy_canary"), run)
     assert row["status"] == "FAIL" and row["unexpected"][0]["observed"][0]["rule"] == "any_traffic"
-
-
-def test_every_mapped_scenario_exists_and_expects_its_hook():
-    names = set(scenario_names())
-    for hook, scen in drill.HOOK_SCENARIOS.items():
-        assert scen in names
-        rules = {e.get("rule") for e in load_scenario_spec(scen)["expect"]["actions"]}
-        assert f"hook:{hook}" in rules
+    ok = drill._control_result("healthy_canary", load_scenario_spec("healthy_canary"), scenario_run("healthy_canary"))
+    assert ok["status"] == "PASS" and ok["reason"] is None
 
 
 def test_report_shape(default_policy, cached_runs):
