@@ -40,7 +40,7 @@ def publish_inputs(bootstrap: str) -> int:
     return n + len(BAD) + 1
 
 
-def read_topic(bootstrap: str, logical: str, idle_s: float = 1.5, timeout_s: float = 90.0) -> list:
+def read_topic(bootstrap: str, logical: str, idle_s: float = 1.0, timeout_s: float = 90.0) -> list:
     """Every record of a topic as (partition, offset, key, value, ts), read until idle."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
     from streams.stage import static_partitions
