@@ -42,6 +42,14 @@ def test_control_fails_when_the_policy_is_not_quiet(scenario_run):
     assert ok["status"] == "PASS" and ok["reason"] is None
 
 
+def test_every_mapped_scenario_exists_and_expects_its_hook():
+    names = set(scenario_names())
+    for hook, scen in drill.HOOK_SCENARIOS.items():
+        assert scen in names
+        rules = {e.get("rule") for e in load_scenario_spec(scen)["expect"]["actions"]}
+        assert f"hook:{hook}" in rules
+
+
 def test_report_shape(default_policy, cached_runs):
     rep = drill.run_drill(default_policy, ["invariant_breach", "cdc_freeze", "cdc_lag"])
     json.dumps(rep)  # plain JSON
