@@ -1,6 +1,7 @@
 """`gatewatch drill`: inject every hook's fault (a scenario) through the replay path; PASS/FAIL per hook."""
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -50,4 +51,10 @@ def drill(policy_dir, out, hooks, start, aborts, controls, quiet) -> None:
         sys.exit(1)
 
 
+def _map_help() -> str:
+    from streams.drill import HOOK_SCENARIOS
+    return "\n\nHook -> scenario: " + ", ".join(f"{h} -> {s}" for h, s in HOOK_SCENARIOS.items()) + "."
+
+
+drill.help = inspect.cleandoc(drill.help or "") + _map_help()
 commands = [drill]
