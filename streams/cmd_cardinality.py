@@ -80,6 +80,8 @@ def cardinality(files, out, window, without_cohort) -> None:
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     click.echo(rep["summary"])
+    if not sigs:
+        click.echo("gatewatch cardinality: no signal records in the input", err=True)
     if skipped:
         click.echo("gatewatch cardinality: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())),
                    err=True)
