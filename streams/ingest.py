@@ -186,7 +186,7 @@ class IngestWorker:
             agg = self.aggs[key]
             if agg.skipped:
                 for reason, n in agg.take_skipped().items():
-                    SKIPPED.labels(agg.topic, reason).inc(n)
+                    SKIPPED.labels(agg.topic, reason.split(":", 1)[-1]).inc(n)
             partial = agg.flush()
             if partial is not None:
                 producer.produce(self.partials_topic, key=f"{agg.topic}:{agg.partition}".encode(),
