@@ -144,12 +144,13 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         r = subprocess.run(evid, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
-        try:
-            from streams.cmd_report import build_report
-        except ImportError:
-            build_report = None
-        if build_report is not None:
-            build_report(str(bundle), str(signals_file), str(report))
+        # the report shows the bundle's verification, so it is built from a first export and then
+        # added to the final one (same log state: same entries, checkpoint and root)
+        from streams.cmd_report import build_report
+        build_report(str(bundle), str(signals_file), str(report))
+        r = subprocess.run(evid + ["--include", str(report)], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
         v = subprocess.run([sys.executable, "-m", "streams.cli", "verify", str(bundle)], env=env,
                            capture_output=True, text=True)
         _say("[6/6] offline verification: " + ((v.stdout + v.stderr).strip().splitlines() or ["(no output)"])[-1])

@@ -23,7 +23,7 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     bundle = out / "evidence.tar.gz"
     with tarfile.open(bundle) as t:
         names = t.getnames()
-    assert "manifest.json" in names and "checkpoint.note" in names
+    assert "manifest.json" in names and "checkpoint.note" in names and "include/report.html" in names
     report = out / "report.html"
     assert report.exists() and "<svg" in report.read_text()
     # the bundle verifies again, offline, with a fresh process
