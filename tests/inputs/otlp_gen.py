@@ -75,14 +75,14 @@ def otlp_proto(batch: list[dict], i: int = 0) -> bytes:
     return ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
 
 
-def requests_json(batch: list[dict]) -> bytes:
+def requests_json(batch: list[dict], cohorts: dict = COHORTS) -> bytes:
     samples = []
     for (svc, ver), spans in _groups(batch).items():
         for s in spans:
             if s["kind"] != 2 or s["http"] is None:
                 continue
             status = 500 if (s["status_code"] == 2 and s["http"] < 500) else s["http"]
-            sample = {"service": svc, "cohort": COHORTS.get(ver, "stable"), "status": status,
+            sample = {"service": svc, "cohort": cohorts.get(ver, "stable"), "status": status,
                       "latency_ms": (s["end"] - s["start"]) / 1_000_000, "ts": s["end"] // 1_000_000}
             if s["route"]:
                 sample["route"] = s["route"]

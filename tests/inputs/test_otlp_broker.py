@@ -11,7 +11,7 @@ from confluent_kafka.admin import NewTopic
 from processors.windows import SignalConfig
 from streams import topics
 from streams.cmd_policy import load_policy_dir
-from streams.ingest import IngestWorker
+from streams.ingest import SKIPPED, IngestWorker
 from streams.kafka import admin, producer
 from streams.signal_stage import SignalStage
 from streams.worker import StopFlag
@@ -50,6 +50,7 @@ def test_otlp_through_the_broker(kafka_bootstrap, topic_prefix, tmp_path, monkey
     stages = [IngestWorker(kafka_bootstrap, cfg, tmp_path / "ingest", batch_size=50, exit_when_idle_s=5,
                            stop=StopFlag(install=False), inputs=OPTS),
               SignalStage(kafka_bootstrap, cfg, tmp_path / "signals", exit_when_idle_s=7, stop=StopFlag(install=False))]
+    not_server = SKIPPED.labels("otlp", "not_server")._value.get()
     threads = [threading.Thread(target=s.run, daemon=True) for s in stages]
     for t in threads:
         t.start()
@@ -57,6 +58,9 @@ def test_otlp_through_the_broker(kafka_bootstrap, topic_prefix, tmp_path, monkey
         t.join(120)
         assert not t.is_alive()
     assert otlp_topic in stages[0].inputs
+    # both partitions' non-server spans were counted (the metric the worker exposes)
+    assert SKIPPED.labels("otlp", "not_server")._value.get() - not_server == \
+        2 * sum(s["kind"] != 2 for b in batches for s in b)
 
     streamed = [v for _p, _o, _k, v, _ts in read_topic(kafka_bootstrap, "signals")]
     by_source: dict = {}

@@ -82,3 +82,40 @@ def test_otlp_proto_replay_equals_request_samples(reference):
     gs, ga, gd = split(got)
     ws, wa, _ = split(want)
     assert gs == ws and ga == wa and not gd
+
+
+def test_gatewatch_replay_cli(tmp_path):
+    """`gatewatch replay` over kcat -J files: the OTLP file (JSON and base64 protobuf partitions)
+    prints the request file's signals (minus source) and lists the ignored spans on stderr. The
+    shipped policy has no otlp cohort table, so every span is in the "stable" cohort."""
+    from click.testing import CliRunner
+
+    from streams.cli import cli
+    batches = otlp_gen.batches(60)
+    import base64
+    otlp_lines = [orjson.dumps(e) for e in otlp_envelopes(batches, otlp_gen.otlp_json)]
+    otlp_lines += [orjson.dumps({"topic": "otlp_spans", "partition": 1, "offset": i, "ts": otlp_gen.kafka_ts_ms(b),
+                                 "key": None, "payload_b64": base64.b64encode(otlp_gen.otlp_proto(b, i)).decode()})
+                   for i, b in enumerate(batches)]
+    req_lines = [orjson.dumps({**e, "payload": otlp_gen.requests_json(b, {}).decode()})
+                 for e, b in zip(request_envelopes(batches, topics.topic("metrics")), batches)]
+    (tmp_path / "otlp.ndjson").write_bytes(b"\n".join(otlp_lines) + b"\n")
+    (tmp_path / "req.ndjson").write_bytes(b"\n".join(req_lines) + b"\n")
+    runner = CliRunner()
+
+    def replay(name):
+        r = runner.invoke(cli, ["replay", "--policy", POLICY_DIR, str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        sig = {}
+        for line in r.stdout_bytes.splitlines():
+            rec = orjson.loads(line)
+            if rec["topic"] == topics.topic("signals"):
+                src = rec["value"]["source"]
+                sig.setdefault(src, []).append(without_source(orjson.dumps(rec["value"])))
+        return sig, r.stderr
+
+    got, err = replay("otlp.ndjson")
+    want, _ = replay("req.ndjson")
+    assert set(got) == {"otlp:0", "otlp:1"} and set(want) == {"metrics:0"}
+    assert got["otlp:0"] == got["otlp:1"] == want["metrics:0"]
+    assert "otlp_span:not_server" in err and "otlp_span:no_http_status" in err
