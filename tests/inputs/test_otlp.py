@@ -114,3 +114,20 @@ def test_aggregator_counts_ignored_spans_and_rejects_to_caller():
     assert skipped["otlp_span:not_server"] == n_not_server
     assert agg.add(1, None, b"{bad", None).reason == "not_json"
     assert agg.flush()["rejected"] == 1
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(
+                         st.sampled_from(["resourceSpans", "resource", "attributes", "scopeSpans", "spans", "kind",
+                                          "status", "code", "key", "value", "intValue", "startTimeUnixNano",
+                                          "endTimeUnixNano"]), c, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=64), _json.map(orjson.dumps)))
+def test_decode_never_raises(value):
+    r = decode_otlp(value)
+    assert isinstance(r, (OtlpBatch, Rejection))
