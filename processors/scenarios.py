@@ -78,7 +78,9 @@ class Scenario:
                         dict(p.get("set", {}))) for p in spec.get("phases", [])]
 
     def _base_rps(self) -> float:
-        return sum(float(c.get("rps", 0)) for c in self.spec.get("cohorts", {}).values()) or 1.0
+        """Total request rate of the spec: every cohort of every service (what --rate replaces)."""
+        per_service = sum(float(c.get("rps", 0)) for c in self.spec.get("cohorts", {}).values())
+        return per_service * max(1, len(self.spec.get("services", [None]))) or 1.0
 
     def overrides(self, t_ms: int) -> dict:
         out: dict = {}

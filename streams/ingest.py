@@ -63,7 +63,7 @@ WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark pe
 
 class IngestWorker:
     def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
-                 group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.5,
+                 group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.1,
                  exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
                  assignment: str = "static", partitions: list[int] | None = None,
                  inputs: InputOptions | None = None):

@@ -29,7 +29,7 @@ class SnapshotStage:
     name = "stage"
 
     def __init__(self, bootstrap: str, input_topic: str, state_dir: str | Path, group: str,
-                 snapshot_interval_s: float = 2.0, batch_size: int = 2000, poll_timeout_s: float = 0.2,
+                 snapshot_interval_s: float = 2.0, batch_size: int = 2000, poll_timeout_s: float = 0.05,
                  exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
                  assignment: str = "static", partitions: list[int] | None = None):
         self.bootstrap, self.input_topic, self.group = bootstrap, input_topic, group

@@ -1,0 +1,33 @@
+"""Baseline for bench/pipeline.py: a plain confluent-kafka consume + orjson loop in its own process.
+Prints one JSON line per second: consumed count, produce->consume latency samples, RSS."""
+import os
+import sys
+import time
+import uuid
+
+import orjson
+from confluent_kafka import Consumer
+
+bs, topic, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = Consumer({"bootstrap.servers": bs, "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+# assign, not subscribe: no group join, so it reads live from the first second like the workers
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
+c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
+n, lat, t_first, last_report = 0, [], None, time.monotonic()
+while n < want:
+    for m in c.consume(5000, 0.5):
+        if m.error():
+            continue
+        if t_first is None:
+            t_first = time.monotonic()
+        orjson.loads(m.value())
+        n += 1
+        if n % 50 == 0:
+            produced = dict(m.headers() or []).get("produced_ms")
+            if produced:
+                lat.append(time.time() * 1000 - int(produced))
+    if time.monotonic() - last_report > 1 or n >= want:
+        rss = int(open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1].split()[0])
+        print(orjson.dumps({"n": n, "rss_kb": rss, "lat_ms": lat, "t": time.monotonic() - (t_first or time.monotonic())}).decode(), flush=True)
+        lat, last_report = [], time.monotonic()
