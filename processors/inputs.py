@@ -1,7 +1,7 @@
 """Decode, validate and normalize every input format into samples, or a typed rejection.
 
-`decode(topic, key, value, kafka_ts_ms)` never raises on bad input: it returns a list of
-samples (possibly empty: a Debezium tombstone) or a `Rejection` whose `.reason` is one of
+`decode(topic, key, value, kafka_ts_ms, options=None)` never raises on bad input: it returns a
+list of samples (possibly empty: a Debezium tombstone) or a `Rejection` whose `.reason` is one of
 
     empty, not_json, not_object, unknown_topic, unknown_format, bad_avro, unknown_schema_id,
     missing_field:<f>, bad_type:<f>, bad_value:<f>, bad_time:<f>
@@ -40,6 +40,10 @@ Topics (logical names) and what they accept:
   types as Debezium's JSON converter writes them (types whose JSON form depends on connector
   settings, e.g. DECIMAL or TIMESTAMP, are "null" = not judged). schema_drift then sees a
   dropped column or a changed type as incompatible; a dropped table has the empty shape.
+
+`options` (InputOptions.from_policy(doc)) carries the policy's decoding tables: RUM route
+templates and the OTLP cohort table. OTLP traces are decoded by processors.otlp, whose
+InputAggregator applies the options and counts skipped tombstones and spans.
 
 Timestamps: RFC 3339 or epoch s/ms/µs/ns (processors.timefmt), within 1970..9000 (else
 bad_time:<f>); absent -> the Kafka record timestamp; absent both -> missing_field:ts.
