@@ -8,7 +8,9 @@ import faust
 import orjson
 
 N = int(os.environ["BENCH_N"])
-app = faust.App(os.environ["APP_ID"], broker="kafka://" + os.environ["FAUST_BROKER"], store="memory://",
+from streams.kafka import faust_app_kwargs  # noqa: E402
+
+app = faust.App(os.environ["APP_ID"], **faust_app_kwargs(os.environ["FAUST_BROKER"]), store="memory://",
                 broker_session_timeout=6.0, broker_heartbeat_interval=1.0, topic_partitions=3,
                 producer_max_batch_size=1, web_enabled=False)
 src = app.topic(os.environ["IN_TOPIC"], value_serializer="raw", key_serializer="raw")

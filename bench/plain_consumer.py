@@ -9,7 +9,9 @@ import orjson
 from confluent_kafka import Consumer
 
 bs, topic, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
-c = Consumer({"bootstrap.servers": bs, "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+from streams.kafka import client_config  # noqa: E402  (the same security settings as the workers)
+
+c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402

@@ -62,6 +62,7 @@ def worker() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, batch_size) -> None:
     """Decode, validate and pre-aggregate gw.metrics, gw.rum and gw.cdc into gw.partials."""
+    from processors.inputs import InputOptions
     from processors.windows import SignalConfig
     from streams.broker import kafka_bootstrap
     from streams.ingest import IngestWorker
@@ -70,7 +71,8 @@ def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idl
     with kafka_bootstrap() as bs:
         IngestWorker(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
                      batch_size=batch_size, exit_when_idle_s=exit_when_idle,
-                     assignment=assignment, partitions=_partition_list(partitions)).run()
+                     assignment=assignment, partitions=_partition_list(partitions),
+                     inputs=InputOptions.from_policy(policy.doc)).run()
     if ops:
         ops.stop()
 

@@ -126,12 +126,12 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
 # Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
 # `signals` and `cdc` belong to the signal stage (processors.windows.SignalConfig.from_policy).
 TOP_KEYS = ("version", "name", "description", "slo", "abort_rules", "abort", "hooks", "rum", "obs", "gate",
-            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc")
+            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp")
 SECTION_KEYS = {
     "permits": ("ttl",),
     "evaluation": ("max_gap", "max_pending_steps"),
     "rule_defaults": ("on_missing", "min_samples", "abort_severity", "hook_severity"),
-    "rum": ("routes",),
+    "rum": ("routes", "route_templates"),
     "obs": ("self_slo",),
 }
 

@@ -47,7 +47,7 @@ def run(envs, policy, **kw):
 @pytest.fixture(scope="module")
 def reference():
     policy = load_policy_dir(POLICY_DIR)
-    batches = otlp_gen.batches()
+    batches = otlp_gen.batches(320)  # a 5xx surge long enough (and busy enough) for the default rules to act on
     out, _ = run(request_envelopes(batches, topics.topic("metrics")), policy)
     return policy, batches, out
 

@@ -7,9 +7,11 @@ import os
 
 import faust
 
+from streams.kafka import faust_app_kwargs  # noqa: E402  (broker URL + the same security settings)
+
 app = faust.App(
     os.environ.get("APP_ID", "gw-faust-echo"),
-    broker="kafka://" + os.environ["FAUST_BROKER"],
+    **faust_app_kwargs(os.environ["FAUST_BROKER"]),
     store="memory://",
     broker_session_timeout=6.0,
     broker_heartbeat_interval=1.0,

@@ -37,11 +37,20 @@ def test_file_order_project_env_then_sorted(tmp_path):
     assert pol.get("slo.availability.target") == 99.0
 
 
+def _line_of(needle: str) -> int:
+    """1-based line of the first occurrence of needle in the shipped project.yml."""
+    text = (CONFIGS / "project.yml").read_text()
+    return text[:text.index(needle)].count("\n") + 1
+
+
 @pytest.mark.parametrize("edit, line, problem", [
-    (lambda t: t.replace("action: rollback\n", "acton: rollback\n", 1), 14, "unknown key 'acton'"),
-    (lambda t: t.replace("burn_rate_per_4h", "burn_rate_per_5h"), 13, "unknown signal 'burn_rate_per_5h'"),
-    (lambda t: t.replace("800ms for 10m", "80pct for 10m"), 16, "bad unit"),
-    (lambda t: t.replace("id: latency_p95", "id: burn_4h"), 15, "duplicate rule id 'burn_4h'"),
+    (lambda t: t.replace("action: rollback\n", "acton: rollback\n", 1), _line_of("action: rollback\n"),
+     "unknown key 'acton'"),
+    (lambda t: t.replace("burn_rate_per_4h", "burn_rate_per_5h"), _line_of("burn_rate_per_4h"),
+     "unknown signal 'burn_rate_per_5h'"),
+    (lambda t: t.replace("800ms for 10m", "80pct for 10m"), _line_of("800ms for 10m"), "bad unit"),
+    (lambda t: t.replace("id: latency_p95", "id: burn_4h"), _line_of("id: latency_p95"),
+     "duplicate rule id 'burn_4h'"),
 ])
 def test_bad_file_exits_1_with_one_line(tmp_path, capsys, edit, line, problem):
     d = tmp_path / "pol"

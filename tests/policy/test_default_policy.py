@@ -21,7 +21,8 @@ def feed(engine, steps, bad=None):
                 v = HEALTHY.get(n, 0.1)  # burn rates well under every threshold
                 if bad and n in bad:
                     v = bad[n]
-                batch.append(sig(n, v, T0 + i * STEP, scope="web"))
+                # realistic volume: hours of canary traffic clear every rule's min_samples
+                batch.append(sig(n, v, T0 + i * STEP, scope="web", samples=2000))
             acts += engine.on_batch(batch)
     return acts
 
