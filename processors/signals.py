@@ -611,12 +611,15 @@ class PartitionSignals:
         j = next((j for j in range(i, len(self.pieces)) if self.pieces[j]["last"] >= hi), None)
         if j is None or self.pieces[j]["last"] == hi:
             return
-        total = ledger.combine([p["buckets"] for p in self.pieces[i:j + 1]])
-        rest = ledger.difference(total, buckets)
-        if rest is None:
+        # only cut the piece that holds hi; the finer pieces before it keep their boundaries,
+        # which a later re-cut may start at (merging them lost those starts: a refused partial)
+        pj = self.pieces[j]
+        before = ledger.combine([p["buckets"] for p in self.pieces[i:j]])
+        head = ledger.difference(buckets, before) if before else buckets
+        tail = None if head is None else ledger.difference(pj["buckets"], head)
+        if tail is None:
             return
-        self.pieces[i:j + 1] = [ledger.piece(lo, hi, buckets),
-                                ledger.piece(hi + 1, self.pieces[j]["last"], rest)]
+        self.pieces[j:j + 1] = [ledger.piece(pj["first"], hi, head), ledger.piece(hi + 1, pj["last"], tail)]
 
     def _emit(self) -> list[list[dict]]:
         if self.emitted_until is None or self.watermark_ms is None:
