@@ -279,15 +279,41 @@ def _key_str(key: bytes | None) -> str | None:
 # ---- per-topic normalizers -------------------------------------------------------------
 
 _INF = float("inf")
+_DAY_MS: dict[str, int] = {}  # "YYYY-MM-DD" -> epoch ms of its midnight (bounded below)
+
+
+def fast_rfc3339_ms(s: str) -> int | None:
+    """Epoch ms of the exact shape 'YYYY-MM-DDTHH:MM:SS.mmmZ' (what format_ts and most clients
+    write), or None: then the general parser decides. Same result as parse_time_ms (tested)."""
+    if (len(s) != 24 or s[23] != "Z" or s[10] != "T" or s[13] != ":" or s[16] != ":" or s[19] != "."
+            or not s.isascii()):
+        return None
+    clock = s[11:13] + s[14:16] + s[17:19] + s[20:23]
+    if not clock.isdigit():
+        return None
+    h, m, sec = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
+    if h > 23 or m > 59 or sec > 59:
+        return None
+    day = _DAY_MS.get(s[:10])
+    if day is None:
+        try:
+            day = parse_time_ms(s[:10] + "T00:00:00Z")
+        except TimeFormatError:
+            return None
+        if len(_DAY_MS) < 4096:
+            _DAY_MS[s[:10]] = day
+    return day + ((h * 60 + m) * 60 + sec) * 1000 + int(clock[6:9])
 
 
 def fast_request(d: dict) -> tuple | None:
     """(service, cohort, route, status, latency_ms, ts_ms) of the common well-formed request
-    sample (epoch-ms ts), or None: then the general path decides, with the same result for
+    sample (epoch-ms or canonical RFC 3339 ts), or None: then the general path decides, with the same result for
     these inputs (property-tested). The ingest hot path calls this without building samples."""
     status = d.get("status")
     lat = d.get("latency_ms")
     ts = d.get("ts")
+    if type(ts) is str:
+        ts = fast_rfc3339_ms(ts)
     svc = d.get("service")
     if (type(status) is int and 100 <= status <= 599 and (type(lat) is float or type(lat) is int)
             and 0 <= lat < _INF and type(ts) is int and 100_000_000_000 <= ts < 100_000_000_000_000
