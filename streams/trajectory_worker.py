@@ -27,7 +27,6 @@ How state survives a restart (including SIGKILL) and a rebalance:
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -43,6 +42,7 @@ from processors.spans import dlq_record
 from streams import kafka, topics
 from streams.errors import GatewatchError
 from streams.ops import OpsServer, log_event
+from streams.worker import write_json_atomic
 
 log = logging.getLogger("gatewatch.trajectories")
 
@@ -84,19 +84,8 @@ def load_snapshot(path: Path, policy: CyclePolicy, topic: str, partition: int,
 
 def write_snapshot(path: Path, cycle: SpanCycle, topic: str, partition: int, next_offset: int) -> None:
     """Atomic: a crash leaves either the old or the new snapshot, never a torn one."""
-    data = orjson.dumps({"version": 1, "topic": topic, "partition": partition, "next_offset": next_offset,
-                         "cycle": cycle.to_state()})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_json_atomic(path, {"version": 1, "topic": topic, "partition": partition, "next_offset": next_offset,
+                             "cycle": cycle.to_state()})
 
 
 def record_outputs(cycle: SpanCycle, topic: str, partition: int, offset: int, raw: bytes | None):

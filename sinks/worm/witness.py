@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from sinks.worm import checkpoint as cp
 from sinks.worm import merkle
 from streams import kafka, topics
 from streams.ops import log_event
+from streams.worker import write_json_atomic
 
 LOG = logging.getLogger("gatewatch.witness")
 COSIGNED = Counter("gatewatch_witness_cosigned_total", "Checkpoints cosigned", ["witness"])
@@ -48,20 +48,9 @@ class WitnessState:
         return cls(d["origin"], d["size"], base64.b64decode(d["root"]))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        data = orjson.dumps({"origin": self.origin, "size": self.size, "root": base64.b64encode(self.root).decode()})
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        # fsynced and renamed into place (mode 0600, from mkstemp) before any cosignature leaves
+        write_json_atomic(path, {"origin": self.origin, "size": self.size,
+                                 "root": base64.b64encode(self.root).decode()})
 
 
 class Refused(Exception):

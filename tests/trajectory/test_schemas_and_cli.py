@@ -97,4 +97,5 @@ def test_record_outputs_lists_what_the_worker_publishes(monkeypatch):
     assert out[0][1] == events[0]["tenant"].encode() and orjson.loads(out[0][2]) == events[0]
     _, reason, out = record_outputs(cycle, "gw.spans", 1, 8, b"\xffnope")
     assert reason == "not_json" and out == [("gw.dlq", b"gw.spans", orjson.dumps(
-        {"source_topic": "gw.spans", "partition": 1, "offset": 8, "reason": "not_json", "payload": "\ufffdnope"}))]
+        {"source_topic": "gw.spans", "partition": 1, "offset": 8, "reason": "not_json", "detail": "",
+         "payload": None, "payload_b64": "/25vcGU="}))]  # the one gw.dlq shape: bytes kept exactly

@@ -45,10 +45,13 @@ def test_rejection_reasons(raw, reason):
     assert decode(raw) == Rejected(reason)
 
 
-def test_dlq_record_keeps_raw_bytes_as_text():
+def test_dlq_record_keeps_raw_bytes_exactly():
+    import base64
     rec = dlq_record("gw.spans", 2, 41, "not_json", b"\xff{oops")
     assert rec == {"source_topic": "gw.spans", "partition": 2, "offset": 41, "reason": "not_json",
-                   "payload": "\ufffd{oops"}
+                   "detail": "", "payload": None, "payload_b64": base64.b64encode(b"\xff{oops").decode()}
+    text = dlq_record("gw.spans", 2, 42, "missing_field:who", b'{"id":"s1"}')
+    assert text["payload"] == '{"id":"s1"}' and "payload_b64" not in text
 
 
 def test_when_out_of_range_is_bad_time():
