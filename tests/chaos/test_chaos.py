@@ -52,6 +52,15 @@ def _supervisor(env, tmp, hook_url):
     return sup
 
 
+def _tend_for(sup, seconds):
+    """Wait, restarting any worker that went idle meanwhile: during the chaos its input may still come
+    (a downstream stage that exits before its upstream produced anything must not stay down)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sup.tend(publishing=True)
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_sigkill_every_worker_kind(kafka_bootstrap, topic_prefix, tmp_path, seed):
     rng = random.Random(seed)
@@ -69,7 +78,7 @@ def test_sigkill_every_worker_kind(kafka_bootstrap, topic_prefix, tmp_path, seed
         t_end_chaos = time.monotonic() + 8
         victims = rng.sample(KINDS, 4)
         for victim in victims:  # four different kinds, each killed at a random moment
-            time.sleep(max(0.0, min(t_end_chaos - time.monotonic(), rng.uniform(0.5, 2.5))))
+            _tend_for(sup, max(0.0, min(t_end_chaos - time.monotonic(), rng.uniform(0.5, 2.5))))
             w = sup.workers[victim]
             if w.proc.poll() is None:
                 w.proc.send_signal(signal.SIGKILL)
