@@ -52,75 +52,63 @@ def worker() -> None:
     """Run one pipeline stage (ingest -> signals -> decide). Stop with SIGTERM or Ctrl-C."""
 
 
+def _stage_options(f):
+    for opt in reversed((_assign, _parts, _state_dir, _metrics, _idle, _policy)):
+        f = opt(f)
+    return f
+
+
+def _run_stage(make, metrics_port, assignment, partitions, exit_when_idle) -> None:
+    """Serve ops, connect (or start an embedded broker), run the stage built by make(bootstrap, **common)."""
+    from streams.broker import kafka_bootstrap
+    ops = _serve(metrics_port)
+    try:
+        with kafka_bootstrap() as bs:
+            make(bs, exit_when_idle_s=exit_when_idle, assignment=assignment,
+                 partitions=_partition_list(partitions)).run()
+    finally:
+        if ops:
+            ops.stop()
+
+
 @worker.command("ingest")
-@_assign
-@_parts
-@_state_dir
-@_metrics
-@_idle
-@_policy
+@_stage_options
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, batch_size) -> None:
     """Decode, validate and pre-aggregate gw.metrics, gw.rum and gw.cdc into gw.partials."""
     from processors.inputs import InputOptions
     from processors.windows import SignalConfig
-    from streams.broker import kafka_bootstrap
     from streams.ingest import IngestWorker
     policy = _load_policy(policy_dir)
-    ops = _serve(metrics_port)
-    with kafka_bootstrap() as bs:
-        IngestWorker(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
-                     batch_size=batch_size, exit_when_idle_s=exit_when_idle,
-                     assignment=assignment, partitions=_partition_list(partitions),
-                     inputs=InputOptions.from_policy(policy.doc)).run()
-    if ops:
-        ops.stop()
+    cfg, opts = SignalConfig.from_policy(policy.doc, policy.hash), InputOptions.from_policy(policy.doc)
+    _run_stage(lambda bs, **kw: IngestWorker(bs, cfg, state_dir, batch_size=batch_size, inputs=opts, **kw),
+               metrics_port, assignment, partitions, exit_when_idle)
 
 
 @worker.command("signals")
-@_assign
-@_parts
-@_state_dir
-@_metrics
-@_idle
-@_policy
+@_stage_options
 def worker_signals(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir) -> None:
     """Merge partials into event-time windows and publish signals to gw.signals."""
     from processors.windows import SignalConfig
-    from streams.broker import kafka_bootstrap
     from streams.signal_stage import SignalStage
     policy = _load_policy(policy_dir)
-    ops = _serve(metrics_port)
-    with kafka_bootstrap() as bs:
-        SignalStage(bs, SignalConfig.from_policy(policy.doc, policy.hash), state_dir,
-                    exit_when_idle_s=exit_when_idle, assignment=assignment,
-                    partitions=_partition_list(partitions)).run()
-    if ops:
-        ops.stop()
+    cfg = SignalConfig.from_policy(policy.doc, policy.hash)
+    _run_stage(lambda bs, **kw: SignalStage(bs, cfg, state_dir, **kw),
+               metrics_port, assignment, partitions, exit_when_idle)
 
 
 @worker.command("decide")
-@_assign
-@_parts
-@_state_dir
-@_metrics
-@_idle
-@_policy
+@_stage_options
 @click.option("--keys-dir", default=None, help="Key directory holding decider.key (default: $GATEWATCH_KEYS_DIR).")
 def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
     """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions."""
-    from streams.broker import kafka_bootstrap
     from streams.cmd_policy import load_policy_dir
     from streams.decide import DecideStage
     from streams.keys import load_signing_key
     _load_policy(policy_dir)  # a bad policy at start is a one-line error
     key = load_signing_key("decider", keys_dir)
-    ops = _serve(metrics_port)
-    with kafka_bootstrap() as bs:
-        DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, exit_when_idle_s=exit_when_idle,
-                    assignment=assignment, partitions=_partition_list(partitions)).run()
-    if ops:
-        ops.stop()
+    _run_stage(lambda bs, **kw: DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, **kw),
+               metrics_port, assignment, partitions, exit_when_idle)
 
 
 @click.command()
