@@ -12,7 +12,8 @@ bs, topic, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from streams.kafka import client_config  # noqa: E402  (the same security settings as the workers)
 
 c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
-              "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+              "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+              "fetch.wait.max.ms": 50})  # the workers' setting, so the baseline is like for like
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in c.list_topics(topic, timeout=10).topics[topic].partitions])

@@ -161,6 +161,9 @@ def consumer(bootstrap: str, group: str, **overrides) -> Consumer:
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": max(500, SESSION_TIMEOUT_MS // 6),
         "enable.partition.eof": False,
+        # a fetch returns once data is there on Kafka; the cap bounds how long a broker that
+        # holds fetches (tansu) delays each stage, which adds up along the pipeline
+        "fetch.wait.max.ms": int(os.environ.get("GATEWATCH_FETCH_WAIT_MS", "50")),
     })
     conf.update(overrides)
     return Consumer(conf)
