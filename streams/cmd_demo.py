@@ -28,7 +28,8 @@ def _scenario_list(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
-def _executor_config(path: Path, webhook_url: str) -> None:
+def executor_config(path: Path, webhook_url: str) -> None:
+    """Aborts and promotions go to the deploy webhook, hooks and gate steps to dry-run."""
     path.write_text(yaml.safe_dump({
         "executor": {"assignment": "static", "concurrency": 4, "intent_publish_timeout": "5s"},
         "backends": {"dry-run": {"type": "dry-run"},
@@ -63,7 +64,7 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         _say(f"[1/6] Kafka at {bs}; topics under '{prefix}'")
         create_topics(bs, prefix)
         hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys))
-        _executor_config(out / "executor.yml", hook.url)
+        executor_config(out / "executor.yml", hook.url)
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
         st = out / "state"

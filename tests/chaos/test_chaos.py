@@ -19,10 +19,10 @@ from collections import Counter, defaultdict
 
 import orjson
 import pytest
-import yaml
 
 from processors.policy.engine import permit_signer
 from streams.cmd_policy import load_policy_dir
+from streams.cmd_demo import executor_config
 from streams.demo import ABORT_ACTIONS, DeployWebhook, Supervisor
 from streams.keys import init_keys, load_signing_key, load_verify_key
 from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs
@@ -33,11 +33,7 @@ KINDS = ("ingest", "signals", "decide", "executor", "worm", "witness-1", "witnes
 
 def _supervisor(env, tmp, hook_url):
     (tmp / "logs").mkdir()
-    (tmp / "executor.yml").write_text(yaml.safe_dump({
-        "executor": {"assignment": "static", "intent_publish_timeout": "2s"},
-        "backends": {"dry-run": {"type": "dry-run"},
-                     "deploy": {"type": "webhook", "url": hook_url, "timeout": "2s", "deadline": "10s"}},
-        "routes": [{"kind": "abort", "backend": "deploy"}], "default_backend": "dry-run"}))
+    executor_config(tmp / "executor.yml", hook_url)  # the demo's routing: aborts to the webhook
     st = str(tmp / "state")
     sup = Supervisor(env, tmp / "logs")
     sup.add("ingest", ["worker", "ingest", "--state-dir", st, "--exit-when-idle", "2", "--batch-size", "500"])
