@@ -52,8 +52,9 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import NamedTuple
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
 import orjson
 
 from processors.timefmt import TimeFormatError, parse_time_ms
@@ -323,6 +324,48 @@ def fast_request(d: dict) -> tuple | None:
         if (cohort is None or (type(cohort) is str and cohort)) and (route is None or type(route) is str):
             return (svc, cohort or DEFAULT_COHORT, route or "", status, lat, ts)
     return None
+
+
+class RequestWire(msgspec.Struct):
+    """The common well-formed request sample, typed for msgspec's C decoder (the batch hot path,
+    PartitionAggregator.add_batch). msgspec is at least as strict as orjson + fast_request (no
+    bool for int, no float status, no lone surrogates); whatever it refuses, or anything with a
+    "type" field, takes the general path, which decides (same result where both accept: tested)."""
+    service: Annotated[str, msgspec.Meta(min_length=1)]
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)]
+    ts: str | int
+    cohort: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    route: str | None = None
+    type: Any = msgspec.UNSET
+
+
+decode_request_wire = msgspec.json.Decoder(RequestWire).decode
+WIRE_ERRORS = (msgspec.DecodeError, TypeError)  # TypeError: a None value (tombstone)
+UNSET = msgspec.UNSET
+
+_SECOND_MS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch ms (memo, bounded)
+_MILLIS = {f"{i:03d}": i for i in range(1000)}
+
+
+def cached_rfc3339_ms(s: str) -> int | None:
+    """fast_rfc3339_ms with the second memoized: event times arrive roughly in order, so most
+    records share their second with a neighbour. Same result as fast_rfc3339_ms (tested)."""
+    if len(s) != 24 or s[19] != "." or s[23] != "Z":
+        return None
+    ms = _MILLIS.get(s[20:23])
+    if ms is None:
+        return None
+    head = s[:19]
+    sec = _SECOND_MS.get(head)
+    if sec is None:
+        sec = fast_rfc3339_ms(head + ".000Z")
+        if sec is None:
+            return None
+        if len(_SECOND_MS) >= 65_536:
+            _SECOND_MS.clear()
+        _SECOND_MS[head] = sec
+    return sec + ms
 
 
 def _metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:

@@ -125,6 +125,8 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     Prints what the streaming path would publish, one {"topic","key","value"} line each:
     signals, actions and DLQ records. Unreadable lines are counted on stderr, never fatal.
     """
+    from itertools import islice
+
     from streams.replay import Replayer, output_line, read_envelopes
     policy = _load_policy(policy_dir)
     signer = None
@@ -139,8 +141,9 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     for path in files:
         f = sys.stdin.buffer if path == "-" else open(path, "rb")
         with f:
-            for env in read_envelopes(f, bad):
-                for rec in rp.feed(env):
+            envs = read_envelopes(f, bad)
+            while chunk := list(islice(envs, 4096)):
+                for rec in rp.feed_many(chunk):
                     out.write(output_line(*rec))
     for rec in rp.finish():
         out.write(output_line(*rec))

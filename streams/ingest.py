@@ -61,6 +61,22 @@ WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark pe
                   ["topic", "partition"])
 
 
+def _partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
+    """Consecutive messages of one partition (a consumed batch comes in such runs), errors logged."""
+    runs: list[tuple[tuple[str, int], list]] = []
+    key, run = None, None
+    for m in msgs:
+        if m.error():
+            LOG.warning("consume error: %s", m.error())
+            continue
+        k = (m.topic(), m.partition())
+        if k != key:
+            key, run = k, []
+            runs.append((k, run))
+        run.append(m)
+    return runs
+
+
 class IngestWorker:
     def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
                  group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.1,
@@ -162,24 +178,20 @@ class IngestWorker:
         producer.begin_transaction()
         touched: dict[tuple[str, int], int] = {}
         counts: dict[str, int] = {}
-        aggs, agg, key = self.aggs, None, None
-        for m in msgs:
-            if m.error():
-                LOG.warning("consume error: %s", m.error())
-                continue
-            k = (m.topic(), m.partition())
-            if k != key:  # batches come in runs of one partition
-                key, agg = k, aggs.get(k)
+        for (topic, partition), run in _partition_runs(msgs):
+            agg = self.aggs.get((topic, partition))
             if agg is None:  # assignment raced a revoke; the new owner will read it
                 continue
-            logical = agg.topic
-            counts[logical] = counts.get(logical, 0) + 1
-            rej = agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
-            if rej is not None:
-                REJECTS.labels(logical, rej.reason.split(":")[0]).inc()
-                rec = dlq_record(m.topic(), m.partition(), m.offset(), rej.reason, m.value(), rej.detail)
-                producer.produce(self.dlq_topic, key=m.topic().encode(), value=canonical_json(rec))
-            touched[key] = m.offset()
+            offsets = [m.offset() for m in run]
+            values = [m.value() for m in run]
+            rejects = agg.add_batch(offsets, [m.key() for m in run], values,
+                                    [t if kind != 0 and t >= 0 else None for kind, t in (m.timestamp() for m in run)])
+            for i, rej in rejects:
+                REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
+                rec = dlq_record(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
+                producer.produce(self.dlq_topic, key=topic.encode(), value=canonical_json(rec))
+            counts[agg.topic] = counts.get(agg.topic, 0) + len(run)
+            touched[(topic, partition)] = offsets[-1]
         for logical, n in counts.items():
             RECORDS.labels(logical).inc(n)
         for key in touched:

@@ -54,34 +54,49 @@ class Replayer:
         self.skipped = Counter()
 
     def feed(self, env: dict) -> list[tuple[str, bytes, bytes]]:
-        full = str(env.get("topic", ""))
-        logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
-        if logical == "spans":
-            return self._spans(env)
-        if logical not in INPUTS and logical != OTLP_TOPIC:
-            self.skipped[f"topic:{env.get('topic')}"] += 1
-            return []
-        part, offset = int(env["partition"]), int(env["offset"])
-        key = env.get("key")
-        payload = env.get("payload")
-        kb = None if key is None else str(key).encode()
-        vb = None if payload is None else str(payload).encode()
-        if env.get("payload_b64") is not None:  # binary values (otlp_proto): base64 in the envelope
-            import base64
-            vb = base64.b64decode(env["payload_b64"])
-        agg = self.aggs.get((logical, part))
-        if agg is None:
-            agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
-        out = []
-        rej = agg.add(offset, kb, vb, env.get("ts"))
-        if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
-            self.skipped.update(agg.take_skipped())
-        if rej is not None:
-            src = self.otlp_topic if logical == OTLP_TOPIC else topics.topic(logical)
-            rec = dlq_record(src, part, offset, rej.reason, vb, rej.detail)
-            out.append((self.t_dlq, src.encode(), canonical_json(rec)))
-        if agg.pending >= self.flush_every:
-            out.extend(self._flush(agg))
+        return self.feed_many([env])
+
+    def feed_many(self, envs: list[dict]) -> list[tuple[str, bytes, bytes]]:
+        """Outputs of these envelopes, in order: the same lines as feeding them one by one.
+        Consecutive records of one input partition go to PartitionAggregator.add_batch together,
+        cut where the aggregator reaches flush_every (so flushes fall on the same records)."""
+        out: list[tuple[str, bytes, bytes]] = []
+        i, n = 0, len(envs)
+        while i < n:
+            env = envs[i]
+            full = str(env.get("topic", ""))
+            logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
+            if logical == "spans":
+                out.extend(self._spans(env))
+                i += 1
+                continue
+            if logical not in INPUTS and logical != OTLP_TOPIC:
+                self.skipped[f"topic:{env.get('topic')}"] += 1
+                i += 1
+                continue
+            part = int(env["partition"])
+            agg = self.aggs.get((logical, part))
+            if agg is None:
+                agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
+            j, room = i + 1, self.flush_every - agg.pending
+            while j < n and j - i < room and envs[j].get("topic") == env.get("topic") \
+                    and envs[j].get("partition") == env.get("partition"):
+                j += 1
+            run = envs[i:j]
+            offsets = [int(e["offset"]) for e in run]
+            values = [_value(e) for e in run]
+            rejects = agg.add_batch(offsets, [None if e.get("key") is None else str(e["key"]).encode() for e in run],
+                                    values, [_record_ts(e) for e in run])
+            if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
+                self.skipped.update(agg.take_skipped())
+            if rejects:
+                src = self.otlp_topic if logical == OTLP_TOPIC else topics.topic(logical)
+                for k, rej in rejects:
+                    rec = dlq_record(src, part, offsets[k], rej.reason, values[k], rej.detail)
+                    out.append((self.t_dlq, src.encode(), canonical_json(rec)))
+            if agg.pending >= self.flush_every:
+                out.extend(self._flush(agg))
+            i = j
         return out
 
     def _spans(self, env: dict) -> list[tuple[str, bytes, bytes]]:
@@ -131,6 +146,19 @@ class Replayer:
         for key in sorted(self.aggs):
             out.extend(self._flush(self.aggs[key]))
         return out
+
+
+def _record_ts(env: dict) -> int | None:
+    ts = env.get("ts")  # kcat: the record timestamp in ms (-1 or absent: none)
+    return ts if type(ts) is int and ts >= 0 else None
+
+
+def _value(env: dict) -> bytes | None:
+    if env.get("payload_b64") is not None:  # binary values (otlp_proto): base64 in the envelope
+        import base64
+        return base64.b64decode(env["payload_b64"])
+    payload = env.get("payload")
+    return None if payload is None else str(payload).encode()
 
 
 def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[dict]:

@@ -1,0 +1,106 @@
+"""PartitionAggregator.add_batch (msgspec hot loop) is add() record by record: same partials,
+same rejections, same watermark, for any mix of records and any batch cut."""
+import orjson
+from hypothesis import given, settings, strategies as st
+
+from processors.inputs import cached_rfc3339_ms, fast_rfc3339_ms
+from processors.partials import PartitionAggregator
+from processors.timefmt import format_ts
+from processors.windows import SignalConfig
+
+T0 = 1_800_000_000_000
+
+good_ts = st.one_of(st.integers(-200_000, 400_000).map(lambda d: T0 + d),            # epoch ms
+                   st.integers(-200_000, 400_000).map(lambda d: format_ts(T0 + d)))  # canonical RFC 3339
+odd_ts = st.one_of(st.integers(-200_000, 400_000).map(lambda d: format_ts(T0 + d)[:19] + "Z"),
+                   st.integers(-200, 400).map(lambda d: (T0 // 1000) + d),          # epoch seconds
+                   st.sampled_from(["2027-01-15T08:00:00.00Z", "2027-01-15T08:00:00.0x0Z", "nope", "", None]),
+                   st.floats(allow_nan=False, allow_infinity=False))
+GOOD = {"service": st.sampled_from(["svc-a", "svc-b", "ü"]),
+        "status": st.sampled_from([200, 204, 499, 500, 503, 599]),
+        "latency_ms": st.one_of(st.floats(0, 1e4, allow_nan=False), st.integers(0, 10**6),
+                                st.sampled_from([0, 1e-12, -0.0])),
+        "ts": good_ts,
+        "cohort": st.sampled_from(["baseline", "canary", None]),
+        "route": st.sampled_from(["/a", "", None])}
+ODD = {"service": st.sampled_from(["", None, 3]),
+       "status": st.one_of(st.integers(90, 610), st.sampled_from([True, "200", 200.0, None])),
+       "latency_ms": st.sampled_from([-1, -0.5, "12", None, True]),
+       "ts": odd_ts,
+       "cohort": st.sampled_from(["", 3]),
+       "route": st.sampled_from([7, []]),
+       "type": st.sampled_from(["request", None, "gauge"])}
+
+
+@st.composite
+def records(draw):
+    kind = draw(st.sampled_from(["good"] * 6 + ["odd", "gauge", "raw", "array"]))
+    if kind == "raw":
+        return draw(st.sampled_from([b"", b"{", b"[]", b"null", b"42", b'{"service":"\\ud800"}',
+                                     b'{"service":"a","status":200,"latency_ms":1e400,"ts":1800000000000}']))
+    if kind == "gauge":
+        return orjson.dumps({"type": "gauge", "service": "svc-a", "name": "invariant",
+                             "value": draw(st.integers(0, 3)), "ts": draw(good_ts)})
+    d = {f: draw(strat) for f, strat in GOOD.items() if f in ("service", "status", "latency_ms", "ts")
+         or draw(st.booleans())}
+    if kind == "odd":  # one field absent or odd: the general path decides
+        f = draw(st.sampled_from(sorted(ODD)))
+        if draw(st.booleans()) and f in d:
+            del d[f]
+        else:
+            d[f] = draw(ODD[f])
+    return orjson.dumps([d, d]) if kind == "array" else orjson.dumps(d)
+
+
+# A small max_future so that record timestamps reject some samples as "future".
+CONFIG = SignalConfig(max_future_ms=100_000)
+kafka_ts = st.one_of(st.none(), st.integers(-200_000, 400_000).map(lambda d: T0 + d), st.just(-1))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(records(), kafka_ts,
+                          st.sampled_from([b"svc-k", None])), min_size=1, max_size=80),
+       st.lists(st.integers(1, 60), max_size=4))
+def test_add_batch_equals_add_loop(recs, cuts):
+    cfg = CONFIG
+    one, many = PartitionAggregator("metrics", 0, cfg), PartitionAggregator("metrics", 0, cfg)
+    expected = []
+    for off, (v, kts, key) in enumerate(recs):
+        rej = one.add(off, key, v, kts)
+        if rej is not None:
+            expected.append((off, rej))
+    got, start = [], 0
+    for end in sorted({min(c, len(recs)) for c in cuts} | {len(recs)}):
+        part = recs[start:end]
+        res = many.add_batch(list(range(start, end)), [k for _v, _t, k in part], [v for v, _t, _k in part],
+                             [t for _v, t, _k in part])
+        got.extend((start + i, r) for i, r in res)
+        start = end
+    assert got == expected
+    assert many.max_event_ms == one.max_event_ms and many.origin_ms == one.origin_ms
+    assert many.flush() == one.flush()
+
+
+@given(st.integers(0, 253_402_300_799_999))
+def test_cached_timestamps_match(ms):
+    s = format_ts(ms)
+    assert cached_rfc3339_ms(s) == fast_rfc3339_ms(s) == ms
+
+
+@given(st.text(max_size=30))
+def test_cached_timestamps_decline_like_the_parser(s):
+    got = cached_rfc3339_ms(s)
+    if got is not None:
+        assert got == fast_rfc3339_ms(s)
+
+
+def test_boundaries_match_add():
+    """Exactly at the watermark (kept) and exactly max_future past the record time (kept)."""
+    lateness, fut = CONFIG.lateness_ms, CONFIG.max_future_ms
+    rows = [(T0, T0), (T0 - lateness, T0), (T0 - lateness - 1, T0), (T0 + fut, T0), (T0 + fut + 1, T0)]
+    vals = [orjson.dumps({"service": "s", "status": 500, "latency_ms": 3, "ts": ts}) for ts, _k in rows]
+    one, many = PartitionAggregator("metrics", 0, CONFIG), PartitionAggregator("metrics", 0, CONFIG)
+    want = [(i, r) for i, (v, (_ts, k)) in enumerate(zip(vals, rows)) if (r := one.add(i, None, v, k)) is not None]
+    got = many.add_batch(list(range(len(rows))), [None] * len(rows), vals, [k for _t, k in rows])
+    assert [r.reason for _i, r in got] == ["late", "future"] and got == want
+    assert many.flush() == one.flush()
