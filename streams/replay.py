@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Iterator
 
+import msgspec
 import orjson
 
 from processors.canonical import canonical_json
@@ -26,6 +27,31 @@ from streams import topics
 from streams.decide import DecisionState, action_outputs
 from streams.ingest import INPUTS, otlp_topic_name
 from streams.signal_stage import signal_outputs
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
+    `envelope_from_dict` (a string partition, a non-string key...)."""
+    partition: int
+    offset: int
+    topic: str = ""
+    ts: int | None = None
+    key: str | None = None
+    payload: str | None = None
+    payload_b64: str | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+def envelope_from_dict(d: dict) -> Envelope:
+    """The envelope of a decoded kcat -J object; ValueError/TypeError when it is not one."""
+    if not isinstance(d, dict) or "partition" not in d or "offset" not in d:
+        raise ValueError("not a kcat -J envelope")
+    ts, key, payload, b64 = d.get("ts"), d.get("key"), d.get("payload"), d.get("payload_b64")
+    return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=str(d.get("topic", "")),
+                    ts=ts if type(ts) is int else None, key=None if key is None else str(key),
+                    payload=None if payload is None else str(payload), payload_b64=None if b64 is None else str(b64))
 
 
 def logical_name(full: str, prefix: str) -> str | None:
@@ -53,10 +79,10 @@ class Replayer:
         self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
         self.skipped = Counter()
 
-    def feed(self, env: dict) -> list[tuple[str, bytes, bytes]]:
-        return self.feed_many([env])
+    def feed(self, env: dict | Envelope) -> list[tuple[str, bytes, bytes]]:
+        return self.feed_many([env if type(env) is Envelope else envelope_from_dict(env)])
 
-    def feed_many(self, envs: list[dict]) -> list[tuple[str, bytes, bytes]]:
+    def feed_many(self, envs: list[Envelope]) -> list[tuple[str, bytes, bytes]]:
         """Outputs of these envelopes, in order: the same lines as feeding them one by one.
         Consecutive records of one input partition go to PartitionAggregator.add_batch together,
         cut where the aggregator reaches flush_every (so flushes fall on the same records)."""
@@ -64,29 +90,28 @@ class Replayer:
         i, n = 0, len(envs)
         while i < n:
             env = envs[i]
-            full = str(env.get("topic", ""))
+            full = env.topic
             logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
             if logical == "spans":
                 out.extend(self._spans(env))
                 i += 1
                 continue
             if logical not in INPUTS and logical != OTLP_TOPIC:
-                self.skipped[f"topic:{env.get('topic')}"] += 1
+                self.skipped[f"topic:{full}"] += 1
                 i += 1
                 continue
-            part = int(env["partition"])
+            part = env.partition
             agg = self.aggs.get((logical, part))
             if agg is None:
                 agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
-            j, room = i + 1, self.flush_every - agg.pending
-            while j < n and j - i < room and envs[j].get("topic") == env.get("topic") \
-                    and envs[j].get("partition") == env.get("partition"):
+            j, end = i + 1, min(n, i + self.flush_every - agg.pending)
+            while j < end and envs[j].topic == full and envs[j].partition == part:
                 j += 1
             run = envs[i:j]
-            offsets = [int(e["offset"]) for e in run]
+            offsets = [e.offset for e in run]
             values = [_value(e) for e in run]
-            rejects = agg.add_batch(offsets, [None if e.get("key") is None else str(e["key"]).encode() for e in run],
-                                    values, [_record_ts(e) for e in run])
+            rejects = agg.add_batch(offsets, [None if e.key is None else e.key.encode() for e in run], values,
+                                    [e.ts if e.ts is not None and e.ts >= 0 else None for e in run])
             if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
                 self.skipped.update(agg.take_skipped())
             if rejects:
@@ -99,19 +124,18 @@ class Replayer:
             i = j
         return out
 
-    def _spans(self, env: dict) -> list[tuple[str, bytes, bytes]]:
+    def _spans(self, env: Envelope) -> list[tuple[str, bytes, bytes]]:
         from processors.quality import SpanCycle
         from streams.trajectory_worker import record_outputs
-        part = int(env["partition"])
+        part = env.partition
         cycle = self.cycles.get(part)
         if cycle is None:
             if self.quality_policy is None:
                 from streams.cmd_quality import load_policy
                 self.quality_policy = load_policy(None)
             cycle = self.cycles[part] = SpanCycle(self.quality_policy)
-        payload = env.get("payload")
-        raw = None if payload is None else str(payload).encode()
-        _events, _reason, outs = record_outputs(cycle, topics.topic("spans"), part, int(env["offset"]), raw)
+        raw = None if env.payload is None else env.payload.encode()
+        _events, _reason, outs = record_outputs(cycle, topics.topic("spans"), part, env.offset, raw)
         out = []
         for topic, k, v in outs:
             out.append((topic, k, v))
@@ -148,33 +172,27 @@ class Replayer:
         return out
 
 
-def _record_ts(env: dict) -> int | None:
-    ts = env.get("ts")  # kcat: the record timestamp in ms (-1 or absent: none)
-    return ts if type(ts) is int and ts >= 0 else None
-
-
-def _value(env: dict) -> bytes | None:
-    if env.get("payload_b64") is not None:  # binary values (otlp_proto): base64 in the envelope
+def _value(env: Envelope) -> bytes | None:
+    if env.payload_b64 is not None:  # binary values (otlp_proto): base64 in the envelope
         import base64
-        return base64.b64decode(env["payload_b64"])
-    payload = env.get("payload")
-    return None if payload is None else str(payload).encode()
+        return base64.b64decode(env.payload_b64)
+    return None if env.payload is None else env.payload.encode()
 
 
-def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[dict]:
+def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
     for line in lines:
+        try:
+            yield _decode_envelope(line)
+            continue
+        except msgspec.DecodeError:
+            pass
         line = line.strip()
         if not line:
             continue
         try:
-            env = orjson.loads(line)
-            if not isinstance(env, dict) or "partition" not in env or "offset" not in env:
-                raise ValueError("not a kcat -J envelope")
-            int(env["partition"]), int(env["offset"])
-        except (orjson.JSONDecodeError, ValueError, TypeError):
+            yield envelope_from_dict(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
             bad["bad_envelope"] += 1
-            continue
-        yield env
 
 
 def output_line(topic: str, key: bytes, value: bytes) -> bytes:
