@@ -28,12 +28,19 @@ def tansu_binary() -> str:
 
 
 class EmbeddedBroker:
-    """tansu with memory storage on a free 127.0.0.1 port. Use as a context manager or start()/stop()."""
+    """tansu on a free 127.0.0.1 port. Use as a context manager or start()/stop().
 
-    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()):
+    Storage is memory by default (gone when the broker stops). `storage="s3://bucket/"` with
+    `env` naming an S3 endpoint (AWS_ENDPOINT, AWS_ALLOW_HTTP, credentials) keeps topics, offsets
+    and transactions across a stop/start on the same port: the broker-restart chaos test runs it
+    on a local moto S3 server (this tansu build has no other durable storage)."""
+
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = (),
+                 storage: str = "memory://tansu/", env: dict | None = None):
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.extra_args = extra_args
+        self.storage, self.env = storage, env
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -42,8 +49,8 @@ class EmbeddedBroker:
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/", *self.extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+             "--storage-engine", self.storage, *self.extra_args],
+            env=None if self.env is None else {**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C aimed at the CLI must not kill the broker before we stop it
         )
         try:

@@ -90,6 +90,11 @@ def test_sigkill_every_worker_kind(kafka_bootstrap, topic_prefix, tmp_path, seed
         sup.stop_all()
         hook.stop()
     assert killed, "nothing was killed"
+    check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env)
+
+
+def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env):
+    """The end state equals an uninterrupted computation of the same input (module docstring)."""
 
     # 1. the same decisions as an uninterrupted computation of the same input
     policy = load_policy_dir("configs/policies")
