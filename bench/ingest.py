@@ -5,7 +5,8 @@
 Baselines in the same run, on the same embedded broker and topic:
   plain   a confluent-kafka consume + orjson.loads loop (the ceiling for any Python consumer)
   faust   a per-event faust agent updating a Table (the design the ingest stage replaces)
-  decode  orjson.loads alone over the same payloads (the ceiling for replay)
+  decode  orjson.loads alone over the replay input, a kcat -J file of the same records: each line
+          and the payload inside it (the JSON work replay cannot skip), and the payloads alone
 """
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Baseline for bench/pipeline.py: a plain confluent-kafka consume + orjson loop in its own process.
-Prints one JSON line per second: consumed count, produce->consume latency samples, RSS."""
+
+    plain_consumer.py BOOTSTRAP TOPIC[,TOPIC...] WANT
+
+Prints one JSON line per second: consumed count, produce->consume latency samples, RSS, and its
+time.monotonic() (the system-wide clock, so the parent can time phases against it)."""
 import os
 import sys
 import time
@@ -8,7 +12,7 @@ import uuid
 import orjson
 from confluent_kafka import Consumer
 
-bs, topic, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bs, topic_list, want = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
 from streams.kafka import client_config  # noqa: E402  (the same security settings as the workers)
 
 c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
@@ -16,7 +20,8 @@ c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", 
               "fetch.wait.max.ms": 50})  # the workers' setting, so the baseline is like for like
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
-c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
+c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in topic_list
+          for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
 n, lat, t_first, last_report = 0, [], None, time.monotonic()
 while n < want:
     for m in c.consume(5000, 0.5):
@@ -32,5 +37,6 @@ while n < want:
                 lat.append(time.time() * 1000 - int(produced))
     if time.monotonic() - last_report > 1 or n >= want:
         rss = int(open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1].split()[0])
-        print(orjson.dumps({"n": n, "rss_kb": rss, "lat_ms": lat, "t": time.monotonic() - (t_first or time.monotonic())}).decode(), flush=True)
+        print(orjson.dumps({"n": n, "rss_kb": rss, "lat_ms": lat, "t": time.monotonic() - (t_first or time.monotonic()),
+                            "now": time.monotonic()}).decode(), flush=True)
         lat, last_report = [], time.monotonic()
