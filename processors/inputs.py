@@ -326,11 +326,13 @@ def fast_request(d: dict) -> tuple | None:
     return None
 
 
-class RequestWire(msgspec.Struct):
+class RequestWire(msgspec.Struct, forbid_unknown_fields=True):
     """The common well-formed request sample, typed for msgspec's C decoder (the batch hot path,
-    PartitionAggregator.add_batch). msgspec is at least as strict as orjson + fast_request (no
-    bool for int, no float status, no lone surrogates); whatever it refuses, or anything with a
-    "type" field, takes the general path, which decides (same result where both accept: tested)."""
+    PartitionAggregator.add_batch). On these fields msgspec is at least as strict as orjson +
+    fast_request (no bool for int, no float status, no lone surrogates). Unknown fields are refused
+    because msgspec skips them without checking UTF-8 or number range, which orjson does. Whatever
+    it refuses, or anything with a "type" field, takes the general path, which decides (same result
+    where both accept: tested)."""
     service: Annotated[str, msgspec.Meta(min_length=1)]
     status: Annotated[int, msgspec.Meta(ge=100, le=599)]
     latency_ms: Annotated[float, msgspec.Meta(ge=0)]
@@ -341,7 +343,9 @@ class RequestWire(msgspec.Struct):
 
 
 decode_request_wire = msgspec.json.Decoder(RequestWire).decode
-WIRE_ERRORS = (msgspec.DecodeError, TypeError)  # TypeError: a None value (tombstone)
+# TypeError: a None value (tombstone); ValueError: invalid UTF-8 in a string (UnicodeDecodeError);
+# RecursionError: nesting deeper than msgspec's limit (orjson's says not_json).
+WIRE_ERRORS = (msgspec.DecodeError, TypeError, ValueError, RecursionError)
 UNSET = msgspec.UNSET
 
 _SECOND_MS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch ms (memo, bounded)

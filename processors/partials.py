@@ -169,8 +169,8 @@ class PartitionAggregator:
                 ts = r.ts
                 if type(ts) is str:
                     ts = parse_ts(ts)
-                elif not 100_000_000_000 <= ts < 100_000_000_000_000:
-                    ts = None
+                if ts is not None and not 100_000_000_000 <= ts < 100_000_000_000_000:
+                    ts = None  # fast_request's range: anything else is for the general path
                 lat = r.latency_ms
                 kts = kafka_ts[i]
                 if (ts is not None and lat < _INF and (floor is None or ts >= floor)

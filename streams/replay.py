@@ -31,10 +31,11 @@ from streams.signal_stage import signal_outputs
 
 class Envelope(msgspec.Struct, kw_only=True):
     """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
-    `envelope_from_dict` (a string partition, a non-string key...)."""
+    `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
+    broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""
     partition: int
     offset: int
-    topic: str = ""
+    topic: str | None = None
     ts: int | None = None
     key: str | None = None
     payload: str | None = None
@@ -49,7 +50,8 @@ def envelope_from_dict(d: dict) -> Envelope:
     if not isinstance(d, dict) or "partition" not in d or "offset" not in d:
         raise ValueError("not a kcat -J envelope")
     ts, key, payload, b64 = d.get("ts"), d.get("key"), d.get("payload"), d.get("payload_b64")
-    return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=str(d.get("topic", "")),
+    topic = d.get("topic")
+    return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=None if topic is None else str(topic),
                     ts=ts if type(ts) is int else None, key=None if key is None else str(key),
                     payload=None if payload is None else str(payload), payload_b64=None if b64 is None else str(b64))
 
@@ -90,14 +92,14 @@ class Replayer:
         i, n = 0, len(envs)
         while i < n:
             env = envs[i]
-            full = env.topic
+            full = env.topic or ""
             logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
             if logical == "spans":
                 out.extend(self._spans(env))
                 i += 1
                 continue
             if logical not in INPUTS and logical != OTLP_TOPIC:
-                self.skipped[f"topic:{full}"] += 1
+                self.skipped[f"topic:{env.topic}"] += 1
                 i += 1
                 continue
             part = env.partition
@@ -105,7 +107,7 @@ class Replayer:
             if agg is None:
                 agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
             j, end = i + 1, min(n, i + self.flush_every - agg.pending)
-            while j < end and envs[j].topic == full and envs[j].partition == part:
+            while j < end and envs[j].topic == env.topic and envs[j].partition == part:
                 j += 1
             run = envs[i:j]
             offsets = [e.offset for e in run]
@@ -184,14 +186,14 @@ def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
         try:
             yield _decode_envelope(line)
             continue
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError, RecursionError):  # orjson and the checks below decide
             pass
         line = line.strip()
         if not line:
             continue
         try:
             yield envelope_from_dict(orjson.loads(line))
-        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
             bad["bad_envelope"] += 1
 
 

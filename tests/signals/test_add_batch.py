@@ -14,7 +14,9 @@ good_ts = st.one_of(st.integers(-200_000, 400_000).map(lambda d: T0 + d),       
                    st.integers(-200_000, 400_000).map(lambda d: format_ts(T0 + d)))  # canonical RFC 3339
 odd_ts = st.one_of(st.integers(-200_000, 400_000).map(lambda d: format_ts(T0 + d)[:19] + "Z"),
                    st.integers(-200, 400).map(lambda d: (T0 // 1000) + d),          # epoch seconds
-                   st.sampled_from(["2027-01-15T08:00:00.00Z", "2027-01-15T08:00:00.0x0Z", "nope", "", None]),
+                   st.sampled_from(["2027-01-15T08:00:00.00Z", "2027-01-15T08:00:00.0x0Z", "nope", "", None,
+                                    "9500-01-01T00:00:00.000Z", "1900-01-01T00:00:00.000Z",
+                                    "1972-01-01T00:00:00.000Z"]),
                    st.floats(allow_nan=False, allow_infinity=False))
 GOOD = {"service": st.sampled_from(["svc-a", "svc-b", "ü"]),
         "status": st.sampled_from([200, 204, 499, 500, 503, 599]),
@@ -36,8 +38,14 @@ ODD = {"service": st.sampled_from(["", None, 3]),
 def records(draw):
     kind = draw(st.sampled_from(["good"] * 6 + ["odd", "gauge", "raw", "array"]))
     if kind == "raw":
+        good = b'{"service":"a","status":200,"latency_ms":5,"ts":1800000000000'
         return draw(st.sampled_from([b"", b"{", b"[]", b"null", b"42", b'{"service":"\\ud800"}',
-                                     b'{"service":"a","status":200,"latency_ms":1e400,"ts":1800000000000}']))
+                                     b'{"service":"a","status":200,"latency_ms":1e400,"ts":1800000000000}',
+                                     # msgspec and orjson must agree on what is malformed
+                                     b'{"service":"\xff","status":200,"latency_ms":5,"ts":1800000000000}',
+                                     good + b',"x":"\xff"}', good + b',"x":1e400}', good + b',"typ\xff":1}',
+                                     good + b',"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+                                     good + b',"trace_id":"abc"}', good + b',"type":1e400}', b"\xef\xbb\xbf" + good + b"}"]))
     if kind == "gauge":
         return orjson.dumps({"type": "gauge", "service": "svc-a", "name": "invariant",
                              "value": draw(st.integers(0, 3)), "ts": draw(good_ts)})
@@ -104,3 +112,34 @@ def test_boundaries_match_add():
     got = many.add_batch(list(range(len(rows))), [None] * len(rows), vals, [k for _t, k in rows])
     assert [r.reason for _i, r in got] == ["late", "future"] and got == want
     assert many.flush() == one.flush()
+
+
+def test_replay_envelopes_never_raise_and_match_the_dict_path():
+    """read_envelopes (msgspec) on lines the old orjson reader handled: same envelopes, no crash."""
+    from collections import Counter
+
+    from streams.replay import envelope_from_dict, read_envelopes
+    good = b'{"topic":"gw.metrics","partition":0,"offset":1,"ts":5,"key":"k","payload":"{}"'
+    lines = [good + b"}", good + b',"tstype":"create","broker":0}', b'{"partition":"1","offset":2}',
+             b'{"partition":0,"offset":3,"payload":"\xff"}', good + b',"h":' + b"[" * 1100 + b"]" * 1100 + b"}",
+             b'{"partition":0,"offset":4,"key":7,"payload":{"a":1}}', b"", b"  ", b"[1]", b"nope",
+             b'{"partition":0}', b'{"partition":0,"offset":1e400}']
+    bad = Counter()
+    got = list(read_envelopes(lines, bad))
+    want = []
+    for line in lines:
+        try:
+            want.append(envelope_from_dict(orjson.loads(line)))
+        except Exception:
+            pass
+    assert got == want and bad["bad_envelope"] == len([x for x in lines if x.strip()]) - len(want)
+
+
+def test_timestamp_strings_outside_the_fast_range_go_to_the_general_path():
+    rows = ["9500-01-01T00:00:00.000Z", "1900-01-01T00:00:00.000Z", "1972-01-01T00:00:00.000Z", T0]
+    for kts in (None, T0):
+        vals = [orjson.dumps({"service": "s", "status": 200, "latency_ms": 3, "ts": ts}) for ts in rows]
+        one, many = PartitionAggregator("metrics", 0, CONFIG), PartitionAggregator("metrics", 0, CONFIG)
+        want = [(i, r) for i, v in enumerate(vals) if (r := one.add(i, None, v, kts)) is not None]
+        assert many.add_batch(list(range(len(vals))), [None] * len(vals), vals, [kts] * len(vals)) == want
+        assert (many.max_event_ms, many.origin_ms, many.flush()) == (one.max_event_ms, one.origin_ms, one.flush())
