@@ -3,7 +3,6 @@ same rejections, same watermark, for any mix of records and any batch cut."""
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from processors.inputs import cached_rfc3339_ms, fast_rfc3339_ms
 from processors.partials import PartitionAggregator
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
@@ -87,19 +86,6 @@ def test_add_batch_equals_add_loop(recs, cuts):
     assert got == expected
     assert many.max_event_ms == one.max_event_ms and many.origin_ms == one.origin_ms
     assert many.flush() == one.flush()
-
-
-@given(st.integers(0, 253_402_300_799_999))
-def test_cached_timestamps_match(ms):
-    s = format_ts(ms)
-    assert cached_rfc3339_ms(s) == fast_rfc3339_ms(s) == ms
-
-
-@given(st.text(max_size=30))
-def test_cached_timestamps_decline_like_the_parser(s):
-    got = cached_rfc3339_ms(s)
-    if got is not None:
-        assert got == fast_rfc3339_ms(s)
 
 
 def test_boundaries_match_add():
