@@ -165,7 +165,7 @@ def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float
             orjson.loads(orjson.loads(line)["payload"])
     line_rate = len(data) / (time.perf_counter() - t0)
     policy = load_policy_dir(ROOT / "configs/policies")
-    rp = Replayer(policy, None)  # the CLI's default --flush-every
+    rp = Replayer(policy, None, flush_every=10_000)  # the CLI's default --flush-every
     bad, out = Counter(), 0
     t0 = time.perf_counter()
     with open(path, "rb") as f, open(os.devnull, "wb") as sink:

@@ -114,8 +114,8 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
 @click.command()
 @_policy
 @click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
-@click.option("--flush-every", type=click.IntRange(1, 10_000_000), default=1000, show_default=True,
-              help="Records per partial (the output does not depend on it).")
+@click.option("--flush-every", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True,
+              help="Records per partial, like ingest's batch (the signals do not depend on it).")
 @click.option("--quality-policy", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Trajectory/quality policy for gw.spans records (default: configs/quality.yml).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
