@@ -7,6 +7,9 @@ Baselines in the same run, on the same embedded broker and topic:
   faust   a per-event faust agent updating a Table (the design the ingest stage replaces)
   decode  orjson.loads alone over the replay input, a kcat -J file of the same records: each line
           and the payload inside it (the JSON work replay cannot skip), and the payloads alone
+
+The plain loop runs before and after the pipeline and the faster run is the baseline; replay and
+its decode baselines alternate, best of 3 each (the machines are shared and noisy).
 """
 from __future__ import annotations
 
@@ -155,31 +158,41 @@ def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float
     path = tmp / "records.kcat.json"
     path.write_bytes(b"".join(kcat_lines(data)))
     payloads_only = [v for _k, v, _ts in data]
-    t0 = time.perf_counter()
-    for v in payloads_only:
-        orjson.loads(v)
-    payload_rate = len(data) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    with open(path, "rb") as f:
-        for line in f:
-            orjson.loads(orjson.loads(line)["payload"])
-    line_rate = len(data) / (time.perf_counter() - t0)
     policy = load_policy_dir(ROOT / "configs/policies")
-    rp = Replayer(policy, None, flush_every=10_000)  # the CLI's default --flush-every
-    bad, out = Counter(), 0
-    t0 = time.perf_counter()
-    with open(path, "rb") as f, open(os.devnull, "wb") as sink:
-        envs = read_envelopes(f, bad)
-        while chunk := list(islice(envs, 4096)):
-            for rec in rp.feed_many(chunk):
+
+    def decode_payloads() -> None:
+        for v in payloads_only:
+            orjson.loads(v)
+
+    def decode_lines() -> None:
+        with open(path, "rb") as f:
+            for line in f:
+                orjson.loads(orjson.loads(line)["payload"])
+
+    def replay() -> None:
+        nonlocal out
+        rp = Replayer(policy, None, flush_every=10_000)  # the CLI's default --flush-every
+        with open(path, "rb") as f, open(os.devnull, "wb") as sink:
+            envs = read_envelopes(f, bad)
+            while chunk := list(islice(envs, 4096)):
+                for rec in rp.feed_many(chunk):
+                    sink.write(output_line(*rec))
+                    out += 1
+            for rec in rp.finish():
                 sink.write(output_line(*rec))
                 out += 1
-        for rec in rp.finish():
-            sink.write(output_line(*rec))
-            out += 1
-    replay = len(data) / (time.perf_counter() - t0)
+
+    # alternated, best of 3 each: a noisy neighbour slows one round, not one side
+    best = {f: float("inf") for f in (decode_payloads, decode_lines, replay)}
+    bad, out = Counter(), 0
+    for _round in range(3):
+        for f in best:
+            t0 = time.perf_counter()
+            f()
+            best[f] = min(best[f], time.perf_counter() - t0)
+    payload_rate, line_rate, replay_rate = (len(data) / best[f] for f in (decode_payloads, decode_lines, replay))
     assert out > 0 and not bad
-    return payload_rate, line_rate, replay
+    return payload_rate, line_rate, replay_rate
 
 
 def main() -> None:
@@ -203,12 +216,15 @@ def main() -> None:
                 except BufferError:
                     p.poll(0.05)
         p.flush(60)
-        plain = plain_loop(b.bootstrap, topic, n)
+        plain_before = plain_loop(b.bootstrap, topic, n)
         ingest, full = pipeline(b.bootstrap, n, tmp)
+        plain_after = plain_loop(b.bootstrap, topic, n)
+        plain = max(plain_before, plain_after)  # the faster baseline: the ratio errs against us
         fr = faust_rate(b.bootstrap, topic, min(a.faust_events, n), tmp)
         payload_rate, line_rate, replay = replay_rates(data, tmp)
     print(f"events: {n} request samples on 3 partitions (embedded broker, same topic for every consumer)")
-    print(f"plain confluent-kafka consume+orjson loop : {plain:>10,.0f} ev/s   1.00x")
+    print(f"plain confluent-kafka consume+orjson loop : {plain:>10,.0f} ev/s   1.00x  "
+          f"(the faster of a run before, {plain_before:,.0f}, and after, {plain_after:,.0f}, the pipeline)")
     print(f"ingest stage (decode, validate, partials)  : {ingest:>10,.0f} ev/s   {ingest / plain:.2f}x plain")
     print(f"ingest -> signals (last signal emitted)     : {full:>10,.0f} ev/s   {full / plain:.2f}x plain  (target >= 0.5x)")
     print(f"per-event faust agent with a Table          : {fr:>10,.0f} ev/s   {fr / plain:.3f}x plain  "
