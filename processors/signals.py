@@ -243,10 +243,9 @@ class _Requests(_Key):
                            e / n if n else None, n, end))
         out.append(_signal("request_rate", service, cohort, "", cfg.rate_window_ms,
                            n / (cfg.rate_window_ms / 1000) if n else None, n, end))
-        ranked = self.lat_win.ranked()
-        for q, name in ((0.95, "latency_p95_ms"), (0.99, "latency_p99_ms")):
-            out.append(_signal(name, service, cohort, "", cfg.latency_window_ms,
-                               ranked.quantile(q), ranked.n, end))
+        (p95, p99), n = self.lat_win.quantiles((0.95, 0.99))
+        for value, name in ((p95, "latency_p95_ms"), (p99, "latency_p99_ms")):
+            out.append(_signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end))
         return out
 
     def evict(self, until, cfg):
@@ -447,12 +446,11 @@ class _Cdc(_Key):
                     ok = compat[sid] = not incompatible(self.reference, dict(map(tuple, shapes[sid])))
                 if ok is False:
                     bad.add(sid)
-        ranked = self.lag_win.ranked()
-        p95 = ranked.quantile(0.95)
+        (p95,), lag_n = self.lag_win.quantiles((0.95,))
         silence = None if self.last_change is None else (end - self.last_change) / 1000
         return [
             _signal("cdc_lag_p95_s", scope, DEFAULT_COHORT, table, w,
-                    None if p95 is None else p95 / 1000, ranked.n, end),
+                    None if p95 is None else p95 / 1000, lag_n, end),
             _signal("cdc_silence_s", scope, DEFAULT_COHORT, table, w, silence, changes, end),
             _signal("schema_drift", scope, DEFAULT_COHORT, table, w, len(bad) if rows else None,
                     rows, end),

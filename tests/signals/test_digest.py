@@ -51,3 +51,13 @@ def test_any_split_and_merge_order_gives_the_same_sketch(data, cuts, rnd):
     # sliding windows subtract exactly what they added
     extra = hist_of([1.0, 2.0, -3.0, 0.0])
     assert merged.merge(extra).subtract(extra).to_json() == whole
+
+
+@given(st.lists(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(0.0)), max_size=300),
+       st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_quantiles_walk_equals_the_ranked_view(xs, qs):
+    h = LogHistogram()
+    for x in xs:
+        h.add(x)
+    r = h.ranked()
+    assert h.quantiles(tuple(qs)) == ([r.quantile(q) for q in qs], r.n)
