@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from bisect import bisect_right
 from typing import Callable
 
 from processors.policy.compose import Policy
@@ -154,10 +155,13 @@ class Engine:
         for key, doms in self.evaluators:
             last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
             ready_until = min(st["frontier"].get(d, -1) for d in doms)
-            for ts in steps:
+            # steps at or before `last` are done for this evaluator: start after them, so a scope
+            # whose pending steps wait for another evaluator costs nothing here
+            for i in range(0 if last is None else bisect_right(steps, last), len(steps)):
+                ts = steps[i]
                 if ts > ready_until:
                     break
-                if (last is None or ts > last) and any(d in st["pending"][ts] for d in doms):
+                if any(d in st["pending"][ts] for d in doms):
                     tasks.append((ts, self.order[key], key))
         tasks.sort()
         out, views = [], {}
@@ -171,13 +175,16 @@ class Engine:
         return out
 
     def _prune(self, st: dict) -> None:
-        def needed(ts, doms_at_ts):
-            for key, doms in self.evaluators:
-                last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
-                if (last is None or ts > last) and any(d in doms_at_ts for d in doms):
-                    return True
-            return False
-        for ts in [t for t, doms in st["pending"].items() if not needed(t, doms)]:
+        # A step is still needed while some evaluator reading one of its domains has not run it.
+        # Per domain, the earliest `last` of its readers decides (None: one never ran): the same
+        # test as asking every evaluator, at a cost per step of its domains, not of the rules.
+        earliest: dict[str, float] = {}
+        for key, doms in self.evaluators:
+            last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
+            for d in doms:
+                earliest[d] = min(earliest.get(d, math.inf), -math.inf if last is None else last)
+        for ts in [t for t, doms in st["pending"].items()
+                   if not any(earliest.get(d, math.inf) < t for d in doms)]:
             del st["pending"][ts]
         excess = len(st["pending"]) - self.policy.gate.max_pending_steps
         for ts in sorted(st["pending"])[:max(0, excess)]:
