@@ -52,6 +52,7 @@ SPEC = {"name": "load", "seed": 9, "services": [{"name": s, "routes": ["/a", "/b
         "gauges": {"every": "10s", "values": {"invariant": 0}},
         "phases": [{"at": f"{m}m", "until": f"{m + 2}m", "set": {"cohorts.canary.error_rate": 0.3}}
                    for m in range(2, 600, 4)]}
+SCOPES = {*SERVICES, *SPEC["cdc"]["tables"]}  # every scope the scenario's signals come in
 SPEED = 30.0
 LATENESS_MS = 120_000
 
@@ -64,15 +65,19 @@ def rss_kb(pid: int) -> int | None:
 
 
 def wait_signals_until(bootstrap: str, ts_ms: int, timeout_s: float) -> bool:
-    """True once gw.signals carries a window ending at or after ts_ms (the pipeline caught up)."""
+    """True once gw.signals carries a window ending at or after ts_ms for every scope (caught up)."""
     c = consumer(bootstrap, f"load-catchup-{uuid.uuid4().hex[:6]}")
     c.subscribe([topics.topic("signals")])
-    deadline = time.monotonic() + timeout_s
+    deadline, done = time.monotonic() + timeout_s, set()
     try:
         while time.monotonic() < deadline:
             for m in c.consume(5000, 0.2):
-                if m.error() is None and parse_time_ms(orjson.loads(m.value())["ts"]) >= ts_ms:
-                    return True
+                if m.error() is None:
+                    sig = orjson.loads(m.value())
+                    if parse_time_ms(sig["ts"]) >= ts_ms:
+                        done.add(sig["scope"])
+            if done >= SCOPES:
+                return True
         return False
     finally:
         c.close()
@@ -84,14 +89,16 @@ def event_ms(value: dict) -> int:
 
 
 class SignalWatch(threading.Thread):
-    """Notes the monotonic time when gw.signals first carries a window ending at or after `target_ms`;
-    reads from the current end (assign, no group join: no delay)."""
+    """Notes the monotonic time when gw.signals carries a window ending at or after `target_ms` for
+    every scope (each scope's source partitions advance on their own); reads from the current end
+    (assign, no group join: no delay)."""
 
     def __init__(self, bootstrap: str, target_ms: int):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_END, TopicPartition
         from streams.stage import static_partitions
         self.target_ms, self.seen_at, self.stop = target_ms, None, threading.Event()
+        self.done: set[str] = set()
         self.c = consumer(bootstrap, f"load-cap-{uuid.uuid4().hex[:6]}")
         name = topics.topic("signals")
         self.c.assign([TopicPartition(name, p, OFFSET_END) for p in static_partitions(self.c, name, None)])
@@ -99,8 +106,12 @@ class SignalWatch(threading.Thread):
     def run(self) -> None:
         while self.seen_at is None and not self.stop.is_set():
             for m in self.c.consume(5000, 0.1):
-                if m.error() is None and parse_time_ms(orjson.loads(m.value())["ts"]) >= self.target_ms:
-                    self.seen_at = time.monotonic()
+                if m.error() is None:
+                    sig = orjson.loads(m.value())
+                    if parse_time_ms(sig["ts"]) >= self.target_ms:
+                        self.done.add(sig["scope"])
+            if self.done >= SCOPES:
+                self.seen_at = time.monotonic()
         self.c.close()
 
 
