@@ -31,10 +31,9 @@ from orjson import loads as _loads
 
 from processors.canonical import canonical_json, content_id, sha256_hex
 from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, UNSET, WIRE_ERRORS, Change, Gauge,
-                               Rejection,
-                               Request, Vital, cached_rfc3339_ms, decode, decode_request_wire,
-                               fast_request)
+from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, UNSET, WIRE_ERRORS, Change,
+                               Gauge, Rejection, Request, Vital, cached_rfc3339_ms, decode,
+                               decode_request_wire, fast_request)
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
 
@@ -181,6 +180,7 @@ class PartitionAggregator:
                     elif ts > mx:
                         mx = ts
                         floor = mx - lateness
+                    # _count_request, inlined: a call per record is a tenth of this loop
                     k = (r.service, r.cohort or DEFAULT_COHORT, ts - ts % step)
                     a = req.get(k)
                     if a is None:

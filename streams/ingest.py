@@ -184,8 +184,9 @@ class IngestWorker:
                 continue
             offsets = [m.offset() for m in run]
             values = [m.value() for m in run]
-            rejects = agg.add_batch(offsets, [m.key() for m in run], values,
-                                    [t if kind != 0 and t >= 0 else None for kind, t in (m.timestamp() for m in run)])
+            kafka_ts = [t if kind != 0 and t >= 0 else None  # message_ts_ms, inlined
+                        for kind, t in (m.timestamp() for m in run)]
+            rejects = agg.add_batch(offsets, [m.key() for m in run], values, kafka_ts)
             for i, rej in rejects:
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 rec = dlq_record(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
