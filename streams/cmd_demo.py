@@ -67,18 +67,9 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         executor_config(out / "executor.yml", hook.url)
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
-        st = out / "state"
         sup = Supervisor(env, out / "logs")
-        pol = ["--policy", str(policy_dir)]
-        sup.add("ingest", ["worker", "ingest", "--state-dir", str(st), "--exit-when-idle", "5", *pol])
-        sup.add("signals", ["worker", "signals", "--state-dir", str(st), "--exit-when-idle", "5", *pol], ("ingest",))
-        sup.add("decide", ["worker", "decide", "--state-dir", str(st), "--exit-when-idle", "5", *pol], ("signals",))
-        sup.add("executor", ["executor", "run", "--config", str(out / "executor.yml"), "--ledger",
-                             str(out / "executor.db"), "--exit-when-idle", "6"], ("decide",))
-        sup.add("worm", ["worm", "run", "--db", str(out / "worm.db"), "--exit-when-idle", "8",
-                         "--checkpoint-interval", "2"], ("decide", "executor"))
-        for w in ("witness-1", "witness-2"):
-            sup.add(w, ["witness", "--name", w, "--state", str(out / f"{w}.json"), "--exit-when-idle", "8"], ("worm",))
+        sup.add_pipeline(out, idle_s=5, executor_idle_s=6, sink_idle_s=8, checkpoint_interval=2,
+                         worker_args=("--policy", str(policy_dir)))
         _say(f"[2/6] workers: {', '.join(sup.workers)}; deploy webhook at {hook.url}")
         for name in sup.workers:
             sup.start(name)

@@ -89,6 +89,24 @@ class Supervisor:
     def add(self, name: str, argv: list[str], upstream: tuple[str, ...] = ()) -> None:
         self.workers[name] = Worker(name, argv, upstream, log=self.logdir / f"{name}.log")
 
+    def add_pipeline(self, out: Path, *, idle_s: float, executor_idle_s: float, sink_idle_s: float,
+                     checkpoint_interval: float, worker_args: tuple = (), ingest_args: tuple = ()) -> None:
+        """The demo's workers, wired upstream to downstream: ingest, signals, decide, executor
+        (config out/executor.yml), WORM sink, two witnesses; state and databases under `out`.
+        The demo and the chaos tests differ only in these timeouts and extra arguments."""
+        st = str(out / "state")
+        stage = ["--state-dir", st, "--exit-when-idle", str(idle_s), *worker_args]
+        self.add("ingest", ["worker", "ingest", *stage, *ingest_args])
+        self.add("signals", ["worker", "signals", *stage], ("ingest",))
+        self.add("decide", ["worker", "decide", *stage], ("signals",))
+        self.add("executor", ["executor", "run", "--config", str(out / "executor.yml"), "--ledger",
+                              str(out / "executor.db"), "--exit-when-idle", str(executor_idle_s)], ("decide",))
+        self.add("worm", ["worm", "run", "--db", str(out / "worm.db"), "--exit-when-idle", str(sink_idle_s),
+                          "--checkpoint-interval", str(checkpoint_interval)], ("decide", "executor"))
+        for w in ("witness-1", "witness-2"):
+            self.add(w, ["witness", "--name", w, "--state", str(out / f"{w}.json"),
+                         "--exit-when-idle", str(sink_idle_s)], ("worm",))
+
     def start(self, name: str) -> None:
         w = self.workers[name]
         w.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *w.argv], env=self.env,

@@ -34,17 +34,9 @@ KINDS = ("ingest", "signals", "decide", "executor", "worm", "witness-1", "witnes
 def _supervisor(env, tmp, hook_url):
     (tmp / "logs").mkdir()
     executor_config(tmp / "executor.yml", hook_url)  # the demo's routing: aborts to the webhook
-    st = str(tmp / "state")
     sup = Supervisor(env, tmp / "logs")
-    sup.add("ingest", ["worker", "ingest", "--state-dir", st, "--exit-when-idle", "2", "--batch-size", "500"])
-    sup.add("signals", ["worker", "signals", "--state-dir", st, "--exit-when-idle", "2"], ("ingest",))
-    sup.add("decide", ["worker", "decide", "--state-dir", st, "--exit-when-idle", "2"], ("signals",))
-    sup.add("executor", ["executor", "run", "--config", str(tmp / "executor.yml"), "--ledger",
-                         str(tmp / "executor.db"), "--exit-when-idle", "2"], ("decide",))
-    sup.add("worm", ["worm", "run", "--db", str(tmp / "worm.db"), "--exit-when-idle", "3",
-                     "--checkpoint-interval", "1"], ("decide", "executor"))
-    for w in ("witness-1", "witness-2"):
-        sup.add(w, ["witness", "--name", w, "--state", str(tmp / f"{w}.json"), "--exit-when-idle", "3"], ("worm",))
+    sup.add_pipeline(tmp, idle_s=2, executor_idle_s=2, sink_idle_s=3, checkpoint_interval=1,
+                     ingest_args=("--batch-size", "500"))
     return sup
 
 
