@@ -1,9 +1,10 @@
 """Baseline for bench/pipeline.py: a plain confluent-kafka consume + orjson loop in its own process.
 
-    plain_consumer.py BOOTSTRAP TOPIC[,TOPIC...] WANT
+    plain_consumer.py BOOTSTRAP TOPIC[,TOPIC...] WANT[,WANT...]
 
-Prints one JSON line per second: consumed count, produce->consume latency samples, RSS, and its
-time.monotonic() (the system-wide clock, so the parent can time phases against it)."""
+Reads until the last WANT records. Prints one JSON line per second and one as the count reaches
+each WANT: consumed count, produce->consume latency samples, RSS, CPU seconds so far,
+and its time.monotonic() (the system-wide clock, so the parent can time phases against it)."""
 import os
 import sys
 import time
@@ -12,12 +13,14 @@ import uuid
 import orjson
 from confluent_kafka import Consumer
 
-bs, topic_list, want = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
+bs, topic_list = sys.argv[1], sys.argv[2].split(",")
+milestones = sorted(int(x) for x in sys.argv[3].split(","))
+want = milestones[-1]
 from streams.kafka import client_config  # noqa: E402  (the same security settings as the workers)
 
 c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-              "fetch.wait.max.ms": 50})  # the workers' setting, so the baseline is like for like
+              "fetch.wait.max.ms": 50, "fetch.queue.backoff.ms": 50})  # the workers' settings, so the baseline is like for like
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in topic_list
@@ -35,8 +38,11 @@ while n < want:
             produced = dict(m.headers() or []).get("produced_ms")
             if produced:
                 lat.append(time.time() * 1000 - int(produced))
-    if time.monotonic() - last_report > 1 or n >= want:
+    reached = bool(milestones) and n >= milestones[0]
+    while milestones and n >= milestones[0]:
+        milestones.pop(0)
+    if time.monotonic() - last_report > 1 or reached:
         rss = int(open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1].split()[0])
         print(orjson.dumps({"n": n, "rss_kb": rss, "lat_ms": lat, "t": time.monotonic() - (t_first or time.monotonic()),
-                            "now": time.monotonic()}).decode(), flush=True)
+                            "now": time.monotonic(), "cpu_s": sum(os.times()[:2])}).decode(), flush=True)
         lat, last_report = [], time.monotonic()
