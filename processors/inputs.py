@@ -350,6 +350,10 @@ UNSET = msgspec.UNSET
 
 _SECOND_MS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch ms (memo, bounded)
 _MILLIS = {f"{i:03d}": i for i in range(1000)}
+# For inlining in a hot loop: s is a time cached_rfc3339_ms has seen the second of iff
+# SECOND_MS.get(s[:19]) and MILLIS_Z.get(s[19:]) are both found; the time is their sum.
+SECOND_MS = _SECOND_MS
+MILLIS_Z = {f".{i:03d}Z": i for i in range(1000)}
 
 
 def cached_rfc3339_ms(s: str) -> int | None:

@@ -31,9 +31,9 @@ from orjson import loads as _loads
 
 from processors.canonical import canonical_json, content_id, sha256_hex
 from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, UNSET, WIRE_ERRORS, Change,
-                               Gauge, Rejection, Request, Vital, cached_rfc3339_ms, decode,
-                               decode_request_wire, fast_request)
+from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, MILLIS_Z, SECOND_MS, UNSET,
+                               WIRE_ERRORS, Change, Gauge, Rejection, Request, Vital,
+                               cached_rfc3339_ms, decode, decode_request_wire, fast_request)
 from processors.timefmt import format_ts
 from processors.windows import SignalConfig
 
@@ -156,6 +156,7 @@ class PartitionAggregator:
             self.first_offset = offsets[0]
         req, step, lateness, max_future = self.req, self._step, self._lateness, self._max_future
         dec, errors, unset, parse_ts = decode_request_wire, WIRE_ERRORS, UNSET, cached_rfc3339_ms
+        seconds, millis = SECOND_MS, MILLIS_Z
         mx = self.max_event_ms
         floor = None if mx is None else mx - lateness
         fast = 0
@@ -167,7 +168,9 @@ class PartitionAggregator:
             if r is not None and r.type is unset:
                 ts = r.ts
                 if type(ts) is str:
-                    ts = parse_ts(ts)
+                    sec = seconds.get(ts[:19])  # cached_rfc3339_ms, inlined for a seen second
+                    ms = millis.get(ts[19:])
+                    ts = sec + ms if sec is not None and ms is not None else parse_ts(ts)
                 if ts is not None and not 100_000_000_000 <= ts < 100_000_000_000_000:
                     ts = None  # fast_request's range: anything else is for the general path
                 lat = r.latency_ms

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from operator import methodcaller
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, TopicPartition
@@ -59,6 +60,24 @@ SKIPPED = Counter("gatewatch_ingest_skipped_total",
                   ["topic", "reason"])
 WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark per source partition",
                   ["topic", "partition"])
+
+
+class _Lazy:
+    """get(run[i]) on demand, as a sequence: add_batch reads offsets and keys only for the first
+    and last record and for the records its fast loop does not take."""
+    __slots__ = ("run", "get")
+
+    def __init__(self, run: list, get):
+        self.run, self.get = run, get
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    def __getitem__(self, i: int):
+        return self.get(self.run[i])
+
+
+_OFFSET, _KEY = methodcaller("offset"), methodcaller("key")
 
 
 def _partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
@@ -182,11 +201,11 @@ class IngestWorker:
             agg = self.aggs.get((topic, partition))
             if agg is None:  # assignment raced a revoke; the new owner will read it
                 continue
-            offsets = [m.offset() for m in run]
+            offsets = _Lazy(run, _OFFSET)
             values = [m.value() for m in run]
             kafka_ts = [t if kind != 0 and t >= 0 else None  # message_ts_ms, inlined
                         for kind, t in (m.timestamp() for m in run)]
-            rejects = agg.add_batch(offsets, [m.key() for m in run], values, kafka_ts)
+            rejects = agg.add_batch(offsets, _Lazy(run, _KEY), values, kafka_ts)
             for i, rej in rejects:
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 rec = dlq_record(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
