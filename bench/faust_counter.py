@@ -12,7 +12,8 @@ from streams.kafka import faust_app_kwargs  # noqa: E402
 
 app = faust.App(os.environ["APP_ID"], **faust_app_kwargs(os.environ["FAUST_BROKER"]), store="memory://",
                 broker_session_timeout=6.0, broker_heartbeat_interval=1.0, topic_partitions=3,
-                producer_max_batch_size=1, web_enabled=False)
+                producer_max_batch_size=1, web_enabled=False,
+                datadir=os.environ["DATADIR"])  # else faust makes <app id>-data/ in the working directory
 src = app.topic(os.environ["IN_TOPIC"], value_serializer="raw", key_serializer="raw")
 counts = app.Table("counts", default=int, partitions=3)
 seen = {"n": 0, "t0": None}

@@ -111,6 +111,18 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
                metrics_port, assignment, partitions, exit_when_idle)
 
 
+def _echo_decision_root(values: list[bytes]) -> None:
+    import base64
+
+    import orjson
+
+    from processors.canonical import canonical_json
+    from sinks.worm.store import decision_root
+    pairs = [(d["id"], canonical_json(d)) for d in map(orjson.loads, values)]
+    click.echo(f"gatewatch replay: {len(dict(pairs))} decisions, decision root "
+               f"{base64.b64encode(decision_root(pairs)).decode()}", err=True)
+
+
 @click.command()
 @_policy
 @click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
@@ -124,6 +136,8 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
 
     Prints what the streaming path would publish, one {"topic","key","value"} line each:
     signals, actions and DLQ records. Unreadable lines are counted on stderr, never fatal.
+    Ends with the decision root on stderr: with the decider's --keys-dir it equals the one
+    `gatewatch worm status` prints for a WORM log of the same input.
     """
     from itertools import islice
 
@@ -135,19 +149,27 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
         from streams.keys import load_signing_key
         signer = permit_signer(load_signing_key("decider", keys_dir))
     from streams.cmd_quality import load_policy as load_quality_policy
+    from streams import topics
     rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy))
     bad: Counter = Counter()
     out = sys.stdout.buffer
+    actions_topic, decisions = topics.topic("actions"), []
+
+    def emit(recs) -> None:
+        for rec in recs:
+            out.write(output_line(*rec))
+            if rec[0] == actions_topic:
+                decisions.append(rec[2])
+
     for path in files:
         f = sys.stdin.buffer if path == "-" else open(path, "rb")
         with f:
             envs = read_envelopes(f, bad)
             while chunk := list(islice(envs, 4096)):
-                for rec in rp.feed_many(chunk):
-                    out.write(output_line(*rec))
-    for rec in rp.finish():
-        out.write(output_line(*rec))
+                emit(rp.feed_many(chunk))
+    emit(rp.finish())
     out.flush()
+    _echo_decision_root(decisions)
     problems = bad + rp.skipped
     if problems:
         click.echo("gatewatch replay: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(problems.items())), err=True)

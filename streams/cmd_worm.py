@@ -79,19 +79,23 @@ def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval
 @_keys
 @_witness_policy
 def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
-    """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses."""
+    """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses,
+    and the decision root: the actions alone in id order, comparable with `gatewatch replay`'s."""
     import base64
 
     import orjson
 
     from sinks.worm import checkpoint as cp
     from sinks.worm.evidence import latest_quorum_note
-    from sinks.worm.store import WormStore
+    from sinks.worm.store import WormStore, decision_root
+    from streams import topics
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
         logs = store.notes("log")
         q = latest_quorum_note(store, policy)
+        decisions = store.decisions(topics.topic("actions"))
         doc = {"size": store.size, "root": base64.b64encode(store.root()).decode(),
+               "decisions": len(decisions), "decision_root": base64.b64encode(decision_root(decisions)).decode(),
                "last_checkpoint": logs[-1]["size"] if logs else None,
                "quorum_checkpoint": cp.parse_checkpoint(q.body).size if q else None,
                "witnesses": policy.evaluate(q)[2] if q else []}
@@ -99,6 +103,7 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
         click.echo(orjson.dumps(doc).decode())
     else:
         click.echo(f"size {doc['size']}  root {doc['root']}")
+        click.echo(f"decisions {doc['decisions']}  decision root {doc['decision_root']}")
         click.echo(f"last checkpoint {doc['last_checkpoint']}  quorum checkpoint {doc['quorum_checkpoint']}"
                    f"  witnesses {', '.join(doc['witnesses']) or '-'}")
 

@@ -91,6 +91,16 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None) -> Candidate
     return Candidate(rid, topic, canonical_json(value))
 
 
+def decision_root(actions: Iterable[tuple[str, bytes]]) -> bytes:
+    """RFC 9162 root of (action id, canonical action record) pairs taken in id order, each id once.
+
+    The log's own root depends on the order records arrived in from several partitions, and it
+    covers receipts, which carry the executor's signed wall-clock time, so no two runs share it.
+    This one covers only the decisions: the same input, policy and decider key give the same
+    root live and in `gatewatch replay --keys-dir` (which prints it)."""
+    return merkle.root(leaf for _id, leaf in sorted(dict(actions).items()))
+
+
 class WormStore:
     def __init__(self, path: str, synchronous: str = "FULL"):
         self.path = str(path)
@@ -181,6 +191,11 @@ class WormStore:
         for idx, eid, topic, leaf in self.db.execute(
                 "SELECT idx,id,topic,leaf FROM entries WHERE idx>=? AND idx<? ORDER BY idx", (start, end)):
             yield Entry(idx, eid, topic, bytes(leaf))
+
+    def decisions(self, actions_topic: str) -> list[tuple[str, bytes]]:
+        """(id, leaf) of every entry consumed from actions_topic, in log order."""
+        return [(eid, bytes(leaf)) for eid, leaf in self.db.execute(
+            "SELECT id, leaf FROM entries WHERE topic=? ORDER BY idx", (actions_topic,))]
 
     def has_id(self, eid: str) -> bool:
         return self.db.execute("SELECT 1 FROM entries WHERE id=?", (eid,)).fetchone() is not None

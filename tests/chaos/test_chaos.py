@@ -5,9 +5,10 @@ What must hold after the pipeline drains (5 seeds):
 - the action ids on gw.actions are exactly those `gatewatch replay` computes from the same input;
 - every permitted action was executed exactly once (one RESULT receipt each; the deploy webhook saw
   every rollback, with a valid permit);
-- the WORM log holds each action and each receipt exactly once, and its evidence bundle verifies.
-Receipts carry wall-clock times, so the WORM root itself differs between two runs by design; the
-log's contents and its proofs are what is compared.
+- the WORM log holds each action and each receipt exactly once, its decision root (the actions in id
+  order) equals that of the uninterrupted computation, and its evidence bundle verifies.
+Receipts carry wall-clock times and entries arrive in consumption order, so the log's own root
+differs between two runs by design; the decision root is the part that must not.
 """
 import os
 import random
@@ -20,7 +21,9 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
+from processors.canonical import canonical_json
 from processors.policy.engine import permit_signer
+from sinks.worm.store import WormStore, decision_root
 from streams.cmd_policy import load_policy_dir
 from streams.cmd_demo import executor_config
 from streams.demo import ABORT_ACTIONS, DeployWebhook, Supervisor
@@ -113,12 +116,16 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
                             str(tmp_path / "executor.db")], env=env, capture_output=True, text=True)
     assert chain.returncode == 0, chain.stdout + chain.stderr
 
-    # 3. the WORM log: each action and receipt once, and a bundle that verifies offline
+    # 3. the WORM log: each action and receipt once, the same decision root as the uninterrupted
+    # computation (its own root cannot match: see decision_root), and a bundle that verifies offline
     import sqlite3
     db = sqlite3.connect(tmp_path / "worm.db")
     ids = Counter(row[0] for row in db.execute("SELECT id FROM entries"))
     db.close()
     assert set(ids) == set(want_actions) | set(receipts) and max(ids.values()) == 1
+    with WormStore(str(tmp_path / "worm.db")) as store:
+        logged = store.decisions(f"{topic_prefix}actions")
+    assert decision_root(logged) == decision_root((i, canonical_json(a)) for i, a in want_actions.items())
     bundle = tmp_path / "evidence.tar.gz"
     ev = subprocess.run([sys.executable, "-m", "streams.cli", "evidence", "--db", str(tmp_path / "worm.db"),
                          "--out", str(bundle), "--policy", "configs/policies", "--collect"],

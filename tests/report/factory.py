@@ -22,9 +22,10 @@ POLICIES = ROOT / "configs" / "policies"
 START = "2026-01-01T00:00:00Z"
 
 
-def gatewatch(*args: str, stdout=None) -> None:
-    subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=ROOT, check=True, stdout=stdout,
-                   stderr=subprocess.PIPE)
+def gatewatch(*args: str, stdout=None) -> str:
+    """Run the CLI; returns its stderr."""
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=ROOT, check=True, stdout=stdout,
+                          stderr=subprocess.PIPE, text=True).stderr
 
 
 def receipts_for(actions: list[dict], executor) -> list[dict]:
@@ -51,7 +52,8 @@ def make_bundle(tmp: Path, witnesses=("witness-1", "witness-2")) -> dict:
     telemetry, replayed = tmp / "telemetry.ndjson", tmp / "replay.ndjson"
     gatewatch("simulate", str(SCENARIO), "-q", "--start", START, "--out", str(telemetry))
     with open(replayed, "wb") as f:
-        gatewatch("replay", "--policy", str(POLICIES), "--keys-dir", str(keys), str(telemetry), stdout=f)
+        replay_stderr = gatewatch("replay", "--policy", str(POLICIES), "--keys-dir", str(keys), str(telemetry),
+                                  stdout=f)
     actions = [orjson.loads(line)["value"] for line in replayed.read_bytes().splitlines()
                if b'"gw.actions"' in line[:30]]
     receipts = receipts_for(actions, load_signing_key("executor", keys))
@@ -68,4 +70,4 @@ def make_bundle(tmp: Path, witnesses=("witness-1", "witness-2")) -> dict:
     bundle = tmp / "evidence.tar.gz"
     write_bundle(files, str(bundle))
     return {"bundle": bundle, "signals": replayed, "keys": keys, "files": files, "actions": actions,
-            "receipts": receipts}
+            "receipts": receipts, "worm_db": tmp / "worm.db", "replay_stderr": replay_stderr}

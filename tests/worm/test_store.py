@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from processors.canonical import canonical_json
 from sinks.worm import merkle
-from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record
+from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record, decision_root
 
 
 def _cands(ids):
@@ -83,3 +83,26 @@ def test_candidate_from_record():
                         (b'{"x": 1}', "missing_id"), (None, "empty_value")):
         with pytest.raises(Rejected, match=reason):
             candidate_from_record("receipts", "gw.receipts", raw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=8), st.binary(max_size=16)), unique_by=lambda t: t[0],
+                min_size=1, max_size=12), st.randoms(use_true_random=False), st.data())
+def test_decision_root_depends_on_the_decisions_not_their_order(actions, rnd, data):
+    shuffled = list(actions)
+    rnd.shuffle(shuffled)
+    redelivered = shuffled + [data.draw(st.sampled_from(actions))]  # a re-delivery adds nothing
+    assert decision_root(redelivered) == decision_root(actions)
+    assert decision_root(actions) == merkle.root(leaf for _id, leaf in sorted(actions))
+    i, leaf = actions[0]
+    assert decision_root([(i, leaf + b"x"), *actions[1:]]) != decision_root(actions)
+    assert decision_root(actions[1:]) != decision_root(actions)
+
+
+def test_decisions_are_the_action_topic_entries_in_log_order(tmp_path):
+    a1, a2 = ({"id": "a1", "kind": "abort"}, {"id": "a2", "kind": "hook"})
+    with WormStore(str(tmp_path / "w.db")) as s:
+        s.append_batch([candidate_from_record("actions", "p.actions", orjson.dumps(a2)),
+                        candidate_from_record("receipts", "p.receipts", orjson.dumps({"id": "r1"})),
+                        candidate_from_record("actions", "p.actions", orjson.dumps(a1))])
+        assert s.decisions("p.actions") == [("a2", canonical_json(a2)), ("a1", canonical_json(a1))]
