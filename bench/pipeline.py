@@ -9,8 +9,11 @@ canary flips between healthy and a 5xx surge every 2 minutes of event time, so r
 
 Capacity: after the live phase, workers and the plain loop are paused (SIGSTOP) while a backlog
 of --burst mixed records is produced; then the plain loop alone reads it (all input topics), then
-the workers alone process it (ingest -> signals, until the backlog's last windows are out). Both
-rates are records per second of that backlog, measured one after the other in the same run.
+the workers alone process it (until ingest has committed all of it and the backlog's last windows
+are out of signals). Both rates are records per second of that backlog, measured one after the
+other in the same run, with the CPU time each process spent on it. Two backlogs: one at the live
+load's density (event time 30x), then one at event time 1x (--rate records per event second),
+where a record carries 30x less signal and decision work.
 
 Decision latency = wall time from producing the record that makes a rule true to seeing the
 action on gw.actions. A rule at step end E becomes decidable when its source partition's
