@@ -96,12 +96,13 @@ class WebhookBackend:
                    KEY_ID_HEADER: key_id(self.signing_key.verify_key),
                    SIGNATURE_HEADER: sign_b64(self.signing_key, body)}
         start = self.clock()
-        attempt, last_body = 0, b""
+        attempt, last_body, detail = 0, b"", "deadline"
         while True:
             attempt += 1
             per_attempt = min(self.timeout_s, self.deadline_s - (self.clock() - start))
-            if per_attempt <= 0.001:
-                return Outcome("timeout", attempt - 1, _digest(last_body), "deadline")
+            if per_attempt <= 0.001:  # no time left (a backoff sleep overshot): as below
+                status = "failure" if attempt > 1 and detail != "timeout" else "timeout"
+                return Outcome(status, attempt - 1, _digest(last_body), detail)
             code, last_body, retry_after, detail = self._post(body, headers, per_attempt)
             if code is not None and 200 <= code < 300:
                 return Outcome("success", attempt, _digest(last_body), detail)

@@ -59,6 +59,19 @@ def test_webhook_connection_refused_is_failure():
     assert out.status == "failure" and out.detail.startswith("error")
 
 
+def test_deadline_running_out_in_a_backoff_sleep_keeps_the_last_attempts_status():
+    """A refused connection stays a failure when the backoff sleep overshoots the deadline (a loaded
+    machine); before, the check at the top of the next attempt reported a timeout."""
+    now = [0.0]
+
+    def oversleep(s):  # every sleep overshoots to the deadline
+        now[0] += max(s, 0.2)
+
+    out = _hook("http://127.0.0.1:9/none", deadline_s=0.2, clock=lambda: now[0], sleep=oversleep) \
+        .execute(REC, BODY, REC["id"])
+    assert (out.status, out.attempts) == ("failure", 1) and out.detail.startswith("error")
+
+
 def test_command_backend_gets_stdin_and_env(tmp_path):
     script = ("import os,sys; d=sys.stdin.read(); "
               "sys.stdout.write(os.environ['GATEWATCH_SCOPE']+' '+os.environ['GATEWATCH_IDEMPOTENCY_KEY']+' '+str(len(d))); "
