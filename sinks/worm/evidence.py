@@ -45,7 +45,7 @@ from processors.signing import check_permit, key_id
 from processors.timefmt import TimeFormatError, parse_time_ms
 from sinks.worm import checkpoint as cp
 from sinks.worm import merkle
-from sinks.worm.store import WormStore
+from sinks.worm.store import WormStore, decision_root
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
@@ -206,6 +206,7 @@ class Report:
     quorum: str
     actions: int = 0
     files: int = 0
+    decision_root: str = ""
     lines: list[str] = field(default_factory=list)
 
 
@@ -290,6 +291,7 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     entry_lines = files.get("entries.ndjson", b"").splitlines()
     proof_lines = files.get("proofs.ndjson", b"").splitlines()
     actions, carried = 0, set()  # policy hashes carried by verified (signed, logged) actions
+    decisions: list[tuple[str, bytes]] = []
     for i in range(max(len(entry_lines), len(proof_lines), c.size)):
         if i >= c.size:
             raise BundleError(f"entry {i}: beyond the checkpoint size {c.size} (inserted)")
@@ -300,7 +302,9 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
             raise BundleError(f"entry {i}: {why}")
         if why:
             actions += 1
-            carried.add(orjson.loads(entry_lines[i])["value"]["policy_hash"])
+            value = orjson.loads(entry_lines[i])["value"]
+            carried.add(value["policy_hash"])
+            decisions.append((value["id"], canonical_json(value)))
     for name in ENTRY_FILES:
         if hashlib.sha256(files[name]).hexdigest() != listed[name]:
             raise BundleError(f"file {name}: sha256 differs from the manifest")
@@ -313,12 +317,14 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
 
     k, _ = policy.groups.get(policy.quorum, (1, ()))
     rep = Report(bundle_hash, c.origin, c.size, base64.b64encode(c.root).decode(), signers,
-                 f"{k}-of-{len(policy.witnesses)}", actions, len(files))
+                 f"{k}-of-{len(policy.witnesses)}", actions, len(files),
+                 decision_root=base64.b64encode(decision_root(decisions)).decode())
     rep.lines = [
         f"bundle sha256 {bundle_hash}",
         f"checkpoint {c.origin} size {c.size} root {rep.root}",
         f"signatures: log ok, witnesses {', '.join(signers)} ({rep.quorum} required)",
         f"entries {c.size} verified (inclusion proofs), {actions} action permits valid, {len(files)} files match the manifest",
+        f"decision root {rep.decision_root} (the {actions} actions in id order; gatewatch replay --keys-dir prints it)",
         f"policy: {'bundled files compose to ' + composed[0] + ', carried by logged actions' if composed else 'no policy files bundled'}",
         "INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures)",
     ]

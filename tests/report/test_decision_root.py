@@ -1,5 +1,6 @@
-"""The decision root ties a WORM log to a replay of its input: `gatewatch worm status` and
-`gatewatch replay --keys-dir` print the same one, though the log also holds receipts."""
+"""The decision root ties a WORM log to a replay of its input: `gatewatch worm status`,
+`gatewatch verify` of its bundle and `gatewatch replay --keys-dir` print the same one, though the
+log also holds receipts."""
 import os
 import re
 import subprocess
@@ -19,3 +20,8 @@ def test_worm_status_and_replay_print_the_same_decision_root(spike):
     assert logged.groups() == replayed.groups()
     assert int(logged.group(1)) == len(spike["actions"]) > 0
     assert re.search(r"size (\d+)", status.stdout).group(1) == str(len(spike["actions"]) + len(spike["receipts"]))
+    bundle = subprocess.run([sys.executable, "-m", "streams.cli", "verify", str(spike["bundle"])], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert bundle.returncode == 0, bundle.stdout + bundle.stderr
+    assert re.search(r"decision root (\S+) \(the (\d+) actions", bundle.stdout).groups() == \
+        (replayed.group(2), replayed.group(1))
