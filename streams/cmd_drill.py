@@ -12,7 +12,7 @@ import orjson
 @click.command()
 @click.option("--policy", "policy_dir", default="configs/policies", show_default=True,
               type=click.Path(file_okay=False), help="Policy directory whose hooks are drilled.")
-@click.option("--out", default="drill.json", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--out", default="out/drill.json", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the drill report (JSON) here; include it with `gatewatch evidence --include`.")
 @click.option("--hooks", default=None, help="Comma-separated hook names (default: every hook the policy enables).")
 @click.option("--start", default=None, help="Event time of the scenarios' first record (default: 2026-01-01T00:00:00Z).")
@@ -45,6 +45,7 @@ def drill(policy_dir, out, hooks, start, aborts, controls, quiet) -> None:
     if out == "-":
         sys.stdout.buffer.write(data)
     elif out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_bytes(data)
         click.echo(f"drill report -> {out}", err=True)
     if not report["ok"]:
