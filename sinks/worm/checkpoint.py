@@ -235,6 +235,8 @@ def parse_policy(text: str) -> Policy:
         unknown = [m for m in members if m not in witnesses and m not in groups]
         if unknown or not 1 <= k <= len(members):
             raise NoteError(f"policy group {g}: bad threshold or unknown members {unknown}")
+        if len(set(members)) != len(members):  # else one witness's signature would count twice
+            raise NoteError(f"policy group {g}: a member is listed twice")
     if quorum not in groups and quorum not in witnesses:
         raise NoteError(f"policy quorum {quorum!r} is not a witness or group")
     return Policy(log, witnesses, groups, quorum)

@@ -79,6 +79,9 @@ def test_policy_text_roundtrip(setup):
         cp.parse_policy(text.replace("group witnesses 2", "group witnesses 4"))
     with pytest.raises(cp.NoteError):
         cp.parse_policy(text.replace("quorum witnesses", "quorum nobody"))
+    # a member listed twice would let one witness's signature meet a 2-of-N quorum alone
+    with pytest.raises(cp.NoteError, match="listed twice"):
+        cp.parse_policy(text.replace("witness-1 witness-2 witness-3", "witness-1 witness-3 witness-3"))
 
 
 def test_parse_note_rejects_garbage():
