@@ -111,7 +111,7 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
                metrics_port, assignment, partitions, exit_when_idle)
 
 
-def _echo_decision_root(values: list[bytes]) -> None:
+def _echo_decision_root(values: list[bytes], signed: bool) -> None:
     import base64
 
     import orjson
@@ -119,8 +119,10 @@ def _echo_decision_root(values: list[bytes]) -> None:
     from processors.canonical import canonical_json
     from sinks.worm.store import decision_root
     pairs = [(d["id"], canonical_json(d)) for d in map(orjson.loads, values)]
+    # the root covers each action's permit: unsigned ones can never match a signed log's
+    note = "" if signed else " (unsigned actions: no signed log matches it; pass the decider's --keys-dir)"
     click.echo(f"gatewatch replay: {len(dict(pairs))} decisions, decision root "
-               f"{base64.b64encode(decision_root(pairs)).decode()}", err=True)
+               f"{base64.b64encode(decision_root(pairs)).decode()}{note}", err=True)
 
 
 @click.command()
@@ -169,7 +171,7 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
                 emit(rp.feed_many(chunk))
     emit(rp.finish())
     out.flush()
-    _echo_decision_root(decisions)
+    _echo_decision_root(decisions, signer is not None)
     problems = bad + rp.skipped
     if problems:
         click.echo("gatewatch replay: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(problems.items())), err=True)

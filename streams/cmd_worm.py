@@ -80,7 +80,9 @@ def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval
 @_witness_policy
 def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
     """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses,
-    and the decision root: the actions alone in id order, comparable with `gatewatch replay`'s."""
+    and the decision root: the actions alone in id order, comparable with `gatewatch replay --keys-dir`'s.
+    While witnesses have not yet cosigned the tail, also the decision root at the quorum checkpoint,
+    which is the one `gatewatch verify` prints for a bundle exported now. Scans the whole log."""
     import base64
 
     import orjson
@@ -88,16 +90,23 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
     from sinks.worm import checkpoint as cp
     from sinks.worm.evidence import latest_quorum_note
     from sinks.worm.store import WormStore, decision_root
-    from streams import topics
+
+    def b64(h: bytes) -> str:
+        return base64.b64encode(h).decode()
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
         logs = store.notes("log")
         q = latest_quorum_note(store, policy)
-        decisions = store.decisions(topics.topic("actions"))
-        doc = {"size": store.size, "root": base64.b64encode(store.root()).decode(),
-               "decisions": len(decisions), "decision_root": base64.b64encode(decision_root(decisions)).decode(),
+        q_size = cp.parse_checkpoint(q.body).size if q else None
+        decisions = store.decisions()
+        # a bundle exported now covers the quorum checkpoint's entries only
+        covered = decisions if q_size is None or q_size >= store.size else store.decisions(q_size)
+        doc = {"size": store.size, "root": b64(store.root()),
+               "decisions": len(decisions), "decision_root": b64(decision_root(decisions)),
                "last_checkpoint": logs[-1]["size"] if logs else None,
-               "quorum_checkpoint": cp.parse_checkpoint(q.body).size if q else None,
+               "quorum_checkpoint": q_size,
+               "quorum_decisions": len(covered) if q else None,
+               "quorum_decision_root": b64(decision_root(covered)) if q else None,
                "witnesses": policy.evaluate(q)[2] if q else []}
     if as_json:
         click.echo(orjson.dumps(doc).decode())
@@ -106,6 +115,9 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
         click.echo(f"decisions {doc['decisions']}  decision root {doc['decision_root']}")
         click.echo(f"last checkpoint {doc['last_checkpoint']}  quorum checkpoint {doc['quorum_checkpoint']}"
                    f"  witnesses {', '.join(doc['witnesses']) or '-'}")
+        if q_size is not None and q_size < doc["size"]:
+            click.echo(f"at the quorum checkpoint: decisions {doc['quorum_decisions']}  decision root "
+                       f"{doc['quorum_decision_root']} (what a bundle exported now verifies)")
 
 
 @worm.command("policy")

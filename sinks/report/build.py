@@ -18,8 +18,6 @@ import orjson
 from sinks.report.html import render_report
 from sinks.report.series import thresholds_from_rules
 
-RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
-
 
 # ---------------------------------------------------------------- signals file
 
@@ -67,7 +65,7 @@ def read_signals(path: str | os.PathLike) -> list[dict]:
 
 def bundle_records(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
     """(actions, receipts) logged in the bundle's entries.ndjson, in log order."""
-    from sinks.worm.evidence import ACTION_KINDS
+    from sinks.worm.store import is_action, is_receipt
     actions, receipts = [], []
     for line in files.get("entries.ndjson", b"").splitlines():
         try:
@@ -77,9 +75,9 @@ def bundle_records(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
         v, topic = e.get("value") if isinstance(e, dict) else None, str(e.get("topic", "")) if isinstance(e, dict) else ""
         if not isinstance(v, dict):
             continue
-        if topic.endswith("receipts") or v.get("type") in RECEIPT_TYPES:
+        if is_receipt(v):  # by shape first, as verify classifies them
             receipts.append(v)
-        elif topic.endswith("actions") or v.get("kind") in ACTION_KINDS:
+        elif is_action(topic, v):
             actions.append(v)
     return actions, receipts
 

@@ -21,10 +21,14 @@ manifest and file set; sha256 of every file except entries/proofs (so an altered
 or note is named by file); keys agree with the policy; checkpoint signatures (log + quorum);
 the bundled policies compose (processors.policy, order of streams.cmd_policy) to the hash recorded;
 entries one by one (index, inclusion proof against the checkpoint root, permit of each action
-against the decider key at the action's own ts); entry count == size; policy_hashes.json is exactly
+against the decider key at the action's own ts, each id once, every topic one of the logged
+topics under entry 0's prefix: the leaf covers the value, not the topic); entry count == size;
+policy_hashes.json is exactly
 what the verified actions and bundled policies imply;
 sha256 of entries/proofs; the composed policy hash is one a logged (signed) action carries, so a
 re-hashed policy file is caught too. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
+Every file the verifier parses must be spelled as the exporter writes it (JSON layout, lowercase
+hex, canonical base64, the note and policy text): one content, one byte string, so no edit passes.
 """
 from __future__ import annotations
 
@@ -45,18 +49,12 @@ from processors.signing import check_permit, key_id
 from processors.timefmt import TimeFormatError, parse_time_ms
 from sinks.worm import checkpoint as cp
 from sinks.worm import merkle
-from sinks.worm.store import WormStore, decision_root
+from sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
-ACTION_KINDS = ("hook", "abort", "promote", "gate")
-RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
+KEYS_JSON = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS  # how keys/public_keys.json is written
 RECEIPT_SIGNERS = "receipt-signers"  # key in the trust map holding the executor keys
-
-
-def _is_receipt(value: dict) -> bool:
-    """An executor receipt by its shape (it copies an action's kind and action, never its permit)."""
-    return value.get("type") in RECEIPT_TYPES and isinstance(value.get("action_id"), str) and "permit" not in value
 
 
 class BundleError(Exception):
@@ -136,7 +134,7 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         "checkpoint.note": note.text().encode(),
         "entries.ndjson": b"".join(line + b"\n" for line in entries),
         "proofs.ndjson": b"".join(line + b"\n" for line in proofs),
-        "keys/public_keys.json": orjson.dumps(public_keys, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+        "keys/public_keys.json": orjson.dumps(public_keys, option=KEYS_JSON),
         "policy/witness.policy": policy.text().encode(),
     }
     if policy_dir:
@@ -210,17 +208,37 @@ class Report:
     lines: list[str] = field(default_factory=list)
 
 
-def _json(files: dict, name: str):
+def _json(files: dict, name: str, option: int | None = None):
+    """The parsed file; with the exporter's orjson option, also refuses any other spelling of it."""
     try:
-        return orjson.loads(files[name])
+        doc = orjson.loads(files[name])
     except (KeyError, orjson.JSONDecodeError):
         raise BundleError(f"file {name}: missing or not JSON") from None
+    if option is not None and orjson.dumps(doc, option=option) != files[name]:
+        raise BundleError(f"file {name}: not as the exporter writes it (reformatted or edited)")
+    return doc
+
+
+def _hex(text) -> bytes:
+    """Lowercase hex only, as the exporter writes it: another spelling of the same bytes is an edit."""
+    raw = bytes.fromhex(text)
+    if raw.hex() != text:
+        raise ValueError("not canonical hex")
+    return raw
+
+
+def _b64(text) -> bytes:
+    """Canonical base64 only: unused low bits set are another spelling of the same hash."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("not canonical base64")
+    return raw
 
 
 def _check_keys(keys: dict, policy: cp.Policy) -> dict[str, VerifyKey]:
     """Public keys by role, cross-checked with the policy's vkeys. Returns the decider trust map."""
     try:
-        by_role = {r: VerifyKey(bytes.fromhex(v["public_key"])) for r, v in keys.items()}
+        by_role = {r: VerifyKey(_hex(v["public_key"])) for r, v in keys.items()}
         if any(key_id(vk) != keys[r]["key_id"] for r, vk in by_role.items()):
             raise ValueError
     except (ValueError, TypeError, KeyError, AttributeError):
@@ -260,7 +278,9 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
         policy = cp.parse_policy(files["policy/witness.policy"].decode())
     except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
         raise BundleError(f"file policy/witness.policy: {e}") from None
-    bundle_keys = _json(files, "keys/public_keys.json")
+    if policy.text().encode() != files["policy/witness.policy"]:
+        raise BundleError("file policy/witness.policy: not as the exporter writes it (reformatted or edited)")
+    bundle_keys = _json(files, "keys/public_keys.json", KEYS_JSON)
     if trusted_keys is not None:
         for role, k in sorted(trusted_keys.items()):
             if not isinstance(bundle_keys, dict) or (bundle_keys.get(role) or {}).get("public_key") != k["public_key"]:
@@ -271,6 +291,8 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
         c = cp.parse_checkpoint(note.body)
     except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
         raise BundleError(f"file checkpoint.note: {e}") from None
+    if note.text().encode() != files["checkpoint.note"]:
+        raise BundleError("file checkpoint.note: not as the exporter writes it (reformatted or edited)")
     log_ok, quorum_ok, signers = policy.evaluate(note)
     if not log_ok:
         raise BundleError("file checkpoint.note: the log signature does not verify")
@@ -279,7 +301,7 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     if (manifest.get("origin"), manifest.get("size"), manifest.get("root")) != \
             (c.origin, c.size, base64.b64encode(c.root).decode()):
         raise BundleError("file manifest.json: origin/size/root differ from checkpoint.note")
-    ph = _json(files, "policy_hashes.json")
+    ph = _json(files, "policy_hashes.json", orjson.OPT_INDENT_2)
     if not isinstance(ph, dict) or not isinstance(ph.get("actions"), list) \
             or not all(isinstance(h, str) for h in ph["actions"]):
         raise BundleError("file policy_hashes.json: not a policy hash record")
@@ -291,18 +313,29 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     entry_lines = files.get("entries.ndjson", b"").splitlines()
     proof_lines = files.get("proofs.ndjson", b"").splitlines()
     actions, carried = 0, set()  # policy hashes carried by verified (signed, logged) actions
+    ids: set[str] = set()
+    log_prefix = None  # GATEWATCH_TOPIC_PREFIX of the sink that wrote the log, from entry 0
     decisions: list[tuple[str, bytes]] = []
     for i in range(max(len(entry_lines), len(proof_lines), c.size)):
         if i >= c.size:
             raise BundleError(f"entry {i}: beyond the checkpoint size {c.size} (inserted)")
         if i >= len(entry_lines) or i >= len(proof_lines):
             raise BundleError(f"entry {i}: missing (the checkpoint covers {c.size} entries)")
-        why = _check_entry(i, entry_lines[i], proof_lines[i], c, trusted)
-        if isinstance(why, str):
-            raise BundleError(f"entry {i}: {why}")
+        why, value, topic, is_act = _check_entry(i, entry_lines[i], proof_lines[i], c, trusted)
         if why:
+            raise BundleError(f"entry {i}: {why}")
+        if value["id"] in ids:  # the log appends an id once: a repeat was spliced in
+            raise BundleError(f"entry {i}: id {value['id']} repeats an earlier entry's")
+        ids.add(value["id"])
+        # the leaf covers the value, not the topic: one sink reads one prefix's logged topics, so
+        # an edited topic shows as a foreign name or prefix
+        kind = next((k for k in LOGGED_KINDS if topic.endswith(k)), None)
+        if kind is None or log_prefix not in (None, topic[:-len(kind)]):
+            raise BundleError(f"entry {i}: topic {topic!r} is not one of the logged topics "
+                              f"{', '.join((log_prefix or '<prefix>') + k for k in LOGGED_KINDS)}")
+        log_prefix = topic[:-len(kind)]
+        if is_act:
             actions += 1
-            value = orjson.loads(entry_lines[i])["value"]
             carried.add(value["policy_hash"])
             decisions.append((value["id"], canonical_json(value)))
     for name in ENTRY_FILES:
@@ -331,37 +364,40 @@ def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
     return rep
 
 
-def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted) -> str | bool:
-    """A reason when the entry is bad, else whether it was an action (permit checked)."""
+def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted) -> tuple[str, dict, str, bool]:
+    """(why the entry is bad or "", its value, its topic, whether it is an action whose permit was checked)."""
     try:
         e, p = orjson.loads(eline), orjson.loads(pline)
         value = e["value"]
-        proof = [base64.b64decode(h, validate=True) for h in p["proof"]]
-        leaf_hash = bytes.fromhex(p["leaf_hash"])
+        proof = [_b64(h) for h in p["proof"]]
+        leaf_hash = _hex(p["leaf_hash"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return "malformed line"
+        return "malformed line", {}, "", False
     if e.get("index") != i or p.get("index") != i:
-        return f"out of place (says index {e.get('index')}, proof {p.get('index')})"
-    if not isinstance(value, dict) or value.get("id") != e.get("id"):
-        return "id does not match its value"
+        return f"out of place (says index {e.get('index')}, proof {p.get('index')})", {}, "", False
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or value.get("id") != e.get("id"):
+        return "id does not match its value", {}, "", False
+    topic = e.get("topic")
+    if not isinstance(topic, str):
+        return "topic is not a string", {}, "", False
     if merkle.hash_leaf(canonical_json(value)) != leaf_hash:
-        return "value does not hash to its leaf hash"
+        return "value does not hash to its leaf hash", {}, "", False
     if not merkle.verify_inclusion(leaf_hash, i, c.size, proof, c.root):
-        return "inclusion proof does not verify against the checkpoint root"
-    if _is_receipt(value):  # its signature is checked instead: a forged receipt fails here
+        return "inclusion proof does not verify against the checkpoint root", {}, "", False
+    if is_receipt(value):  # its signature is checked instead: a forged receipt fails here
         from sinks.executor.receipts import verify_receipt
         why = verify_receipt(value, trusted.get(RECEIPT_SIGNERS, {}))
-        return f"receipt refused: {why}" if why else False
+        return (f"receipt refused: {why}" if why else ""), value, topic, False
     # an action by its topic or its shape, so relabelling the topic cannot skip the permit check
-    if str(e.get("topic", "")).endswith("actions") or "permit" in value or value.get("kind") in ACTION_KINDS:
+    if is_action(topic, value):
         try:
             now_ms = parse_time_ms(value.get("ts"))
         except TimeFormatError:
-            return "action ts is not a timestamp"
+            return "action ts is not a timestamp", {}, "", False
         why = check_permit(value, {k: v for k, v in trusted.items() if k != RECEIPT_SIGNERS}, now_ms)
         if why:
-            return f"permit refused: {why}"
+            return f"permit refused: {why}", {}, "", False
         if not isinstance(value.get("policy_hash"), str):
-            return "action has no policy hash"
-        return True
-    return False
+            return "action has no policy hash", {}, "", False
+        return "", value, topic, True
+    return "", value, topic, False

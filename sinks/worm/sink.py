@@ -32,13 +32,12 @@ from processors.canonical import canonical_json
 from processors.dlq import dlq_record
 
 from sinks.worm import checkpoint as cp
-from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record
+from sinks.worm.store import LOGGED_KINDS, Candidate, Rejected, WormStore, candidate_from_record
 from streams import kafka, topics
 from streams.errors import GatewatchError
 from streams.ops import log_event
 
 LOG = logging.getLogger("gatewatch.worm")
-LOGGED_KINDS = ("actions", "receipts", "trajectories")
 
 ENTRIES = Counter("gatewatch_worm_entries_appended_total", "Entries appended to the WORM log")
 DUPLICATES = Counter("gatewatch_worm_duplicates_total", "Re-delivered records that appended nothing")

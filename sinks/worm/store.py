@@ -91,6 +91,23 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None) -> Candidate
     return Candidate(rid, topic, canonical_json(value))
 
 
+LOGGED_KINDS = ("actions", "receipts", "trajectories")  # the catalogue topics the sink logs
+ACTION_KINDS = ("hook", "abort", "promote", "gate")
+RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
+
+
+def is_receipt(value: dict) -> bool:
+    """An executor receipt by its shape (it copies an action's kind and action, never its permit)."""
+    return value.get("type") in RECEIPT_TYPES and isinstance(value.get("action_id"), str) and "permit" not in value
+
+
+def is_action(topic: str, value: dict) -> bool:
+    """A decider action by its topic's name or its shape: relabelling the topic (or another
+    GATEWATCH_TOPIC_PREFIX) cannot hide one."""
+    return not is_receipt(value) and (
+        topic.endswith("actions") or "permit" in value or value.get("kind") in ACTION_KINDS)
+
+
 def decision_root(actions: Iterable[tuple[str, bytes]]) -> bytes:
     """RFC 9162 root of (action id, canonical action record) pairs taken in id order, each id once.
 
@@ -98,7 +115,10 @@ def decision_root(actions: Iterable[tuple[str, bytes]]) -> bytes:
     covers receipts, which carry the executor's signed wall-clock time, so no two runs share it.
     This one covers only the decisions: the same input, policy and decider key give the same
     root live and in `gatewatch replay --keys-dir` (which prints it)."""
-    return merkle.root(leaf for _id, leaf in sorted(dict(actions).items()))
+    first: dict[str, bytes] = {}
+    for aid, leaf in actions:  # the first wins, as in the log (its ids are unique)
+        first.setdefault(aid, leaf)
+    return merkle.root(leaf for _id, leaf in sorted(first.items()))
 
 
 class WormStore:
@@ -192,10 +212,15 @@ class WormStore:
                 "SELECT idx,id,topic,leaf FROM entries WHERE idx>=? AND idx<? ORDER BY idx", (start, end)):
             yield Entry(idx, eid, topic, bytes(leaf))
 
-    def decisions(self, actions_topic: str) -> list[tuple[str, bytes]]:
-        """(id, leaf) of every entry consumed from actions_topic, in log order."""
-        return [(eid, bytes(leaf)) for eid, leaf in self.db.execute(
-            "SELECT id, leaf FROM entries WHERE topic=? ORDER BY idx", (actions_topic,))]
+    def decisions(self, end: int | None = None) -> list[tuple[str, bytes]]:
+        """(id, leaf) of the action entries among the first `end` (default: all), in log order,
+        chosen by `is_action` as `gatewatch verify` chooses them. A full scan: not a probe."""
+        out = []
+        for e in self.entries(0, end):
+            value = orjson.loads(e.leaf)
+            if isinstance(value, dict) and is_action(e.topic, value):
+                out.append((e.id, e.leaf))
+        return out
 
     def has_id(self, eid: str) -> bool:
         return self.db.execute("SELECT 1 FROM entries WHERE id=?", (eid,)).fetchone() is not None

@@ -70,4 +70,4 @@ def make_bundle(tmp: Path, witnesses=("witness-1", "witness-2")) -> dict:
     bundle = tmp / "evidence.tar.gz"
     write_bundle(files, str(bundle))
     return {"bundle": bundle, "signals": replayed, "keys": keys, "files": files, "actions": actions,
-            "receipts": receipts, "worm_db": tmp / "worm.db", "replay_stderr": replay_stderr}
+            "receipts": receipts, "worm_db": tmp / "worm.db", "replay_stderr": replay_stderr, "telemetry": telemetry}

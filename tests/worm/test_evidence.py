@@ -238,3 +238,33 @@ def test_a_forged_receipt_in_the_log_is_named(tmp_path):
     out = _write(tmp_path, files)
     with pytest.raises(BundleError, match=rf"entry {store.size - 1}: receipt refused: unknown_key"):
         verify_bundle(out)
+
+
+def test_a_repeated_id_is_refused_even_when_the_log_key_signed_it(tmp_path):
+    """The log appends an id once; a bundle that repeats one (a log signed by a stolen key, say)
+    would count an action twice while its decision root covers it once."""
+    from processors.canonical import canonical_json
+    from sinks.worm import merkle
+
+    keys = factory.keys(tmp_path)
+    store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
+    files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys),
+                        factory.write_policy_dir(tmp_path / "p"))
+    store.close()
+    ents = [orjson.loads(line) for line in files["entries.ndjson"].splitlines()]
+    ents.append({**ents[0], "index": len(ents)})
+    leaves = [canonical_json(e["value"]) for e in ents]
+    files["entries.ndjson"] = b"".join(orjson.dumps(e) + b"\n" for e in ents)
+    files["proofs.ndjson"] = b"".join(orjson.dumps(
+        {"index": i, "leaf_hash": merkle.hash_leaf(leaf).hex(),
+         "proof": [base64.b64encode(p).decode() for p in merkle.inclusion_proof(leaves, i)]}) + b"\n"
+        for i, leaf in enumerate(leaves))
+    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, len(leaves), merkle.root(leaves)).body(), cp.DEFAULT_ORIGIN,
+                   factory.load_signing_key("log", keys))
+    files["checkpoint.note"] = factory.cosign(note, ["witness-1", "witness-2"], keys).text().encode()
+    m = orjson.loads(files["manifest.json"])
+    m.update(size=len(leaves), root=base64.b64encode(merkle.root(leaves)).decode())
+    files["manifest.json"] = orjson.dumps(m)
+    _rehash(files)
+    with pytest.raises(BundleError, match=rf"entry {len(ents) - 1}: id {ents[0]['id']} repeats an earlier entry's"):
+        verify_bundle(_write(tmp_path, files))
