@@ -48,7 +48,7 @@ class PartitionAggregator:
         self._lateness = self.config.lateness_ms
         self._step = self.config.step_ms
         self._max_future = self.config.max_future_ms
-        self._fast = topic == "metrics"
+        self.fast_path = topic == "metrics"  # add_batch's inlined loop for request records
         self.max_event_ms: int | None = None
         self.origin_ms: int | None = None
         self._shape_ids: dict[tuple, str] = {}
@@ -80,7 +80,7 @@ class PartitionAggregator:
             self.first_offset = offset
         self.last_offset = offset
         self.records += 1
-        if self._fast and value and value[0] == 123:  # b"{": try the request fast path
+        if self.fast_path and value and value[0] == 123:  # b"{": try the request fast path
             try:
                 doc = _loads(value)
             except _JSONDecodeError:
@@ -145,7 +145,7 @@ class PartitionAggregator:
         Request samples of the metrics topic run through one loop with no per-record call:
         msgspec decodes and validates them in C. A record that loop does not take plainly
         (another shape, late, future, an unusual timestamp) goes through add()."""
-        if not self._fast:
+        if not self.fast_path:
             add = self.add
             return [(i, r) for i in range(len(values))
                     if (r := add(offsets[i], keys[i], values[i], kafka_ts[i])) is not None]

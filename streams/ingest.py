@@ -201,11 +201,14 @@ class IngestWorker:
             agg = self.aggs.get((topic, partition))
             if agg is None:  # assignment raced a revoke; the new owner will read it
                 continue
-            offsets = _Lazy(run, _OFFSET)
+            if agg.fast_path:  # its loop reads the offsets and keys of few records
+                offsets, keys = _Lazy(run, _OFFSET), _Lazy(run, _KEY)
+            else:
+                offsets, keys = [m.offset() for m in run], [m.key() for m in run]
             values = [m.value() for m in run]
             kafka_ts = [t if kind != 0 and t >= 0 else None  # message_ts_ms, inlined
                         for kind, t in (m.timestamp() for m in run)]
-            rejects = agg.add_batch(offsets, _Lazy(run, _KEY), values, kafka_ts)
+            rejects = agg.add_batch(offsets, keys, values, kafka_ts)
             for i, rej in rejects:
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 rec = dlq_record(topic, partition, offsets[i], rej.reason, values[i], rej.detail)

@@ -151,7 +151,7 @@ def test_any_records_never_raise_through_both_stages(recs, flush_every):
 def test_aggregator_fast_path_equals_general_path(recs):
     fast = PartitionAggregator("metrics", 0, SignalConfig())
     general = PartitionAggregator("metrics", 0, SignalConfig())
-    general._fast = False
+    general.fast_path = False
     for i, (doc, kts) in enumerate(recs):
         v = orjson.dumps(doc)
         assert fast.add(i, None, v, kts) == general.add(i, None, v, kts)
