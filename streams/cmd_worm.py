@@ -14,6 +14,21 @@ def _graceful(stopper) -> None:
         signal.signal(sig, lambda *_: stopper())
 
 
+def _existing_log(db: str) -> str:
+    """db, if it holds a WORM log: opening any other SQLite file as one would add the log's
+    tables (and their no-update triggers) to it, e.g. to the executor's ledger."""
+    import sqlite3
+    from pathlib import Path
+    try:
+        with sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True) as con:
+            found = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise GatewatchError(f"{db}: not a WORM log ({e})") from None
+    if not found:
+        raise GatewatchError(f"{db}: not a WORM log (no entries table); pass the worm sink's --db")
+    return db
+
+
 def _policy(origin: str, policy_file: str | None, keys_dir: str | None, quorum: int):
     from sinks.worm import checkpoint as cp
     if policy_file:
@@ -93,6 +108,7 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
 
     def b64(h: bytes) -> str:
         return base64.b64encode(h).decode()
+    db = _existing_log(db)
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
         logs = store.notes("log")
@@ -170,6 +186,7 @@ def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_p
     from sinks.worm.evidence import BundleError, build_files, write_bundle
     from sinks.worm.store import WormStore
     from streams.keys import public_keys
+    db = _existing_log(db)
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
         if collect:

@@ -106,3 +106,22 @@ def test_decisions_are_the_action_topic_entries_in_log_order(tmp_path):
                         candidate_from_record("receipts", "p.receipts", orjson.dumps({"id": "r1"})),
                         candidate_from_record("actions", "p.actions", orjson.dumps(a1))])
         assert s.decisions("p.actions") == [("a2", canonical_json(a2)), ("a1", canonical_json(a1))]
+
+
+def test_status_and_evidence_refuse_a_file_that_is_not_a_worm_log(tmp_path, capsys):
+    """Pointed at another component's SQLite file, they say so and leave it as it was."""
+    import sqlite3
+
+    from streams.cli import main
+    other = tmp_path / "executor.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE receipts(id TEXT)")
+    text = tmp_path / "notes.txt"
+    text.write_text("not sqlite at all\n" * 100)
+    for path in (other, text):
+        before = path.read_bytes()
+        for args in (["worm", "status", "--db", str(path)],
+                     ["evidence", "--db", str(path), "--out", str(tmp_path / "b.tar.gz")]):
+            assert main(args) != 0
+            assert "not a WORM log" in capsys.readouterr().err
+        assert path.read_bytes() == before
