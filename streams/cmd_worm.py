@@ -114,9 +114,10 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
         logs = store.notes("log")
         q = latest_quorum_note(store, policy)
         q_size = cp.parse_checkpoint(q.body).size if q else None
-        decisions = store.decisions()
+        acts = store.decisions()
+        decisions = [(e.id, e.leaf) for e in acts]
         # a bundle exported now covers the quorum checkpoint's entries only
-        covered = decisions if q_size is None or q_size >= store.size else store.decisions(q_size)
+        covered = [(e.id, e.leaf) for e in acts if q_size is None or e.index < q_size]
         doc = {"size": store.size, "root": b64(store.root()),
                "decisions": len(decisions), "decision_root": b64(decision_root(decisions)),
                "last_checkpoint": logs[-1]["size"] if logs else None,

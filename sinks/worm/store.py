@@ -212,14 +212,14 @@ class WormStore:
                 "SELECT idx,id,topic,leaf FROM entries WHERE idx>=? AND idx<? ORDER BY idx", (start, end)):
             yield Entry(idx, eid, topic, bytes(leaf))
 
-    def decisions(self, end: int | None = None) -> list[tuple[str, bytes]]:
-        """(id, leaf) of the action entries among the first `end` (default: all), in log order,
-        chosen by `is_action` as `gatewatch verify` chooses them. A full scan: not a probe."""
+    def decisions(self) -> list[Entry]:
+        """The action entries, in log order, chosen by `is_action` as `gatewatch verify` chooses
+        them. A full scan: not a probe."""
         out = []
-        for e in self.entries(0, end):
+        for e in self.entries():
             value = orjson.loads(e.leaf)
             if isinstance(value, dict) and is_action(e.topic, value):
-                out.append((e.id, e.leaf))
+                out.append(e)
         return out
 
     def has_id(self, eid: str) -> bool:

@@ -124,7 +124,7 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
     db.close()
     assert set(ids) == set(want_actions) | set(receipts) and max(ids.values()) == 1
     with WormStore(str(tmp_path / "worm.db")) as store:
-        logged = store.decisions(f"{topic_prefix}actions")
+        logged = [(e.id, e.leaf) for e in store.decisions()]
     assert decision_root(logged) == decision_root((i, canonical_json(a)) for i, a in want_actions.items())
     bundle = tmp_path / "evidence.tar.gz"
     ev = subprocess.run([sys.executable, "-m", "streams.cli", "evidence", "--db", str(tmp_path / "worm.db"),

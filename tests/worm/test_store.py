@@ -99,13 +99,13 @@ def test_decision_root_depends_on_the_decisions_not_their_order(actions, rnd, da
     assert decision_root(actions[1:]) != decision_root(actions)
 
 
-def test_decisions_are_the_action_topic_entries_in_log_order(tmp_path):
+def test_decisions_are_the_action_entries_in_log_order(tmp_path):
     a1, a2 = ({"id": "a1", "kind": "abort"}, {"id": "a2", "kind": "hook"})
     with WormStore(str(tmp_path / "w.db")) as s:
         s.append_batch([candidate_from_record("actions", "p.actions", orjson.dumps(a2)),
                         candidate_from_record("receipts", "p.receipts", orjson.dumps({"id": "r1"})),
                         candidate_from_record("actions", "p.actions", orjson.dumps(a1))])
-        assert s.decisions("p.actions") == [("a2", canonical_json(a2)), ("a1", canonical_json(a1))]
+        assert [(e.id, e.leaf) for e in s.decisions()] == [("a2", canonical_json(a2)), ("a1", canonical_json(a1))]
 
 
 def test_status_and_evidence_refuse_a_file_that_is_not_a_worm_log(tmp_path, capsys):
