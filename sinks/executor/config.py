@@ -75,13 +75,16 @@ class ExecutorConfig:
         return {name: _backend(name, spec, signing_key) for name, spec in self.backends.items()}
 
 
-def _seconds(spec: dict, key: str, default: float, where: str) -> float:
+def _seconds(spec: dict, key: str, default: float, where: str, positive: bool = False) -> float:
     if key not in spec:
         return default
     try:
-        return parse_duration_ms(spec[key]) / 1000
+        value = parse_duration_ms(spec[key]) / 1000
     except TimeFormatError as e:
         raise GatewatchError(f"{where}.{key}: {e}") from None
+    if positive and value <= 0:  # a zero timeout or deadline would give up before the first attempt
+        raise GatewatchError(f"{where}.{key}: must be longer than 0s (got {spec[key]!r})")
+    return value
 
 
 def _backend(name: str, spec: dict, signing_key: SigningKey):
@@ -95,8 +98,8 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
         if not spec.get("url"):
             raise GatewatchError(f"{where}: a webhook needs a url")
         return WebhookBackend(name=name, url=os.path.expandvars(str(spec["url"])), signing_key=signing_key,
-                              timeout_s=_seconds(spec, "timeout", 2.0, where),
-                              deadline_s=_seconds(spec, "deadline", 30.0, where),
+                              timeout_s=_seconds(spec, "timeout", 2.0, where, positive=True),
+                              deadline_s=_seconds(spec, "deadline", 30.0, where, positive=True),
                               backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
                               backoff_max_s=_seconds(spec, "backoff_max", 5.0, where),
                               headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
@@ -104,7 +107,7 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise GatewatchError(f"{where}: a command needs argv, a non-empty list of strings")
-        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where))
+        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where, positive=True))
     raise GatewatchError(f"{where}: unknown type {kind!r} (webhook, command, dry-run)")
 
 
