@@ -116,7 +116,8 @@ def verification_summary(bundle_path: str | os.PathLike) -> dict:
     try:
         rep = verify_bundle(str(bundle_path))
         summary.update(ok=True, inv1=True, bundle_sha256=rep.bundle_sha256, origin=rep.origin, size=rep.size,
-                       root=rep.root, actions_verified=rep.actions, files=rep.files, lines=rep.lines)
+                       root=rep.root, actions_verified=rep.actions, files=rep.files, lines=rep.lines,
+                       decision_root=rep.decision_root)
     except BundleError as e:
         summary["error"] = str(e)
     try:

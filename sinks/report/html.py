@@ -7,7 +7,7 @@ render_report(signals, actions, receipts, verification, policy_hash, ...) -> str
 - actions: gw.actions values {"id","kind","action","scope","rule":{"id","text"},"signals":[...],"ts",...};
 - receipts: executor receipts {"type": INTENT|RESULT|REFUSED, "action_id", "status", "reason", "ts", ...};
 - verification: the bundle check (see `build.verification_summary`): {"ok","error","bundle_sha256",
-  "origin","size","root","signatures":[{"role","name","key_id","status"}],"quorum":{"k","n","met",
+  "origin","size","root","decision_root","signatures":[{"role","name","key_id","status"}],"quorum":{"k","n","met",
   "signers"},"actions_verified","files","inv1","lines"};
 - policy_hash: the composed policy hash (or None); thresholds: [{"signal","op","threshold","rules"}]
   (default: those the actions report).
@@ -372,6 +372,9 @@ def _evidence_section(v: dict, policy_hash: str | None) -> str:
             ("log origin", _e(v.get("origin"))),
             ("checkpoint size", f'{_e(v.get("size"))} entries'),
             ("Merkle root", f'<code>{_e(v.get("root"))}</code>'),
+            ("decision root", f'<code>{_e(v.get("decision_root"))}</code> <span class="muted">the actions in id '
+                              'order: equal across runs of the same input, policy and decider key</span>'
+                              if v.get("decision_root") else '<span class="muted">&mdash;</span>'),
             ("policy hash", f"<code>{_e(policy_hash)}</code>" if policy_hash else '<span class="muted">none bundled</span>'),
             ("entries", f'{_e(v.get("size"))} inclusion proofs, {_e(v.get("actions_verified"))} action permits'
                         if v.get("ok") else '<span class="muted">&mdash;</span>'),

@@ -42,6 +42,9 @@ def test_cli_report_of_a_verified_bundle(spike, tmp_path, capsys):
     assert html.count("RESULT success") == sum(a["kind"] in ("abort", "hook") for a in spike["actions"])
     assert "witness-3" in html and "not signed" in html and "2-of-3" in html
     assert "INV1 EvidenceBound: ok" in html
+    # the decision root (what two runs of the same input compare) sits in the evidence table
+    root = verify_bundle(str(spike["bundle"])).decision_root
+    assert f"<th style='width:200px'>decision root</th><td><code>{root}</code>" in html
     # the function the demo calls gives the same bytes
     again = build_report(spike["bundle"], spike["signals"], tmp_path / "again.html")
     assert again.read_bytes() == out.read_bytes()
@@ -68,6 +71,7 @@ def test_tampered_bundle_is_reported_and_exits_1(spike, tmp_path, capsys):
         cp.DEFAULT_ORIGIN: "valid", "witness-1": "valid", "witness-2": "invalid", "witness-3": "missing"}
     html = out.read_text()
     assert "EVIDENCE NOT VERIFIED" in html and "quorum not met" in html
+    assert "<th style='width:200px'>decision root</th><td><span class=\"muted\">" in html  # not vouched for
 
 
 def test_report_then_reexport_including_it(spike, tmp_path):
