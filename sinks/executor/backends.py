@@ -29,6 +29,7 @@ SIGNATURE_HEADER = "X-Gatewatch-Signature"   # base64 Ed25519 over the exact bod
 KEY_ID_HEADER = "X-Gatewatch-Key-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _RESPONSE_CAP = 1 << 20  # read at most 1 MiB of a response (its digest goes in the receipt)
+MIN_ATTEMPT_S = 0.001    # a webhook attempt needs more time than this left, else it is not made
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class WebhookBackend:
         while True:
             attempt += 1
             per_attempt = min(self.timeout_s, self.deadline_s - (self.clock() - start))
-            if per_attempt <= 0.001:  # no time left (a backoff sleep overshot): as below
+            if per_attempt <= MIN_ATTEMPT_S:  # no time left (a backoff sleep overshot): as below
                 status = "failure" if attempt > 1 and detail != "timeout" else "timeout"
                 return Outcome(status, attempt - 1, _digest(last_body), detail)
             code, last_body, retry_after, detail = self._post(body, headers, per_attempt)

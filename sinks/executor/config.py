@@ -10,7 +10,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from processors.signing import key_id
 from processors.timefmt import TimeFormatError, parse_duration_ms
-from sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
+from sinks.executor.backends import MIN_ATTEMPT_S, CommandBackend, DryRunBackend, WebhookBackend
 from streams import keys as keyfiles
 from streams.errors import GatewatchError
 
@@ -75,15 +75,15 @@ class ExecutorConfig:
         return {name: _backend(name, spec, signing_key) for name, spec in self.backends.items()}
 
 
-def _seconds(spec: dict, key: str, default: float, where: str, positive: bool = False) -> float:
+def _seconds(spec: dict, key: str, default: float, where: str, above: float | None = None) -> float:
     if key not in spec:
         return default
     try:
         value = parse_duration_ms(spec[key]) / 1000
     except TimeFormatError as e:
         raise GatewatchError(f"{where}.{key}: {e}") from None
-    if positive and value <= 0:  # a zero timeout or deadline would give up before the first attempt
-        raise GatewatchError(f"{where}.{key}: must be longer than 0s (got {spec[key]!r})")
+    if above is not None and value <= above:  # the backend would give up before its first attempt
+        raise GatewatchError(f"{where}.{key}: must be longer than {above * 1000:g}ms (got {spec[key]!r})")
     return value
 
 
@@ -98,8 +98,8 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
         if not spec.get("url"):
             raise GatewatchError(f"{where}: a webhook needs a url")
         return WebhookBackend(name=name, url=os.path.expandvars(str(spec["url"])), signing_key=signing_key,
-                              timeout_s=_seconds(spec, "timeout", 2.0, where, positive=True),
-                              deadline_s=_seconds(spec, "deadline", 30.0, where, positive=True),
+                              timeout_s=_seconds(spec, "timeout", 2.0, where, above=MIN_ATTEMPT_S),
+                              deadline_s=_seconds(spec, "deadline", 30.0, where, above=MIN_ATTEMPT_S),
                               backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
                               backoff_max_s=_seconds(spec, "backoff_max", 5.0, where),
                               headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
@@ -107,7 +107,7 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise GatewatchError(f"{where}: a command needs argv, a non-empty list of strings")
-        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where, positive=True))
+        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where, above=0.0))
     raise GatewatchError(f"{where}: unknown type {kind!r} (webhook, command, dry-run)")
 
 

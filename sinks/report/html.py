@@ -7,8 +7,8 @@ render_report(signals, actions, receipts, verification, policy_hash, ...) -> str
 - actions: gw.actions values {"id","kind","action","scope","rule":{"id","text"},"signals":[...],"ts",...};
 - receipts: executor receipts {"type": INTENT|RESULT|REFUSED, "action_id", "status", "reason", "ts", ...};
 - verification: the bundle check (see `build.verification_summary`): {"ok","error","bundle_sha256",
-  "origin","size","root","decision_root","signatures":[{"role","name","key_id","status"}],"quorum":{"k","n","met",
-  "signers"},"actions_verified","files","inv1","lines"};
+  "origin","size","root","decision_root","signatures":[{"role","name","key_id","status"}],
+  "quorum":{"k","n","met","signers"},"actions_verified","files","inv1","lines"};
 - policy_hash: the composed policy hash (or None); thresholds: [{"signal","op","threshold","rules"}]
   (default: those the actions report).
 

@@ -40,6 +40,7 @@ def test_routes_first_match_wins_by_action_kind_and_scope():
     # zero timeouts or deadlines would record a failed effect without a single attempt
     ({"backends": {"x": {"type": "webhook", "url": "http://h", "deadline": "0s"}}}, "x.deadline: must be longer"),
     ({"backends": {"x": {"type": "webhook", "url": "http://h", "timeout": 0}}}, "x.timeout: must be longer"),
+    ({"backends": {"x": {"type": "webhook", "url": "http://h", "deadline": "1ms"}}}, "x.deadline: must be longer"),
     ({"backends": {"x": {"type": "command", "argv": ["true"], "timeout": "-1s"}}}, "x.timeout: must be longer"),
     ({"executor": {"concurrency": 0}}, "concurrency"),
     ({"executor": {"assignment": "magic"}}, "assignment"),
