@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nacl.signing import SigningKey  # noqa: E402
 
-from processors.canonical import canonical_json, content_id  # noqa: E402
-from processors.signing import check_permit  # noqa: E402
-from sinks.executor.backends import DryRunBackend, WebhookBackend  # noqa: E402
-from sinks.executor.core import EXECUTED, ActionHandler  # noqa: E402
-from sinks.executor.ledger import Ledger  # noqa: E402
-from sinks.executor.receipts import seal  # noqa: E402
+from gatewatch.processors.canonical import canonical_json, content_id  # noqa: E402
+from gatewatch.processors.signing import check_permit  # noqa: E402
+from gatewatch.sinks.executor.backends import DryRunBackend, WebhookBackend  # noqa: E402
+from gatewatch.sinks.executor.core import EXECUTED, ActionHandler  # noqa: E402
+from gatewatch.sinks.executor.ledger import Ledger  # noqa: E402
+from gatewatch.sinks.executor.receipts import seal  # noqa: E402
 from tests.executor.helpers import action_record, now_ms, permitted, trusted  # noqa: E402
 from tests.executor.webhook_server import WebhookServer  # noqa: E402
 
@@ -64,11 +64,11 @@ def worker_rate(n: int, intent_timeout: str, tmp: Path) -> float:
     import threading
     import uuid
 
-    from sinks.executor.config import config_from_dict
-    from sinks.executor.worker import ExecutorWorker
-    from streams.broker import kafka_bootstrap
-    from streams.kafka import create_topics
-    from streams.keys import init_keys, load_signing_key
+    from gatewatch.sinks.executor.config import config_from_dict
+    from gatewatch.sinks.executor.worker import ExecutorWorker
+    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.kafka import create_topics
+    from gatewatch.streams.runtime.keys import init_keys, load_signing_key
     from tests.executor.kafka_io import produce_actions
 
     keys = tmp / f"keys-{uuid.uuid4().hex[:6]}"

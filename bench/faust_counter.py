@@ -8,7 +8,7 @@ import faust
 import orjson
 
 N = int(os.environ["BENCH_N"])
-from streams.kafka import faust_app_kwargs  # noqa: E402
+from gatewatch.streams.runtime.kafka import faust_app_kwargs  # noqa: E402
 
 app = faust.App(os.environ["APP_ID"], **faust_app_kwargs(os.environ["FAUST_BROKER"]), store="memory://",
                 broker_session_timeout=6.0, broker_heartbeat_interval=1.0, topic_partitions=3,

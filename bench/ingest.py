@@ -30,16 +30,16 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processors.scenarios import Scenario  # noqa: E402
-from processors.windows import SignalConfig  # noqa: E402
-from streams import topics  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.cmd_policy import load_policy_dir  # noqa: E402
-from streams.ingest import IngestWorker  # noqa: E402
-from streams.kafka import consumer, create_topics, producer  # noqa: E402
-from streams.replay import Replayer  # noqa: E402
-from streams.signal_stage import SignalStage  # noqa: E402
-from streams.worker import StopFlag  # noqa: E402
+from gatewatch.processors.scenarios import Scenario  # noqa: E402
+from gatewatch.processors.windows import SignalConfig  # noqa: E402
+from gatewatch.streams import topics  # noqa: E402
+from gatewatch.streams.runtime.broker import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.policy_files import load_policy_dir  # noqa: E402
+from gatewatch.streams.stages.ingest import IngestWorker  # noqa: E402
+from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
+from gatewatch.streams.app.replay import Replayer  # noqa: E402
+from gatewatch.streams.stages.signals import SignalStage  # noqa: E402
+from gatewatch.streams.runtime.worker import StopFlag  # noqa: E402
 
 SPEC = {"name": "bench", "duration": "1h", "seed": 5,
         "services": [{"name": f"svc-{i}", "routes": ["/a", "/b"]} for i in range(6)],
@@ -49,7 +49,7 @@ SPEC = {"name": "bench", "duration": "1h", "seed": 5,
 
 def payloads(n: int) -> list[tuple[bytes, bytes, int]]:
     """(key, value, event time ms); producers stamp records with the event time."""
-    from processors.timefmt import parse_time_ms
+    from gatewatch.processors.timefmt import parse_time_ms
     out = []
     for _t, key, value in Scenario(SPEC, start_ms=1_800_000_000_000).records():
         out.append((key.encode(), orjson.dumps(value), parse_time_ms(value["ts"])))
@@ -154,7 +154,7 @@ def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float
     (the record values), and of each line plus its payload (the JSON work replay cannot skip)."""
     from itertools import islice
 
-    from streams.replay import output_line, read_envelopes
+    from gatewatch.streams.app.replay import output_line, read_envelopes
     path = tmp / "records.kcat.json"
     path.write_bytes(b"".join(kcat_lines(data)))
     payloads_only = [v for _k, v, _ts in data]

@@ -40,12 +40,12 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processors.scenarios import Scenario  # noqa: E402
-from processors.timefmt import parse_time_ms  # noqa: E402
-from streams import topics  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.kafka import consumer, create_topics, producer  # noqa: E402
-from streams.keys import init_keys  # noqa: E402
+from gatewatch.processors.scenarios import Scenario  # noqa: E402
+from gatewatch.processors.timefmt import parse_time_ms  # noqa: E402
+from gatewatch.streams import topics  # noqa: E402
+from gatewatch.streams.runtime.broker import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
+from gatewatch.streams.runtime.keys import init_keys  # noqa: E402
 
 SERVICES = [f"svc-{i}" for i in range(8)]
 SPEC = {"name": "load", "seed": 9, "services": [{"name": s, "routes": ["/a", "/b"]} for s in SERVICES],
@@ -106,7 +106,7 @@ class SignalWatch(threading.Thread):
     def __init__(self, bootstrap: str, target_ms: int):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_END, TopicPartition
-        from streams.stage import static_partitions
+        from gatewatch.streams.runtime.stage import static_partitions
         self.target_ms, self.seen_at, self.stop = target_ms, None, threading.Event()
         self.done: set[str] = set()
         self.c = consumer(bootstrap, f"load-cap-{uuid.uuid4().hex[:6]}")
@@ -229,7 +229,7 @@ def main() -> None:
         init_keys(tmp / "keys", roles=("decider",))
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=b.bootstrap, GATEWATCH_KEYS_DIR=str(tmp / "keys"),
                    GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
-        workers = {s: subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", s, "--state-dir", str(tmp / "st"),
+        workers = {s: subprocess.Popen([sys.executable, "-m", "gatewatch", "worker", s, "--state-dir", str(tmp / "st"),
                                         "--policy", str(ROOT / "configs/policies")], env=env,
                                        stdout=subprocess.DEVNULL, stderr=open(tmp / f"{s}.log", "wb"))
                    for s in ("ingest", "signals", "decide")}

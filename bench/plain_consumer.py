@@ -16,7 +16,7 @@ from confluent_kafka import Consumer
 bs, topic_list = sys.argv[1], sys.argv[2].split(",")
 milestones = sorted(int(x) for x in sys.argv[3].split(","))
 want = milestones[-1]
-from streams.kafka import client_config  # noqa: E402  (the same security settings as the workers)
+from gatewatch.streams.runtime.kafka import client_config  # noqa: E402  (the same security settings as the workers)
 
 c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,

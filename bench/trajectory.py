@@ -3,9 +3,9 @@ same corpus, measured side by side (interleaved rounds, best of each) in one run
 
     python bench/trajectory.py [--n 100000] [--rounds 3] [--seed 1] [--e2e]
 
-Paths over the same generated corpus (streams.cmd_quality.generate_spans, default policy):
+Paths over the same generated corpus (gatewatch.streams.cli.quality.generate_spans, default policy):
   orjson decode      orjson.loads per line (the floor any JSON consumer pays)
-  decode+validate    processors.spans.decode: canonical_contract_v1
+  decode+validate    gatewatch.processors.spans.decode: canonical_contract_v1
   full cycle         SpanCycle.process: validate, link, close, score, meter, guardrail, event ids
 A fresh SpanCycle per round, so every round does the same work.
 
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
 
-from processors.quality import SpanCycle  # noqa: E402
-from processors.spans import decode  # noqa: E402
-from streams.cmd_quality import generate_spans, load_policy  # noqa: E402
+from gatewatch.processors.quality import SpanCycle  # noqa: E402
+from gatewatch.processors.spans import decode  # noqa: E402
+from gatewatch.streams.cli.quality import generate_spans, load_policy  # noqa: E402
 
 
 def _orjson(lines, _policy):
@@ -60,9 +60,11 @@ def _e2e(lines, policy) -> None:
 
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from streams import kafka, topics
-    from streams.broker import kafka_bootstrap
-    from streams.trajectory_worker import TrajectoryWorker
+    from gatewatch.streams.runtime import kafka
+
+    from gatewatch.streams.runtime import topics
+    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.stages.trajectories import TrajectoryWorker
 
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     n = len(lines)

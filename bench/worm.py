@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
 
-from processors.canonical import content_id  # noqa: E402
-from sinks.worm.store import WormStore, candidate_from_record  # noqa: E402
+from gatewatch.processors.canonical import content_id  # noqa: E402
+from gatewatch.sinks.worm.store import WormStore, candidate_from_record  # noqa: E402
 
 
 def make_records(n: int, offset: int = 0) -> list:
@@ -58,8 +58,9 @@ def run_sink(bootstrap: str, db: str, values: list[bytes], batch: int) -> tuple[
     import threading
     import uuid
 
-    from sinks.worm.sink import SinkConfig, WormSink
-    from streams import kafka, topics
+    from gatewatch.sinks.worm.sink import SinkConfig, WormSink
+    from gatewatch.streams.runtime import kafka
+    from gatewatch.streams.runtime import topics
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     kafka.create_topics(bootstrap)
     p = kafka.producer(bootstrap)
@@ -147,8 +148,8 @@ def main() -> None:
 
 
 def kafka_bench(d: Path, records: int, baseline_records: int, batch: int) -> None:
-    from streams.broker import kafka_bootstrap
-    from streams.keys import init_keys
+    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.keys import init_keys
     os.environ.setdefault("GATEWATCH_KEYS_DIR", str(d / "keys"))
     init_keys()
     vals = [orjson.dumps({"id": f"r{i}", "type": "INTENT", "action_id": f"a{i}", "pad": "x" * 400})

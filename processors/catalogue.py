@@ -1,6 +1,6 @@
 """The signal catalogue: the names a policy may use, their units and domains.
 
-unit decides which rule suffixes make sense (see processors.policy):
+unit decides which rule suffixes make sense (see gatewatch.processors.policy):
   ms / s   durations (a rule may say 800ms or 0.8s)
   ratio    a fraction in [0, 1] (a rule may say 0.1pct)
   delta    a relative change against the baseline, as a fraction (10pct = 0.10)

@@ -1,6 +1,6 @@
 """CDC schema drift: compare a row shape against the table's reference shape.
 
-A shape is {field: JSON type} (processors.inputs.row_shape: null, boolean, number, string, array,
+A shape is {field: JSON type} (gatewatch.processors.inputs.row_shape: null, boolean, number, string, array,
 object). The reference is the shape registered in the policy (`cdc.schemas: {db.table: {field:
 type}}`; Avro/Debezium/SQL type names are mapped to JSON types) or else the first shape seen for
 the table in partition order. A shape is incompatible when it lacks a reference field or gives

@@ -5,7 +5,7 @@ list of samples (possibly empty: a Debezium tombstone) or a `Rejection` whose `.
 
     empty, not_json, not_object, unknown_topic, unknown_format, bad_avro, unknown_schema_id,
     missing_field:<f>, bad_type:<f>, bad_value:<f>, bad_time:<f>
-    (and `late`, given by processors.partials, which knows the watermark)
+    (and `late`, given by gatewatch.processors.partials, which knows the watermark)
 
 Wire formats (DESIGN.md "Topics"):
 - JSON (orjson): an object, or an array of objects (a batched beacon / batch of samples).
@@ -42,10 +42,10 @@ Topics (logical names) and what they accept:
   dropped column or a changed type as incompatible; a dropped table has the empty shape.
 
 `options` (InputOptions.from_policy(doc)) carries the policy's decoding tables: RUM route
-templates and the OTLP cohort table. OTLP traces are decoded by processors.otlp, whose
+templates and the OTLP cohort table. OTLP traces are decoded by gatewatch.processors.otlp, whose
 InputAggregator applies the options and counts skipped tombstones and spans.
 
-Timestamps: RFC 3339 or epoch s/ms/µs/ns (processors.timefmt), within 1970..9000 (else
+Timestamps: RFC 3339 or epoch s/ms/µs/ns (gatewatch.processors.timefmt), within 1970..9000 (else
 bad_time:<f>); absent -> the Kafka record timestamp; absent both -> missing_field:ts.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 import orjson
 
-from processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 DEFAULT_COHORT = "stable"
 DEFAULT_RUM_SCOPE = "web"
@@ -143,7 +143,7 @@ class InputOptions(NamedTuple):
 
 class Predecoded(NamedTuple):
     """A record already decoded (samples or Rejection) by a caller holding InputOptions
-    (processors.otlp.InputAggregator): decode() hands it back as is."""
+    (gatewatch.processors.otlp.InputAggregator): decode() hands it back as is."""
     result: object
 
 
@@ -195,7 +195,7 @@ def _decode_avro(value: bytes) -> dict:
 
     import fastavro
 
-    from schemas import avro_schema
+    from gatewatch.schemas import avro_schema
     if len(value) < 5:
         raise _Bad("bad_avro", "shorter than the 5-byte Confluent header")
     (schema_id,) = struct.unpack(">I", value[1:5])
@@ -214,7 +214,7 @@ def encode_avro(name: str, record: dict) -> bytes:
 
     import fastavro
 
-    from schemas import avro_schema
+    from gatewatch.schemas import avro_schema
     sid = {v: k for k, v in AVRO_SCHEMA_IDS.items()}[name]
     buf = io.BytesIO()
     buf.write(b"\x00" + struct.pack(">I", sid))
@@ -627,7 +627,7 @@ _NO_OPTIONS = InputOptions()
 
 def dlq_record(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                kafka_ts_ms: int | None, rejection: Rejection) -> dict:
-    """The gw.dlq value for a rejected record: processors.dlq's record (the bytes, reason, source
+    """The gw.dlq value for a rejected record: gatewatch.processors.dlq's record (the bytes, reason, source
     offset), so run_pipeline's rejections are exactly what the ingest worker publishes."""
-    from processors.dlq import dlq_record as make
+    from gatewatch.processors.dlq import dlq_record as make
     return make(topic, partition, offset, rejection.reason, value, rejection.detail)

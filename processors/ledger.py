@@ -15,7 +15,7 @@ A piece is {"first": offset, "last": offset, "buckets": [bucket dicts as in a pa
 """
 from __future__ import annotations
 
-from processors.digest import LogHistogram
+from gatewatch.processors.digest import LogHistogram
 
 MAX_PIECES = 4
 

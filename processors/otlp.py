@@ -2,7 +2,7 @@
 
 `decode_otlp(value, options, key=None)` takes one Kafka record value holding an
 `ExportTraceServiceRequest` and returns `OtlpBatch(samples, ignored)` or a `Rejection`
-(processors.inputs). Pure: no I/O, no clock.
+(gatewatch.processors.inputs). Pure: no I/O, no clock.
 
 Encodings, told apart by content (the exporter sends no header we could rely on):
 - `otlp_json`: the Collector's JSON marshaler (first byte `{`): camelCase fields, lowercase hex
@@ -24,7 +24,7 @@ Spans that are not SERVER spans, and SERVER spans without an HTTP status (gRPC, 
 counted in `ignored` ({"not_server": n, "no_http_status": m}) and otherwise skipped. A batch that
 is not OTLP, or has a SERVER span with bad values, is rejected as a whole (it goes to the DLQ).
 
-`OtlpAggregator` (and, for every input topic, `InputAggregator`) is processors.partials'
+`OtlpAggregator` (and, for every input topic, `InputAggregator`) is gatewatch.processors.partials'
 PartitionAggregator with the policy's input options: it decodes each record once with them and
 keeps the ignored-span counts for the worker to export.
 """
@@ -35,9 +35,9 @@ from typing import NamedTuple
 
 import orjson
 
-from processors.inputs import (MAX_TS_MS, InputOptions, Predecoded, Rejection, Request, decode,
+from gatewatch.processors.inputs import (MAX_TS_MS, InputOptions, Predecoded, Rejection, Request, decode,
                                is_tombstone)
-from processors.partials import PartitionAggregator
+from gatewatch.processors.partials import PartitionAggregator
 
 OTLP_TOPIC = "otlp"                # the logical name; the Kafka topic is configurable
 DEFAULT_KAFKA_TOPIC = "otlp_spans"  # the Collector kafka exporter's default traces topic

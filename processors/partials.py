@@ -1,6 +1,6 @@
 """Ingest-side pre-aggregation: one `PartitionAggregator` per source (topic, partition).
 
-`add()` decodes a record (processors.inputs), rejects late samples against the partition's
+`add()` decodes a record (gatewatch.processors.inputs), rejects late samples against the partition's
 watermark (max event time seen - lateness; the record's own samples do not move the watermark
 they are judged by; reason "late") and samples stamped more than max_future past the Kafka
 record timestamp (reason "future"), and folds the rest into per-(key, bucket) aggregates. A
@@ -19,7 +19,7 @@ out as a *partial*, a JSON dict:
      "shapes": {shape id: [[field, type], ...]},
      "first_shapes": [[scope, table, shape id], ...]   (first shape of each table in this partial)}
 
-Histograms are processors.digest.LogHistogram JSON (exactly mergeable, so the signals do not
+Histograms are gatewatch.processors.digest.LogHistogram JSON (exactly mergeable, so the signals do not
 depend on where flushes cut the stream). `origin_ms` is the partition's first sample time
 (where emission starts); it and max_event_ms let a restarted worker resume from its last
 partial (`PartitionAggregator.from_partial`).
@@ -29,13 +29,13 @@ from __future__ import annotations
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _loads
 
-from processors.canonical import canonical_json, content_id, sha256_hex
-from processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, MILLIS_Z, SECOND_MS, UNSET,
+from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
+from gatewatch.processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
+from gatewatch.processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, MILLIS_Z, SECOND_MS, UNSET,
                                WIRE_ERRORS, Change, Gauge, Rejection, Request, Vital,
                                cached_rfc3339_ms, decode, decode_request_wire, fast_request)
-from processors.timefmt import format_ts
-from processors.windows import SignalConfig
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.processors.windows import SignalConfig
 
 _INF = float("inf")
 

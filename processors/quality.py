@@ -1,6 +1,6 @@
 """Trajectory quality score, per-tenant quality meter, feature flags, derived-event guardrails,
 and `SpanCycle`, the whole neutral span cycle of seed 002 (§2.1, §5, §15.3, §17, §18, §25.3) as one
-pure object. The worker (streams.trajectory_worker) and the dry run (`gatewatch quality simulate`)
+pure object. The worker (gatewatch.streams.stages.trajectories) and the dry run (`gatewatch quality simulate`)
 both drive exactly this object, so they publish the same events.
 
 Definitions (also in docs/trajectory_quality.md):
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 
 from fastdigest import TDigest
 
-from processors.canonical import content_id
-from processors.spans import Rejected, Span, decode
-from processors.timefmt import format_ts
-from processors.trajectory import Closed, Linker, LinkerPolicy
+from gatewatch.processors.canonical import content_id
+from gatewatch.processors.spans import Rejected, Span, decode
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.processors.trajectory import Closed, Linker, LinkerPolicy
 
 EVENT_TYPES = ("trajectory_edge", "trajectory_closed", "trajectory_quality", "diamond_candidate")
 COMPONENTS = ("mass", "persistence", "verification")
@@ -70,7 +70,7 @@ class MeterPolicy:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "MeterPolicy":
-        from processors.timefmt import parse_duration_ms
+        from gatewatch.processors.timefmt import parse_duration_ms
         d = dict(d or {})
         unknown = set(d) - {"weights", "percentile_target", "min_score", "min_samples", "mass_half",
                             "persistence_half", "signal_step"}
@@ -92,7 +92,7 @@ class MeterPolicy:
         return p
 
     def to_dict(self) -> dict:
-        from processors.timefmt import format_duration
+        from gatewatch.processors.timefmt import format_duration
         return {"weights": dict(self.weights), "percentile_target": f"p{self.percentile * 100:g}",
                 "min_score": self.min_score, "min_samples": self.min_samples, "mass_half": self.mass_half,
                 "persistence_half": format_duration(self.persistence_half_ms),

@@ -21,7 +21,7 @@ import hashlib
 import math
 import random
 
-from processors.digest import Ranked
+from gatewatch.processors.digest import Ranked
 
 P = 0.75
 METRIC_SIGNAL = {"inp": "rum_inp_p75_ms", "lcp": "rum_lcp_p75_ms", "fcp": "rum_fcp_p75_ms",

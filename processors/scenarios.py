@@ -36,7 +36,7 @@ import math
 import random
 from typing import Iterator
 
-from processors.timefmt import format_ts, parse_duration_ms, parse_time_ms
+from gatewatch.processors.timefmt import format_ts, parse_duration_ms, parse_time_ms
 
 Z95 = 1.6448536269514722
 RUM_METRICS = ("inp_ms", "lcp_ms", "cls", "fcp_ms", "ttfb_ms")

@@ -13,8 +13,8 @@ batch arrives after the others have moved on joins from its own first step.
 """
 from __future__ import annotations
 
-from processors.canonical import canonical_json
-from processors.timefmt import parse_time_ms
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.timefmt import parse_time_ms
 
 
 def wire_records(batch: list[dict], domain: str, source: str) -> list[tuple[bytes, bytes]]:

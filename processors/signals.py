@@ -3,7 +3,7 @@
 `PartitionSignals(topic, partition, config).apply(partial)` merges one partial (ignoring any
 whose offsets were already applied, so re-delivery never double-counts), advances the
 partition's watermark and returns the signal batches for every step end E the watermark passed.
-Time model and window layout: processors.windows.
+Time model and window layout: gatewatch.processors.windows.
 
 Signal record: {"name","scope","cohort","subject","window_s","value","samples","ts"} (+ extras),
 ts = window end (RFC 3339 UTC, ms, Z). value is null when the window holds no samples (so the
@@ -20,11 +20,11 @@ Scope / cohort / subject conventions:
   rum       scope = the sample's service/app (default "web"), cohort, subject = route:
             rum_{inp,lcp,fcp,ttfb}_p75_ms, rum_cls_p75 and *_delta (fraction) with extras
             baseline, baseline_samples, baseline_source ("cohort:<name>" | "env"), ci_low, ci_high
-            (processors.rum).
+            (gatewatch.processors.rum).
   cdc       scope = the record's scope or db.table, cohort = "stable", subject = db.table:
             cdc_lag_p95_s (snapshot reads excluded), cdc_silence_s (E - the table's last change
             event; samples = change events in the window; reported until the table has had no
-            row event for cdc_retention, 7 d), schema_drift (processors.cdc).
+            row event for cdc_retention, 7 d), schema_drift (gatewatch.processors.cdc).
 Batches: one SignalBatch (a list that also carries .domain and .scope) per (E, domain, scope),
 ordered by E, then domain, then scope; signals inside a batch ordered by (name, cohort, subject,
 window_s). Use batch_domain(batch) for the domain: gauges may carry any name.
@@ -36,19 +36,19 @@ Exactly-once over at-least-once delivery: apply() ignores a partial whose last_o
 below the last applied one (`duplicates`). A partial that overlaps the applied range (on tansu
 an aborted transaction's partial is visible, and the restarted ingest worker re-cuts the range
 from its committed offset) is reconciled exactly when it starts where a kept piece starts: the
-last MAX_PIECES applied ranges are kept (processors.ledger) and only partial - pieces is
+last MAX_PIECES applied ranges are kept (gatewatch.processors.ledger) and only partial - pieces is
 applied (`reconciled`); a shorter re-cut splits a piece so its successor reconciles too.
 Anything else is refused and counted (`conflicts`) rather than double-counted.
 """
 from __future__ import annotations
 
-from processors import ledger
-from processors import rum as rumlib
-from processors.cdc import incompatible, normalize
-from processors.digest import LogHistogram
-from processors.partials import PartitionAggregator
-from processors.timefmt import format_ts
-from processors.windows import (BURN_WINDOWS_MS, COARSE_MS, COARSE_WINDOWS, DAY, FINE_MAX_MS,
+from gatewatch.processors import ledger
+from gatewatch.processors import rum as rumlib
+from gatewatch.processors.cdc import incompatible, normalize
+from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.processors.windows import (BURN_WINDOWS_MS, COARSE_MS, COARSE_WINDOWS, DAY, FINE_MAX_MS,
                                 SignalConfig, floor_to)
 
 __all__ = ["SignalConfig", "PartitionSignals", "SignalBatch", "batch_domain", "run_pipeline"]
@@ -519,7 +519,7 @@ def batch_domain(batch: list[dict]) -> str:
     d = getattr(batch, "domain", None)
     if d is not None:
         return d
-    from processors.catalogue import resolve
+    from gatewatch.processors.catalogue import resolve
     sd = resolve(batch[0]["name"]) if batch else None
     return sd.domain if sd is not None else "gauges"
 
@@ -541,7 +541,7 @@ class PartitionSignals:
         self.duplicates = 0      # re-delivered partials ignored
         self.conflicts = 0       # overlapping partials that could not be reconciled (refused)
         self.reconciled = 0      # overlapping partials of which only the new part was applied
-        self.pieces: list[dict] = []  # the last applied offset ranges (processors.ledger)
+        self.pieces: list[dict] = []  # the last applied offset ranges (gatewatch.processors.ledger)
         self._compat: dict[tuple, dict] = {}
 
     def apply(self, partial: dict) -> list[list[dict]]:
@@ -719,9 +719,9 @@ def run_pipeline(records, config: SignalConfig | None = None, flush_every: int =
     `flush_every` records of it and at the end of input.
 
     Returns (signal_batches, rejections): batches sorted by (ts, topic, partition, domain, scope)
-    and rejections as gw.dlq records (processors.inputs.dlq_record) in input order. Neither
+    and rejections as gw.dlq records (gatewatch.processors.inputs.dlq_record) in input order. Neither
     depends on flush_every."""
-    from processors.inputs import dlq_record
+    from gatewatch.processors.inputs import dlq_record
     cfg = config or SignalConfig()
     aggs: dict[tuple, PartitionAggregator] = {}
     sigs: dict[tuple, PartitionSignals] = {}

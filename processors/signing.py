@@ -14,8 +14,8 @@ import hashlib
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from processors.canonical import canonical_json
-from processors.timefmt import TimeFormatError, format_ts, parse_time_ms
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.timefmt import TimeFormatError, format_ts, parse_time_ms
 
 PERMIT_FIELDS = ("action_id", "scope", "action", "digest", "expires", "nonce")
 

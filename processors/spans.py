@@ -29,11 +29,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 REQUIRED = ("id", "tenant", "who", "did", "this", "when")
 OPTIONAL_STRINGS = ("status",)
-# gatewatch's own Avro schema id for canonical_span (ids 1-4 are processors.inputs' AVRO_SCHEMA_IDS).
+# gatewatch's own Avro schema id for canonical_span (ids 1-4 are gatewatch.processors.inputs' AVRO_SCHEMA_IDS).
 AVRO_SCHEMA_ID = 5
 MAX_WHEN_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z; spans before 1970 or after 9000 are bad_time
 
@@ -118,12 +118,12 @@ def decode(raw: bytes | str | None) -> Span | Rejected:
 
 
 def _decode_avro(raw: bytes) -> Span | Rejected:
-    """Magic byte 0 + 4-byte big-endian schema id + schemaless body (as processors.inputs does)."""
+    """Magic byte 0 + 4-byte big-endian schema id + schemaless body (as gatewatch.processors.inputs does)."""
     import io
 
     import fastavro
 
-    from schemas import avro_schema
+    from gatewatch.schemas import avro_schema
     if len(raw) < 5:
         return Rejected("bad_avro")
     if int.from_bytes(raw[1:5], "big") != AVRO_SCHEMA_ID:
@@ -141,7 +141,7 @@ def encode_avro(doc: dict) -> bytes:
 
     import fastavro
 
-    from schemas import avro_schema
+    from gatewatch.schemas import avro_schema
     buf = io.BytesIO()
     buf.write(b"\x00" + AVRO_SCHEMA_ID.to_bytes(4, "big"))
     fastavro.schemaless_writer(buf, avro_schema("canonical_span"), doc)
@@ -149,7 +149,7 @@ def encode_avro(doc: dict) -> bytes:
 
 
 def dlq_record(source_topic: str, partition: int, offset: int, reason: str, raw: bytes | str | None) -> dict:
-    """The gw.dlq value for a rejected record (key = source topic): the one shape of processors.dlq."""
-    from processors.dlq import dlq_record as make
+    """The gw.dlq value for a rejected record (key = source topic): the one shape of gatewatch.processors.dlq."""
+    from gatewatch.processors.dlq import dlq_record as make
     return make(source_topic, partition, offset, reason, raw.encode() if isinstance(raw, str) else
                 (None if raw is None else bytes(raw)))

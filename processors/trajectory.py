@@ -21,7 +21,7 @@ Semantics (docs/trajectory_quality.md has the long form):
   edge, reason `rule`, ts = the span's when.
 - trajectory_id = "t_" + content_id({"tenant", "key": {field: value}, "first_span_id"}).
 
-Closed trajectories are handed back as `Closed` records; scoring them is processors.quality's job.
+Closed trajectories are handed back as `Closed` records; scoring them is gatewatch.processors.quality's job.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import fnmatch
 import heapq
 from dataclasses import dataclass, field
 
-from processors.canonical import content_id
-from processors.spans import Span
-from processors.timefmt import format_duration, format_ts, parse_duration_ms
+from gatewatch.processors.canonical import content_id
+from gatewatch.processors.spans import Span
+from gatewatch.processors.timefmt import format_duration, format_ts, parse_duration_ms
 
 
 @dataclass(frozen=True)

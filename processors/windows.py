@@ -3,7 +3,7 @@
 Time model (DESIGN.md "Time, windows, determinism"):
 - Stream time is kept per SOURCE PARTITION (as Kafka Streams does): max event time seen in
   that partition; watermark = max - lateness (default 120 s). A sample with event time <
-  watermark at arrival is late (processors.partials rejects it with reason "late").
+  watermark at arrival is late (gatewatch.processors.partials rejects it with reason "late").
 - Buckets are `step` long (default 10 s) and aligned to the epoch. The window ending at a step
   end E covers [E - W, E). Windows at E are evaluated once the partition watermark >= E, when
   every bucket before E is final (anything still to come for it would be late).
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from processors.timefmt import parse_duration_ms
+from gatewatch.processors.timefmt import parse_duration_ms
 
 SECOND = 1000
 MINUTE = 60 * SECOND

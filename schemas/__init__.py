@@ -1,6 +1,6 @@
 """The wire contract: one Avro schema (<name>.avsc) and one JSON Schema (<name>.json) per topic value.
 
-Topic -> schema name is in streams.topics.CATALOGUE (TopicSpec.value).
+Topic -> schema name is in gatewatch.streams.runtime.topics.CATALOGUE (TopicSpec.value).
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.kafka import create_topics, wait_ready
+from gatewatch.streams.runtime.broker import EmbeddedBroker
+from gatewatch.streams.runtime.kafka import create_topics, wait_ready
 
 
 def _docker_answers() -> bool:

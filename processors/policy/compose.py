@@ -1,6 +1,6 @@
 """Compose policy files into one Policy: merge, hash, origins, compiled rules.
 
-Precedence: the built-in layer (processors.policy.defaults), then the sources in
+Precedence: the built-in layer (gatewatch.processors.policy.defaults), then the sources in
 the order given (project -> env -> gate -> ...); later wins.
 
 Merge semantics:
@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.canonical import canonical_json, sha256_hex
-from processors.policy.defaults import BUILTIN_FILE, BUILTIN_YAML
-from processors.policy.errors import PolicyError
-from processors.policy.gate import GateConfig, gate_config
-from processors.policy.rules import Rule, compile_rules
-from processors.policy.source import Located, Origin, origins, parse_yaml, plain
+from gatewatch.processors.canonical import canonical_json, sha256_hex
+from gatewatch.processors.policy.defaults import BUILTIN_FILE, BUILTIN_YAML
+from gatewatch.processors.policy.errors import PolicyError
+from gatewatch.processors.policy.gate import GateConfig, gate_config
+from gatewatch.processors.policy.rules import Rule, compile_rules
+from gatewatch.processors.policy.source import Located, Origin, origins, parse_yaml, plain
 
 _IDENTITY_KEYS = ("id", "route", "name")
 
@@ -146,8 +146,8 @@ def compose(sources: list[tuple[str, str]]) -> Policy:
 
 def _warnings(policy: Policy) -> list[str]:
     """Legal but probably not meant: blocking on gauges nobody publishes yet."""
-    from processors import catalogue
-    from processors.policy.grammar import conds
+    from gatewatch.processors import catalogue
+    from gatewatch.processors.policy.grammar import conds
     out = []
     for r in policy.rules:
         missing = sorted({c.signal for c in conds(r.expr) if catalogue.resolve(c.signal) is None})

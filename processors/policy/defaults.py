@@ -14,8 +14,8 @@ from __future__ import annotations
 
 BUILTIN_FILE = "<builtin>"
 
-# Gauges used by hooks below that processors.catalogue does not list (yet):
-# name -> unit. processors.policy resolves them in the "gauges" domain.
+# Gauges used by hooks below that gatewatch.processors.catalogue does not list (yet):
+# name -> unit. gatewatch.processors.policy resolves them in the "gauges" domain.
 GAUGE_SIGNALS: dict[str, str] = {
     "resolution_sla_breaches": "count",  # markets resolved later than their SLA, in the window
     "api_contract_breaks": "count",      # consumer-contract test failures against the release

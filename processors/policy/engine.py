@@ -26,13 +26,13 @@ import math
 from bisect import bisect_right
 from typing import Callable
 
-from processors.policy.compose import Policy
-from processors.policy.errors import SignalError
-from processors.policy.evaluator import held, instant
-from processors.policy.gate import NEXT, STATES, gate_domains, tolerate
-from processors.policy.grammar import SignalInfo, conds, signal_info
-from processors.policy.records import action_record, gate_record
-from processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.policy.compose import Policy
+from gatewatch.processors.policy.errors import SignalError
+from gatewatch.processors.policy.evaluator import held, instant
+from gatewatch.processors.policy.gate import NEXT, STATES, gate_domains, tolerate
+from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
+from gatewatch.processors.policy.records import action_record, gate_record
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 GATE = "__gate__"
 STATE_VERSION = 1
@@ -42,7 +42,7 @@ Signer = Callable[[dict, int], dict]
 
 def permit_signer(signing_key) -> Signer:
     """A signer for Engine: issue_permit with the decider key (the caller loads the key)."""
-    from processors.signing import issue_permit
+    from gatewatch.processors.signing import issue_permit
     return functools.partial(issue_permit, signing_key)
 
 

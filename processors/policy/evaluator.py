@@ -11,7 +11,7 @@ unknown value at a delivered step holds it, a healthy value ends it.
 """
 from __future__ import annotations
 
-from processors.policy.grammar import And, Cond, Or
+from gatewatch.processors.policy.grammar import And, Cond, Or
 
 _CMP = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,

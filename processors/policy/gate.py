@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from processors.policy.grammar import Cond, GrammarError, conds, parse_condition, signal_info
-from processors.policy.rules import _suggest, fail
-from processors.timefmt import TimeFormatError, parse_duration_ms
+from gatewatch.processors.policy.grammar import Cond, GrammarError, conds, parse_condition, signal_info
+from gatewatch.processors.policy.rules import _suggest, fail
+from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 
 STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
 NEXT = dict(zip(STATES, STATES[1:]))

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from processors import catalogue
-from processors.policy.defaults import GAUGE_SIGNALS
-from processors.timefmt import TimeFormatError, format_duration, parse_duration_ms
+from gatewatch.processors import catalogue
+from gatewatch.processors.policy.defaults import GAUGE_SIGNALS
+from gatewatch.processors.timefmt import TimeFormatError, format_duration, parse_duration_ms
 
 OPS = (">=", "<=", "==", "!=", ">", "<")
 

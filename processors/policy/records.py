@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
-from processors.canonical import content_id
-from processors.policy.evaluator import BREACH, MISSING, signal_state, subject_key
-from processors.policy.grammar import Cond, conds
-from processors.timefmt import format_duration, format_ts
+from gatewatch.processors.canonical import content_id
+from gatewatch.processors.policy.evaluator import BREACH, MISSING, signal_state, subject_key
+from gatewatch.processors.policy.grammar import Cond, conds
+from gatewatch.processors.timefmt import format_duration, format_ts
 
 
 def action_id(policy_hash: str, scope: str, rule_id: str, ts: str, action: str) -> str:

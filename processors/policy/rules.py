@@ -8,10 +8,10 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from processors.canonical import content_id
-from processors.policy.errors import PolicyError
-from processors.policy.grammar import GrammarError, conds, parse_condition, render, signal_info
-from processors.policy.source import Origin
+from gatewatch.processors.canonical import content_id
+from gatewatch.processors.policy.errors import PolicyError
+from gatewatch.processors.policy.grammar import GrammarError, conds, parse_condition, render, signal_info
+from gatewatch.processors.policy.source import Origin
 
 RULE_KEYS = ("id", "when", "preset", "action", "severity", "on_missing", "min_samples", "description")
 ACTIONS = ("rollback", "rollback_fe", "rollback_feature", "rollback_release", "rollback_baseline",
@@ -74,7 +74,7 @@ def slug(text: str) -> str:
 
 def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id: str | None = None,
                  blocking: bool) -> Rule:
-    from processors.policy.compose import lookup, substitute  # avoid an import cycle
+    from gatewatch.processors.policy.compose import lookup, substitute  # avoid an import cycle
 
     what = "rule" if kind == "abort" else "hook"
     if not isinstance(spec, dict):
@@ -124,7 +124,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
 
 
 # Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
-# `signals` and `cdc` belong to the signal stage (processors.windows.SignalConfig.from_policy).
+# `signals` and `cdc` belong to the signal stage (gatewatch.processors.windows.SignalConfig.from_policy).
 TOP_KEYS = ("version", "name", "description", "slo", "abort_rules", "abort", "hooks", "rum", "obs", "gate",
             "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp")
 SECTION_KEYS = {

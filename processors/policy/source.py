@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from processors.policy.errors import PolicyError
+from gatewatch.processors.policy.errors import PolicyError
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Callable
 
 from nacl.signing import SigningKey
 
-from processors.canonical import canonical_json
-from processors.signing import key_id, sign_b64
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.signing import key_id, sign_b64
 
 SIGNATURE_HEADER = "X-Gatewatch-Signature"   # base64 Ed25519 over the exact body bytes
 KEY_ID_HEADER = "X-Gatewatch-Key-Id"

@@ -8,11 +8,11 @@ from pathlib import Path
 import yaml
 from nacl.signing import SigningKey, VerifyKey
 
-from processors.signing import key_id
-from processors.timefmt import TimeFormatError, parse_duration_ms
-from sinks.executor.backends import MIN_ATTEMPT_S, CommandBackend, DryRunBackend, WebhookBackend
-from streams import keys as keyfiles
-from streams.errors import GatewatchError
+from gatewatch.processors.signing import key_id
+from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
+from gatewatch.sinks.executor.backends import MIN_ATTEMPT_S, CommandBackend, DryRunBackend, WebhookBackend
+from gatewatch.streams.runtime import keys as keyfiles
+from gatewatch.streams.runtime.errors import GatewatchError
 
 _ROUTE_KEYS = ("action", "kind", "scope")
 

@@ -4,7 +4,7 @@ Decision order for a delivered record (the reasons end up in REFUSED receipts):
 1. not a JSON object with string id/scope/action           -> REFUSED malformed_action
 2. same bytes as an admitted action: RESULT -> duplicate (nothing runs); INTENT only -> in flight,
    re-run with the same idempotency key (its permit was valid when INTENT was written)
-3. processors.signing.check_permit (signature by a trusted decider, fields, digest, expiry)
+3. gatewatch.processors.signing.check_permit (signature by a trusted decider, fields, digest, expiry)
                                                            -> REFUSED <reason>
 4. the action id already admitted (e.g. a re-issued permit) -> duplicate / in flight as in 2
 5. the permit nonce already used by another action        -> REFUSED replayed_nonce
@@ -25,13 +25,13 @@ from typing import Callable
 
 import orjson
 
-from processors.canonical import canonical_json, content_id
-from processors.signing import check_permit
-from processors.timefmt import format_ts
-from sinks.executor import ledger as L
-from sinks.executor.backends import Outcome
-from sinks.executor.metrics import ExecutorMetrics
-from streams.ops import log_event
+from gatewatch.processors.canonical import canonical_json, content_id
+from gatewatch.processors.signing import check_permit
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.sinks.executor import ledger as L
+from gatewatch.sinks.executor.backends import Outcome
+from gatewatch.sinks.executor.metrics import ExecutorMetrics
+from gatewatch.streams.runtime.ops import log_event
 
 log = logging.getLogger("gatewatch.executor")
 

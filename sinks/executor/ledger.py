@@ -36,7 +36,7 @@ from typing import Callable
 
 import orjson
 
-from processors.canonical import canonical_json
+from gatewatch.processors.canonical import canonical_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from nacl.signing import SigningKey, VerifyKey
 
-from processors.canonical import canonical_json, content_id
-from processors.signing import key_id, sign_b64, verify_b64
+from gatewatch.processors.canonical import canonical_json, content_id
+from gatewatch.processors.signing import key_id, sign_b64, verify_b64
 
 TYPES = ("INTENT", "RESULT", "REFUSED")
 STATUSES = ("success", "failure", "timeout")

@@ -21,16 +21,16 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from sinks.executor.config import ExecutorConfig
-from sinks.executor.core import ActionHandler
-from sinks.executor.ledger import Ledger
-from sinks.executor.metrics import ExecutorMetrics
-from sinks.executor.receipts import seal
-from streams import topics
-from streams.errors import GatewatchError
-from streams.kafka import consumer as make_consumer
-from streams.kafka import producer as make_producer
-from streams.ops import log_event
+from gatewatch.sinks.executor.config import ExecutorConfig
+from gatewatch.sinks.executor.core import ActionHandler
+from gatewatch.sinks.executor.ledger import Ledger
+from gatewatch.sinks.executor.metrics import ExecutorMetrics
+from gatewatch.sinks.executor.receipts import seal
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.kafka import consumer as make_consumer
+from gatewatch.streams.runtime.kafka import producer as make_producer
+from gatewatch.streams.runtime.ops import log_event
 
 log = logging.getLogger("gatewatch.executor")
 

@@ -1,5 +1,5 @@
-"""The report's I/O: read the evidence bundle (verified with sinks.worm.evidence) and a signals file,
-render with sinks.report.html, write the page atomically.
+"""The report's I/O: read the evidence bundle (verified with gatewatch.sinks.worm.evidence) and a signals file,
+render with gatewatch.sinks.report.html, write the page atomically.
 
 Order with `gatewatch evidence --include`: a bundle cannot contain a report of itself (the report
 shows the bundle's sha256), so the report is built from an exported bundle and the bundle is then
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from sinks.report.html import render_report
-from sinks.report.series import thresholds_from_rules
+from gatewatch.sinks.report.html import render_report
+from gatewatch.sinks.report.series import thresholds_from_rules
 
 
 # ---------------------------------------------------------------- signals file
@@ -65,7 +65,7 @@ def read_signals(path: str | os.PathLike) -> list[dict]:
 
 def bundle_records(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
     """(actions, receipts) logged in the bundle's entries.ndjson, in log order."""
-    from sinks.worm.store import is_action, is_receipt
+    from gatewatch.sinks.worm.store import is_action, is_receipt
     actions, receipts = [], []
     for line in files.get("entries.ndjson", b"").splitlines():
         try:
@@ -84,9 +84,9 @@ def bundle_records(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
 
 def bundle_policy(files: dict[str, bytes]) -> tuple[str | None, list[dict], str]:
     """(composed policy hash, threshold lines of its rules, gate cohort) from the bundled policies/."""
-    from processors.policy import compose
-    from processors.policy.grammar import conds
-    from streams.cmd_policy import FIRST
+    from gatewatch.processors.policy import compose
+    from gatewatch.processors.policy.grammar import conds
+    from gatewatch.streams.runtime.policy_files import FIRST
     names = {k[len("policies/"):]: v for k, v in files.items()
              if k.startswith("policies/") and "/" not in k[len("policies/"):] and k.endswith((".yml", ".yaml"))}
     recorded = None
@@ -110,8 +110,8 @@ def bundle_policy(files: dict[str, bytes]) -> tuple[str | None, list[dict], str]
 def verification_summary(bundle_path: str | os.PathLike) -> dict:
     """verify_bundle's verdict plus per-key signature status of the bundled checkpoint (shown even
     when verification fails, so the table says which signature is bad)."""
-    from sinks.worm import checkpoint as cp
-    from sinks.worm.evidence import BundleError, read_bundle, verify_bundle
+    from gatewatch.sinks.worm import checkpoint as cp
+    from gatewatch.sinks.worm.evidence import BundleError, read_bundle, verify_bundle
     summary: dict = {"ok": False, "error": None, "inv1": False, "signatures": [], "quorum": {}, "lines": []}
     try:
         rep = verify_bundle(str(bundle_path))
@@ -154,7 +154,7 @@ def verification_summary(bundle_path: str | os.PathLike) -> dict:
 
 def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], title: str | None = None,
                        verification: dict | None = None) -> str:
-    from sinks.worm.evidence import BundleError, read_bundle
+    from gatewatch.sinks.worm.evidence import BundleError, read_bundle
     try:
         files, _ = read_bundle(str(bundle_path))
     except BundleError:

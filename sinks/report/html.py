@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections import Counter
 from html import escape
 
-from sinks.report import svg
-from sinks.report.series import (OPS, Point, breach_intervals, downsample, index_signals, merge_thresholds,
+from gatewatch.sinks.report import svg
+from gatewatch.sinks.report.series import (OPS, Point, breach_intervals, downsample, index_signals, merge_thresholds,
                                  receipts_by_action, thresholds_from_actions, ts_ms, union)
 
 PALETTE = ("#2563eb", "#06b6d4", "#16a34a", "#ca8a04", "#9333ea", "#db2777", "#92400e", "#6b7280")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 OPS = {">": lambda v, t: v > t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t,
        "<=": lambda v, t: v <= t, "==": lambda v, t: v == t, "!=": lambda v, t: v != t}

@@ -8,7 +8,7 @@ import math
 from datetime import datetime, timezone
 from html import escape
 
-from sinks.report.series import Point
+from gatewatch.sinks.report.series import Point
 
 FONT = "font-family=\"Inter, 'Segoe UI', Helvetica, Arial, sans-serif\""
 AXIS = "#94a3b8"

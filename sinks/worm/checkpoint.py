@@ -250,6 +250,6 @@ def make_policy(origin: str, log_key: VerifyKey, witness_keys: dict[str, VerifyK
 
 def default_policy(origin: str = DEFAULT_ORIGIN, keys_path=None, k: int = 2) -> Policy:
     """The log key signs under the origin name; witness-1..3 under their role names."""
-    from streams.keys import load_verify_key
+    from gatewatch.streams.runtime.keys import load_verify_key
     return make_policy(origin, load_verify_key("log", keys_path),
                        {r: load_verify_key(r, keys_path) for r in WITNESS_ROLES}, k)

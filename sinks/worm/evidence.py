@@ -9,8 +9,8 @@ the same log state gives the same bytes; its sha256 is the "bundle hash" of INV1
   entries.ndjson         {"index", "id", "topic", "value"}, one per entry 0..size-1; the leaf
                          is canonical_json(value)
   proofs.ndjson          {"index", "leaf_hash" (hex), "proof" [base64]}: inclusion in the checkpoint
-  keys/public_keys.json  streams.keys.public_keys(): role -> key_id, public_key
-  policy/witness.policy  the k-of-N checkpoint policy (C2SP tlog-policy shape; sinks.worm.checkpoint)
+  keys/public_keys.json  gatewatch.streams.runtime.keys.public_keys(): role -> key_id, public_key
+  policy/witness.policy  the k-of-N checkpoint policy (C2SP tlog-policy shape; gatewatch.sinks.worm.checkpoint)
   policy_hashes.json     {"actions": sorted policy hashes the action entries carry,
                           "composed": hash of the policies/ files composed (or null), "files": their order}
   policies/...           the files of --policy DIR as given
@@ -19,7 +19,7 @@ the same log state gives the same bytes; its sha256 is the "bundle hash" of INV1
 verify order (the first failure is reported, naming a file or an entry index):
 manifest and file set; sha256 of every file except entries/proofs (so an altered key, policy
 or note is named by file); keys agree with the policy; checkpoint signatures (log + quorum);
-the bundled policies compose (processors.policy, order of streams.cmd_policy) to the hash recorded;
+the bundled policies compose (gatewatch.processors.policy, order of gatewatch.streams.cli.policy) to the hash recorded;
 entries one by one (index, inclusion proof against the checkpoint root, permit of each action
 against the decider key at the action's own ts, each id once, every topic one of the logged
 topics under entry 0's prefix: the leaf covers the value, not the topic); entry count == size;
@@ -44,12 +44,12 @@ from pathlib import Path
 import orjson
 from nacl.signing import VerifyKey
 
-from processors.canonical import canonical_json
-from processors.signing import check_permit, key_id
-from processors.timefmt import TimeFormatError, parse_time_ms
-from sinks.worm import checkpoint as cp
-from sinks.worm import merkle
-from sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.signing import check_permit, key_id
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm import merkle
+from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
@@ -90,8 +90,8 @@ def latest_quorum_note(store: WormStore, policy: cp.Policy) -> cp.Note | None:
 def compose_bundled(files: dict[str, bytes]) -> tuple[str, list[str]] | None:
     """(hash, file order) of the bundled policies/ YAML composed like `gatewatch policy hash DIR`;
     None without policy files. Raises BundleError when they do not compose."""
-    from processors.policy import PolicyError, compose
-    from streams.cmd_policy import FIRST
+    from gatewatch.processors.policy import PolicyError, compose
+    from gatewatch.streams.runtime.policy_files import FIRST
     names = {k[len("policies/"):]: v for k, v in files.items()
              if k.startswith("policies/") and "/" not in k[len("policies/"):] and k.endswith((".yml", ".yaml"))}
     if not names:
@@ -257,7 +257,7 @@ def _check_keys(keys: dict, policy: cp.Policy) -> dict[str, VerifyKey]:
 
 
 def verify_bundle(path: str, trusted_keys: dict | None = None) -> Report:
-    """Raise BundleError naming the first bad file or entry. trusted_keys (streams.keys.public_keys
+    """Raise BundleError naming the first bad file or entry. trusted_keys (gatewatch.streams.runtime.keys.public_keys
     form) pins the keys: every role it lists must appear in the bundle with the same key."""
     files, bundle_hash = read_bundle(path)
     manifest = _json(files, "manifest.json")
@@ -385,7 +385,7 @@ def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trusted) 
     if not merkle.verify_inclusion(leaf_hash, i, c.size, proof, c.root):
         return "inclusion proof does not verify against the checkpoint root", {}, "", False
     if is_receipt(value):  # its signature is checked instead: a forged receipt fails here
-        from sinks.executor.receipts import verify_receipt
+        from gatewatch.sinks.executor.receipts import verify_receipt
         why = verify_receipt(value, trusted.get(RECEIPT_SIGNERS, {}))
         return (f"receipt refused: {why}" if why else ""), value, topic, False
     # an action by its topic or its shape, so relabelling the topic cannot skip the permit check

@@ -28,14 +28,15 @@ import orjson
 from confluent_kafka import KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 
-from processors.canonical import canonical_json
-from processors.dlq import dlq_record
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.dlq import dlq_record
 
-from sinks.worm import checkpoint as cp
-from sinks.worm.store import LOGGED_KINDS, Candidate, Rejected, WormStore, candidate_from_record
-from streams import kafka, topics
-from streams.errors import GatewatchError
-from streams.ops import log_event
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm.store import LOGGED_KINDS, Candidate, Rejected, WormStore, candidate_from_record
+from gatewatch.streams.runtime import kafka
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.ops import log_event
 
 LOG = logging.getLogger("gatewatch.worm")
 
@@ -128,7 +129,7 @@ def collect_cosignatures(store: WormStore, policy: cp.Policy, bootstrap: str, id
 
 class WormSink:
     def __init__(self, cfg: SinkConfig):
-        from streams.keys import load_signing_key
+        from gatewatch.streams.runtime.keys import load_signing_key
         self.cfg = cfg
         self.store = WormStore(cfg.db)
         self.log_key = load_signing_key("log", cfg.keys_dir)

@@ -30,8 +30,8 @@ from typing import Iterable, Iterator
 
 import orjson
 
-from processors.canonical import canonical_json
-from sinks.worm import merkle
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.sinks.worm import merkle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries(

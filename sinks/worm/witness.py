@@ -4,7 +4,7 @@ State file (JSON, replaced atomically and fsynced before the cosignature is publ
 so a witness never cosigns two checkpoints that are not consistent with each other):
     {"origin", "size", "root" (base64)}
 The first checkpoint is trusted on first use. Later ones need a consistency proof from
-the state's size, which the sink puts in the message's ``proofs`` (see sinks.worm.sink).
+the state's size, which the sink puts in the message's ``proofs`` (see gatewatch.sinks.worm.sink).
 A checkpoint that is older than the state is skipped; a fork (same size, other root,
 or a failing proof) is refused, logged and sent to gw.dlq, and the state stays put.
 """
@@ -20,13 +20,14 @@ from pathlib import Path
 import orjson
 from prometheus_client import Counter, Gauge
 
-from processors.canonical import canonical_json
-from processors.dlq import dlq_record
-from sinks.worm import checkpoint as cp
-from sinks.worm import merkle
-from streams import kafka, topics
-from streams.ops import log_event
-from streams.worker import write_json_atomic
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.dlq import dlq_record
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm import merkle
+from gatewatch.streams.runtime import kafka
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.ops import log_event
+from gatewatch.streams.runtime.worker import write_json_atomic
 
 LOG = logging.getLogger("gatewatch.witness")
 COSIGNED = Counter("gatewatch_witness_cosigned_total", "Checkpoints cosigned", ["witness"])
@@ -94,7 +95,7 @@ def review(doc: dict, state: WitnessState, log_verifier: cp.Verifier) -> tuple[c
 class Witness:
     def __init__(self, name: str, state_path: str, bootstrap: str, origin: str = cp.DEFAULT_ORIGIN,
                  keys_dir: str | None = None, group: str | None = None):
-        from streams.keys import load_signing_key, load_verify_key
+        from gatewatch.streams.runtime.keys import load_signing_key, load_verify_key
         self.name = name
         self.state_path = Path(state_path)
         self.state = WitnessState.load(self.state_path)

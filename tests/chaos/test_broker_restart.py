@@ -23,10 +23,10 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.demo import DeployWebhook
-from streams.kafka import create_topics
-from streams.keys import init_keys, load_verify_key
+from gatewatch.streams.runtime.broker import EmbeddedBroker, free_port
+from gatewatch.streams.app.demo import DeployWebhook
+from gatewatch.streams.runtime.kafka import create_topics
+from gatewatch.streams.runtime.keys import init_keys, load_verify_key
 from tests.chaos.test_chaos import KINDS, _supervisor, check_against_uninterrupted
 from tests.pipeline.helpers import publish_inputs
 

@@ -21,13 +21,13 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
-from processors.canonical import canonical_json
-from processors.policy.engine import permit_signer
-from sinks.worm.store import WormStore, decision_root
-from streams.cmd_policy import load_policy_dir
-from streams.cmd_demo import executor_config
-from streams.demo import ABORT_ACTIONS, DeployWebhook, Supervisor
-from streams.keys import init_keys, load_signing_key, load_verify_key
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.policy.engine import permit_signer
+from gatewatch.sinks.worm.store import WormStore, decision_root
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.cli.demo import executor_config
+from gatewatch.streams.app.demo import ABORT_ACTIONS, DeployWebhook, Supervisor
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
 from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -112,7 +112,7 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
     assert {a: len(ids) for a, ids in results.items() if a in want_actions} == {a: 1 for a in want_actions}
     hooked = {c["action"]["id"] for c in hook.calls if c["permit_ok"]}
     assert aborts <= hooked and all(c["permit_ok"] for c in hook.calls)
-    chain = subprocess.run([sys.executable, "-m", "streams.cli", "executor", "verify", "--ledger",
+    chain = subprocess.run([sys.executable, "-m", "gatewatch", "executor", "verify", "--ledger",
                             str(tmp_path / "executor.db")], env=env, capture_output=True, text=True)
     assert chain.returncode == 0, chain.stdout + chain.stderr
 
@@ -127,10 +127,10 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
         logged = [(e.id, e.leaf) for e in store.decisions()]
     assert decision_root(logged) == decision_root((i, canonical_json(a)) for i, a in want_actions.items())
     bundle = tmp_path / "evidence.tar.gz"
-    ev = subprocess.run([sys.executable, "-m", "streams.cli", "evidence", "--db", str(tmp_path / "worm.db"),
+    ev = subprocess.run([sys.executable, "-m", "gatewatch", "evidence", "--db", str(tmp_path / "worm.db"),
                          "--out", str(bundle), "--policy", "configs/policies", "--collect"],
                         env=env, capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr
-    v = subprocess.run([sys.executable, "-m", "streams.cli", "verify", str(bundle)], env=env,
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], env=env,
                        capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -6,7 +6,7 @@ import json
 import orjson
 from click.testing import CliRunner
 
-from processors.cardinality import count_series, report
+from gatewatch.processors.cardinality import count_series, report
 
 
 def sig(name, domain, scope="svc", subject="", cohort="canary", ts="2026-01-01T00:00:10.000Z"):
@@ -52,7 +52,7 @@ def test_over_budget():
 
 
 def test_cli_reads_replay_kcat_and_bare_lines(tmp_path):
-    from streams.cli import cli
+    from gatewatch.streams.cli.main import cli
     lines = [orjson.dumps({"topic": "gw.signals", "key": "svc", "value": EXAMPLE[0]}),
              orjson.dumps({"topic": "gw.actions", "key": "svc", "value": {"kind": "abort"}}),
              orjson.dumps({"topic": "gw.signals", "partition": 0, "offset": 1, "key": "svc",
@@ -69,7 +69,7 @@ def test_cli_reads_replay_kcat_and_bare_lines(tmp_path):
 
 
 def test_cli_window_and_exit_1_over_budget(tmp_path):
-    from streams.cli import cli
+    from gatewatch.streams.cli.main import cli
     many = [sig("obs_uptime", "gauges", scope=f"s{i}") for i in range(1001)]  # INT budget 1000
     many.append(sig("obs_uptime", "gauges", scope="late", ts="2026-01-01T02:00:00.000Z"))
     f = tmp_path / "s.ndjson"

@@ -7,9 +7,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-import streams.drill as drill
-from streams.cmd_policy import load_policy_dir
-from streams.simulate import load_scenario_spec, scenario_names
+import gatewatch.streams.app.drill as drill
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.app.simulate import load_scenario_spec, scenario_names
 from tests.drill.conftest import POLICY_DIR
 
 
@@ -84,7 +84,7 @@ def test_hook_without_scenario_fails(tmp_path, cached_runs):
 
 
 def test_cli_writes_json_and_exit_codes(tmp_path, cached_runs):
-    from streams.cli import cli
+    from gatewatch.streams.cli.main import cli
     out = tmp_path / "drill.json"
     r = CliRunner().invoke(cli, ["drill", "--policy", str(POLICY_DIR), "--hooks", "api_contract_break",
                                  "--out", str(out), "-q"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from processors.scenarios import Scenario, check_expect, expectations, matches
+from gatewatch.processors.scenarios import Scenario, check_expect, expectations, matches
 
 BASE = {"services": [{"name": "svc", "routes": ["/a"]}],
         "cohorts": {"baseline": {"rps": 2}, "canary": {"rps": 1}}}

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--out", str(out), "--speed", "0"],
+    r = subprocess.run([sys.executable, "-m", "gatewatch", "demo", "--out", str(out), "--speed", "0"],
                        env=env, capture_output=True, text=True, timeout=420)
     assert r.returncode == 0, r.stderr[-3000:]
     m = re.search(r"rollbacks executed: (\d+) with a valid permit", r.stdout)
@@ -27,5 +27,5 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     report = out / "report.html"
     assert report.exists() and "<svg" in report.read_text()
     # the bundle verifies again, offline, with a fresh process
-    v = subprocess.run([sys.executable, "-m", "streams.cli", "verify", str(bundle)], capture_output=True, text=True)
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -5,9 +5,9 @@ import time
 
 from nacl.signing import SigningKey
 
-from processors.canonical import content_id
-from processors.signing import issue_permit, key_id
-from processors.timefmt import format_ts
+from gatewatch.processors.canonical import content_id
+from gatewatch.processors.signing import issue_permit, key_id
+from gatewatch.processors.timefmt import format_ts
 
 HOUR_MS = 3_600_000
 

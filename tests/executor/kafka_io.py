@@ -7,9 +7,9 @@ import uuid
 import orjson
 from confluent_kafka import TopicPartition
 
-from processors.canonical import canonical_json
-from streams import topics
-from streams.kafka import consumer, producer
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.kafka import consumer, producer
 
 
 def produce_actions(bootstrap: str, records: list) -> None:

@@ -15,9 +15,9 @@ from collections import Counter
 
 import pytest
 
-from processors.signing import key_id
-from sinks.executor.receipts import verify_chain
-from streams.keys import init_keys, load_signing_key, load_verify_key
+from gatewatch.processors.signing import key_id
+from gatewatch.sinks.executor.receipts import verify_chain
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
 from tests.executor.helpers import action_record, permitted
 from tests.executor.kafka_io import produce_actions, read_receipts
 from tests.executor.webhook_server import WebhookServer
@@ -36,7 +36,7 @@ default_backend: hook
 
 
 def _executor(tmp_path, env, idle=None, crash_after=None):
-    argv = [sys.executable, "-m", "streams.cli", "executor", "run", "--config", str(tmp_path / "executor.yml"),
+    argv = [sys.executable, "-m", "gatewatch", "executor", "run", "--config", str(tmp_path / "executor.yml"),
             "--ledger", str(tmp_path / "ledger.db")]
     if idle is not None:
         argv += ["--exit-when-idle", str(idle)]
@@ -108,6 +108,6 @@ def test_sigkill_chaos_executes_every_action_exactly_once(kafka_bootstrap, topic
     for scope in set(scope_of.values()):
         sent = [r["id"] for r in stream if r["id"] in good_ids and r["scope"] == scope]
         assert [k for k in first_seen if scope_of.get(k) == scope] == sent, scope
-    check = subprocess.run([sys.executable, "-m", "streams.cli", "executor", "verify", "--ledger",
+    check = subprocess.run([sys.executable, "-m", "gatewatch", "executor", "verify", "--ledger",
                             str(tmp_path / "ledger.db")], env=env, capture_output=True, timeout=60)
     assert check.returncode == 0, check.stderr.decode()

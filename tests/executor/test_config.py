@@ -2,9 +2,9 @@ import re
 
 import pytest
 
-from sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
-from sinks.executor.config import config_from_dict, load_config
-from streams.errors import GatewatchError
+from gatewatch.sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
+from gatewatch.sinks.executor.config import config_from_dict, load_config
+from gatewatch.streams.runtime.errors import GatewatchError
 
 
 def test_shipped_config_loads_and_routes_hooks_to_dry_run():

@@ -5,12 +5,12 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from processors.canonical import canonical_json, content_id
-from processors.signing import permit_message, sign_b64
-from sinks.executor import core
-from sinks.executor.backends import DryRunBackend, WebhookBackend
-from sinks.executor.ledger import Ledger
-from sinks.executor.receipts import seal, verify_chain
+from gatewatch.processors.canonical import canonical_json, content_id
+from gatewatch.processors.signing import permit_message, sign_b64
+from gatewatch.sinks.executor import core
+from gatewatch.sinks.executor.backends import DryRunBackend, WebhookBackend
+from gatewatch.sinks.executor.ledger import Ledger
+from gatewatch.sinks.executor.receipts import seal, verify_chain
 from tests.executor.helpers import action_record, now_ms, permitted, trusted
 from tests.executor.webhook_server import WebhookServer
 

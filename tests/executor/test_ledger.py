@@ -1,8 +1,8 @@
 from nacl.signing import SigningKey
 
-from processors.canonical import content_id
-from sinks.executor import ledger as L
-from sinks.executor.receipts import seal, verify_chain
+from gatewatch.processors.canonical import content_id
+from gatewatch.sinks.executor import ledger as L
+from gatewatch.sinks.executor.receipts import seal, verify_chain
 from tests.executor.helpers import action_record, permitted, trusted
 
 DECIDER, EXECUTOR = SigningKey(b"d" * 32), SigningKey(b"e" * 32)

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from confluent_kafka import TopicPartition
 from nacl.signing import SigningKey
 
-from processors.canonical import canonical_json
-from sinks.executor import core
-from sinks.executor.backends import DryRunBackend
-from sinks.executor.ledger import Ledger
-from sinks.executor.receipts import seal
-from sinks.executor.worker import OffsetTracker, ScopeLanes
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.sinks.executor import core
+from gatewatch.sinks.executor.backends import DryRunBackend
+from gatewatch.sinks.executor.ledger import Ledger
+from gatewatch.sinks.executor.receipts import seal
+from gatewatch.sinks.executor.worker import OffsetTracker, ScopeLanes
 from tests.executor.helpers import action_record, permitted, trusted
 
 DECIDER, EXECUTOR = SigningKey(b"d" * 32), SigningKey(b"e" * 32)
@@ -106,8 +106,8 @@ class _FakeProducer:
 
 
 def test_publisher_republishes_what_a_crash_left_undelivered(tmp_path):
-    from sinks.executor.metrics import ExecutorMetrics
-    from sinks.executor.worker import ReceiptPublisher
+    from gatewatch.sinks.executor.metrics import ExecutorMetrics
+    from gatewatch.sinks.executor.worker import ReceiptPublisher
     led = Ledger(tmp_path / "l.db", lambda b: seal(EXECUTOR, b))
     h = core.ActionHandler(led, {"dry-run": DryRunBackend()}, lambda r: "dry-run", trusted(DECIDER))
     for i in range(3):
@@ -124,7 +124,7 @@ def test_publisher_republishes_what_a_crash_left_undelivered(tmp_path):
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(2, 12), pick=st.integers(0, 10**6), how=st.sampled_from(["drop", "alter", "resign", "swap"]))
 def test_receipt_chain_detects_gaps_and_tampering(n, pick, how):
-    from sinks.executor.receipts import verify_chain
+    from gatewatch.sinks.executor.receipts import verify_chain
     chain, prev = [], None
     for seq in range(1, n + 1):
         r = seal(EXECUTOR, {"type": "RESULT", "action_id": f"a{seq}", "status": "success", "seq": seq, "prev": prev})

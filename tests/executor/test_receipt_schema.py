@@ -6,12 +6,12 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from processors.canonical import canonical_json
-from schemas import avro_schema, json_schema
-from sinks.executor import core
-from sinks.executor.backends import DryRunBackend
-from sinks.executor.ledger import Ledger
-from sinks.executor.receipts import seal, verify_receipt
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.schemas import avro_schema, json_schema
+from gatewatch.sinks.executor import core
+from gatewatch.sinks.executor.backends import DryRunBackend
+from gatewatch.sinks.executor.ledger import Ledger
+from gatewatch.sinks.executor.receipts import seal, verify_receipt
 from tests.executor.helpers import action_record, permitted, trusted
 
 import jsonschema

@@ -11,12 +11,12 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from sinks.executor.config import config_from_dict
-from sinks.executor.receipts import verify_chain
-from sinks.executor.worker import ExecutorWorker
-from streams.ops import OpsServer
-from streams.keys import init_keys, load_signing_key, load_verify_key
-from processors.signing import key_id
+from gatewatch.sinks.executor.config import config_from_dict
+from gatewatch.sinks.executor.receipts import verify_chain
+from gatewatch.sinks.executor.worker import ExecutorWorker
+from gatewatch.streams.runtime.ops import OpsServer
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
+from gatewatch.processors.signing import key_id
 from tests.executor.helpers import action_record, permitted
 from tests.executor.kafka_io import produce_actions, read_receipts
 from tests.executor.webhook_server import WebhookServer
@@ -91,7 +91,7 @@ def test_cli_stops_gracefully_on_sigterm(kafka_bootstrap, topic_prefix, tmp_path
     produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(5)])
     (tmp_path / "executor.yml").write_text("executor: {group: sigterm}\n")
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWATCH_KEYS_DIR": str(keys)}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "executor", "run", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "executor", "run", "--config",
                              str(tmp_path / "executor.yml"), "--ledger", str(tmp_path / "l.db"), "--metrics-port", "0"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

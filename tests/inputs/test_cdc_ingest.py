@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from processors.windows import SignalConfig
-from streams import topics
-from streams.ingest import SKIPPED, IngestWorker
-from streams.kafka import producer
-from streams.worker import StopFlag
+from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.stages.ingest import SKIPPED, IngestWorker
+from gatewatch.streams.runtime.kafka import producer
+from gatewatch.streams.runtime.worker import StopFlag
 from tests.inputs.test_rum_cdc import KTS, _col, _row, schema_change
 from tests.pipeline.helpers import read_topic
 

@@ -7,8 +7,8 @@ import time
 import certifi
 import pytest
 
-from streams import kafka
-from streams.errors import GatewatchError
+from gatewatch.streams.runtime import kafka
+from gatewatch.streams.runtime.errors import GatewatchError
 
 SASL_ENV = {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
             "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": "s3cret", "KAFKA_SSL_CA_LOCATION": certifi.where()}
@@ -86,7 +86,7 @@ def test_aiokafka_and_faust_mapping():
 
 
 def test_http_endpoints_bind_loopback_by_default(monkeypatch):
-    from streams.ops import OpsServer
+    from gatewatch.streams.runtime.ops import OpsServer
     monkeypatch.delenv("GATEWATCH_HTTP_HOST", raising=False)
     ops = OpsServer(0)
     try:
@@ -98,7 +98,7 @@ def test_http_endpoints_bind_loopback_by_default(monkeypatch):
 # ---- against the embedded broker with --authentication -------------------------------------
 
 def _tansu_with_auth():
-    from streams.broker import free_port, tansu_binary
+    from gatewatch.streams.runtime.broker import free_port, tansu_binary
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,

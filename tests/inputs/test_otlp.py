@@ -4,8 +4,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processors.inputs import InputOptions, Rejection, Request, decode
-from processors.otlp import InputAggregator, OtlpBatch, decode_otlp
+from gatewatch.processors.inputs import InputOptions, Rejection, Request, decode
+from gatewatch.processors.otlp import InputAggregator, OtlpBatch, decode_otlp
 from tests.inputs import otlp_gen
 
 FIXTURES = Path(__file__).parent / "fixtures"

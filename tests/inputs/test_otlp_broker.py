@@ -8,13 +8,13 @@ from collections import Counter
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from processors.windows import SignalConfig
-from streams import topics
-from streams.cmd_policy import load_policy_dir
-from streams.ingest import SKIPPED, IngestWorker
-from streams.kafka import admin, producer
-from streams.signal_stage import SignalStage
-from streams.worker import StopFlag
+from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.stages.ingest import SKIPPED, IngestWorker
+from gatewatch.streams.runtime.kafka import admin, producer
+from gatewatch.streams.stages.signals import SignalStage
+from gatewatch.streams.runtime.worker import StopFlag
 from tests.inputs import otlp_gen
 from tests.inputs.test_otlp import OPTS
 from tests.inputs.test_otlp_replay import run, without_source

@@ -8,10 +8,10 @@ drops it too); everything else, including the actions, must be byte-identical.
 import orjson
 import pytest
 
-from processors.canonical import canonical_json
-from streams import topics
-from streams.cmd_policy import load_policy_dir
-from streams.replay import Replayer
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.app.replay import Replayer
 from tests.inputs import otlp_gen
 from tests.inputs.test_otlp import OPTS
 
@@ -90,7 +90,7 @@ def test_gatewatch_replay_cli(tmp_path):
     shipped policy has no otlp cohort table, so every span is in the "stable" cohort."""
     from click.testing import CliRunner
 
-    from streams.cli import cli
+    from gatewatch.streams.cli.main import cli
     batches = otlp_gen.batches(60)
     import base64
     otlp_lines = [orjson.dumps(e) for e in otlp_envelopes(batches, otlp_gen.otlp_json)]

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.inputs import (UNMATCHED_ROUTE, Change, InputOptions, Vital, decode, is_tombstone,
+from gatewatch.processors.inputs import (UNMATCHED_ROUTE, Change, InputOptions, Vital, decode, is_tombstone,
                                route_for_path)
-from processors.otlp import InputAggregator
-from processors.signals import run_pipeline
+from gatewatch.processors.otlp import InputAggregator
+from gatewatch.processors.signals import run_pipeline
 
 TEMPLATES = ("/market/:id", "/trade/:id", "/")
 OPTS = InputOptions(route_templates=TEMPLATES)

@@ -7,7 +7,7 @@ import os
 
 import faust
 
-from streams.kafka import faust_app_kwargs  # noqa: E402  (broker URL + the same security settings)
+from gatewatch.streams.runtime.kafka import faust_app_kwargs  # noqa: E402  (broker URL + the same security settings)
 
 app = faust.App(
     os.environ.get("APP_ID", "gw-faust-echo"),

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from streams import topics
-from streams.cli import main
-from streams.kafka import admin
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.kafka import admin
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_topics_create_is_idempotent(kafka_bootstrap, monkeypatch, capsys):
 
 def test_broker_command_serves_and_stops(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "broker"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         bootstrap = proc.stdout.readline().strip()

@@ -6,11 +6,11 @@ import uuid
 
 import orjson
 
-from processors.scenarios import Scenario
-from streams import topics
-from streams.kafka import consumer, producer
-from streams.simulate import publish
-from streams.worker import message_ts_ms
+from gatewatch.processors.scenarios import Scenario
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.kafka import consumer, producer
+from gatewatch.streams.app.simulate import publish
+from gatewatch.streams.runtime.worker import message_ts_ms
 
 START_MS = 1_800_000_000_000
 SPEC = {
@@ -43,7 +43,7 @@ def publish_inputs(bootstrap: str) -> int:
 def read_topic(bootstrap: str, logical: str, idle_s: float = 1.0, timeout_s: float = 90.0) -> list:
     """Every record of a topic as (partition, offset, key, value, ts), read until idle."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-    from streams.stage import static_partitions
+    from gatewatch.streams.runtime.stage import static_partitions
     c = consumer(bootstrap, f"test-read-{uuid.uuid4().hex[:8]}")
     name = topics.topic(logical)  # assign (no group join): reading starts at once
     c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in static_partitions(c, name, None)])
@@ -73,7 +73,7 @@ def envelopes(bootstrap: str) -> list[dict]:
 
 
 def replay_outputs(envs: list[dict], policy, signer) -> dict[str, list[tuple[bytes, bytes]]]:
-    from streams.replay import Replayer
+    from gatewatch.streams.app.replay import Replayer
     rp = Replayer(policy, signer, flush_every=97)
     outs = []
     for env in envs:

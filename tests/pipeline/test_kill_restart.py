@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from processors.policy.engine import permit_signer
-from streams.cmd_policy import load_policy_dir
-from streams.keys import init_keys, load_signing_key
+from gatewatch.processors.policy.engine import permit_signer
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key
 from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -20,7 +20,7 @@ STAGES = ("ingest", "signals", "decide")
 
 def _start(stage, env, tmp_path):
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", stage, "--state-dir", str(tmp_path / "state"),
+        [sys.executable, "-m", "gatewatch", "worker", stage, "--state-dir", str(tmp_path / "state"),
          "--exit-when-idle", "3", *(["--batch-size", "400"] if stage == "ingest" else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{stage}.log", "ab"))
 

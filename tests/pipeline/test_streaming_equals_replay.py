@@ -5,13 +5,13 @@ from collections import Counter
 import pytest
 from nacl.signing import SigningKey
 
-from processors.policy.engine import permit_signer
-from processors.windows import SignalConfig
-from streams.cmd_policy import load_policy_dir
-from streams.decide import DecideStage
-from streams.ingest import IngestWorker
-from streams.signal_stage import SignalStage
-from streams.worker import StopFlag
+from gatewatch.processors.policy.engine import permit_signer
+from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.stages.decide import DecideStage
+from gatewatch.streams.stages.ingest import IngestWorker
+from gatewatch.streams.stages.signals import SignalStage
+from gatewatch.streams.runtime.worker import StopFlag
 from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,8 @@
 """Signal batches and small policies for the policy tests."""
 from __future__ import annotations
 
-from processors.policy import compose
-from processors.timefmt import format_ts
+from gatewatch.processors.policy import compose
+from gatewatch.processors.timefmt import format_ts
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 STEP = 10_000

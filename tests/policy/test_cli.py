@@ -4,8 +4,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import main
-from streams.cmd_policy import load_policy_dir
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "policies"
 
@@ -70,7 +70,7 @@ def test_missing_directory(capsys, tmp_path):
 
 
 def test_reload_keeps_last_good_policy(tmp_path):
-    from streams.cmd_policy import reload_policy
+    from gatewatch.streams.runtime.policy_files import reload_policy
     d = tmp_path / "pol"
     shutil.copytree(CONFIGS, d)
     good, err = reload_policy(d, None)
@@ -81,9 +81,9 @@ def test_reload_keeps_last_good_policy(tmp_path):
 
 
 def test_eval_redecides_recorded_signals(tmp_path, capsys):
-    from processors.canonical import canonical_json
-    from processors.policy import Engine
-    from processors.policy.grammar import signal_info
+    from gatewatch.processors.canonical import canonical_json
+    from gatewatch.processors.policy import Engine
+    from gatewatch.processors.policy.grammar import signal_info
     from tests.policy.helpers import TEST_POLICY, step_batches
     pol_dir = tmp_path / "pol"
     pol_dir.mkdir()

@@ -1,7 +1,7 @@
 import pytest
 
-from processors.policy import PolicyError, compose
-from processors.policy.grammar import render
+from gatewatch.processors.policy import PolicyError, compose
+from gatewatch.processors.policy.grammar import render
 
 PROJECT = """\
 version: 1
@@ -145,7 +145,7 @@ def test_rule_defaults_and_fields():
 
 
 def test_every_library_hook_compiles_and_seed_names_resolve():
-    from processors.policy.defaults import BUILTIN_YAML
+    from gatewatch.processors.policy.defaults import BUILTIN_YAML
     import yaml
     library = yaml.safe_load(BUILTIN_YAML)["hooks"]["library"]
     pol = compose([("h.yml", "hooks:\n  must_have: [" + ", ".join(library) + "]\n")])

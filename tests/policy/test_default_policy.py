@@ -2,8 +2,8 @@
 CANARY_READY (LF1 on the real defaults); a 4h burn stops it (INV3)."""
 from pathlib import Path
 
-from processors.policy import STATES, Engine
-from streams.cmd_policy import load_policy_dir
+from gatewatch.processors.policy import STATES, Engine
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.policy.helpers import STEP, T0, sig
 
 POLICY = load_policy_dir(Path(__file__).resolve().parents[2] / "configs" / "policies")

@@ -2,10 +2,10 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from processors.canonical import canonical_json, content_id
-from processors.policy import Engine, SignalError, permit_signer
-from processors.signing import check_permit, key_id
-from processors.timefmt import format_ts
+from gatewatch.processors.canonical import canonical_json, content_id
+from gatewatch.processors.policy import Engine, SignalError, permit_signer
+from gatewatch.processors.signing import check_permit, key_id
+from gatewatch.processors.timefmt import format_ts
 from tests.policy.helpers import STEP, T0, batch, sig, step_batches, make_policy
 
 KEY = SigningKey(bytes(range(32)))
@@ -183,7 +183,7 @@ def test_byte_identical_across_processes_and_hash_seeds():
     import subprocess
     import sys
     code = ("from tests.policy.test_engine import run, KEY; from tests.policy.helpers import make_policy;"
-            "from processors.policy import Engine, permit_signer; from processors.canonical import content_id;"
+            "from gatewatch.processors.policy import Engine, permit_signer; from gatewatch.processors.canonical import content_id;"
             "acts = run(Engine(make_policy('hooks: {must_have: [cdc_lag, web_cwv_regression]}'), permit_signer(KEY)),"
             " range(30), lambda i: {'err5xx_rate': 0.01, 'rum_inp_p75_ms_delta': 0.5} if i % 7 < 3 else None);"
             "print(len(acts), content_id(acts))")

@@ -6,8 +6,8 @@ import orjson
 from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from processors.canonical import canonical_json
-from processors.policy import STATES, Engine
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.policy import STATES, Engine
 from tests.policy.helpers import DOMAINS, STEP, T0, batch, make_policy
 
 POLICY = make_policy()
@@ -95,7 +95,7 @@ def gate_events(actions):
 
 
 def step_of(action) -> int:
-    from processors.timefmt import parse_time_ms
+    from gatewatch.processors.timefmt import parse_time_ms
     return (parse_time_ms(action["ts"]) - T0) // STEP
 
 

@@ -5,10 +5,10 @@ import io
 import fastavro
 import jsonschema
 
-from processors.canonical import canonical_json
-from processors.policy import Engine, permit_signer
-from processors.signing import check_permit, key_id
-from schemas import avro_schema, json_schema
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.policy import Engine, permit_signer
+from gatewatch.processors.signing import check_permit, key_id
+from gatewatch.schemas import avro_schema, json_schema
 from tests.policy.helpers import T0, make_policy, sig, step_batches
 from tests.policy.test_engine import KEY, run
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import orjson
 
-from processors.timefmt import format_ts, parse_time_ms
-from sinks.executor.receipts import seal
-from sinks.worm import checkpoint as cp
-from sinks.worm.evidence import build_files, write_bundle
-from sinks.worm.store import WormStore, candidate_from_record
-from streams.keys import init_keys, load_signing_key, public_keys
+from gatewatch.processors.timefmt import format_ts, parse_time_ms
+from gatewatch.sinks.executor.receipts import seal
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm.evidence import build_files, write_bundle
+from gatewatch.sinks.worm.store import WormStore, candidate_from_record
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key, public_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("spike.yaml")
@@ -24,7 +24,7 @@ START = "2026-01-01T00:00:00Z"
 
 def gatewatch(*args: str, stdout=None) -> str:
     """Run the CLI; returns its stderr."""
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=ROOT, check=True, stdout=stdout,
+    return subprocess.run([sys.executable, "-m", "gatewatch", *args], cwd=ROOT, check=True, stdout=stdout,
                           stderr=subprocess.PIPE, text=True).stderr
 
 

@@ -6,12 +6,12 @@ import hashlib
 
 import orjson
 
-from sinks.report.build import build_report, parse_signal_line, read_signals, verification_summary
-from sinks.worm import checkpoint as cp
-from sinks.worm.evidence import build_files, read_bundle, verify_bundle, write_bundle
-from sinks.worm.store import WormStore
-from streams.cli import main
-from streams.keys import public_keys
+from gatewatch.sinks.report.build import build_report, parse_signal_line, read_signals, verification_summary
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm.evidence import build_files, read_bundle, verify_bundle, write_bundle
+from gatewatch.sinks.worm.store import WormStore
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.keys import public_keys
 from tests.report.factory import POLICIES
 
 SIG = {"name": "burn_rate_5m", "scope": "s", "cohort": "canary", "subject": "", "value": 1.5,

@@ -9,14 +9,14 @@ import sys
 
 import orjson
 
-from sinks.worm.store import WormStore, candidate_from_record
+from gatewatch.sinks.worm.store import WormStore, candidate_from_record
 from tests.report.factory import ROOT
 
 
 def _status(db, keys):
     # the factory logged gw.*: status must not depend on the prefix of the shell that runs it
     env = {**os.environ, "GATEWATCH_TOPIC_PREFIX": "elsewhere."}
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "worm", "status", "--db", str(db),
+    out = subprocess.run([sys.executable, "-m", "gatewatch", "worm", "status", "--db", str(db),
                           "--keys-dir", str(keys)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -32,7 +32,7 @@ def test_worm_status_and_replay_print_the_same_decision_root(spike):
     assert logged.groups() == replayed.groups()
     assert int(logged.group(1)) == len(spike["actions"]) > 0
     assert re.search(r"size (\d+)", status).group(1) == str(len(spike["actions"]) + len(spike["receipts"]))
-    bundle = subprocess.run([sys.executable, "-m", "streams.cli", "verify", str(spike["bundle"])], cwd=ROOT, env=env,
+    bundle = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(spike["bundle"])], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert bundle.returncode == 0, bundle.stdout + bundle.stderr
     assert re.search(r"decision root (\S+) \(the (\d+) actions", bundle.stdout).groups() == \
@@ -57,7 +57,7 @@ def test_status_also_prints_the_root_a_bundle_exported_now_would_verify(spike, t
 
 
 def test_replay_without_keys_says_its_root_is_unsigned(spike):
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--policy", str(ROOT / "configs" / "policies"),
+    out = subprocess.run([sys.executable, "-m", "gatewatch", "replay", "--policy", str(ROOT / "configs" / "policies"),
                           str(spike["telemetry"])], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "decision root" in out.stderr and "unsigned actions" in out.stderr

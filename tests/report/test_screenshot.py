@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from sinks.report.build import build_report
+from gatewatch.sinks.report.build import build_report
 from tests.report.chromium import screenshot
 from tests.report.png import colour_stats, read_png
 

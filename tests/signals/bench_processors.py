@@ -12,9 +12,9 @@ import time
 
 import orjson
 
-from processors.inputs import decode
-from processors.partials import PartitionAggregator
-from processors.signals import SignalConfig, run_pipeline
+from gatewatch.processors.inputs import decode
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.signals import SignalConfig, run_pipeline
 
 from .gen import Feed, requests
 

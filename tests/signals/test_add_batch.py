@@ -3,9 +3,9 @@ same rejections, same watermark, for any mix of records and any batch cut."""
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from processors.partials import PartitionAggregator
-from processors.timefmt import format_ts
-from processors.windows import SignalConfig
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.processors.windows import SignalConfig
 
 T0 = 1_800_000_000_000
 
@@ -104,7 +104,7 @@ def test_replay_envelopes_never_raise_and_match_the_dict_path():
     """read_envelopes (msgspec) on lines the old orjson reader handled: same envelopes, no crash."""
     from collections import Counter
 
-    from streams.replay import envelope_from_dict, read_envelopes
+    from gatewatch.streams.app.replay import envelope_from_dict, read_envelopes
     good = b'{"topic":"gw.metrics","partition":0,"offset":1,"ts":5,"key":"k","payload":"{}"'
     lines = [good + b"}", good + b',"tstype":"create","broker":0}', b'{"partition":"1","offset":2}',
              b'{"partition":0,"offset":3,"payload":"\xff"}', good + b',"h":' + b"[" * 1100 + b"]" * 1100 + b"}",

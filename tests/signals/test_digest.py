@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.digest import LogHistogram
+from gatewatch.processors.digest import LogHistogram
 
 
 def hist_of(values) -> LogHistogram:

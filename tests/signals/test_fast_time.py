@@ -3,8 +3,8 @@ and decline the rest."""
 import pytest
 from hypothesis import given, strategies as st
 
-from processors.inputs import cached_rfc3339_ms, fast_rfc3339_ms
-from processors.timefmt import TimeFormatError, format_ts, parse_time_ms
+from gatewatch.processors.inputs import cached_rfc3339_ms, fast_rfc3339_ms
+from gatewatch.processors.timefmt import TimeFormatError, format_ts, parse_time_ms
 
 PARSERS = pytest.mark.parametrize("parse", [fast_rfc3339_ms, cached_rfc3339_ms])
 

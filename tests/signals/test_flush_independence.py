@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.partials import PartitionAggregator
-from processors.signals import PartitionSignals, SignalConfig, run_pipeline
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.signals import PartitionSignals, SignalConfig, run_pipeline
 
 from .mixed import mixed_feed
 
@@ -156,7 +156,7 @@ def test_gaps_of_hours_and_days_are_skipped_and_split_free():
 
 
 def parse(ts):
-    from processors.timefmt import parse_time_ms
+    from gatewatch.processors.timefmt import parse_time_ms
     return parse_time_ms(ts)
 
 

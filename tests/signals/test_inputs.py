@@ -5,7 +5,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.inputs import (Change, Gauge, Heartbeat, Rejection, Request, Vital, decode,
+from gatewatch.processors.inputs import (Change, Gauge, Heartbeat, Rejection, Request, Vital, decode,
                                dlq_record, encode_avro)
 
 TS = 1_767_225_600_000

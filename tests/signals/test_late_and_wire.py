@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.digest import LogHistogram
-from processors.inputs import encode_avro
-from processors.partials import PartitionAggregator
-from processors.signals import PartitionSignals, SignalConfig, run_pipeline
-from schemas import avro_schema, json_schema
+from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.inputs import encode_avro
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.signals import PartitionSignals, SignalConfig, run_pipeline
+from gatewatch.schemas import avro_schema, json_schema
 
 from .gen import T0
 from .mixed import mixed_feed

@@ -6,9 +6,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from processors.signals import SignalConfig, run_pipeline
-from processors.timefmt import parse_time_ms
-from processors.windows import BURN_WINDOWS_MS
+from gatewatch.processors.signals import SignalConfig, run_pipeline
+from gatewatch.processors.timefmt import parse_time_ms
+from gatewatch.processors.windows import BURN_WINDOWS_MS
 
 from .gen import T0, Feed, requests
 
@@ -172,7 +172,7 @@ def test_idle_gauge_reports_null_then_is_dropped():
 
 
 def test_batches_say_their_domain_even_for_free_gauge_names():
-    from processors.signals import batch_domain
+    from gatewatch.processors.signals import batch_domain
     feed = Feed()
     for i in range(40):
         feed.put("metrics", 0, {"type": "gauge", "service": "api", "name": "queue_depth", "value": i, "ts": T0 + i * 10_000})

@@ -5,8 +5,8 @@ import random
 
 import numpy as np
 
-from processors.signals import SignalConfig, run_pipeline
-from processors.timefmt import parse_time_ms
+from gatewatch.processors.signals import SignalConfig, run_pipeline
+from gatewatch.processors.timefmt import parse_time_ms
 
 from .gen import T0, Feed
 

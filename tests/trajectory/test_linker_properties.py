@@ -5,8 +5,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.quality import CyclePolicy, SpanCycle
-from processors.timefmt import format_ts, parse_time_ms
+from gatewatch.processors.quality import CyclePolicy, SpanCycle
+from gatewatch.processors.timefmt import format_ts, parse_time_ms
 
 MIN = 60_000
 T0 = parse_time_ms("2025-10-01T00:00:00Z")
@@ -151,7 +151,7 @@ def test_timeout_boundary_is_inclusive():
 
 
 def test_trajectory_id_is_a_content_hash_of_tenant_key_and_first_span():
-    from processors.canonical import content_id
+    from gatewatch.processors.canonical import content_id
     _, out = run(build([("ta", "x", 0, "confirmed", False)]))
     edge = out[0][0][0]
     assert edge["trajectory_id"] == "t_" + content_id({"tenant": "ta", "key": {"this": "x"}, "first_span_id": "s0"})
@@ -171,8 +171,8 @@ def test_window_closes_a_long_running_trajectory_at_first_plus_window():
 def test_edge_ts_is_format_ts_of_when_whatever_its_spelling(ms, style):
     from datetime import datetime, timedelta, timezone
 
-    from processors.spans import decode
-    from processors.trajectory import _span_ts
+    from gatewatch.processors.spans import decode
+    from gatewatch.processors.trajectory import _span_ts
     dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
     when = {"canonical": format_ts(ms), "Z": dt.strftime("%Y-%m-%dT%H:%M:%S") + "Z" if ms % 1000 == 0 else format_ts(ms),
             "offset": dt.astimezone(timezone(timedelta(hours=2))).isoformat(timespec="milliseconds"),

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.quality import CyclePolicy, MeterPolicy, QualityMeter, SpanCycle, score
-from processors.timefmt import format_ts, parse_time_ms
-from streams.cmd_quality import generate_spans, load_policy, simulate_lines
+from gatewatch.processors.quality import CyclePolicy, MeterPolicy, QualityMeter, SpanCycle, score
+from gatewatch.processors.timefmt import format_ts, parse_time_ms
+from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
 
 T0 = parse_time_ms("2025-10-01T00:00:00Z")
 H = 3_600_000

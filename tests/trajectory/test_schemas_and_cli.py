@@ -5,9 +5,9 @@ import fastavro
 import jsonschema
 import orjson
 
-import schemas
-from streams.cli import main
-from streams.cmd_quality import generate_spans, load_policy, simulate_lines
+import gatewatch.schemas
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
 
 
 def _corpus_events(n=4000):
@@ -19,8 +19,8 @@ def _corpus_events(n=4000):
 
 def test_spans_and_events_match_their_json_and_avro_schemas():
     lines, events = _corpus_events()
-    span_js = jsonschema.Draft202012Validator(schemas.json_schema("canonical_span"))
-    ev_js = jsonschema.Draft202012Validator(schemas.json_schema("trajectory_event"))
+    span_js = jsonschema.Draft202012Validator(gatewatch.schemas.json_schema("canonical_span"))
+    ev_js = jsonschema.Draft202012Validator(gatewatch.schemas.json_schema("trajectory_event"))
     for line in lines[:500]:
         span_js.validate(orjson.loads(line))
     assert {e["type"] for e in events} == {"trajectory_edge", "trajectory_closed", "trajectory_quality",
@@ -30,7 +30,7 @@ def test_spans_and_events_match_their_json_and_avro_schemas():
     spans = [dict({"confirmed_by": []}, **orjson.loads(x)) for x in lines[:200]]  # Avro fills the default
     for name, docs in (("canonical_span", spans), ("trajectory_event", events)):
         buf = io.BytesIO()
-        fastavro.writer(buf, schemas.avro_schema(name), docs)
+        fastavro.writer(buf, gatewatch.schemas.avro_schema(name), docs)
         buf.seek(0)
         back = list(fastavro.reader(buf))
         assert [{k: v for k, v in b.items() if v is not None} for b in back] == \
@@ -88,8 +88,8 @@ def test_quality_signals_drive_a_policy_rule(tmp_path, capsys):
 
 
 def test_record_outputs_lists_what_the_worker_publishes(monkeypatch):
-    from processors.quality import SpanCycle
-    from streams.trajectory_worker import record_outputs
+    from gatewatch.processors.quality import SpanCycle
+    from gatewatch.streams.stages.trajectories import record_outputs
     monkeypatch.setenv("GATEWATCH_TOPIC_PREFIX", "gw.")
     cycle = SpanCycle(load_policy(None))
     events, reason, out = record_outputs(cycle, "gw.spans", 1, 7, generate_spans(1, seed=1)[0])

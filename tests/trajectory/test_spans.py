@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.spans import Rejected, Span, decode, dlq_record
+from gatewatch.processors.spans import Rejected, Span, decode, dlq_record
 
 GOOD = {"id": "s_1", "tenant": "t_a", "who": "dan", "did": "sale.post", "this": "order:1",
         "when": "2025-10-05T22:18:07Z", "confirmed_by": ["pos://register-7"], "status": "confirmed",
@@ -70,7 +70,7 @@ _field = st.one_of(_json, st.sampled_from(["x", "heartbeat-1", "2025-10-01T00:00
 @given(st.lists(st.dictionaries(st.sampled_from(["id", "tenant", "who", "did", "this", "when", "confirmed_by",
                                                  "status", "data"]), _field, min_size=4), max_size=15))
 def test_the_cycle_never_raises_on_arbitrary_json(docs):
-    from processors.quality import CyclePolicy, SpanCycle
+    from gatewatch.processors.quality import CyclePolicy, SpanCycle
     c = SpanCycle(CyclePolicy())
     for d in docs:
         events, reason = c.process(orjson.dumps(d))
@@ -79,7 +79,7 @@ def test_the_cycle_never_raises_on_arbitrary_json(docs):
 
 
 def test_avro_spans_decode_like_json():
-    from processors.spans import encode_avro
+    from gatewatch.processors.spans import encode_avro
     doc = dict(GOOD, data={"gross": 19.9, "items": 3})
     a, j = decode(encode_avro(doc)), decode(orjson.dumps(doc))
     assert isinstance(a, Span) and a.when_ms == j.when_ms and a.doc == j.doc

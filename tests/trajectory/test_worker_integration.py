@@ -12,9 +12,11 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import REGISTRY
 
-from streams import kafka, topics
-from streams.cmd_quality import generate_spans, load_policy, simulate_lines
-from streams.trajectory_worker import TrajectoryWorker
+from gatewatch.streams.runtime import kafka
+
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
+from gatewatch.streams.stages.trajectories import TrajectoryWorker
 
 pytestmark = pytest.mark.integration
 METRICS = ("gatewatch_diamond_candidates_total", "gatewatch_trajectory_quality_score_count")
@@ -109,7 +111,7 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
 
 def _worker_cmd(state, extra=()):
     # one group per test (the prefix is fresh): a killed member must not hold another test's group
-    return [sys.executable, "-m", "streams.cli", "trajectories", "run", "--state", str(state),
+    return [sys.executable, "-m", "gatewatch", "trajectories", "run", "--state", str(state),
             "--group", f"traj-{os.environ['GATEWATCH_TOPIC_PREFIX']}", "--batch-size", "100", *extra]
 
 

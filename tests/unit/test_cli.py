@@ -2,7 +2,7 @@
 import click
 import pytest
 
-from streams.cli import cli, main
+from gatewatch.streams.cli.main import cli, main
 
 
 def _all_command_paths(group=cli, prefix=()):

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from nacl.signing import SigningKey
 
-from sinks.worm import checkpoint as cp
-from sinks.worm import merkle
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm import merkle
 
 ORIGIN = "example.test/log"
 

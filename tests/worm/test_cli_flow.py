@@ -8,9 +8,11 @@ import sys
 import orjson
 import pytest
 
-from streams import kafka, topics
-from streams.cli import main
-from streams.keys import load_signing_key
+from gatewatch.streams.runtime import kafka
+
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.keys import load_signing_key
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration
@@ -27,7 +29,7 @@ def test_cli_flow(kafka_bootstrap, topic_prefix, tmp_path, capsys, monkeypatch):
         p.produce(topics.topic(kind), key=b"k", value=orjson.dumps(v))
     p.flush(10)
     db = str(tmp_path / "w.db")
-    gw = [sys.executable, "-m", "streams.cli"]
+    gw = [sys.executable, "-m", "gatewatch"]
     procs = [subprocess.Popen(gw + ["worm", "run", "--db", db, "--exit-when-idle", "3"], env=env,
                               stderr=subprocess.PIPE)]
     procs += [subprocess.Popen(gw + ["witness", "--name", n, "--state", str(tmp_path / f"{n}.json"),

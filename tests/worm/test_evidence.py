@@ -8,10 +8,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sinks.worm import checkpoint as cp
-from sinks.worm.evidence import BundleError, build_files, read_bundle, verify_bundle, write_bundle
-from streams.cli import main
-from streams.keys import public_keys
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm.evidence import BundleError, build_files, read_bundle, verify_bundle, write_bundle
+from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.keys import public_keys
 from tests.worm import factory
 
 
@@ -222,8 +222,8 @@ def test_a_forged_receipt_in_the_log_is_named(tmp_path):
     """Anyone can write to gw.receipts; the log keeps what arrived, and verify names a receipt the
     executor did not sign."""
     from nacl.signing import SigningKey
-    from sinks.executor.receipts import seal
-    from sinks.worm.store import WormStore, candidate_from_record
+    from gatewatch.sinks.executor.receipts import seal
+    from gatewatch.sinks.worm.store import WormStore, candidate_from_record
 
     keys = factory.keys(tmp_path)
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
@@ -243,8 +243,8 @@ def test_a_forged_receipt_in_the_log_is_named(tmp_path):
 def test_a_repeated_id_is_refused_even_when_the_log_key_signed_it(tmp_path):
     """The log appends an id once; a bundle that repeats one (a log signed by a stolen key, say)
     would count an action twice while its decision root covers it once."""
-    from processors.canonical import canonical_json
-    from sinks.worm import merkle
+    from gatewatch.processors.canonical import canonical_json
+    from gatewatch.sinks.worm import merkle
 
     keys = factory.keys(tmp_path)
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)

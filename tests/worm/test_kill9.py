@@ -11,10 +11,11 @@ import time
 import orjson
 import pytest
 
-from processors.canonical import canonical_json
-from sinks.worm import merkle
-from sinks.worm.store import WormStore
-from streams import kafka, topics
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.sinks.worm import merkle
+from gatewatch.sinks.worm.store import WormStore
+from gatewatch.streams.runtime import kafka
+from gatewatch.streams.runtime import topics
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def _size(db: str) -> int:
 
 
 def _sink(db, env):
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worm", "run", "--db", db, "--batch-size", "500",
+    return subprocess.Popen([sys.executable, "-m", "gatewatch", "worm", "run", "--db", db, "--batch-size", "500",
                              "--exit-when-idle", "2", "--checkpoint-every", "20000"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sinks.worm import merkle
+from gatewatch.sinks.worm import merkle
 
 VECTORS = Path(__file__).parent / "vectors"
 STRICTER_THAN_GO = {"consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}

@@ -8,15 +8,16 @@ import urllib.request
 import orjson
 import pytest
 
-from sinks.worm import checkpoint as cp
-from sinks.worm import merkle
-from sinks.worm.evidence import build_files, verify_bundle, write_bundle
-from sinks.worm.sink import SinkConfig, WormSink
-from sinks.worm.store import WormStore
-from sinks.worm.witness import Witness
-from streams import kafka, topics
-from streams.keys import load_signing_key, public_keys
-from streams.ops import OpsServer
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm import merkle
+from gatewatch.sinks.worm.evidence import build_files, verify_bundle, write_bundle
+from gatewatch.sinks.worm.sink import SinkConfig, WormSink
+from gatewatch.sinks.worm.store import WormStore
+from gatewatch.sinks.worm.witness import Witness
+from gatewatch.streams.runtime import kafka
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.keys import load_signing_key, public_keys
+from gatewatch.streams.runtime.ops import OpsServer
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
 
     def quorum_at_full_size():
         with WormStore(db) as s:
-            from sinks.worm.evidence import latest_quorum_note
+            from gatewatch.sinks.worm.evidence import latest_quorum_note
             n = latest_quorum_note(s, policy)
             return n is not None and cp.parse_checkpoint(n.body).size == want
     try:
@@ -109,9 +110,9 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
     assert kinds == {"log", "cosigned"}
     from fastavro.validation import validate
 
-    import schemas
+    import gatewatch.schemas
     for m in cps:  # the wire contract in schemas/checkpoint.avsc
         doc = orjson.loads(m.value())
         doc.setdefault("proofs", {})
         doc.setdefault("witness", None)
-        assert validate(doc, schemas.avro_schema("checkpoint"))
+        assert validate(doc, gatewatch.schemas.avro_schema("checkpoint"))

@@ -7,9 +7,9 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from processors.canonical import canonical_json
-from sinks.worm import merkle
-from sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record, decision_root
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.sinks.worm import merkle
+from gatewatch.sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record, decision_root
 
 
 def _cands(ids):
@@ -112,7 +112,7 @@ def test_status_and_evidence_refuse_a_file_that_is_not_a_worm_log(tmp_path, caps
     """Pointed at another component's SQLite file, they say so and leave it as it was."""
     import sqlite3
 
-    from streams.cli import main
+    from gatewatch.streams.cli.main import main
     other = tmp_path / "executor.db"
     with sqlite3.connect(other) as con:
         con.execute("CREATE TABLE receipts(id TEXT)")

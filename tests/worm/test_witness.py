@@ -8,10 +8,10 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from sinks.worm import checkpoint as cp
-from sinks.worm import merkle
-from sinks.worm.witness import Refused, WitnessState, review
-from streams.cli import main
+from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm import merkle
+from gatewatch.sinks.worm.witness import Refused, WitnessState, review
+from gatewatch.streams.cli.main import main
 from tests.worm import factory
 
 ORIGIN = cp.DEFAULT_ORIGIN

@@ -1,0 +1,201 @@
+"""`gatewatch replay`: the streaming path's processors over kcat -J NDJSON files, no broker.
+
+Each input line is a kcat envelope {"topic","partition","offset","ts","key","payload"} (payload =
+the record value as a string, null for a tombstone; a binary value such as an otlp_proto record
+may come as "payload_b64" instead). The OTLP traces topic (GATEWATCH_OTLP_TOPIC, default
+`otlp_spans`) is an input too (gatewatch.streams.stages.ingest). Records run through exactly the functions
+the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
+action_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
+streaming path would publish comes out as one NDJSON line {"topic","key","value"}.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Iterator
+
+import msgspec
+import orjson
+
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.dlq import dlq_record
+from gatewatch.processors.inputs import InputOptions
+from gatewatch.processors.otlp import OTLP_TOPIC, InputAggregator
+from gatewatch.processors.policy.engine import Engine
+from gatewatch.processors.signals import PartitionSignals
+from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.stages.decide import DecisionState, action_outputs
+from gatewatch.streams.stages.ingest import INPUTS, otlp_topic_name
+from gatewatch.streams.stages.signals import signal_outputs
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
+    `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
+    broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""
+    partition: int
+    offset: int
+    topic: str | None = None
+    ts: int | None = None
+    key: str | None = None
+    payload: str | None = None
+    payload_b64: str | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+def envelope_from_dict(d: dict) -> Envelope:
+    """The envelope of a decoded kcat -J object; ValueError/TypeError when it is not one."""
+    if not isinstance(d, dict) or "partition" not in d or "offset" not in d:
+        raise ValueError("not a kcat -J envelope")
+    ts, key, payload, b64 = d.get("ts"), d.get("key"), d.get("payload"), d.get("payload_b64")
+    topic = d.get("topic")
+    return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=None if topic is None else str(topic),
+                    ts=ts if type(ts) is int else None, key=None if key is None else str(key),
+                    payload=None if payload is None else str(payload), payload_b64=None if b64 is None else str(b64))
+
+
+def logical_name(full: str, prefix: str) -> str | None:
+    if full.startswith(prefix) and full[len(prefix):] in topics.BY_NAME:
+        return full[len(prefix):]
+    tail = full.rsplit(".", 1)[-1]
+    return tail if tail in topics.BY_NAME else None
+
+
+class Replayer:
+    def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None,
+                 inputs: InputOptions | None = None):
+        self.config = SignalConfig.from_policy(policy.doc, policy.hash)
+        self.options = inputs or InputOptions.from_policy(policy.doc)
+        self.otlp_topic = otlp_topic_name()  # the Collector's traces topic (not prefixed)
+        self.flush_every = flush_every
+        self.prefix = topics.prefix()
+        self.t_signals, self.t_actions, self.t_dlq = (topics.topic(n) for n in ("signals", "actions", "dlq"))
+        self.aggs: dict[tuple[str, int], InputAggregator] = {}
+        self.sigs: dict[str, PartitionSignals] = {}
+        # decide is partitioned by scope in streaming; one state over all scopes gives the same
+        # per-scope results because the engine keeps scopes apart.
+        self.decide = DecisionState(Engine(policy, signer))
+        self.quality_policy = quality_policy
+        self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
+        self.skipped = Counter()
+
+    def feed(self, env: dict | Envelope) -> list[tuple[str, bytes, bytes]]:
+        return self.feed_many([env if type(env) is Envelope else envelope_from_dict(env)])
+
+    def feed_many(self, envs: list[Envelope]) -> list[tuple[str, bytes, bytes]]:
+        """Outputs of these envelopes, in order: the same lines as feeding them one by one.
+        Consecutive records of one input partition go to PartitionAggregator.add_batch together,
+        cut where the aggregator reaches flush_every (so flushes fall on the same records)."""
+        out: list[tuple[str, bytes, bytes]] = []
+        i, n = 0, len(envs)
+        while i < n:
+            env = envs[i]
+            full = env.topic or ""
+            logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
+            if logical == "spans":
+                out.extend(self._spans(env))
+                i += 1
+                continue
+            if logical not in INPUTS and logical != OTLP_TOPIC:
+                self.skipped[f"topic:{env.topic}"] += 1
+                i += 1
+                continue
+            part = env.partition
+            agg = self.aggs.get((logical, part))
+            if agg is None:
+                agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
+            j, end = i + 1, min(n, i + self.flush_every - agg.pending)
+            while j < end and envs[j].topic == env.topic and envs[j].partition == part:
+                j += 1
+            run = envs[i:j]
+            offsets = [e.offset for e in run]
+            values = [_value(e) for e in run]
+            rejects = agg.add_batch(offsets, [None if e.key is None else e.key.encode() for e in run], values,
+                                    [e.ts if e.ts is not None and e.ts >= 0 else None for e in run])
+            if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
+                self.skipped.update(agg.take_skipped())
+            if rejects:
+                src = self.otlp_topic if logical == OTLP_TOPIC else topics.topic(logical)
+                for k, rej in rejects:
+                    rec = dlq_record(src, part, offsets[k], rej.reason, values[k], rej.detail)
+                    out.append((self.t_dlq, src.encode(), canonical_json(rec)))
+            if agg.pending >= self.flush_every:
+                out.extend(self._flush(agg))
+            i = j
+        return out
+
+    def _spans(self, env: Envelope) -> list[tuple[str, bytes, bytes]]:
+        from gatewatch.processors.quality import SpanCycle
+        from gatewatch.streams.stages.trajectories import record_outputs
+        part = env.partition
+        cycle = self.cycles.get(part)
+        if cycle is None:
+            if self.quality_policy is None:
+                from gatewatch.streams.runtime.policy_files import load_quality_policy as load_policy
+                self.quality_policy = load_policy(None)
+            cycle = self.cycles[part] = SpanCycle(self.quality_policy)
+        raw = None if env.payload is None else env.payload.encode()
+        _events, _reason, outs = record_outputs(cycle, topics.topic("spans"), part, env.offset, raw)
+        out = []
+        for topic, k, v in outs:
+            out.append((topic, k, v))
+            if topic == self.t_signals:
+                out.extend(self._decide(v))
+        return out
+
+    def _decide(self, signal_value: bytes) -> list[tuple[str, bytes, bytes]]:
+        try:
+            actions = self.decide.on_record(orjson.loads(signal_value))
+        except (KeyError, TypeError, ValueError):  # the decide stage skips these too
+            self.skipped["undecidable_signal"] += 1
+            return []
+        return action_outputs(actions, self.t_actions)
+
+    def _flush(self, agg: InputAggregator) -> list[tuple[str, bytes, bytes]]:
+        partial = agg.flush()
+        if partial is None:
+            return []
+        src = f"{agg.topic}:{agg.partition}"
+        ps = self.sigs.get(src)
+        if ps is None:
+            ps = self.sigs[src] = PartitionSignals(agg.topic, agg.partition, self.config)
+        out = []
+        for topic, k, v in signal_outputs(ps, partial, self.t_signals):
+            out.append((topic, k, v))
+            out.extend(self._decide(v))
+        return out
+
+    def finish(self) -> list[tuple[str, bytes, bytes]]:
+        out = []
+        for key in sorted(self.aggs):
+            out.extend(self._flush(self.aggs[key]))
+        return out
+
+
+def _value(env: Envelope) -> bytes | None:
+    if env.payload_b64 is not None:  # binary values (otlp_proto): base64 in the envelope
+        import base64
+        return base64.b64decode(env.payload_b64)
+    return None if env.payload is None else env.payload.encode()
+
+
+def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
+    for line in lines:
+        try:
+            yield _decode_envelope(line)
+            continue
+        except (msgspec.DecodeError, ValueError, RecursionError):  # orjson and the checks below decide
+            pass
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield envelope_from_dict(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+            bad["bad_envelope"] += 1
+
+
+def output_line(topic: str, key: bytes, value: bytes) -> bytes:
+    return orjson.dumps({"topic": topic, "key": key.decode(), "value": orjson.Fragment(value)}) + b"\n"

@@ -1,0 +1,3 @@
+from gatewatch.streams.cli.main import entrypoint
+
+entrypoint()

@@ -1,0 +1,92 @@
+"""`gatewatch` command line. Subcommands live in their own modules, listed in COMMAND_MODULES.
+
+Exit codes: 0 ok, 1 failure, 2 usage. Errors are one line on stderr, never a traceback
+(set GATEWATCH_DEBUG=1 to see one).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from gatewatch.streams.runtime.errors import GatewatchError
+
+# Each module exposes `commands`, a list of click commands or groups.
+COMMAND_MODULES = (
+    "gatewatch.streams.cli.kafka",
+    "gatewatch.streams.cli.doctor",
+    "gatewatch.streams.cli.workers",
+    "gatewatch.streams.cli.simulate",
+    "gatewatch.streams.cli.demo",
+    "gatewatch.streams.cli.keys",
+    "gatewatch.streams.cli.policy",
+    "gatewatch.streams.cli.quality",
+    "gatewatch.streams.cli.worm",
+    "gatewatch.streams.cli.executor",
+    "gatewatch.streams.cli.drill",
+    "gatewatch.streams.cli.cardinality",
+    "gatewatch.streams.cli.report",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="gatewatch")
+def cli() -> None:
+    """gatewatch: streaming release-safety data plane on Kafka.
+
+    Without KAFKA_BOOTSTRAP_SERVERS, commands that need Kafka start an embedded
+    broker (tansu) on 127.0.0.1 and stop it when they finish.
+    """
+
+
+for _mod in COMMAND_MODULES:
+    for _cmd in importlib.import_module(_mod).commands:
+        cli.add_command(_cmd)
+
+
+# click >= 8.2 raises this for a group called without a subcommand
+_NO_ARGS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_line(e: click.UsageError) -> str:
+    path = e.ctx.command_path if e.ctx else "gatewatch"
+    return f"{path}: {e.format_message()} (see '{path} --help')"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="gatewatch", standalone_mode=False)
+        return 0
+    except _NO_ARGS_HELP as e:  # a bare group prints its help, as a usage error
+        click.echo(e.ctx.get_help() if e.ctx else "", err=True)
+        return 2
+    except click.UsageError as e:
+        click.echo(_usage_line(e), err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("gatewatch: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except (click.ClickException, GatewatchError) as e:
+        msg = e.format_message() if isinstance(e, click.ClickException) else str(e)
+        click.echo(f"gatewatch: error: {msg}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("gatewatch: interrupted", err=True)
+        return 130
+    except Exception as e:  # a bug: still one line unless debugging
+        if os.environ.get("GATEWATCH_DEBUG"):
+            raise
+        click.echo(f"gatewatch: internal error: {type(e).__name__}: {e} (GATEWATCH_DEBUG=1 for a traceback)", err=True)
+        return 1
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,156 @@
+"""`gatewatch policy hash|check|explain|eval DIR`: compose the policy files of a directory.
+
+Files: project.yml, env.yml, then every other *.yml / *.yaml in sorted order
+(later wins). A bad file exits 1 with one line: file:line: problem.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.policy.grammar import conds, render
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.policy_files import load_policy_dir, load_policy_or_fail
+
+@click.group()
+def policy() -> None:
+    """Compose, hash, check and explain policy files (project -> env -> gate)."""
+
+
+@policy.command("hash")
+@click.argument("directory", type=click.Path(file_okay=False))
+def policy_hash(directory) -> None:
+    """Print the policy hash (sha256 of the canonical JSON of the composed policy)."""
+    click.echo(load_policy_or_fail(directory).hash)
+
+
+@policy.command("check")
+@click.argument("directory", type=click.Path(file_okay=False))
+def policy_check(directory) -> None:
+    """Parse every rule, resolve every signal, check units; print a summary."""
+    pol = load_policy_or_fail(directory)
+    aborts = sum(1 for r in pol.rules if r.kind == "abort")
+    hooks = len(pol.rules) - aborts
+    for w in pol.warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"ok {pol.hash} files={','.join(pol.files)} abort_rules={aborts} hooks={hooks} "
+               f"cohort={pol.cohort}")
+
+
+@policy.command("explain")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: doc, origins, rules.")
+def policy_explain(directory, as_json) -> None:
+    """The composed policy, where each value came from, and the compiled rules."""
+    pol = load_policy_or_fail(directory)
+    rules = [{**r.describe(), "kind": r.kind, "action": r.action, "blocking": r.blocking,
+              "normalized": render(r.expr), "signals": sorted({c.signal for c in conds(r.expr)}),
+              "domains": list(r.domains), "origin": str(r.origin)} for r in pol.rules]
+    if as_json:
+        out = {"hash": pol.hash, "files": pol.files, "doc": pol.doc,
+               "origins": {k: str(v) for k, v in sorted(pol.origins.items())}, "rules": rules}
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+        return
+    click.echo(f"# policy {pol.hash}  files: {' -> '.join(['<builtin>'] + pol.files)}")
+    for path, origin in sorted(pol.origins.items(), key=lambda kv: kv[0]):
+        value = _leaf(pol.doc, path)
+        if value is not _BRANCH:
+            click.echo(f"{path} = {orjson.dumps(value).decode()}  # {origin}")
+    click.echo("# rules (kind action blocking id: normalized condition  # origin)")
+    for r in rules:
+        click.echo(f"{r['kind']:5} {r['action']:16} {'blocking' if r['blocking'] else '        '} "
+                   f"{r['id']}: {r['normalized']}  [on_missing={r['on_missing']} min_samples={r['min_samples']}]"
+                   f"  # {r['origin']}")
+
+
+@policy.command("eval")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--keys-dir", default=None, help="Sign actions with this directory's decider key (default: unsigned).")
+def policy_eval(directory, files, keys_dir) -> None:
+    """Re-decide recorded signals with DIR's policy (what-if); print the actions as NDJSON.
+
+    FILES hold signal records, one JSON per line: bare signals, `gatewatch replay`/`tail`
+    lines ({"topic","key","value"} or kcat envelopes with "payload"). Signals carrying
+    domain/source/batch_n (gw.signals records) are reassembled like the decide stage does;
+    bare ones are batched by consecutive (scope, domain, ts).
+    """
+    from gatewatch.processors.policy import Engine, SignalError, permit_signer
+    from gatewatch.processors.signal_merge import BatchAssembler
+
+    pol = load_policy_or_fail(directory)
+    signer = None
+    if keys_dir:
+        from gatewatch.streams.runtime.keys import load_signing_key
+        signer = permit_signer(load_signing_key("decider", keys_dir))
+    engine, assembler = Engine(pol, signer), BatchAssembler()
+    bad = {"lines": 0, "batches": 0}
+    pending: list[dict] = []
+
+    def run(batch):
+        try:
+            for a in engine.on_batch(batch):
+                click.echo(canonical_json(a).decode())
+        except SignalError:
+            bad["batches"] += 1
+
+    for name in files:
+        with click.open_file(name, "rb") as fh:
+            for line in fh:
+                readable, rec = _signal_of(line)
+                if rec is None:  # other topics' records are fine, garbage is counted
+                    bad["lines"] += int(not readable and bool(line.strip()))
+                    continue
+                if {"domain", "source", "batch_n"} <= rec.keys():
+                    try:
+                        batches = assembler.add(rec)
+                    except (KeyError, TypeError, ValueError):
+                        bad["lines"] += 1
+                        continue
+                    for b in batches:
+                        run(b)
+                    continue
+                if pending and _batch_key(pending[-1]) != _batch_key(rec):
+                    run(pending)
+                    pending = []
+                pending.append(rec)
+    if pending:
+        run(pending)
+    if bad["lines"] or bad["batches"]:
+        click.echo(f"# skipped {bad['lines']} unreadable lines, {bad['batches']} refused batches", err=True)
+
+
+def _signal_of(line: bytes) -> tuple[bool, dict | None]:
+    """(readable, signal or None) for one input line."""
+    try:
+        rec = orjson.loads(line)
+        if isinstance(rec, dict) and "payload" in rec and "name" not in rec:
+            rec = orjson.loads(rec["payload"]) if rec["payload"] is not None else None
+        elif isinstance(rec, dict) and "value" in rec and "topic" in rec:
+            rec = rec["value"] if str(rec["topic"]).endswith("signals") else None
+    except (orjson.JSONDecodeError, TypeError):
+        return False, None
+    return True, (rec if isinstance(rec, dict) and "name" in rec and "ts" in rec else None)
+
+
+def _batch_key(sig: dict) -> tuple:
+    from gatewatch.processors.policy.grammar import signal_info
+    info = signal_info(str(sig.get("name")))
+    return (sig.get("scope"), info.domain if info else None, sig.get("ts"))
+
+
+_BRANCH = object()
+
+
+def _leaf(doc, path: str):
+    import re
+    cur = doc
+    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        cur = cur[int(idx)] if idx else cur[name]
+    return _BRANCH if isinstance(cur, (dict, list)) and cur else cur
+
+
+commands = [policy]

@@ -1,0 +1,223 @@
+"""`gatewatch worm run|policy`, `gatewatch witness`, `gatewatch evidence`, `gatewatch verify`."""
+from __future__ import annotations
+
+import signal
+
+import click
+
+from gatewatch.streams.runtime.errors import GatewatchError
+
+
+def _graceful(stopper) -> None:
+    """SIGTERM/SIGINT ask the loop to stop after the batch in hand."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopper())
+
+
+def _existing_log(db: str) -> str:
+    """db, if it holds a WORM log: opening any other SQLite file as one would add the log's
+    tables (and their no-update triggers) to it, e.g. to the executor's ledger."""
+    import sqlite3
+    from pathlib import Path
+    try:
+        with sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True) as con:
+            found = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise GatewatchError(f"{db}: not a WORM log ({e})") from None
+    if not found:
+        raise GatewatchError(f"{db}: not a WORM log (no entries table); pass the worm sink's --db")
+    return db
+
+
+def _policy(origin: str, policy_file: str | None, keys_dir: str | None, quorum: int):
+    from gatewatch.sinks.worm import checkpoint as cp
+    if policy_file:
+        try:
+            with open(policy_file) as f:
+                return cp.parse_policy(f.read())
+        except (OSError, cp.NoteError) as e:
+            raise GatewatchError(f"policy {policy_file}: {e}") from None
+    return cp.default_policy(origin, keys_dir, quorum)
+
+
+_origin = click.option("--origin", default="gatewatch.local/worm", show_default=True,
+                       help="Log origin (checkpoint first line; the log key signs under this name).")
+_keys = click.option("--keys-dir", default=None, help="Key directory (default: $GATEWATCH_KEYS_DIR or .gatewatch/keys).")
+_witness_policy = click.option("--witness-policy", "witness_policy", default=None, type=click.Path(dir_okay=False),
+                               help="Checkpoint policy file (log/witness/group/quorum lines); default: witness-1..3, 2 of 3.")
+
+
+@click.group()
+def worm() -> None:
+    """The WORM log: Merkle-rooted, append-only, co-signed checkpoints."""
+
+
+@worm.command("run")
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="SQLite store (created if missing).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve /metrics, /healthz, /readyz.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True,
+              help="Records per consume call = entries per durable commit (at most).")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Publish a checkpoint after this many new entries...")
+@click.option("--checkpoint-interval", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="...or after this many seconds with new entries.")
+@click.option("--exit-when-idle", type=click.FloatRange(0.1), default=None,
+              help="Stop after this many seconds without records (tests, demos).")
+@click.option("--group", default=None, help="Consumer group (default: <topic prefix>worm).")
+@_origin
+@_keys
+@_witness_policy
+def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval, exit_when_idle, group, origin,
+             keys_dir, witness_policy) -> None:
+    """Consume actions, receipts and diamond candidates into the log until SIGTERM/SIGINT."""
+    from gatewatch.sinks.worm.sink import SinkConfig, WormSink
+    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
+    setup_json_logging()
+    with kafka_bootstrap() as bs:
+        sink = WormSink(SinkConfig(db=db, bootstrap=bs, origin=origin, group=group, batch_size=batch_size,
+                                   checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval,
+                                   exit_when_idle_s=exit_when_idle, keys_dir=keys_dir, policy_file=witness_policy))
+        _graceful(lambda: setattr(sink, "stopping", True))
+        ops = OpsServer(metrics_port, ready=lambda: sink.assigned).start() if metrics_port is not None else None
+        try:
+            sink.run()
+        finally:
+            if ops:
+                ops.stop()
+
+
+@worm.command("status")
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_origin
+@_keys
+@_witness_policy
+def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
+    """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses,
+    and the decision root: the actions alone in id order, comparable with `gatewatch replay --keys-dir`'s.
+    While witnesses have not yet cosigned the tail, also the decision root at the quorum checkpoint,
+    which is the one `gatewatch verify` prints for a bundle exported now. Scans the whole log."""
+    import base64
+
+    import orjson
+
+    from gatewatch.sinks.worm import checkpoint as cp
+    from gatewatch.sinks.worm.evidence import latest_quorum_note
+    from gatewatch.sinks.worm.store import WormStore, decision_root
+
+    def b64(h: bytes) -> str:
+        return base64.b64encode(h).decode()
+    db = _existing_log(db)
+    policy = _policy(origin, witness_policy, keys_dir, 2)
+    with WormStore(db) as store:
+        logs = store.notes("log")
+        q = latest_quorum_note(store, policy)
+        q_size = cp.parse_checkpoint(q.body).size if q else None
+        acts = store.decisions()
+        decisions = [(e.id, e.leaf) for e in acts]
+        # a bundle exported now covers the quorum checkpoint's entries only
+        covered = [(e.id, e.leaf) for e in acts if q_size is None or e.index < q_size]
+        doc = {"size": store.size, "root": b64(store.root()),
+               "decisions": len(decisions), "decision_root": b64(decision_root(decisions)),
+               "last_checkpoint": logs[-1]["size"] if logs else None,
+               "quorum_checkpoint": q_size,
+               "quorum_decisions": len(covered) if q else None,
+               "quorum_decision_root": b64(decision_root(covered)) if q else None,
+               "witnesses": policy.evaluate(q)[2] if q else []}
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+    else:
+        click.echo(f"size {doc['size']}  root {doc['root']}")
+        click.echo(f"decisions {doc['decisions']}  decision root {doc['decision_root']}")
+        click.echo(f"last checkpoint {doc['last_checkpoint']}  quorum checkpoint {doc['quorum_checkpoint']}"
+                   f"  witnesses {', '.join(doc['witnesses']) or '-'}")
+        if q_size is not None and q_size < doc["size"]:
+            click.echo(f"at the quorum checkpoint: decisions {doc['quorum_decisions']}  decision root "
+                       f"{doc['quorum_decision_root']} (what a bundle exported now verifies)")
+
+
+@worm.command("policy")
+@_origin
+@_keys
+@click.option("--quorum", type=click.IntRange(1, 3), default=2, show_default=True)
+def worm_policy(origin, keys_dir, quorum) -> None:
+    """Print the checkpoint policy for the configured keys (witness-1..3, QUORUM of 3)."""
+    click.echo(_policy(origin, None, keys_dir, quorum).text(), nl=False)
+
+
+@click.command()
+@click.option("--name", required=True, help="Witness key role, e.g. witness-1.")
+@click.option("--state", required=True, type=click.Path(dir_okay=False), help="State file (last cosigned checkpoint).")
+@click.option("--exit-when-idle", type=click.FloatRange(0.1), default=None)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve /metrics, /healthz, /readyz.")
+@_origin
+@_keys
+def witness(name, state, exit_when_idle, metrics_port, origin, keys_dir) -> None:
+    """Cosign log checkpoints that are consistent with the last one this witness cosigned."""
+    from gatewatch.sinks.worm.witness import Witness
+    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
+    setup_json_logging()
+    with kafka_bootstrap() as bs:
+        w = Witness(name, state, bs, origin=origin, keys_dir=keys_dir)
+        _graceful(lambda: setattr(w, "stopping", True))
+        ops = OpsServer(metrics_port, ready=lambda: w.assigned).start() if metrics_port is not None else None
+        try:
+            w.run(exit_when_idle)
+        finally:
+            if ops:
+                ops.stop()
+
+
+@click.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Bundle file (.tar.gz).")
+@click.option("--policy", "policy_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Directory of the composed policy files, copied as given.")
+@click.option("--include", "includes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Drill results, reports (repeatable).")
+@click.option("--collect", is_flag=True,
+              help="First read gw.checkpoints and store the witnesses' cosignatures (when the sink is not running).")
+@_origin
+@_keys
+@_witness_policy
+def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_policy) -> None:
+    """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint."""
+    from gatewatch.sinks.worm.evidence import BundleError, build_files, write_bundle
+    from gatewatch.sinks.worm.store import WormStore
+    from gatewatch.streams.runtime.keys import public_keys
+    db = _existing_log(db)
+    policy = _policy(origin, witness_policy, keys_dir, 2)
+    with WormStore(db) as store:
+        if collect:
+            from gatewatch.sinks.worm.sink import collect_cosignatures
+            from gatewatch.streams.runtime.broker import kafka_bootstrap
+            with kafka_bootstrap() as bs:
+                n = collect_cosignatures(store, policy, bs)
+            click.echo(f"collected {n} cosigned notes", err=True)
+        try:
+            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes))
+        except BundleError as e:
+            raise GatewatchError(str(e)) from None
+    digest = write_bundle(files, out)
+    click.echo(f"{out}: {len(files)} files, sha256 {digest}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--trusted-keys", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Key directory (*.pub) the bundle's keys must match; without it the bundle's own keys are used.")
+def verify(bundle, trusted_keys) -> None:
+    """Verify an evidence bundle offline; exit 1 naming the first bad entry or file."""
+    from gatewatch.sinks.worm.evidence import BundleError, verify_bundle
+    from gatewatch.streams.runtime.keys import public_keys
+    try:
+        rep = verify_bundle(bundle, public_keys(trusted_keys) if trusted_keys else None)
+    except BundleError as e:
+        raise GatewatchError(f"verify failed: {e}") from None
+    for line in rep.lines:
+        click.echo(line)
+
+
+commands = [worm, witness, evidence, verify]

@@ -1,0 +1,219 @@
+"""All Kafka client construction lives here: one place for settings and defaults.
+
+Defaults suit both real Kafka and the embedded tansu broker: short session
+timeouts (tansu's first JoinGroup waits session.timeout/2), manual commits.
+
+Security (every component gets the same settings through client_config):
+- a config file named by GATEWATCH_KAFKA_CONFIG: Java-style `key=value` properties, or YAML
+  (.yaml/.yml) mapping librdkafka names (security.protocol, sasl.mechanism, sasl.username,
+  sasl.password, ssl.ca.location, ssl.certificate.location, ssl.key.location, ssl.key.password,
+  ssl.endpoint.identification.algorithm, client.id ...). A Java `sasl.jaas.config` line gives
+  its username/password. Only security.*, sasl.*, ssl.* and client.id keys are taken.
+- environment variables, which win over the file: KAFKA_SECURITY_PROTOCOL,
+  KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CA_LOCATION,
+  KAFKA_SSL_CERTIFICATE_LOCATION, KAFKA_SSL_KEY_LOCATION, KAFKA_SSL_KEY_PASSWORD,
+  KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM.
+`aiokafka_kwargs()` / `faust_app_kwargs()` map the same settings for aiokafka and faust.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from gatewatch.streams.runtime import topics as catalogue
+from gatewatch.streams.runtime.errors import GatewatchError
+
+SESSION_TIMEOUT_MS = int(os.environ.get("GATEWATCH_SESSION_TIMEOUT_MS", "6000"))
+
+
+# librdkafka logs go through logging, so a stopped broker does not spray stderr.
+_RDKAFKA_LOG = logging.getLogger("gatewatch.rdkafka")
+
+
+SECURITY_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "KAFKA_SASL_USERNAME": "sasl.username",
+    "KAFKA_SASL_PASSWORD": "sasl.password",
+    "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+    "KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
+    "KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
+    "KAFKA_SSL_KEY_PASSWORD": "ssl.key.password",
+    "KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM": "ssl.endpoint.identification.algorithm",
+}
+_ALIASES = {"sasl.mechanisms": "sasl.mechanism"}
+_JAVA_ONLY = ("ssl.truststore.", "ssl.keystore.")
+_JAAS_RE = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _read_config_file(path: str) -> dict:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: cannot read {path}: {e.strerror}") from None
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {path} is not YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(doc, dict):
+            raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {path} must be a mapping of client settings")
+        return {str(k): str(v) for k, v in doc.items() if v is not None}
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        k, sep, v = line.partition("=")
+        if not sep:
+            k, sep, v = line.partition(":")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def security_settings(env: dict | None = None) -> dict:
+    """The librdkafka security settings from GATEWATCH_KAFKA_CONFIG and KAFKA_* variables."""
+    env = os.environ if env is None else env
+    conf: dict = {}
+    path = env.get("GATEWATCH_KAFKA_CONFIG")
+    if path:
+        for k, v in _read_config_file(path).items():
+            k = _ALIASES.get(k, k)
+            if k == "sasl.jaas.config":  # a Java client.properties: take its credentials
+                for name, val in _JAAS_RE.findall(v):
+                    conf.setdefault(f"sasl.{name}", val)
+                continue
+            if k.startswith(_JAVA_ONLY):
+                raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {k} is Java-only (JKS); use ssl.ca.location / "
+                                     f"ssl.certificate.location / ssl.key.location with PEM files")
+            if k.startswith(("security.", "sasl.", "ssl.")) or k == "client.id":
+                conf[k] = v
+    for var, k in SECURITY_ENV.items():
+        if env.get(var):
+            conf[k] = env[var]
+    if "security.protocol" in conf:
+        conf["security.protocol"] = conf["security.protocol"].upper()
+    return conf
+
+
+def client_config(bootstrap: str) -> dict:
+    return {"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG, **security_settings()}
+
+
+def aiokafka_kwargs(settings: dict | None = None) -> dict:
+    """The same settings as aiokafka client kwargs (security_protocol, sasl_*, ssl_context)."""
+    conf = security_settings() if settings is None else settings
+    proto = conf.get("security.protocol", "PLAINTEXT").upper()
+    kw: dict = {"security_protocol": proto}
+    if proto in ("SSL", "SASL_SSL"):
+        kw["ssl_context"] = _ssl_context(conf)
+    if proto.startswith("SASL"):
+        kw["sasl_mechanism"] = conf.get("sasl.mechanism", "PLAIN").upper()
+        kw["sasl_plain_username"] = conf.get("sasl.username")
+        kw["sasl_plain_password"] = conf.get("sasl.password")
+    return kw
+
+
+def _ssl_context(conf: dict):
+    from aiokafka.helpers import create_ssl_context
+    ctx = create_ssl_context(cafile=conf.get("ssl.ca.location"), certfile=conf.get("ssl.certificate.location"),
+                             keyfile=conf.get("ssl.key.location"), password=conf.get("ssl.key.password"))
+    if conf.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":
+        ctx.check_hostname = False
+    return ctx
+
+
+def faust_app_kwargs(bootstrap: str, settings: dict | None = None) -> dict:
+    """faust.App kwargs: broker URL(s) and broker_credentials built from the same settings."""
+    import faust
+    kw = aiokafka_kwargs(settings)
+    out: dict = {"broker": ";".join(f"kafka://{b.strip()}" for b in bootstrap.split(","))}
+    proto = kw["security_protocol"]
+    if proto.startswith("SASL"):
+        out["broker_credentials"] = faust.SASLCredentials(
+            username=kw["sasl_plain_username"], password=kw["sasl_plain_password"],
+            ssl_context=kw.get("ssl_context"), mechanism=kw["sasl_mechanism"])
+    elif proto == "SSL":
+        out["broker_credentials"] = faust.SSLCredentials(kw["ssl_context"])
+    return out
+
+
+def producer(bootstrap: str, **overrides) -> Producer:
+    conf = client_config(bootstrap)
+    conf.update({"linger.ms": 5, "enable.idempotence": "transactional.id" in overrides})
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def consumer(bootstrap: str, group: str, **overrides) -> Consumer:
+    conf = client_config(bootstrap)
+    conf.update({
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": max(500, SESSION_TIMEOUT_MS // 6),
+        "enable.partition.eof": False,
+        # a fetch returns once data is there on Kafka; the cap bounds how long a broker that
+        # holds fetches (tansu) delays each stage, which adds up along the pipeline
+        "fetch.wait.max.ms": int(os.environ.get("GATEWATCH_FETCH_WAIT_MS", "50")),
+        # how long librdkafka pauses a partition's fetches while its local queue is full; the 1 s
+        # default stalled ingest on a backlog (bench/pipeline.py capacity: 105k -> 160k rec/s)
+        "fetch.queue.backoff.ms": 50,
+    })
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient(client_config(bootstrap))
+
+
+def wait_ready(bootstrap: str, timeout_s: float = 20.0) -> None:
+    """Block until the cluster answers a metadata request."""
+    a = admin(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            a.list_topics(timeout=2)
+            return
+        except KafkaException as e:
+            last = e
+            time.sleep(0.2)
+    raise GatewatchError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s: {last}")
+
+
+def create_topics(bootstrap: str, pfx: str | None = None, partitions: int | None = None,
+                  replication: int | None = None, include_internal: bool = True) -> dict[str, str]:
+    """Create the catalogue's topics; existing ones are left as they are. Returns {topic: created|exists}."""
+    a = admin(bootstrap)
+    rf = replication if replication is not None else int(os.environ.get("GATEWATCH_REPLICATION_FACTOR", "1"))
+    existing = set(a.list_topics(timeout=10).topics)
+    wanted = [s for s in catalogue.CATALOGUE if include_internal or not s.internal]
+    new, result = [], {}
+    for spec in wanted:
+        name = catalogue.topic(spec.name, pfx)
+        if name in existing:
+            result[name] = "exists"
+            continue
+        n = partitions if (partitions and spec.partitions > 1) else spec.partitions
+        new.append(NewTopic(name, n, rf, config=catalogue.topic_configs(spec)))
+    if new:
+        for name, fut in a.create_topics(new, request_timeout=15).items():
+            try:
+                fut.result()
+                result[name] = "created"
+            except KafkaException as e:
+                if e.args[0].code() == 36:  # TOPIC_ALREADY_EXISTS: a concurrent creator won
+                    result[name] = "exists"
+                else:
+                    raise GatewatchError(f"creating topic {name}: {e.args[0].str()}") from None
+    return dict(sorted(result.items()))

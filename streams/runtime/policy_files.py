@@ -1,0 +1,76 @@
+"""Policy files on disk -> a composed Policy (processors.policy does the composing, pure).
+
+A directory holds project.yml, env.yml, then every other *.yml / *.yaml in sorted order (later
+wins). The quality policy (trajectories) is one YAML file, configs/quality.yml by default.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from gatewatch.processors.policy import Policy, PolicyError, compose
+from gatewatch.processors.quality import CyclePolicy
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.paths import config_path
+
+FIRST = ("project.yml", "env.yml")
+
+
+def policy_files(path: str | Path) -> list[Path]:
+    d = Path(path)
+    if not d.is_dir():
+        raise GatewatchError(f"policy directory not found: {d}")
+    first = [d / n for n in FIRST if (d / n).is_file()]
+    rest = sorted(p for p in d.iterdir()
+                  if p.is_file() and p.suffix in (".yml", ".yaml") and p.name not in FIRST)
+    files = first + rest
+    if not files:
+        raise GatewatchError(f"no policy files (*.yml) in {d}")
+    return files
+
+
+def load_policy_dir(path: str | Path) -> Policy:
+    """Read and compose a policy directory. Raises PolicyError (a ValueError) on a bad file."""
+    sources = []
+    for p in policy_files(path):
+        try:
+            sources.append((p.name, p.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:
+            raise PolicyError(p.name, None, f"cannot read: {e}") from None
+    return compose(sources)
+
+
+def reload_policy(path: str | Path, current: Policy | None) -> tuple[Policy | None, str | None]:
+    """For running workers: (new policy, None), or (current, one-line reason) when the
+    directory is refused, so the worker keeps the last good policy."""
+    try:
+        return load_policy_dir(path), None
+    except (PolicyError, GatewatchError) as e:
+        return current, str(e)
+
+
+def load_policy_or_fail(path) -> Policy:
+    """load_policy_dir with a refusal as a one-line GatewatchError (CLI and worker start)."""
+    try:
+        return load_policy_dir(path)
+    except PolicyError as e:
+        raise GatewatchError(f"policy refused: {e}") from None
+
+
+
+DEFAULT_QUALITY_POLICY = config_path("quality.yml")
+
+
+def load_quality_policy(path: str | Path | None) -> CyclePolicy:
+    p = Path(path) if path else DEFAULT_QUALITY_POLICY
+    try:
+        doc = yaml.safe_load(p.read_text()) if p.exists() else None
+    except (OSError, yaml.YAMLError) as e:
+        raise GatewatchError(f"policy {p}: {e}".splitlines()[0]) from None
+    if path and not p.exists():
+        raise GatewatchError(f"policy {p}: no such file")
+    try:
+        return CyclePolicy.from_dict(doc)
+    except (ValueError, TypeError) as e:
+        raise GatewatchError(f"policy {p}: {e}") from None

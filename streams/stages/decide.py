@@ -1,0 +1,105 @@
+"""Decide stage: gw.signals -> gw.actions. The policy engine and gate (gatewatch.processors.policy) per scope.
+
+The running stage re-reads the policy directory when its files change; a policy that does not
+load is reported and the last good one stays in force.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+from prometheus_client import Counter, Gauge
+
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.policy.engine import Engine, permit_signer
+from gatewatch.processors.signal_merge import BatchAssembler
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.stage import SnapshotStage
+
+ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind", "action"])
+POLICY_ERRORS = Counter("gatewatch_decide_policy_reload_errors_total", "Policy reloads refused")
+POLICY_INFO = Gauge("gatewatch_decide_policy_info", "Policy in force", ["hash"])
+BAD_SIGNALS = Counter("gatewatch_decide_bad_signals_total", "Unreadable signal records skipped")
+
+LOG = logging.getLogger("gatewatch.decide")
+
+
+class DecisionState:
+    """What one gw.signals partition needs: batch assembly and the engine (serializable)."""
+
+    def __init__(self, engine: Engine, assembler: BatchAssembler | None = None):
+        self.engine, self.assembler = engine, assembler or BatchAssembler()
+
+    def on_record(self, rec: dict) -> list[dict]:
+        actions = []
+        for batch in self.assembler.add(rec):
+            actions.extend(self.engine.on_batch(batch))
+        return actions
+
+
+def action_outputs(actions: list[dict], actions_topic: str) -> list[tuple[str, bytes, bytes]]:
+    out = []
+    for a in actions:
+        ACTIONS.labels(a.get("kind", ""), a.get("action", "")).inc()
+        out.append((actions_topic, str(a["scope"]).encode(), canonical_json(a)))
+    return out
+
+
+class DecideStage(SnapshotStage):
+    name = "decide"
+
+    def __init__(self, bootstrap: str, policy_dir, signing_key, state_dir, loader, **kw):
+        super().__init__(bootstrap, topics.topic("signals"), state_dir, group="gatewatch-decide", **kw)
+        self.policy_dir, self.loader = Path(policy_dir), loader
+        self.signer = permit_signer(signing_key) if signing_key is not None else None
+        self.policy = loader(self.policy_dir)
+        self._mtimes = self._policy_mtimes()
+        self.actions_topic = topics.topic("actions")
+        POLICY_INFO.labels(self.policy.hash).set(1)
+
+    def _policy_mtimes(self):
+        return sorted((p.name, p.stat().st_mtime_ns) for p in self.policy_dir.glob("*.y*ml"))
+
+    def maybe_reload(self) -> None:
+        now = self._policy_mtimes()
+        if now == self._mtimes:
+            return
+        self._mtimes = now
+        try:
+            new = self.loader(self.policy_dir)
+        except Exception as e:  # keep the last good policy in force
+            POLICY_ERRORS.inc()
+            LOG.error("policy reload refused, keeping %s: %s", self.policy.hash[:12], e)
+            return
+        if new.hash != self.policy.hash:
+            POLICY_INFO.labels(self.policy.hash).set(0)
+            self.policy = new
+            POLICY_INFO.labels(new.hash).set(1)
+            for st in self.states.values():
+                st.engine = Engine.from_state(new, st.engine.to_state(), self.signer)
+            LOG.info("policy reloaded: %s", new.hash)
+
+    def new_state(self, partition):
+        return DecisionState(Engine(self.policy, self.signer))
+
+    def load_state(self, partition, doc):
+        return DecisionState(Engine.from_state(self.policy, doc["engine"], self.signer),
+                             BatchAssembler.from_state(doc["assembler"]))
+
+    def dump_state(self, state):
+        return {"engine": state.engine.to_state(), "assembler": state.assembler.to_state()}
+
+    def handle(self, state, msg):
+        try:
+            rec = orjson.loads(msg.value())
+            actions = state.on_record(rec)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            BAD_SIGNALS.inc()
+            LOG.warning("skipping unreadable signal at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), e)
+            return []
+        return action_outputs(actions, self.actions_topic)
+
+    def snapshot(self, consumer=None) -> None:
+        super().snapshot(consumer)
+        self.maybe_reload()
