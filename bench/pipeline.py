@@ -307,10 +307,10 @@ def main() -> None:
         stop.set()
         live_plain = list(plain_lines)
         capacity = measure_capacity(b.bootstrap, p, burst, len(records), workers, plain, plain_lines, b.proc.pid)
-        rss_samples.append((sent + len(burst), {s: rss_kb(w.pid) for s, w in workers.items()}))
+        rss_after = [{s: rss_kb(w.pid) for s, w in workers.items()}]  # the backlogs: apart from the live phase
         capacity_dense = measure_capacity(b.bootstrap, p, dense, len(records) + len(burst), workers, plain,
                                           plain_lines, b.proc.pid)
-        rss_samples.append((sent + len(burst) + len(dense), {s: rss_kb(w.pid) for s, w in workers.items()}))
+        rss_after.append({s: rss_kb(w.pid) for s, w in workers.items()})
         for w in workers.values():
             w.terminate()
         for w in workers.values():
@@ -352,14 +352,17 @@ def main() -> None:
               f"-> {p50 / b50:.1f}x / {p99 / b99:.1f}x")
     else:
         print("decision latency: no abort/hook actions observed")
-    print("worker RSS (MB) over the run, and as a ratio to the plain loop's RSS:")
+    print("worker RSS (MB) at the live phase's quarters (flat in event count: last/first-quarter near 1.0), "
+          "its end as a ratio to the plain loop's, then after each backlog:")
     for s in ("ingest", "signals", "decide"):
         series = [(n, r[s]) for n, r in rss_samples if r.get(s)]
         if not series:
             continue
         q = [series[int(i * (len(series) - 1) / 4)] for i in range(5)]
+        after = " / ".join(f"{r[s] / 1024:.1f}" if r.get(s) else "-" for r in rss_after)
         print(f"  {s:8} " + "  ".join(f"{n:>7} rec: {kb / 1024:6.1f}" for n, kb in q)
-              + f"   last/first-quarter {q[-1][1] / q[1][1]:.2f}   vs plain {q[-1][1] / plain_rss:.2f}x")
+              + f"   last/first-quarter {q[-1][1] / q[1][1]:.2f}   vs plain {q[-1][1] / plain_rss:.2f}x"
+              + f"   after backlogs {after}")
 
 
 if __name__ == "__main__":
