@@ -66,7 +66,7 @@ def worker_rate(n: int, intent_timeout: str, tmp: Path) -> float:
 
     from gatewatch.sinks.executor.config import config_from_dict
     from gatewatch.sinks.executor.worker import ExecutorWorker
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.kafka import create_topics
     from gatewatch.streams.runtime.keys import init_keys, load_signing_key
     from tests.executor.kafka_io import produce_actions

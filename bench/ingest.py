@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.windows import SignalConfig  # noqa: E402
 from gatewatch.streams import topics  # noqa: E402
-from gatewatch.streams.runtime.broker import EmbeddedBroker  # noqa: E402
-from gatewatch.streams.runtime.policy_files import load_policy_dir  # noqa: E402
-from gatewatch.streams.stages.ingest import IngestWorker  # noqa: E402
-from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.app.replay import Replayer  # noqa: E402
-from gatewatch.streams.stages.signals import SignalStage  # noqa: E402
+from gatewatch.streams.runtime.brokers import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
+from gatewatch.streams.runtime.policy_files import load_policy_dir  # noqa: E402
 from gatewatch.streams.runtime.worker import StopFlag  # noqa: E402
+from gatewatch.streams.stages.ingest import IngestWorker  # noqa: E402
+from gatewatch.streams.stages.signals import SignalStage  # noqa: E402
 
 SPEC = {"name": "bench", "duration": "1h", "seed": 5,
         "services": [{"name": f"svc-{i}", "routes": ["/a", "/b"]} for i in range(6)],

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.timefmt import parse_time_ms  # noqa: E402
 from gatewatch.streams import topics  # noqa: E402
-from gatewatch.streams.runtime.broker import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.brokers import EmbeddedBroker  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.keys import init_keys  # noqa: E402
 
@@ -106,6 +106,7 @@ class SignalWatch(threading.Thread):
     def __init__(self, bootstrap: str, target_ms: int):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_END, TopicPartition
+
         from gatewatch.streams.runtime.stage import static_partitions
         self.target_ms, self.seen_at, self.stop = target_ms, None, threading.Event()
         self.done: set[str] = set()

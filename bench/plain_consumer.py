@@ -23,6 +23,7 @@ c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", 
               "fetch.wait.max.ms": 50, "fetch.queue.backoff.ms": 50})  # the workers' settings, so the baseline is like for like
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
+
 c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in topic_list
           for p in c.list_topics(topic, timeout=10).topics[topic].partitions])
 n, lat, t_first, last_report = 0, [], None, time.monotonic()

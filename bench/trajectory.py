@@ -60,10 +60,8 @@ def _e2e(lines, policy) -> None:
 
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from gatewatch.streams.runtime import kafka
-
-    from gatewatch.streams.runtime import topics
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime import kafka, topics
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.stages.trajectories import TrajectoryWorker
 
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."

@@ -59,8 +59,7 @@ def run_sink(bootstrap: str, db: str, values: list[bytes], batch: int) -> tuple[
     import uuid
 
     from gatewatch.sinks.worm.sink import SinkConfig, WormSink
-    from gatewatch.streams.runtime import kafka
-    from gatewatch.streams.runtime import topics
+    from gatewatch.streams.runtime import kafka, topics
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     kafka.create_topics(bootstrap)
     p = kafka.producer(bootstrap)
@@ -148,7 +147,7 @@ def main() -> None:
 
 
 def kafka_bench(d: Path, records: int, baseline_records: int, batch: int) -> None:
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.keys import init_keys
     os.environ.setdefault("GATEWATCH_KEYS_DIR", str(d / "keys"))
     init_keys()

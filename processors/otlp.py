@@ -35,8 +35,15 @@ from typing import NamedTuple
 
 import orjson
 
-from gatewatch.processors.inputs import (MAX_TS_MS, InputOptions, Predecoded, Rejection, Request, decode,
-                               is_tombstone)
+from gatewatch.processors.inputs import (
+    MAX_TS_MS,
+    InputOptions,
+    Predecoded,
+    Rejection,
+    Request,
+    decode,
+    is_tombstone,
+)
 from gatewatch.processors.partials import PartitionAggregator
 
 OTLP_TOPIC = "otlp"                # the logical name; the Kafka topic is configurable
@@ -240,7 +247,9 @@ def _any_proto(v):
 
 def _walk_proto(value: bytes, opts: InputOptions, key, out: list, ignored: Counter) -> None:
     from google.protobuf.message import DecodeError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
     try:
         req = ExportTraceServiceRequest.FromString(value)
     except DecodeError as e:

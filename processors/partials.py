@@ -31,9 +31,24 @@ from orjson import loads as _loads
 
 from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
 from gatewatch.processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
-from gatewatch.processors.inputs import (DEFAULT_COHORT, MAX_TS_MS, MIN_TS_MS, MILLIS_Z, SECOND_MS, UNSET,
-                               WIRE_ERRORS, Change, Gauge, Rejection, Request, Vital,
-                               cached_rfc3339_ms, decode, decode_request_wire, fast_request)
+from gatewatch.processors.inputs import (
+    DEFAULT_COHORT,
+    MAX_TS_MS,
+    MILLIS_Z,
+    MIN_TS_MS,
+    SECOND_MS,
+    UNSET,
+    WIRE_ERRORS,
+    Change,
+    Gauge,
+    Rejection,
+    Request,
+    Vital,
+    cached_rfc3339_ms,
+    decode,
+    decode_request_wire,
+    fast_request,
+)
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig
 

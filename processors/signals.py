@@ -48,8 +48,15 @@ from gatewatch.processors.cdc import incompatible, normalize
 from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.partials import PartitionAggregator
 from gatewatch.processors.timefmt import format_ts
-from gatewatch.processors.windows import (BURN_WINDOWS_MS, COARSE_MS, COARSE_WINDOWS, DAY, FINE_MAX_MS,
-                                SignalConfig, floor_to)
+from gatewatch.processors.windows import (
+    BURN_WINDOWS_MS,
+    COARSE_MS,
+    COARSE_WINDOWS,
+    DAY,
+    FINE_MAX_MS,
+    SignalConfig,
+    floor_to,
+)
 
 __all__ = ["SignalConfig", "PartitionSignals", "SignalBatch", "batch_domain", "run_pipeline"]
 

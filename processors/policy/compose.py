@@ -28,7 +28,13 @@ from gatewatch.processors.policy.defaults import BUILTIN_FILE, BUILTIN_YAML
 from gatewatch.processors.policy.errors import PolicyError
 from gatewatch.processors.policy.gate import GateConfig, gate_config
 from gatewatch.processors.policy.rules import Rule, compile_rules
-from gatewatch.processors.policy.source import Located, Origin, origins, parse_yaml, plain
+from gatewatch.processors.policy.source import (
+    Located,
+    Origin,
+    origins,
+    parse_yaml,
+    plain,
+)
 
 _IDENTITY_KEYS = ("id", "route", "name")
 

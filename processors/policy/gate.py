@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from gatewatch.processors.policy.grammar import Cond, GrammarError, conds, parse_condition, signal_info
+from gatewatch.processors.policy.grammar import (
+    Cond,
+    GrammarError,
+    conds,
+    parse_condition,
+    signal_info,
+)
 from gatewatch.processors.policy.rules import _suggest, fail
 from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 from gatewatch.processors import catalogue
 from gatewatch.processors.policy.defaults import GAUGE_SIGNALS
-from gatewatch.processors.timefmt import TimeFormatError, format_duration, parse_duration_ms
+from gatewatch.processors.timefmt import (
+    TimeFormatError,
+    format_duration,
+    parse_duration_ms,
+)
 
 OPS = (">=", "<=", "==", "!=", ">", "<")
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 
 from gatewatch.processors.canonical import content_id
-from gatewatch.processors.policy.evaluator import BREACH, MISSING, signal_state, subject_key
+from gatewatch.processors.policy.evaluator import (
+    BREACH,
+    MISSING,
+    signal_state,
+    subject_key,
+)
 from gatewatch.processors.policy.grammar import Cond, conds
 from gatewatch.processors.timefmt import format_duration, format_ts
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.errors import PolicyError
-from gatewatch.processors.policy.grammar import GrammarError, conds, parse_condition, render, signal_info
+from gatewatch.processors.policy.grammar import (
+    GrammarError,
+    conds,
+    parse_condition,
+    render,
+    signal_info,
+)
 from gatewatch.processors.policy.source import Origin
 
 RULE_KEYS = ("id", "when", "preset", "action", "severity", "on_missing", "min_samples", "description")
@@ -74,7 +80,10 @@ def slug(text: str) -> str:
 
 def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id: str | None = None,
                  blocking: bool) -> Rule:
-    from gatewatch.processors.policy.compose import lookup, substitute  # avoid an import cycle
+    from gatewatch.processors.policy.compose import (  # avoid an import cycle
+        lookup,
+        substitute,
+    )
 
     what = "rule" if kind == "abort" else "hook"
     if not isinstance(spec, dict):

@@ -10,7 +10,12 @@ from nacl.signing import SigningKey, VerifyKey
 
 from gatewatch.processors.signing import key_id
 from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
-from gatewatch.sinks.executor.backends import MIN_ATTEMPT_S, CommandBackend, DryRunBackend, WebhookBackend
+from gatewatch.sinks.executor.backends import (
+    MIN_ATTEMPT_S,
+    CommandBackend,
+    DryRunBackend,
+    WebhookBackend,
+)
 from gatewatch.streams.runtime import keys as keyfiles
 from gatewatch.streams.runtime.errors import GatewatchError
 

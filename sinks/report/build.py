@@ -18,7 +18,6 @@ import orjson
 from gatewatch.sinks.report.html import render_report
 from gatewatch.sinks.report.series import thresholds_from_rules
 
-
 # ---------------------------------------------------------------- signals file
 
 def _signals_of(value) -> list[dict]:

@@ -20,8 +20,18 @@ from collections import Counter
 from html import escape
 
 from gatewatch.sinks.report import svg
-from gatewatch.sinks.report.series import (OPS, Point, breach_intervals, downsample, index_signals, merge_thresholds,
-                                 receipts_by_action, thresholds_from_actions, ts_ms, union)
+from gatewatch.sinks.report.series import (
+    OPS,
+    Point,
+    breach_intervals,
+    downsample,
+    index_signals,
+    merge_thresholds,
+    receipts_by_action,
+    thresholds_from_actions,
+    ts_ms,
+    union,
+)
 
 PALETTE = ("#2563eb", "#06b6d4", "#16a34a", "#ca8a04", "#9333ea", "#db2777", "#92400e", "#6b7280")
 BASELINE, CANARY, POLICY_REF = "#64748b", "#ea580c", "#94a3b8"

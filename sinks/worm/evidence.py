@@ -49,7 +49,13 @@ from gatewatch.processors.signing import check_permit, key_id
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
-from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
+from gatewatch.sinks.worm.store import (
+    LOGGED_KINDS,
+    WormStore,
+    decision_root,
+    is_action,
+    is_receipt,
+)
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")

@@ -30,11 +30,15 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
-
 from gatewatch.sinks.worm import checkpoint as cp
-from gatewatch.sinks.worm.store import LOGGED_KINDS, Candidate, Rejected, WormStore, candidate_from_record
-from gatewatch.streams.runtime import kafka
-from gatewatch.streams.runtime import topics
+from gatewatch.sinks.worm.store import (
+    LOGGED_KINDS,
+    Candidate,
+    Rejected,
+    WormStore,
+    candidate_from_record,
+)
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.ops import log_event
 

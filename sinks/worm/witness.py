@@ -24,8 +24,7 @@ from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
-from gatewatch.streams.runtime import kafka
-from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.ops import log_event
 from gatewatch.streams.runtime.worker import write_json_atomic
 

@@ -1,147 +1,164 @@
 """`gatewatch demo`: the whole data plane on one machine, end to end, in a few minutes.
 
-Broker (embedded unless KAFKA_BOOTSTRAP_SERVERS) -> topics and keys -> a local webhook standing in
-for the deploy system -> workers as real subprocesses (ingest, signals, decide, executor, WORM
-sink, two witnesses) -> healthy_canary then traffic_spike published with event-time compression
--> drain -> evidence bundle -> HTML report -> offline verify.
-
-Workers stop themselves when idle; one that goes idle while its upstream still runs (nothing to do
-yet) is started again, so the pipeline drains stage after stage once the scenarios end.
+Broker (embedded unless KAFKA_BOOTSTRAP_SERVERS; Apache Kafka with engine="kafka") -> topics and
+keys -> a local webhook standing in for the deploy system -> workers as real subprocesses (ingest,
+signals, decide, executor, WORM sink, two witnesses) -> healthy_canary then traffic_spike published
+with event-time compression, ending at the current time -> drain -> evidence bundle -> HTML
+report -> offline verify.
 """
 from __future__ import annotations
 
-import base64
+import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
-from nacl.signing import VerifyKey
+import yaml
 
-from gatewatch.processors.signing import check_permit, key_id
+from gatewatch.processors.scenarios import Scenario
+from gatewatch.streams.app.simulate import ending_now, load_scenario_spec, publish
+from gatewatch.streams.app.supervisor import Supervisor
+from gatewatch.streams.app.webhook import DeployWebhook
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.brokers import kafka_bootstrap
 from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.kafka import create_topics, producer
+from gatewatch.streams.runtime.keys import init_keys, load_verify_key
 
 ABORT_ACTIONS = ("rollback", "freeze", "block_release", "rollback_fe")
+SCENARIOS = "healthy_canary:80m,traffic_spike"
 
 
-class DeployWebhook:
-    """A stand-in deploy system on 127.0.0.1: accepts an action only if the executor signed the body
-    and the action's permit is valid for the decider key."""
-
-    def __init__(self, executor_key: VerifyKey, decider_key: VerifyKey):
-        self.calls: list[dict] = []
-        self.lock = threading.Lock()
-        trusted = {key_id(decider_key): decider_key}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sig = self.headers.get("X-Gatewatch-Signature", "")
-                try:
-                    executor_key.verify(body, base64.b64decode(sig))
-                    action = orjson.loads(body)
-                    permit_problem = check_permit(action, trusted, int(time.time() * 1000))
-                except Exception as e:  # bad signature or body: refuse
-                    permit_problem = f"bad request: {type(e).__name__}"
-                    action = {}
-                with outer.lock:
-                    outer.calls.append({"action": action, "permit_ok": permit_problem is None,
-                                        "problem": permit_problem,
-                                        "idempotency_key": self.headers.get("Idempotency-Key")})
-                self.send_response(200 if permit_problem is None else 403)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/deploy"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
+def scenario_list(text: str) -> list[tuple[str, str | None]]:
+    out = []
+    for item in text.split(","):
+        name, _, duration = item.strip().partition(":")
+        if name:
+            out.append((name, duration or None))
+    return out
 
 
-@dataclass
-class Worker:
-    name: str
-    argv: list[str]
-    upstream: tuple[str, ...]
-    proc: subprocess.Popen | None = None
-    starts: int = 0
-    log: Path | None = None
+def executor_config(path: Path, webhook_url: str) -> None:
+    """Aborts and promotions go to the deploy webhook, hooks and gate steps to dry-run."""
+    path.write_text(yaml.safe_dump({
+        "executor": {"assignment": "static", "concurrency": 4, "intent_publish_timeout": "5s"},
+        "backends": {"dry-run": {"type": "dry-run"},
+                     "deploy": {"type": "webhook", "url": webhook_url, "timeout": "2s", "deadline": "20s"}},
+        "routes": [{"kind": "abort", "backend": "deploy"}, {"kind": "hook", "backend": "dry-run"},
+                   {"kind": "promote", "backend": "deploy"}, {"kind": "gate", "backend": "dry-run"}],
+        "default_backend": "dry-run",
+    }, sort_keys=False))
 
 
-@dataclass
-class Supervisor:
-    env: dict
-    logdir: Path
-    workers: dict[str, Worker] = field(default_factory=dict)
+def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[str, str | None]],
+             say=print, engine: str | None = None) -> dict:
 
-    def add(self, name: str, argv: list[str], upstream: tuple[str, ...] = ()) -> None:
-        self.workers[name] = Worker(name, argv, upstream, log=self.logdir / f"{name}.log")
+    t_start = time.monotonic()
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "logs").mkdir(parents=True)
+    keys = out / "keys"
+    init_keys(keys)
+    prefix = f"demo{uuid.uuid4().hex[:6]}."
+    os.environ["GATEWATCH_TOPIC_PREFIX"] = prefix
+    with kafka_bootstrap(engine) as bs:
+        say(f"[1/6] Kafka at {bs}; topics under '{prefix}'")
+        create_topics(bs, prefix)
+        hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys))
+        executor_config(out / "executor.yml", hook.url)
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
+                   GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
+        sup = Supervisor(env, out / "logs")
+        sup.add_pipeline(out, idle_s=5, executor_idle_s=6, sink_idle_s=8, checkpoint_interval=2,
+                         worker_args=("--policy", str(policy_dir)))
+        say(f"[2/6] workers: {', '.join(sup.workers)}; deploy webhook at {hook.url}")
+        for name in sup.workers:
+            sup.start(name)
+        watch = TopicCounter(bs)
+        published = [0]
+        publishing = threading.Event()
+        publishing.set()
+        errors: list[BaseException] = []
 
-    def add_pipeline(self, out: Path, *, idle_s: float, executor_idle_s: float, sink_idle_s: float,
-                     checkpoint_interval: float, worker_args: tuple = (), ingest_args: tuple = ()) -> None:
-        """The demo's workers, wired upstream to downstream: ingest, signals, decide, executor
-        (config out/executor.yml), WORM sink, two witnesses; state and databases under `out`.
-        The demo and the chaos tests differ only in these timeouts and extra arguments."""
-        st = str(out / "state")
-        stage = ["--state-dir", st, "--exit-when-idle", str(idle_s), *worker_args]
-        self.add("ingest", ["worker", "ingest", *stage, *ingest_args])
-        self.add("signals", ["worker", "signals", *stage], ("ingest",))
-        self.add("decide", ["worker", "decide", *stage], ("signals",))
-        self.add("executor", ["executor", "run", "--config", str(out / "executor.yml"), "--ledger",
-                              str(out / "executor.db"), "--exit-when-idle", str(executor_idle_s)], ("decide",))
-        self.add("worm", ["worm", "run", "--db", str(out / "worm.db"), "--exit-when-idle", str(sink_idle_s),
-                          "--checkpoint-interval", str(checkpoint_interval)], ("decide", "executor"))
-        for w in ("witness-1", "witness-2"):
-            self.add(w, ["witness", "--name", w, "--state", str(out / f"{w}.json"),
-                         "--exit-when-idle", str(sink_idle_s)], ("worm",))
+        class _Count:
+            def update(self, n):
+                published[0] += n
 
-    def start(self, name: str) -> None:
-        w = self.workers[name]
-        w.proc = subprocess.Popen([sys.executable, "-m", "gatewatch", *w.argv], env=self.env,
-                                  stdout=subprocess.DEVNULL, stderr=open(w.log, "ab"), stdin=subprocess.DEVNULL)
-        w.starts += 1
+        counter = _Count()
 
-    def alive(self, name: str) -> bool:
-        w = self.workers[name]
-        return w.proc is not None and w.proc.poll() is None
+        def publisher():
+            try:
+                specs = [(name, load_scenario_spec(name), duration) for name, duration in scenarios]
+                t0 = ending_now(sum(Scenario(spec, duration=d).duration_ms for _, spec, d in specs))
+                for name, spec, duration in specs:
+                    sc = Scenario(spec, start_ms=t0, duration=duration)
+                    say(f"[3/6] scenario {name}: {sc.duration_ms // 60000} min of event time at {speed:g}x")
+                    publish(sc, producer(bs, **{"linger.ms": 20}), speed, progress=counter)
+                    t0 = sc.start_ms + sc.duration_ms
+            except BaseException as e:  # surfaced in the main thread
+                errors.append(e)
+            finally:
+                publishing.clear()
 
-    def tend(self, publishing: bool) -> None:
-        """Restart idle-exited workers whose input may still come; fail on crashes."""
-        for w in self.workers.values():
-            rc = w.proc.poll() if w.proc else None
-            if rc is None:
-                continue
-            if rc != 0:
-                tail = w.log.read_text(errors="replace")[-1500:] if w.log.exists() else ""
-                raise GatewatchError(f"worker {w.name} exited with {rc}; log {w.log}:\n{tail}")
-            if publishing or any(self.alive(u) for u in w.upstream):
-                self.start(w.name)
+        pub = threading.Thread(target=publisher, daemon=True)
+        pub.start()
+        tty = sys.stderr.isatty()
+        last_line = 0.0
+        try:
+            while True:
+                sup.tend(publishing.is_set())
+                if errors:
+                    raise GatewatchError(f"publishing failed: {errors[0]}")
+                if not publishing.is_set() and sup.done():
+                    break
+                if time.monotonic() - last_line > (0.5 if tty else 5):
+                    line = watch.line(published[0])
+                    say(("\r" + line) if tty else line, end="" if tty else "\n")
+                    last_line = time.monotonic()
+                if time.monotonic() - t_start > 600:
+                    raise GatewatchError("demo did not drain within 10 minutes")
+                time.sleep(0.3)
+        finally:
+            sup.stop_all()
+            time.sleep(0.5)
+            watch.stop.set()
+            hook.stop()
+        if tty:
+            say("")
+        say("[4/6] pipeline drained: " + watch.line(published[0]))
 
-    def done(self) -> bool:
-        return not any(self.alive(n) for n in self.workers)
+        bundle, report = out / "evidence.tar.gz", out / "report.html"
+        signals_file = out / "signals.ndjson"
+        subprocess.run([sys.executable, "-m", "gatewatch", "tail", "signals", "--idle", "2"],
+                       env=env, stdout=open(signals_file, "wb"), check=True)
+        say("[5/6] exporting evidence")
+        evid = [sys.executable, "-m", "gatewatch", "evidence", "--db", str(out / "worm.db"), "--out", str(bundle),
+                "--policy", str(policy_dir), "--collect"]
+        r = subprocess.run(evid, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
+        # the report shows the bundle's verification, so it is built from a first export and then
+        # added to the final one (same log state: same entries, checkpoint and root)
+        from gatewatch.sinks.report.build import build_report
+        build_report(str(bundle), str(signals_file), str(report))
+        r = subprocess.run(evid + ["--include", str(report)], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
+        v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], env=env,
+                           capture_output=True, text=True)
+        say("[6/6] offline verification: " + ((v.stdout + v.stderr).strip().splitlines() or ["(no output)"])[-1])
 
-    def stop_all(self) -> None:
-        for w in self.workers.values():
-            if w.proc and w.proc.poll() is None:
-                w.proc.terminate()
-        for w in self.workers.values():
-            if w.proc:
-                try:
-                    w.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    w.proc.kill()
+    rollbacks = [c for c in hook.calls if c["action"].get("action") in ABORT_ACTIONS]
+    permitted = [c for c in rollbacks if c["permit_ok"]]
+    return {"bundle": bundle, "report": report if report.exists() else None, "verified": v.returncode == 0,
+            "verify_output": v.stdout + v.stderr, "webhook_calls": len(hook.calls), "rollbacks": rollbacks,
+            "permitted_rollbacks": permitted, "actions": watch.kinds, "seconds": time.monotonic() - t_start,
+            "out": out}
 
 
 class TopicCounter:

@@ -22,7 +22,11 @@ import orjson
 
 from gatewatch.processors.scenarios import Scenario, check_expect, expectations
 from gatewatch.processors.timefmt import parse_time_ms
-from gatewatch.streams.app.simulate import load_scenario_spec, scenario_names, write_envelopes
+from gatewatch.streams.app.simulate import (
+    load_scenario_spec,
+    scenario_names,
+    write_envelopes,
+)
 
 # Fixed event-time start: drills are reproducible run to run (same action ids, same timings).
 DRILL_START = "2026-01-01T00:00:00Z"

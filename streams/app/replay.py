@@ -133,7 +133,9 @@ class Replayer:
         cycle = self.cycles.get(part)
         if cycle is None:
             if self.quality_policy is None:
-                from gatewatch.streams.runtime.policy_files import load_quality_policy as load_policy
+                from gatewatch.streams.runtime.policy_files import (
+                    load_quality_policy as load_policy,
+                )
                 self.quality_policy = load_policy(None)
             cycle = self.cycles[part] = SpanCycle(self.quality_policy)
         raw = None if env.payload is None else env.payload.encode()

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import orjson
 import yaml
+from confluent_kafka import KafkaError
 
-from gatewatch.streams.runtime.paths import config_path
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.paths import config_path
 
 SCENARIO_DIR = config_path("scenarios")
 
@@ -67,9 +68,21 @@ def _event_ms(value: dict) -> int | None:
     return payload.get("ts_ms") if isinstance(payload, dict) else None
 
 
+def ending_now(duration_ms: int) -> int:
+    """The start (to the second) of an event-time span of `duration_ms` that ends now: its records
+    are all in the past, so a broker accepts their timestamps (Apache Kafka refuses ones more than
+    message.timestamp.after.max.ms, 1 h by default, ahead of its clock)."""
+    return (int(time.time()) - -(-duration_ms // 1000)) * 1000
+
+
 def publish(scenario: Scenario, producer, speed: float = 0.0, progress=None, stop=None) -> int:
     """Produce every record; with speed > 0, event time advances `speed` times faster than wall time."""
     t0_wall, n = time.monotonic(), 0
+    refused: list = []
+
+    def delivered(err, msg) -> None:
+        if err is not None:
+            refused.append(err)
     for logical, key, value in scenario.records():
         if stop is not None and stop:
             break
@@ -85,7 +98,7 @@ def publish(scenario: Scenario, producer, speed: float = 0.0, progress=None, sto
         while True:
             try:
                 producer.produce(topics.topic(logical), key=key.encode(), value=orjson.dumps(value),
-                                 timestamp=ts or 0)
+                                 timestamp=ts or 0, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -95,6 +108,10 @@ def publish(scenario: Scenario, producer, speed: float = 0.0, progress=None, sto
             producer.poll(0)
     if producer.flush(30):
         raise GatewatchError("not every record was delivered within 30 s")
+    if refused:
+        raise GatewatchError(f"the broker refused {len(refused)} of {n} records, first: {refused[0].str()}"
+                             + (" (record timestamps beyond the broker's message.timestamp.after.max.ms?)"
+                                if refused[0].code() == KafkaError.INVALID_TIMESTAMP else ""))
     if progress is not None:
         progress.update(n % 500)
     return n

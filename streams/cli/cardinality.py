@@ -10,7 +10,11 @@ import click
 import orjson
 
 from gatewatch.processors.cardinality import count_series, report
-from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms, parse_time_ms
+from gatewatch.processors.timefmt import (
+    TimeFormatError,
+    parse_duration_ms,
+    parse_time_ms,
+)
 
 
 def signals_from_lines(lines: Iterable[bytes], skipped: Counter) -> Iterator[dict]:

@@ -8,7 +8,7 @@ import click
 from confluent_kafka.admin import NewTopic
 
 from gatewatch.streams.runtime import topics as catalogue
-from gatewatch.streams.runtime.broker import kafka_bootstrap
+from gatewatch.streams.runtime.brokers import kafka_bootstrap
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import admin, consumer, create_topics, producer
 

@@ -9,7 +9,7 @@ import threading
 import click
 import orjson
 
-from gatewatch.streams.runtime.broker import kafka_bootstrap
+from gatewatch.streams.runtime.brokers import kafka_bootstrap
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.ops import OpsServer, log_event, setup_json_logging
 

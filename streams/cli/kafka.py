@@ -8,16 +8,24 @@ import click
 import orjson
 
 from gatewatch.streams.runtime import topics as catalogue
-from gatewatch.streams.runtime.broker import EmbeddedBroker, kafka_bootstrap
+from gatewatch.streams.runtime.brokers import ENGINES, kafka_bootstrap, make_broker
 from gatewatch.streams.runtime.kafka import admin, create_topics
 
 
 @click.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="tansu: the embedded broker (no Java); kafka: Apache Kafka from Maven jars (Java 17). "
+                   "Default: $GATEWATCH_ENGINE or tansu.")
+@click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
+              help="Kafka engine: nodes in the cluster (3 gives replication factor 3, min.insync.replicas 2).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the (first) node on 127.0.0.1 (default: a free one).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Kafka engine: keep the logs here across restarts (default: a temporary directory).")
 @click.option("--topics/--no-topics", "with_topics", default=True, show_default=True,
               help="Provision the topic catalogue once the broker is up.")
-def broker(port: int | None, with_topics: bool) -> None:
-    """Run the embedded Kafka-compatible broker (tansu, memory storage) until Ctrl-C.
+def broker(engine, nodes, port, data_dir, with_topics) -> None:
+    """Run a local broker until Ctrl-C: embedded tansu, or Apache Kafka (single node or cluster).
 
     Prints the bootstrap address on stdout; export it as KAFKA_BOOTSTRAP_SERVERS
     for the other commands.
@@ -25,11 +33,14 @@ def broker(port: int | None, with_topics: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with EmbeddedBroker(port=port) as b:
+    b = make_broker(engine, nodes=nodes, port=port, data_dir=data_dir)
+    if data_dir and b.engine != "kafka":
+        raise click.UsageError("--data-dir needs --engine kafka (tansu keeps its data in memory)")
+    with b:
         if with_topics:
-            create_topics(b.bootstrap)
+            create_topics(b.bootstrap, replication=b.replication_factor)
         click.echo(b.bootstrap)
-        click.echo(f"# export KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}   (Ctrl-C stops the broker)", err=True)
+        click.echo(f"# {b.describe()}: export KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}   (Ctrl-C stops it)", err=True)
         while not stop.wait(0.5):
             if b.proc is None or b.proc.poll() is not None:
                 raise click.ClickException(f"broker exited: {b.log_tail()}")

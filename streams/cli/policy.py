@@ -5,15 +5,13 @@ Files: project.yml, env.yml, then every other *.yml / *.yaml in sorted order
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import orjson
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.policy.grammar import conds, render
-from gatewatch.streams.runtime.errors import GatewatchError
-from gatewatch.streams.runtime.policy_files import load_policy_dir, load_policy_or_fail
+from gatewatch.streams.runtime.policy_files import load_policy_or_fail
+
 
 @click.group()
 def policy() -> None:

@@ -9,16 +9,13 @@ import contextlib
 import random
 import sys
 from collections import Counter
-from pathlib import Path
 
 import click
 import orjson
-import yaml
 
-from gatewatch.streams.runtime.policy_files import load_quality_policy as load_policy
 from gatewatch.processors.quality import CyclePolicy, SpanCycle
 from gatewatch.processors.timefmt import format_ts, parse_time_ms
-from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.policy_files import load_quality_policy as load_policy
 
 # --- corpus generator ----------------------------------------------------------------------------
 # (tenant, trajectories' mean gap between spans in minutes, Beta(a, b) of a trajectory's confirm rate,
@@ -150,6 +147,7 @@ def quality() -> None:
 def simulate(spans_path, policy_path, out_path, dlq_path, signals_path, as_json) -> None:
     """Run the span cycle over a file with no broker and summarize (trajectories, scores, candidates)."""
     from tqdm import tqdm
+
     from gatewatch.processors.spans import dlq_record
     policy = load_policy(policy_path)
     with open(spans_path, "rb") as src, open(out_path, "wb") as out, \
@@ -215,7 +213,7 @@ def trajectories() -> None:
 def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size,
                      snapshot_interval, allow_policy_change) -> None:
     """Consume gw.spans, link and score in batches, publish to gw.trajectories and gw.dlq."""
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.ops import setup_json_logging
     from gatewatch.streams.stages.trajectories import TrajectoryWorker
     setup_json_logging()

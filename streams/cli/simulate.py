@@ -8,7 +8,13 @@ import click
 
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
-from gatewatch.streams.app.simulate import load_scenario_spec, publish, scenario_names, write_envelopes
+from gatewatch.streams.app.simulate import (
+    ending_now,
+    load_scenario_spec,
+    publish,
+    scenario_names,
+    write_envelopes,
+)
 
 
 @click.command()
@@ -18,7 +24,9 @@ from gatewatch.streams.app.simulate import load_scenario_spec, publish, scenario
 @click.option("--duration", default=None, help="Event-time length, e.g. 15m, 24h (default: the scenario's).")
 @click.option("--speed", type=float, default=0.0, show_default=True,
               help="Event-time compression when publishing: N seconds of event time per wall second (0 = as fast as possible).")
-@click.option("--start", default="now", show_default=True, help="Event time of the first record (RFC 3339, epoch, or now).")
+@click.option("--start", default="auto", show_default=True,
+              help="Event time of the first record (RFC 3339, epoch, now, or auto: the scenario ends now, so "
+                   "a broker accepts every record timestamp: Kafka refuses ones over an hour ahead of its clock).")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write kcat -J envelopes here instead of publishing (no broker; input for `gatewatch replay`).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -31,10 +39,12 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
     from tqdm import tqdm
     spec = load_scenario_spec(scenario)
     try:
-        start_ms = int(time.time() * 1000) if start == "now" else parse_time_ms(start)
+        start_ms = 0 if start == "auto" else int(time.time() * 1000) if start == "now" else parse_time_ms(start)
     except TimeFormatError as e:
         raise click.BadParameter(str(e), param_hint="--start") from None
     sc = Scenario(spec, seed=seed, start_ms=start_ms, duration=duration, rate=rate)
+    if start == "auto":
+        sc = Scenario(spec, seed=seed, start_ms=ending_now(sc.duration_ms), duration=duration, rate=rate)
     bar = tqdm(desc=sc.name, unit=" rec", disable=quiet, file=sys.stderr, mininterval=0.5)
     try:
         if out:
@@ -42,7 +52,7 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
             with f:
                 n = write_envelopes(sc, f, bar)
         else:
-            from gatewatch.streams.runtime.broker import kafka_bootstrap
+            from gatewatch.streams.runtime.brokers import kafka_bootstrap
             from gatewatch.streams.runtime.kafka import create_topics, producer
             with kafka_bootstrap() as bs:
                 create_topics(bs)

@@ -60,7 +60,7 @@ def _stage_options(f):
 
 def _run_stage(make, metrics_port, assignment, partitions, exit_when_idle) -> None:
     """Serve ops, connect (or start an embedded broker), run the stage built by make(bootstrap, **common)."""
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     ops = _serve(metrics_port)
     try:
         with kafka_bootstrap() as bs:
@@ -102,9 +102,9 @@ def worker_signals(assignment, partitions, state_dir, metrics_port, exit_when_id
 @click.option("--keys-dir", default=None, help="Key directory holding decider.key (default: $GATEWATCH_KEYS_DIR).")
 def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
     """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions."""
+    from gatewatch.streams.runtime.keys import load_signing_key
     from gatewatch.streams.runtime.policy_files import load_policy_dir
     from gatewatch.streams.stages.decide import DecideStage
-    from gatewatch.streams.runtime.keys import load_signing_key
     _load_policy(policy_dir)  # a bad policy at start is a one-line error
     key = load_signing_key("decider", keys_dir)
     _run_stage(lambda bs, **kw: DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, **kw),
@@ -150,8 +150,8 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
         from gatewatch.processors.policy.engine import permit_signer
         from gatewatch.streams.runtime.keys import load_signing_key
         signer = permit_signer(load_signing_key("decider", keys_dir))
-    from gatewatch.streams.runtime.policy_files import load_quality_policy
     from gatewatch.streams.runtime import topics
+    from gatewatch.streams.runtime.policy_files import load_quality_policy
     rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy))
     bad: Counter = Counter()
     out = sys.stdout.buffer
@@ -188,7 +188,7 @@ def tail(topic, from_beginning, max_records, idle) -> None:
 
     TOPIC is a catalogue name (metrics, signals, ...) or a full topic name.
     """
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.kafka import consumer
     from gatewatch.streams.runtime.worker import message_ts_ms
     name = topics.topic(topic) if topic in topics.BY_NAME else topic

@@ -71,7 +71,7 @@ def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval
              keys_dir, witness_policy) -> None:
     """Consume actions, receipts and diamond candidates into the log until SIGTERM/SIGINT."""
     from gatewatch.sinks.worm.sink import SinkConfig, WormSink
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
     setup_json_logging()
     with kafka_bootstrap() as bs:
@@ -156,7 +156,7 @@ def worm_policy(origin, keys_dir, quorum) -> None:
 def witness(name, state, exit_when_idle, metrics_port, origin, keys_dir) -> None:
     """Cosign log checkpoints that are consistent with the last one this witness cosigned."""
     from gatewatch.sinks.worm.witness import Witness
-    from gatewatch.streams.runtime.broker import kafka_bootstrap
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
     setup_json_logging()
     with kafka_bootstrap() as bs:
@@ -192,7 +192,7 @@ def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_p
     with WormStore(db) as store:
         if collect:
             from gatewatch.sinks.worm.sink import collect_cosignatures
-            from gatewatch.streams.runtime.broker import kafka_bootstrap
+            from gatewatch.streams.runtime.brokers import kafka_bootstrap
             with kafka_bootstrap() as bs:
                 n = collect_cosignatures(store, policy, bs)
             click.echo(f"collected {n} cosigned notes", err=True)

@@ -193,10 +193,17 @@ def wait_ready(bootstrap: str, timeout_s: float = 20.0) -> None:
 
 def create_topics(bootstrap: str, pfx: str | None = None, partitions: int | None = None,
                   replication: int | None = None, include_internal: bool = True) -> dict[str, str]:
-    """Create the catalogue's topics; existing ones are left as they are. Returns {topic: created|exists}."""
+    """Create the catalogue's topics; existing ones are left as they are. Returns {topic: created|exists}.
+    Replication factor: `replication`, else GATEWATCH_REPLICATION_FACTOR, else min(3, brokers)."""
     a = admin(bootstrap)
-    rf = replication if replication is not None else int(os.environ.get("GATEWATCH_REPLICATION_FACTOR", "1"))
-    existing = set(a.list_topics(timeout=10).topics)
+    md = a.list_topics(timeout=10)
+    if replication is not None:
+        rf = replication
+    elif os.environ.get("GATEWATCH_REPLICATION_FACTOR"):
+        rf = int(os.environ["GATEWATCH_REPLICATION_FACTOR"])
+    else:  # what an operator would choose: 3 where the cluster has 3 brokers
+        rf = min(3, max(1, len(md.brokers)))
+    existing = set(md.topics)
     wanted = [s for s in catalogue.CATALOGUE if include_internal or not s.internal]
     new, result = [], {}
     for spec in wanted:
@@ -217,3 +224,34 @@ def create_topics(bootstrap: str, pfx: str | None = None, partitions: int | None
                 else:
                     raise GatewatchError(f"creating topic {name}: {e.args[0].str()}") from None
     return dict(sorted(result.items()))
+
+
+def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list:
+    """Every committed record of `topic` up to the end offsets it has now, in partition order (a
+    throwaway group, nothing committed). It waits for the end rather than for a quiet second: a
+    first fetch can take longer than that, and a quiet second says nothing about the end."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    c = consumer(bootstrap, f"gatewatch-read-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            raise GatewatchError(f"topic {topic} not found")
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(md.partitions)}
+        todo = {p for p, end in ends.items() if end > 0}
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
+        out, deadline = [], time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise GatewatchError(f"reading {topic}: partitions {sorted(todo)} not read to their end "
+                                     f"within {timeout_s:.0f}s")
+            for m in c.consume(5000, 0.2):
+                if m.error() is None and m.partition() in todo:
+                    out.append(m)
+            # the position passes transaction markers too, which are never delivered as records
+            for tp in c.position([TopicPartition(topic, p) for p in todo]):
+                if tp.offset >= ends[tp.partition]:
+                    todo.discard(tp.partition)
+        out.sort(key=lambda m: (m.partition(), m.offset()))
+        return out
+    finally:
+        c.close()

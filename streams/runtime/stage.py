@@ -22,7 +22,12 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.kafka import producer as make_producer
 from gatewatch.streams.runtime.ops import log_event
-from gatewatch.streams.runtime.worker import IdleClock, StopFlag, read_json, write_json_atomic
+from gatewatch.streams.runtime.worker import (
+    IdleClock,
+    StopFlag,
+    read_json,
+    write_json_atomic,
+)
 
 
 class SnapshotStage:

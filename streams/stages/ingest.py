@@ -38,7 +38,14 @@ from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.kafka import producer as make_producer
 from gatewatch.streams.runtime.ops import log_event
-from gatewatch.streams.runtime.worker import IdleClock, StopFlag, logical_topic, message_ts_ms, read_json, write_json_atomic
+from gatewatch.streams.runtime.worker import (
+    IdleClock,
+    StopFlag,
+    logical_topic,
+    message_ts_ms,
+    read_json,
+    write_json_atomic,
+)
 
 LOG = logging.getLogger("gatewatch.ingest")
 INPUTS = ("metrics", "rum", "cdc")

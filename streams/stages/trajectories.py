@@ -39,8 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gatewatch.processors.quality import CyclePolicy, SpanCycle
 from gatewatch.processors.signal_merge import wire_records
 from gatewatch.processors.spans import dlq_record
-from gatewatch.streams.runtime import kafka
-from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.ops import OpsServer, log_event
 from gatewatch.streams.runtime.worker import write_json_atomic

@@ -23,8 +23,8 @@ import uuid
 
 import pytest
 
-from gatewatch.streams.runtime.broker import EmbeddedBroker, free_port
-from gatewatch.streams.app.demo import DeployWebhook
+from gatewatch.streams.app.webhook import DeployWebhook
+from gatewatch.streams.runtime.brokers import EmbeddedBroker, free_port
 from gatewatch.streams.runtime.kafka import create_topics
 from gatewatch.streams.runtime.keys import init_keys, load_verify_key
 from tests.chaos.test_chaos import KINDS, _supervisor, check_against_uninterrupted

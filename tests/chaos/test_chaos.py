@@ -24,10 +24,11 @@ import pytest
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.policy.engine import permit_signer
 from gatewatch.sinks.worm.store import WormStore, decision_root
-from gatewatch.streams.runtime.policy_files import load_policy_dir
-from gatewatch.streams.cli.demo import executor_config
-from gatewatch.streams.app.demo import ABORT_ACTIONS, DeployWebhook, Supervisor
+from gatewatch.streams.app.demo import ABORT_ACTIONS, executor_config
+from gatewatch.streams.app.supervisor import Supervisor
+from gatewatch.streams.app.webhook import DeployWebhook
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.app.drill import DRILL_START, run_scenario
 from gatewatch.streams.app.simulate import load_scenario_spec
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "configs" / "policies"
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import gatewatch.streams.app.drill as drill
-from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.app.simulate import load_scenario_spec, scenario_names
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.drill.conftest import POLICY_DIR
 
 

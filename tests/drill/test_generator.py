@@ -1,7 +1,8 @@
 """Generator extensions used by the drills: cdc.lag_s, per-cohort gauges, rum.metrics / rum.cohorts."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.scenarios import Scenario, check_expect, expectations, matches
 

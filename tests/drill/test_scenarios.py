@@ -8,7 +8,11 @@ import pytest
 from gatewatch.processors.scenarios import Scenario, check_expect, expectations
 from gatewatch.processors.timefmt import parse_time_ms
 from gatewatch.streams.app.drill import DRILL_START
-from gatewatch.streams.app.simulate import load_scenario_spec, scenario_names, write_envelopes
+from gatewatch.streams.app.simulate import (
+    load_scenario_spec,
+    scenario_names,
+    write_envelopes,
+)
 
 ISSUE_8 = ["healthy_canary", "traffic_spike", "cdc_freeze", "schema_drift", "fe_cwv_regress",
            "invariant_breach", "latency_regression"]

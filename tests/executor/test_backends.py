@@ -6,7 +6,11 @@ from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.signing import key_id, verify_b64
-from gatewatch.sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
+from gatewatch.sinks.executor.backends import (
+    CommandBackend,
+    DryRunBackend,
+    WebhookBackend,
+)
 from tests.executor.helpers import action_record
 from tests.executor.webhook_server import WebhookServer
 

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 
 import pytest
+from nacl.signing import SigningKey
 
 from gatewatch.processors.signing import key_id
 from gatewatch.sinks.executor.receipts import verify_chain
@@ -21,7 +22,6 @@ from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_ver
 from tests.executor.helpers import action_record, permitted
 from tests.executor.kafka_io import produce_actions, read_receipts
 from tests.executor.webhook_server import WebhookServer
-from nacl.signing import SigningKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

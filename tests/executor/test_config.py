@@ -2,7 +2,11 @@ import re
 
 import pytest
 
-from gatewatch.sinks.executor.backends import CommandBackend, DryRunBackend, WebhookBackend
+from gatewatch.sinks.executor.backends import (
+    CommandBackend,
+    DryRunBackend,
+    WebhookBackend,
+)
 from gatewatch.sinks.executor.config import config_from_dict, load_config
 from gatewatch.streams.runtime.errors import GatewatchError
 

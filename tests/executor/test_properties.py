@@ -3,9 +3,9 @@ import random
 import threading
 import time
 
+from confluent_kafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from confluent_kafka import TopicPartition
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import canonical_json

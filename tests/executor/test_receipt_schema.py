@@ -2,8 +2,8 @@
 import io
 
 import fastavro
+import jsonschema
 import orjson
-import pytest
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import canonical_json
@@ -13,8 +13,6 @@ from gatewatch.sinks.executor.backends import DryRunBackend
 from gatewatch.sinks.executor.ledger import Ledger
 from gatewatch.sinks.executor.receipts import seal, verify_receipt
 from tests.executor.helpers import action_record, permitted, trusted
-
-import jsonschema
 
 DECIDER, EXECUTOR = SigningKey(b"d" * 32), SigningKey(b"e" * 32)
 

@@ -11,7 +11,9 @@ import random
 
 import orjson
 
-START_NS = 1_800_000_000_000 * 1_000_000
+from tests.timebase import RECENT_MS
+
+START_NS = RECENT_MS * 1_000_000
 COHORTS = {"1.4.0": "baseline", "1.5.0": "canary"}
 
 
@@ -67,7 +69,9 @@ def otlp_json(batch: list[dict], i: int = 0) -> bytes:
 
 def otlp_proto(batch: list[dict], i: int = 0) -> bytes:
     from google.protobuf.json_format import ParseDict
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
     doc = orjson.loads(otlp_json(batch, i))
     for rs in doc["resourceSpans"]:  # OTLP JSON ids are hex; proto3 JSON mapping wants base64
         for sp in rs["scopeSpans"][0]["spans"]:

@@ -98,7 +98,7 @@ def test_http_endpoints_bind_loopback_by_default(monkeypatch):
 # ---- against the embedded broker with --authentication -------------------------------------
 
 def _tansu_with_auth():
-    from gatewatch.streams.runtime.broker import free_port, tansu_binary
+    from gatewatch.streams.runtime.brokers import free_port, tansu_binary
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,

@@ -23,7 +23,9 @@ def test_upstream_fixtures_parse_and_count_non_http_spans():
 
 def test_upstream_fixture_as_protobuf_too():
     from google.protobuf.json_format import Parse
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
     doc = orjson.loads((FIXTURES / "collector_ptrace_json_test_tracesJSON.json").read_bytes())
     for rs in doc["resourceSpans"]:
         for ss in rs["scopeSpans"]:

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.streams.app.replay import Replayer
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.policy_files import load_policy_dir
-from gatewatch.streams.app.replay import Replayer
 from tests.inputs import otlp_gen
 from tests.inputs.test_otlp import OPTS
 

@@ -5,14 +5,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatewatch.processors.inputs import (UNMATCHED_ROUTE, Change, InputOptions, Vital, decode, is_tombstone,
-                               route_for_path)
+from gatewatch.processors.inputs import (
+    UNMATCHED_ROUTE,
+    Change,
+    InputOptions,
+    Vital,
+    decode,
+    is_tombstone,
+    route_for_path,
+)
 from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.signals import run_pipeline
+from tests.timebase import RECENT_MS
 
 TEMPLATES = ("/market/:id", "/trade/:id", "/")
 OPTS = InputOptions(route_templates=TEMPLATES)
-KTS = 1_800_000_000_000
+KTS = RECENT_MS
 
 # The web-vitals README's batching snippet sends JSON.stringify([...queue]) of Metric objects.
 BEACON = [

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from gatewatch.streams.runtime import topics
 from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import admin
 
 pytestmark = pytest.mark.integration

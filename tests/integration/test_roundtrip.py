@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.kafka import consumer, create_topics, producer
+from gatewatch.streams.runtime.kafka import consumer, producer
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,7 @@ def test_confluent_roundtrip(kafka_bootstrap, topic_prefix):
 def test_faust_agent_roundtrip(kafka_bootstrap, topic_prefix, tmp_path):
     in_t, out_t = f"{topic_prefix}faust-in", f"{topic_prefix}faust-out"
     from confluent_kafka.admin import NewTopic
+
     from gatewatch.streams.runtime.kafka import admin
     a = admin(kafka_bootstrap)  # keep a reference: futures die with their client
     for f in a.create_topics([NewTopic(in_t, 1, 1), NewTopic(out_t, 1, 1)]).values():

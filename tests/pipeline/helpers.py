@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import orjson
 
 from gatewatch.processors.scenarios import Scenario
-from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.kafka import consumer, producer
 from gatewatch.streams.app.simulate import publish
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.kafka import producer, read_to_end
 from gatewatch.streams.runtime.worker import message_ts_ms
 
-START_MS = 1_800_000_000_000
+# Event time half an hour ago, to the minute: a real broker refuses record timestamps more than
+# message.timestamp.after.max.ms (1 h) ahead of its clock and deletes records older than retention.
+START_MS = (int(time.time()) // 60 - 30) * 60_000
 SPEC = {
     "name": "pipeline_test", "duration": "6m", "seed": 3,
     "services": [{"name": "checkout", "routes": ["/api/pay"]}, {"name": "search", "routes": ["/q"]}],
@@ -40,25 +41,10 @@ def publish_inputs(bootstrap: str) -> int:
     return n + len(BAD) + 1
 
 
-def read_topic(bootstrap: str, logical: str, idle_s: float = 1.0, timeout_s: float = 90.0) -> list:
-    """Every record of a topic as (partition, offset, key, value, ts), read until idle."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-    from gatewatch.streams.runtime.stage import static_partitions
-    c = consumer(bootstrap, f"test-read-{uuid.uuid4().hex[:8]}")
-    name = topics.topic(logical)  # assign (no group join): reading starts at once
-    c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in static_partitions(c, name, None)])
-    out, last, t0 = [], time.monotonic(), time.monotonic()
-    try:
-        while time.monotonic() - last < idle_s and time.monotonic() - t0 < timeout_s:
-            msgs = c.consume(5000, 0.5)
-            for m in msgs:
-                if m.error() is None:
-                    out.append((m.partition(), m.offset(), m.key(), m.value(), message_ts_ms(m)))
-            if msgs:
-                last = time.monotonic()
-    finally:
-        c.close()
-    return out
+def read_topic(bootstrap: str, logical: str, timeout_s: float = 90.0) -> list:
+    """Every record of a topic as (partition, offset, key, value, ts), up to its current end."""
+    return [(m.partition(), m.offset(), m.key(), m.value(), message_ts_ms(m))
+            for m in read_to_end(bootstrap, topics.topic(logical), timeout_s)]
 
 
 def envelopes(bootstrap: str) -> list[dict]:

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from gatewatch.processors.policy.engine import permit_signer
-from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key
+from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]

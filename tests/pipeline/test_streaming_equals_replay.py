@@ -8,10 +8,10 @@ from nacl.signing import SigningKey
 from gatewatch.processors.policy.engine import permit_signer
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.runtime.worker import StopFlag
 from gatewatch.streams.stages.decide import DecideStage
 from gatewatch.streams.stages.ingest import IngestWorker
 from gatewatch.streams.stages.signals import SignalStage
-from gatewatch.streams.runtime.worker import StopFlag
 from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
 
 pytestmark = pytest.mark.integration

@@ -145,8 +145,9 @@ def test_rule_defaults_and_fields():
 
 
 def test_every_library_hook_compiles_and_seed_names_resolve():
-    from gatewatch.processors.policy.defaults import BUILTIN_YAML
     import yaml
+
+    from gatewatch.processors.policy.defaults import BUILTIN_YAML
     library = yaml.safe_load(BUILTIN_YAML)["hooks"]["library"]
     pol = compose([("h.yml", "hooks:\n  must_have: [" + ", ".join(library) + "]\n")])
     assert [r.id for r in pol.rules] == [f"hook:{n}" for n in library]
@@ -173,7 +174,8 @@ def _shuffled(obj, rnd):
     return obj
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 KEYS = st.text("abcdefghij_", min_size=1, max_size=6)
 LEAVES = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: round(x, 3)),

@@ -6,7 +6,7 @@ from gatewatch.processors.canonical import canonical_json, content_id
 from gatewatch.processors.policy import Engine, SignalError, permit_signer
 from gatewatch.processors.signing import check_permit, key_id
 from gatewatch.processors.timefmt import format_ts
-from tests.policy.helpers import STEP, T0, batch, sig, step_batches, make_policy
+from tests.policy.helpers import STEP, T0, batch, make_policy, sig, step_batches
 
 KEY = SigningKey(bytes(range(32)))
 

@@ -1,7 +1,15 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gatewatch.processors.policy.grammar import And, Cond, GrammarError, Or, parse_condition, render
+from gatewatch.processors.policy.grammar import (
+    And,
+    Cond,
+    GrammarError,
+    Or,
+    parse_condition,
+    render,
+)
 
 
 def test_units_convert_to_catalogue_units():

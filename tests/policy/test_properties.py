@@ -3,7 +3,8 @@ test that delivers domain batches with arbitrary lag and restarts from saved sta
 from __future__ import annotations
 
 import orjson
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gatewatch.processors.canonical import canonical_json

@@ -6,9 +6,19 @@ import hashlib
 
 import orjson
 
-from gatewatch.sinks.report.build import build_report, parse_signal_line, read_signals, verification_summary
+from gatewatch.sinks.report.build import (
+    build_report,
+    parse_signal_line,
+    read_signals,
+    verification_summary,
+)
 from gatewatch.sinks.worm import checkpoint as cp
-from gatewatch.sinks.worm.evidence import build_files, read_bundle, verify_bundle, write_bundle
+from gatewatch.sinks.worm.evidence import (
+    build_files,
+    read_bundle,
+    verify_bundle,
+    write_bundle,
+)
 from gatewatch.sinks.worm.store import WormStore
 from gatewatch.streams.cli.main import main
 from gatewatch.streams.runtime.keys import public_keys

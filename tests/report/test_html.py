@@ -4,11 +4,18 @@ from __future__ import annotations
 import random
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.sinks.report.html import SECTIONS, render_report
-from gatewatch.sinks.report.series import Point, breach_intervals, downsample, merge_thresholds, thresholds_from_actions
+from gatewatch.sinks.report.series import (
+    Point,
+    breach_intervals,
+    downsample,
+    merge_thresholds,
+    thresholds_from_actions,
+)
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 VERIFIED = {"ok": True, "error": None, "bundle_sha256": "ab" * 32, "origin": "gatewatch.local/worm", "size": 3,

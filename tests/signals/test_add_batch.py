@@ -1,7 +1,8 @@
 """PartitionAggregator.add_batch (msgspec hot loop) is add() record by record: same partials,
 same rejections, same watermark, for any mix of records and any batch cut."""
 import orjson
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.partials import PartitionAggregator
 from gatewatch.processors.timefmt import format_ts

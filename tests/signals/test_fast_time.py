@@ -1,7 +1,8 @@
 """The request fast path's RFC 3339 parsers (plain and memoized) agree with the general parser,
 and decline the rest."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatewatch.processors.inputs import cached_rfc3339_ms, fast_rfc3339_ms
 from gatewatch.processors.timefmt import TimeFormatError, format_ts, parse_time_ms

@@ -5,8 +5,17 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewatch.processors.inputs import (Change, Gauge, Heartbeat, Rejection, Request, Vital, decode,
-                               dlq_record, encode_avro)
+from gatewatch.processors.inputs import (
+    Change,
+    Gauge,
+    Heartbeat,
+    Rejection,
+    Request,
+    Vital,
+    decode,
+    dlq_record,
+    encode_avro,
+)
 
 TS = 1_767_225_600_000
 

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewatch.processors.quality import CyclePolicy, MeterPolicy, QualityMeter, SpanCycle, score
+from gatewatch.processors.quality import (
+    CyclePolicy,
+    MeterPolicy,
+    QualityMeter,
+    SpanCycle,
+    score,
+)
 from gatewatch.processors.timefmt import format_ts, parse_time_ms
 from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
 

@@ -12,10 +12,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import REGISTRY
 
-from gatewatch.streams.runtime import kafka
-
-from gatewatch.streams.runtime import topics
 from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.stages.trajectories import TrajectoryWorker
 
 pytestmark = pytest.mark.integration
@@ -153,9 +151,14 @@ def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootst
     state = tmp_path / "state"
     proc = subprocess.Popen(_worker_cmd(state, ("--metrics-port", "0")), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    head = b""
+    while b'"msg":"started"' not in head and b'"msg": "started"' not in head:  # running, then SIGTERM
+        line = proc.stderr.readline()
+        assert line, f"worker exited before it started: {head[-2000:]!r}"
+        head += line
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
+    err = head + err
     assert proc.returncode == 0, err[-2000:]
     assert b'"msg": "stopped"' in err or b'"msg":"stopped"' in err
     spans = topics.topic("spans")

@@ -4,8 +4,8 @@ from pathlib import Path
 import click
 import yaml
 
-from gatewatch.streams.runtime import topics
 from gatewatch.streams.cli.main import cli
+from gatewatch.streams.runtime import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker/compose.yml").read_text())

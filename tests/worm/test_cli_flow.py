@@ -8,10 +8,8 @@ import sys
 import orjson
 import pytest
 
-from gatewatch.streams.runtime import kafka
-
-from gatewatch.streams.runtime import topics
 from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.keys import load_signing_key
 from tests.worm import factory
 

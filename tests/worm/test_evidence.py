@@ -6,10 +6,17 @@ import hashlib
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gatewatch.sinks.worm import checkpoint as cp
-from gatewatch.sinks.worm.evidence import BundleError, build_files, read_bundle, verify_bundle, write_bundle
+from gatewatch.sinks.worm.evidence import (
+    BundleError,
+    build_files,
+    read_bundle,
+    verify_bundle,
+    write_bundle,
+)
 from gatewatch.streams.cli.main import main
 from gatewatch.streams.runtime.keys import public_keys
 from tests.worm import factory
@@ -222,8 +229,9 @@ def test_a_forged_receipt_in_the_log_is_named(tmp_path):
     """Anyone can write to gw.receipts; the log keeps what arrived, and verify names a receipt the
     executor did not sign."""
     from nacl.signing import SigningKey
+
     from gatewatch.sinks.executor.receipts import seal
-    from gatewatch.sinks.worm.store import WormStore, candidate_from_record
+    from gatewatch.sinks.worm.store import candidate_from_record
 
     keys = factory.keys(tmp_path)
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)

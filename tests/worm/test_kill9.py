@@ -14,8 +14,7 @@ import pytest
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.sinks.worm import merkle
 from gatewatch.sinks.worm.store import WormStore
-from gatewatch.streams.runtime import kafka
-from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime import kafka, topics
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration

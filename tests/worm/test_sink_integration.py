@@ -14,8 +14,7 @@ from gatewatch.sinks.worm.evidence import build_files, verify_bundle, write_bund
 from gatewatch.sinks.worm.sink import SinkConfig, WormSink
 from gatewatch.sinks.worm.store import WormStore
 from gatewatch.sinks.worm.witness import Witness
-from gatewatch.streams.runtime import kafka
-from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.keys import load_signing_key, public_keys
 from gatewatch.streams.runtime.ops import OpsServer
 from tests.worm import factory

@@ -5,11 +5,18 @@ import sqlite3
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.sinks.worm import merkle
-from gatewatch.sinks.worm.store import Candidate, Rejected, WormStore, candidate_from_record, decision_root
+from gatewatch.sinks.worm.store import (
+    Candidate,
+    Rejected,
+    WormStore,
+    candidate_from_record,
+    decision_root,
+)
 
 
 def _cands(ids):

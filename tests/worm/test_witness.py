@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 
 import orjson
-
 import pytest
 from nacl.signing import SigningKey
 

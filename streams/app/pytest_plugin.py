@@ -1,0 +1,172 @@
+"""pytest fixtures for suites that run against Kafka (gatewatch's own, and yours): installed as a
+`pytest11` plugin, so they are there as soon as gatewatch is installed.
+
+- `kafka_bootstrap` (session, one broker per xdist worker): KAFKA_BOOTSTRAP_SERVERS when set, else
+  a testcontainers Kafka when a Docker engine answers, else Apache Kafka from Maven jars when Java
+  is there, else the embedded tansu. GATEWATCH_TEST_BROKER=kafka|tansu|docker forces one.
+  The broker each worker used is printed at the end of the run.
+- `kafka_broker`: the broker object behind it when this plugin started it (None for an external
+  one), for tests that restart it.
+- `kafka_cluster`: a 3-node Apache Kafka cluster (RF 3, min.insync.replicas 2), started on first use.
+- `tansu_bootstrap`: the embedded broker, for suites that keep a smoke subset on it.
+- `gatewatch_topics`: a fresh topic prefix (GATEWATCH_TOPIC_PREFIX set for the test) with the
+  whole catalogue created under it.
+- `gatewatch_stack`: ingest, signals and decide running as subprocesses on those topics, with
+  fresh keys and the default (or your `gatewatch_policy_dir`) policy (streams.app.stack).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+
+from gatewatch.streams.runtime.brokers import ApacheKafka, EmbeddedBroker
+from gatewatch.streams.runtime.brokers.apache import KAFKA_VERSION
+from gatewatch.streams.runtime.kafka import create_topics, wait_ready
+from gatewatch.streams.runtime.paths import config_path
+
+_USED_KEY = "gatewatch_brokers"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 (no engine, no socket, no package: all mean "no Docker")
+        return False
+
+
+def _java_answers() -> bool:
+    return bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
+
+
+def broker_choice() -> str:
+    """external | docker | kafka | tansu, in the fixture's order of preference."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    forced = os.environ.get("GATEWATCH_TEST_BROKER", "auto")
+    if forced in ("kafka", "tansu", "docker"):
+        return forced
+    if forced not in ("auto", "embedded"):
+        raise pytest.UsageError(f"GATEWATCH_TEST_BROKER={forced!r}: expected auto, kafka, tansu or docker")
+    if forced == "embedded":
+        return "tansu"
+    if _docker_answers():
+        return "docker"
+    return "kafka" if _java_answers() else "tansu"
+
+
+def _record(config, text: str) -> None:
+    out = getattr(config, "workeroutput", None)  # an xdist worker hands it to the controller
+    used = out.setdefault(_USED_KEY, []) if out is not None else config.stash.setdefault(_USED_STASH, [])
+    if text not in used:
+        used.append(text)
+
+
+_USED_STASH = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def _kafka_session(request):
+    choice = broker_choice()
+    if choice == "external":
+        bs = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        wait_ready(bs, 30)
+        _record(request.config, f"external Kafka at {bs}")
+        yield bs, None
+    elif choice == "docker":
+        try:
+            from testcontainers.community.kafka import KafkaContainer
+        except ImportError:  # testcontainers < 4.10
+            from testcontainers.kafka import KafkaContainer
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
+            bs = kafka.get_bootstrap_server()
+            wait_ready(bs, 60)
+            _record(request.config, "testcontainers Kafka (confluentinc/cp-kafka:7.6.1, KRaft)")
+            yield bs, None
+    elif choice == "kafka":
+        with ApacheKafka() as broker:
+            _record(request.config, f"{broker.describe()}: {broker.running_version()}")
+            yield broker.bootstrap, broker
+    else:
+        with EmbeddedBroker() as broker:
+            _record(request.config, broker.describe())
+            yield broker.bootstrap, broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_kafka_session) -> str:
+    return _kafka_session[0]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(_kafka_session):
+    return _kafka_session[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(request):
+    if not _java_answers():
+        pytest.skip("a 3-node Apache Kafka cluster needs Java 17 (not on this machine)")
+    with ApacheKafka(nodes=3) as cluster:
+        _record(request.config, f"{cluster.describe()}: {cluster.running_version()}")
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def tansu_bootstrap(request):
+    with EmbeddedBroker() as broker:
+        _record(request.config, broker.describe())
+        yield broker.bootstrap
+
+
+def fresh_topics(bootstrap: str, monkeypatch, partitions: int | None = None) -> str:
+    """A new topic prefix, set as GATEWATCH_TOPIC_PREFIX, with the catalogue created under it."""
+    pfx = f"t{uuid.uuid4().hex[:8]}."
+    monkeypatch.setenv("GATEWATCH_TOPIC_PREFIX", pfx)
+    create_topics(bootstrap, pfx, partitions=partitions)
+    return pfx
+
+
+@pytest.fixture
+def gatewatch_topics(kafka_bootstrap, monkeypatch) -> str:
+    return fresh_topics(kafka_bootstrap, monkeypatch)
+
+
+@pytest.fixture
+def gatewatch_policy_dir():
+    """Override in your conftest to run the stack with your own policy directory."""
+    return config_path("policies")
+
+
+@pytest.fixture
+def gatewatch_stack(kafka_bootstrap, gatewatch_topics, gatewatch_policy_dir, tmp_path):
+    from gatewatch.streams.app.stack import Stack
+    with Stack(kafka_bootstrap, gatewatch_topics, gatewatch_policy_dir, tmp_path / "gatewatch") as stack:
+        yield stack
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # xdist controller: collect what each worker ran on
+    used = node.config.stash.setdefault(_USED_STASH, [])
+    for text in getattr(node, "workeroutput", {}).get(_USED_KEY, []):
+        if text not in used:
+            used.append(text)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    used = config.stash.get(_USED_STASH, [])
+    if used:
+        terminalreporter.write_sep("-", "Kafka brokers the fixtures used")
+        for text in used:
+            terminalreporter.write_line(text)
+
+
+def pytest_report_header(config):
+    choice = broker_choice()
+    if choice == "kafka":
+        return f"kafka_bootstrap: Apache Kafka {KAFKA_VERSION} from Maven Central jars (KRaft)"
+    return f"kafka_bootstrap: {choice}"

@@ -1,0 +1,88 @@
+"""Workers as real subprocesses (`python -m gatewatch ...`), wired upstream to downstream: the demo's,
+the chaos tests' and the whole-stack fixture's way of running a pipeline on one machine.
+
+Workers stop themselves when idle; one that goes idle while its upstream still runs (nothing to do
+yet) is started again, so the pipeline drains stage after stage once the input ends.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gatewatch.streams.runtime.errors import GatewatchError
+
+
+@dataclass
+class Worker:
+    name: str
+    argv: list[str]
+    upstream: tuple[str, ...]
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    log: Path | None = None
+
+
+@dataclass
+class Supervisor:
+    env: dict
+    logdir: Path
+    workers: dict[str, Worker] = field(default_factory=dict)
+
+    def add(self, name: str, argv: list[str], upstream: tuple[str, ...] = ()) -> None:
+        self.workers[name] = Worker(name, argv, upstream, log=self.logdir / f"{name}.log")
+
+    def add_pipeline(self, out: Path, *, idle_s: float, executor_idle_s: float, sink_idle_s: float,
+                     checkpoint_interval: float, worker_args: tuple = (), ingest_args: tuple = ()) -> None:
+        """The demo's workers, wired upstream to downstream: ingest, signals, decide, executor
+        (config out/executor.yml), WORM sink, two witnesses; state and databases under `out`.
+        The demo and the chaos tests differ only in these timeouts and extra arguments."""
+        st = str(out / "state")
+        stage = ["--state-dir", st, "--exit-when-idle", str(idle_s), *worker_args]
+        self.add("ingest", ["worker", "ingest", *stage, *ingest_args])
+        self.add("signals", ["worker", "signals", *stage], ("ingest",))
+        self.add("decide", ["worker", "decide", *stage], ("signals",))
+        self.add("executor", ["executor", "run", "--config", str(out / "executor.yml"), "--ledger",
+                              str(out / "executor.db"), "--exit-when-idle", str(executor_idle_s)], ("decide",))
+        self.add("worm", ["worm", "run", "--db", str(out / "worm.db"), "--exit-when-idle", str(sink_idle_s),
+                          "--checkpoint-interval", str(checkpoint_interval)], ("decide", "executor"))
+        for w in ("witness-1", "witness-2"):
+            self.add(w, ["witness", "--name", w, "--state", str(out / f"{w}.json"),
+                         "--exit-when-idle", str(sink_idle_s)], ("worm",))
+
+    def start(self, name: str) -> None:
+        w = self.workers[name]
+        w.proc = subprocess.Popen([sys.executable, "-m", "gatewatch", *w.argv], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=open(w.log, "ab"), stdin=subprocess.DEVNULL)
+        w.starts += 1
+
+    def alive(self, name: str) -> bool:
+        w = self.workers[name]
+        return w.proc is not None and w.proc.poll() is None
+
+    def tend(self, publishing: bool) -> None:
+        """Restart idle-exited workers whose input may still come; fail on crashes."""
+        for w in self.workers.values():
+            rc = w.proc.poll() if w.proc else None
+            if rc is None:
+                continue
+            if rc != 0:
+                tail = w.log.read_text(errors="replace")[-1500:] if w.log.exists() else ""
+                raise GatewatchError(f"worker {w.name} exited with {rc}; log {w.log}:\n{tail}")
+            if publishing or any(self.alive(u) for u in w.upstream):
+                self.start(w.name)
+
+    def done(self) -> bool:
+        return not any(self.alive(n) for n in self.workers)
+
+    def stop_all(self) -> None:
+        for w in self.workers.values():
+            if w.proc and w.proc.poll() is None:
+                w.proc.terminate()
+        for w in self.workers.values():
+            if w.proc:
+                try:
+                    w.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    w.proc.kill()
