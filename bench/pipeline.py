@@ -107,7 +107,7 @@ class SignalWatch(threading.Thread):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_END, TopicPartition
 
-        from gatewatch.streams.runtime.stage import static_partitions
+        from gatewatch.streams.runtime.worker import static_partitions
         self.target_ms, self.seen_at, self.stop = target_ms, None, threading.Event()
         self.done: set[str] = set()
         self.c = consumer(bootstrap, f"load-cap-{uuid.uuid4().hex[:6]}")

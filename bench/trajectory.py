@@ -62,7 +62,9 @@ def _e2e(lines, policy) -> None:
 
     from gatewatch.streams.runtime import kafka, topics
     from gatewatch.streams.runtime.brokers import kafka_bootstrap
-    from gatewatch.streams.stages.trajectories import TrajectoryWorker
+    from gatewatch.streams.runtime.lifecycle import StopFlag
+    from gatewatch.streams.runtime.worker import Worker
+    from gatewatch.streams.stages.trajectories import TrajectoryStage
 
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     n = len(lines)
@@ -88,18 +90,17 @@ def _e2e(lines, policy) -> None:
         c.close()
 
         with tempfile.TemporaryDirectory() as d:
-            w = TrajectoryWorker(bs, policy, f"{d}/state", group=f"bench-{uuid.uuid4().hex[:6]}",
-                                 exit_when_idle=2)
+            stage = TrajectoryStage(policy, f"{d}/state", group=f"bench-{uuid.uuid4().hex[:6]}")
             marks = []
-            orig = w._batch
+            orig = stage.process
 
-            def timed(msgs, producer):
+            def timed(worker, msgs):
                 if not marks:
                     marks.append(time.perf_counter())
-                orig(msgs, producer)
+                orig(worker, msgs)
                 marks.append(time.perf_counter())
-            w._batch = timed
-            w.run()
+            stage.process = timed
+            Worker(stage, bs, assignment="group", exit_when_idle_s=2, stop=StopFlag(install=False)).run()
         worker = n / (marks[-1] - marks[0])
     print(f"{'plain consume':18} {plain:12,.0f} {1.0:17.3f}x   (through the broker)")
     print(f"{'worker':18} {worker:12,.0f} {worker / plain:17.3f}x   (cycle + produce + snapshots)")

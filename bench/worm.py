@@ -60,6 +60,8 @@ def run_sink(bootstrap: str, db: str, values: list[bytes], batch: int) -> tuple[
 
     from gatewatch.sinks.worm.sink import SinkConfig, WormSink
     from gatewatch.streams.runtime import kafka, topics
+    from gatewatch.streams.runtime.lifecycle import StopFlag
+    from gatewatch.streams.runtime.worker import Worker
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     kafka.create_topics(bootstrap)
     p = kafka.producer(bootstrap)
@@ -68,7 +70,7 @@ def run_sink(bootstrap: str, db: str, values: list[bytes], batch: int) -> tuple[
         if i % 10_000 == 0:
             p.poll(0)
     p.flush(60)
-    sink = WormSink(SinkConfig(db=db, bootstrap=bootstrap, batch_size=batch, checkpoint_every=10**9,
+    sink = WormSink(SinkConfig(db=db, batch_size=batch, checkpoint_every=10**9,
                                checkpoint_interval_s=10**6, exit_when_idle_s=2.0,
                                keys_dir=os.environ.get("GATEWATCH_KEYS_DIR")))
     lat, first = [], []
@@ -82,14 +84,15 @@ def run_sink(bootstrap: str, db: str, values: list[bytes], batch: int) -> tuple[
             first.append(t)
         return out
     sink.store.append_batch = timed
-    t = threading.Thread(target=sink.run)
+    stop = StopFlag(install=False)
+    t = threading.Thread(target=Worker(sink, bootstrap, assignment="group", stop=stop, exit_when_idle_s=2.0).run)
     t.start()
     done = None
     while t.is_alive():
         n = _count(db)
         if n >= len(values) and done is None:
             done = time.perf_counter()
-            sink.stopping = True
+            stop.stop()
         time.sleep(0.005)
     t.join()
     done = done or time.perf_counter()

@@ -16,6 +16,7 @@ A piece is {"first": offset, "last": offset, "buckets": [bucket dicts as in a pa
 from __future__ import annotations
 
 from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.windows import later_sample
 
 MAX_PIECES = 4
 
@@ -52,7 +53,7 @@ def _add_into(acc: dict, x: dict) -> None:
             if f == "lc":
                 if x[f] is not None and (cur.get(f) is None or x[f] > cur[f]):
                     cur[f] = x[f]
-            elif f == "t" and ("t" not in cur or x["t"] >= cur["t"]):
+            elif f == "t" and ("t" not in cur or later_sample(x["t"], x["v"], cur["t"], cur["v"])):
                 cur["t"], cur["v"] = x["t"], x["v"]
 
 

@@ -8,8 +8,9 @@ multi-sample record (a JSON array) with only some samples dropped returns "late_
 "future_partial": the others were counted. `flush()` hands them
 out as a *partial*, a JSON dict:
 
-    {"id": content hash of the rest, "topic", "partition", "first_offset", "last_offset",
-     "records", "rejected", "origin_ms", "max_event_ms", "watermark_ms",
+    {"id": content hash of the rest, "source": "<topic>:<partition>", "topic", "partition",
+     "first_offset", "last_offset", "next_offset", "records", "rejected", "origin_ms",
+     "max_event_ms", "watermark_ms", "caught_up",
      "buckets": [ sorted by (d, k, b):
         {"d":"requests","k":[service,cohort],"b":bucket start ms,"n":count,"e":5xx count,"h":latency hist}
         {"d":"gauges","k":[service,cohort,name],"b","n","t":last event ms,"v":last value}
@@ -17,12 +18,14 @@ out as a *partial*, a JSON dict:
         {"d":"cdc","k":[scope,table],"b","n":change events (not snapshot),"rows":events with a row,
          "lc":last change event ms or null,"h":lag-ms hist (not snapshot),"sh":{shape id: count}} ],
      "shapes": {shape id: [[field, type], ...]},
-     "first_shapes": [[scope, table, shape id], ...]   (first shape of each table in this partial)}
+     "first_shapes": [[scope, table, shape id, event ms], ...]   (each table's earliest shape here)}
+
+processors.routing cuts it into one partial per signals task (the buckets of the scopes each
+owns); `progress()` is the partial of a partition with nothing new (position and watermark only).
 
 Histograms are gatewatch.processors.digest.LogHistogram JSON (exactly mergeable, so the signals do not
-depend on where flushes cut the stream). `origin_ms` is the partition's first sample time
-(where emission starts); it and max_event_ms let a restarted worker resume from its last
-partial (`PartitionAggregator.from_partial`).
+depend on where flushes cut the stream). origin_ms (the partition's first sample time) and
+max_event_ms let a restarted worker resume from its last partial (`PartitionAggregator.from_partial`).
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ from gatewatch.processors.inputs import (
     fast_request,
 )
 from gatewatch.processors.timefmt import format_ts
-from gatewatch.processors.windows import SignalConfig
+from gatewatch.processors.windows import SignalConfig, later_sample
 
 _INF = float("inf")
 
@@ -59,6 +62,7 @@ class PartitionAggregator:
     def __init__(self, topic: str, partition: int, config: SignalConfig | None = None):
         self.topic = topic
         self.partition = int(partition)
+        self.source = f"{topic}:{self.partition}"
         self.config = config or SignalConfig()
         self._lateness = self.config.lateness_ms
         self._step = self.config.step_ms
@@ -144,7 +148,7 @@ class PartitionAggregator:
                     self.gauge[k] = [1, ts, s.value]
                 else:
                     a[0] += 1
-                    if ts >= a[1]:  # last by event time; a tie goes to the later offset
+                    if later_sample(ts, s.value, a[1], a[2]):
                         a[1], a[2] = ts, s.value
             elif t is Change:
                 self._add_change(s, b)
@@ -291,7 +295,9 @@ class PartitionAggregator:
             a[4][sid] = a[4].get(sid, 0) + 1
             if sid not in self.shapes:
                 self.shapes[sid] = [list(p) for p in s.shape]
-            self.first_shapes.setdefault((s.scope, s.table), sid)
+            first = self.first_shapes.get((s.scope, s.table))
+            if first is None or [s.ts_ms, sid] < first:  # the earliest by event time, as the task reads it
+                self.first_shapes[(s.scope, s.table)] = [s.ts_ms, sid]
 
     def _body(self) -> dict:
         buckets = []
@@ -305,21 +311,35 @@ class PartitionAggregator:
             buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
                             "h": h.to_json(), "sh": dict(sorted(sh.items()))})
         buckets.sort(key=lambda x: (x["d"], x["k"], x["b"]))
-        return {"topic": self.topic, "partition": self.partition,
+        return {"source": self.source, "topic": self.topic, "partition": self.partition,
                 "first_offset": self.first_offset, "last_offset": self.last_offset,
                 "records": self.records, "rejected": self.rejected,
                 "origin_ms": self.origin_ms, "max_event_ms": self.max_event_ms,
                 "watermark_ms": self.watermark_ms, "buckets": buckets,
                 "shapes": dict(sorted(self.shapes.items())),
-                "first_shapes": sorted([s, t, sid] for (s, t), sid in self.first_shapes.items())}
+                "first_shapes": sorted([s, t, sid, ts] for (s, t), (ts, sid) in self.first_shapes.items())}
 
-    def flush(self) -> dict | None:
-        """The partial for everything added since the last flush (None when nothing was added)."""
+    def flush(self, caught_up: bool = False) -> dict | None:
+        """The partial for everything added since the last flush (None when nothing was added).
+        caught_up: the consumer had read the partition to its end (the signals task may then
+        leave this source out of its watermark once it falls behind: processors.signals.task)."""
         if self.first_offset is None:
             return None
         body = self._body()
+        body["next_offset"] = body["last_offset"] + 1
+        body["caught_up"] = bool(caught_up)
         body["id"] = content_id(body)
         self._reset()
+        return body
+
+    def progress(self, next_offset: int, caught_up: bool) -> dict:
+        """A partial with no records: this source's position, watermark and caught-up flag, for a
+        partition with nothing new (an empty one included: the task must not wait for it)."""
+        body = {"source": self.source, "topic": self.topic, "partition": self.partition,
+                "first_offset": None, "last_offset": None, "next_offset": next_offset, "records": 0,
+                "rejected": 0, "max_event_ms": self.max_event_ms, "watermark_ms": self.watermark_ms,
+                "caught_up": bool(caught_up), "buckets": [], "shapes": {}, "first_shapes": []}
+        body["id"] = content_id(body)
         return body
 
     # ---- state ----
@@ -360,7 +380,7 @@ class PartitionAggregator:
                 self.cdc[(*k, b)] = [x["n"], x["rows"], x["lc"], LogHistogram.from_json(x["h"]),
                                      dict(x["sh"])]
         self.shapes = dict(body["shapes"])
-        for s, t, sid in body["first_shapes"]:
-            self.first_shapes[(s, t)] = sid
+        for s, t, sid, ts in body["first_shapes"]:
+            self.first_shapes[(s, t)] = [ts, sid]
         for sid, shape in self.shapes.items():
             self._shape_ids[tuple(tuple(p) for p in shape)] = sid

@@ -48,6 +48,13 @@ def ceil_to(ms: int, unit: int) -> int:
     return -((-ms) // unit) * unit
 
 
+def later_sample(t: int, v, t0: int, v0) -> bool:
+    """Whether gauge sample (t, v) replaces (t0, v0) as the last one: the later event time, and
+    on a tie the larger value. Never the record order: two samples with one timestamp may sit in
+    different partitions, and the result must not depend on how the records were keyed."""
+    return t > t0 or (t == t0 and v > v0)
+
+
 @dataclass(frozen=True)
 class SignalConfig:
     step_ms: int = 10 * SECOND
@@ -62,6 +69,8 @@ class SignalConfig:
     idle_retention_ms: int = HOUR   # gauges/RUM keys keep emitting (null, 0 samples) this long
     cdc_retention_ms: int = 7 * DAY  # a table without any row event this long is dropped
     max_future_ms: int = DAY        # event time this far past the Kafka record time is rejected
+    idle_source_after_ms: int | None = None  # a caught-up source this far behind stops holding
+                                             # a task's watermark (None: the lateness)
     rum_baselines: dict = field(default_factory=dict)   # route -> {metric short name: p75}
     baseline_cohorts: tuple = ("baseline", "stable")
     cdc_shapes: dict = field(default_factory=dict)       # "db.table" -> {field: type}
@@ -76,6 +85,10 @@ class SignalConfig:
             w = getattr(self, name)
             if w <= 0 or w % self.step_ms or w > FINE_MAX_MS:
                 raise ValueError(f"{name} must be a positive multiple of the step up to 6h, got {w} ms")
+
+    @property
+    def idle_source_after(self) -> int:
+        return self.lateness_ms if self.idle_source_after_ms is None else self.idle_source_after_ms
 
     def target_for(self, service: str) -> float:
         return float(self.availability_by_service.get(service, self.availability_target))
@@ -105,7 +118,7 @@ class SignalConfig:
                           ("rum_window", "rum_window_ms"), ("cdc_window", "cdc_window_ms"),
                           ("gauge_window", "gauge_window_ms"), ("rate_window", "rate_window_ms"),
                           ("idle_retention", "idle_retention_ms"), ("cdc_retention", "cdc_retention_ms"),
-                          ("max_future", "max_future_ms")):
+                          ("max_future", "max_future_ms"), ("idle_source_after", "idle_source_after_ms")):
             if sig.get(key) is not None:
                 kw[attr] = parse_duration_ms(sig[key])
         if sig.get("baseline_cohorts"):

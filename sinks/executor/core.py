@@ -31,7 +31,7 @@ from gatewatch.processors.timefmt import format_ts
 from gatewatch.sinks.executor import ledger as L
 from gatewatch.sinks.executor.backends import Outcome
 from gatewatch.sinks.executor.metrics import ExecutorMetrics
-from gatewatch.streams.runtime.ops import log_event
+from gatewatch.streams.runtime.logs import log_event
 
 log = logging.getLogger("gatewatch.executor")
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
 from gatewatch.sinks.executor.config import ExecutorConfig
 from gatewatch.sinks.executor.core import ActionHandler
@@ -28,9 +27,9 @@ from gatewatch.sinks.executor.metrics import ExecutorMetrics
 from gatewatch.sinks.executor.receipts import seal
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
-from gatewatch.streams.runtime.kafka import consumer as make_consumer
-from gatewatch.streams.runtime.kafka import producer as make_producer
-from gatewatch.streams.runtime.ops import log_event
+from gatewatch.streams.runtime.lifecycle import StopFlag
+from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.worker import Stage, Worker
 
 log = logging.getLogger("gatewatch.executor")
 
@@ -217,11 +216,16 @@ class _Stats(collections.Counter):
             self[key] += 1
 
 
-class ExecutorWorker:
-    def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, bootstrap: str,
-                 metrics: ExecutorMetrics | None = None, crash_after_effects: int | None = None):
+class ExecutorStage(Stage):
+    """The executor on the worker skeleton: records go to per-scope lanes; an offset is committed
+    once it and every earlier one of its partition settled (OffsetTracker)."""
+    name = "executor"
+
+    def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, metrics: ExecutorMetrics | None = None,
+                 crash_after_effects: int | None = None):
         self.cfg = cfg
-        self.bootstrap = bootstrap
+        self.group, self.batch_size = cfg.group, cfg.batch_size
+        self.checkpoint_interval_s = cfg.commit_interval_s
         self.metrics = metrics or ExecutorMetrics()
         signing_key = cfg.signing_key()
         self.ledger = Ledger(ledger_path, lambda body: seal(signing_key, body))
@@ -231,37 +235,23 @@ class ExecutorWorker:
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()
-        self.ready = False
-        self._assigned_at: float | None = None  # idle time counts from the (first) assignment
+        self.lanes = ScopeLanes(cfg.concurrency)
+        self.stats = _Stats()
+        self._publisher_stop = threading.Event()
+        self.publisher: ReceiptPublisher | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def run(self, stop: threading.Event, exit_when_idle_s: float | None = None) -> dict:
-        producer = make_producer(self.bootstrap, **{"linger.ms": 1})
-        publisher = ReceiptPublisher(self.ledger, producer, self.receipts_topic, self.metrics)
-        publisher_stop = threading.Event()
-        consumer = make_consumer(self.bootstrap, self.cfg.group, **{"fetch.wait.max.ms": 50})
-        lanes = ScopeLanes(self.cfg.concurrency)
-        stats = _Stats()
-        try:
-            publisher.start(publisher_stop)                    # first: receipts a crash left unproduced
-            self.handler.before_effect = self._intent_gate(publisher)
-            stats["resumed"] = self.handler.resume_in_flight()  # INTENT without RESULT: re-run, same key
-            self._attach(consumer, lanes)
-            self.ready = True
-            self._loop(stop, consumer, lanes, publisher, stats, exit_when_idle_s)
-        finally:
-            self.ready = False
-            lanes.wait_idle(60)
-            lanes.shutdown()
-            publisher_stop.set()
-            publisher.join()
-            publisher.flush()
-            self._commit(consumer)
-            consumer.close()
-            self.ledger.close()
-        if lanes.failure is not None:
-            raise GatewatchError(f"executor stopped: {type(lanes.failure).__name__}: {lanes.failure}")
-        return dict(stats)
+    def consumer_config(self) -> dict:
+        return {"fetch.wait.max.ms": 50}
+
+    def producer_config(self) -> dict:
+        return {"linger.ms": 1}
+
+    def input_topics(self, worker) -> list[str]:
+        self.publisher = ReceiptPublisher(self.ledger, worker.producer, self.receipts_topic, self.metrics)
+        self.publisher.start(self._publisher_stop)            # first: receipts a crash left unproduced
+        self.handler.before_effect = self._intent_gate(self.publisher)
+        self.stats["resumed"] = self.handler.resume_in_flight()  # INTENT without RESULT: re-run, same key
+        return [self.actions_topic]
 
     def _intent_gate(self, publisher: ReceiptPublisher):
         timeout = self.cfg.intent_publish_timeout_s
@@ -275,70 +265,69 @@ class ExecutorWorker:
                           logging.WARNING, action_id=intent.get("action_id"), timeout_s=timeout)
         return wait
 
-    def _attach(self, consumer, lanes: ScopeLanes) -> None:
-        if self.cfg.assignment == "group":
-            def on_revoke(c, partitions):  # settle what we hold before someone else takes it
-                lanes.wait_idle(60)
-                self._commit(c)
-                self.tracker.forget(partitions)
-            def on_assign(c, partitions):
-                self._assigned_at = time.monotonic()
-            consumer.subscribe([self.actions_topic], on_assign=on_assign, on_revoke=on_revoke)
-            return
-        md = consumer.list_topics(self.actions_topic, timeout=10).topics.get(self.actions_topic)
-        if md is None or md.error is not None or not md.partitions:
-            raise GatewatchError(f"topic {self.actions_topic} not found (run: gatewatch topics create)")
-        wanted = sorted(md.partitions) if self.cfg.partitions is None else self.cfg.partitions
-        if not set(wanted) <= set(md.partitions):
-            raise GatewatchError(f"executor.partitions {wanted} not all in {self.actions_topic} "
-                                 f"(partitions {sorted(md.partitions)})")
-        parts = [TopicPartition(self.actions_topic, p) for p in wanted]
-        consumer.assign(consumer.committed(parts, timeout=10))
-        self._assigned_at = time.monotonic()
+    def on_revoke(self, worker, tps) -> None:
+        self.tracker.forget(tps)
 
-    def _loop(self, stop, consumer, lanes, publisher, stats, exit_when_idle_s) -> None:
-        last_activity = time.monotonic()
-        next_commit = 0.0
-        while not stop.is_set() and lanes.failure is None:
-            pending = self.tracker.pending()
-            self.metrics.pending.set(pending)
-            msgs = consumer.consume(self.cfg.batch_size, 0.05) if pending < self.cfg.max_pending else []
-            if not msgs and pending >= self.cfg.max_pending:
-                time.sleep(0.01)
-            for m in msgs:
-                if m.error() is not None:
-                    log_event(log, "consume error", logging.WARNING, error=str(m.error()))
-                    continue
-                self._dispatch(m, lanes, stats)
-            if msgs or pending:
-                last_activity = time.monotonic()
-            now = time.monotonic()
-            if now >= next_commit:
-                self._commit(consumer)
-                next_commit = now + self.cfg.commit_interval_s
-            if self._assigned_at is not None:
-                last_activity = max(last_activity, self._assigned_at)
-            if (exit_when_idle_s is not None and self._assigned_at is not None and not pending and not msgs
-                    and publisher.all_delivered() and now - last_activity >= exit_when_idle_s):
-                log_event(log, "idle: exiting", idle_s=exit_when_idle_s)
-                break
+    def process(self, worker, msgs) -> None:
+        for m in msgs:
+            tp, offset, value = (m.topic(), m.partition()), m.offset(), m.value()
+            self.tracker.start(tp, offset)
 
-    def _dispatch(self, m, lanes: ScopeLanes, stats) -> None:
-        tp, offset, value = (m.topic(), m.partition()), m.offset(), m.value()
-        self.tracker.start(tp, offset)
+            def work(tp=tp, offset=offset, value=value):
+                outcome = self.handler.handle(value)  # raises only on ledger failure: then not settled
+                self.stats.add(outcome)
+                self.tracker.settle(tp, offset)
+            self.lanes.submit(m.key() or b"", work)
 
-        def work():
-            outcome = self.handler.handle(value)  # raises only on ledger failure: then not settled
-            stats.add(outcome)
-            self.tracker.settle(tp, offset)
-        lanes.submit(m.key() or b"", work)
+    def busy(self) -> bool:
+        pending = self.tracker.pending()
+        self.metrics.pending.set(pending)
+        return pending >= self.cfg.max_pending
 
-    def _commit(self, consumer) -> None:
+    def idle_ok(self) -> bool:
+        return not self.tracker.pending() and self.publisher is not None and self.publisher.all_delivered()
+
+    def tick(self, worker) -> None:
+        if self.lanes.failure is not None:  # a ledger/disk error: stop, never skip a record
+            f = self.lanes.failure
+            raise GatewatchError(f"executor stopped: {type(f).__name__}: {f}")
+
+    def checkpoint(self, worker) -> list[TopicPartition]:
         offsets = self.tracker.to_commit()
-        if not offsets:
-            return
+        self.tracker.committed(offsets)  # a failed commit is retried with the next one
+        return offsets
+
+    def finish(self, worker) -> None:
+        self.lanes.wait_idle(60)  # settle what is in flight before the final checkpoint
+
+    def close(self, worker) -> None:
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-            self.tracker.committed(offsets)
-        except KafkaException as e:  # retried at the next interval; re-delivery is harmless
-            log_event(log, "offset commit failed", logging.WARNING, error=str(e))
+            self.lanes.shutdown()
+            self._publisher_stop.set()
+            if self.publisher is not None:
+                self.publisher.join()
+                self.publisher.flush()
+        finally:
+            self.ledger.close()
+
+
+class ExecutorWorker:
+    """The executor as a process or thread: run() until stop (or idle); returns the outcome counts."""
+
+    def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, bootstrap: str,
+                 metrics: ExecutorMetrics | None = None, crash_after_effects: int | None = None):
+        self.stage = ExecutorStage(cfg, ledger_path, metrics, crash_after_effects)
+        self.metrics = self.stage.metrics
+        self.bootstrap, self.cfg = bootstrap, cfg
+        self.worker: Worker | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.worker is not None and self.worker.ready
+
+    def run(self, stop, exit_when_idle_s: float | None = None) -> dict:
+        flag = stop if isinstance(stop, StopFlag) else StopFlag.from_event(stop)
+        self.worker = Worker(self.stage, self.bootstrap, assignment=self.cfg.assignment,
+                             partitions=self.cfg.partitions, stop=flag, exit_when_idle_s=exit_when_idle_s)
+        self.worker.run()
+        return dict(self.stage.stats)

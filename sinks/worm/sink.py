@@ -1,9 +1,9 @@
 """The WORM sink runtime: consume actions, receipts and trajectory diamond candidates, append them
 durably, then commit offsets; publish signed checkpoints; record witness cosignatures.
 
-Loop: consume a batch -> map records to entries (bad ones to gw.dlq) -> one store
-transaction (group commit: one fsync per batch) -> flush the DLQ -> commit the
-consumed offsets. A kill anywhere before the commit re-delivers the batch, and the
+Per batch (the worker skeleton, streams.runtime.worker): map records to entries (bad ones to
+gw.dlq) -> one store transaction (group commit: one fsync per batch) -> flush the DLQ -> commit
+the consumed offsets. A kill anywhere before the commit re-delivers the batch, and the
 store's id key turns the re-delivery into a no-op, so each record is logged once.
 
 Checkpoint message on gw.checkpoints (JSON, key = origin):
@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import KafkaException
 from prometheus_client import Counter, Gauge, Histogram
 
 from gatewatch.processors.canonical import canonical_json
@@ -40,7 +39,8 @@ from gatewatch.sinks.worm.store import (
 )
 from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.errors import GatewatchError
-from gatewatch.streams.runtime.ops import log_event
+from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.worker import Stage
 
 LOG = logging.getLogger("gatewatch.worm")
 
@@ -60,7 +60,6 @@ COMMIT_SECONDS = Histogram("gatewatch_worm_commit_seconds", "Kafka offset commit
 @dataclass
 class SinkConfig:
     db: str
-    bootstrap: str
     origin: str = cp.DEFAULT_ORIGIN
     group: str | None = None
     batch_size: int = 5000
@@ -131,10 +130,18 @@ def collect_cosignatures(store: WormStore, policy: cp.Policy, bootstrap: str, id
     return stored
 
 
-class WormSink:
+class WormSink(Stage):
+    """The sink as a stage of streams.runtime.worker (group mode): each batch is appended durably
+    (one fsync) before the worker flushes the DLQ and commits the batch's offsets."""
+    name = "worm"
+    checkpoint_interval_s = 0.0  # commit after every batch: its entries are durable by then
+    poll_timeout_s = 0.2
+
     def __init__(self, cfg: SinkConfig):
         from gatewatch.streams.runtime.keys import load_signing_key
         self.cfg = cfg
+        self.group = cfg.group or topics.prefix() + "worm"
+        self.batch_size = cfg.batch_size
         self.store = WormStore(cfg.db)
         self.log_key = load_signing_key("log", cfg.keys_dir)
         if cfg.policy_file:
@@ -146,10 +153,6 @@ class WormSink:
             raise GatewatchError(f"checkpoint policy's log line must name origin {cfg.origin!r} with the log key")
         self.kind_of = {topics.topic(k): k for k in LOGGED_KINDS + ("checkpoints",)}
         self.checkpoint_topic = topics.topic("checkpoints")
-        self.dlq_topic = topics.topic("dlq")
-        self.consumer = kafka.consumer(cfg.bootstrap, cfg.group or topics.prefix() + "worm")
-        # batch.num.messages=1: readers of gw.checkpoints stop at the high watermark (tansu quirk)
-        self.producer = kafka.producer(cfg.bootstrap, **{"batch.num.messages": 1, "linger.ms": 0})
         notes = self.store.notes()
         logs = [n for n in notes if n["kind"] == "log"]
         self.last_published = (logs[-1]["size"], time.monotonic()) if logs else (0, time.monotonic())
@@ -157,8 +160,18 @@ class WormSink:
         for n in notes:
             if n["kind"] == "cosigned":
                 self._note_cosigner(n["note"], n["size"])
-        self.assigned = False
-        self.stopping = False
+        self.worker = None
+
+    def producer_config(self) -> dict:
+        # batch.num.messages=1: readers of gw.checkpoints stop at the high watermark (tansu quirk)
+        return {"batch.num.messages": 1, "linger.ms": 0}
+
+    def input_topics(self, worker) -> list[str]:
+        self.worker = worker
+        CHECKPOINT_AGE.set_function(lambda: time.monotonic() - self.last_published[1])
+        TREE_SIZE.set(self.store.size)
+        log_event(LOG, "worm sink started", db=self.cfg.db, size=self.store.size)
+        return list(self.kind_of)
 
     # ------------------------------------------------------------ helpers
     def _note_cosigner(self, note_text: str, size: int) -> list[str]:
@@ -173,8 +186,7 @@ class WormSink:
 
     def _dlq(self, msg, reason: str) -> None:
         DLQ.labels(reason).inc()
-        self.producer.produce(self.dlq_topic, key=msg.topic().encode(),
-                              value=dlq_value(msg.topic(), msg.partition(), msg.offset(), reason, msg.value()))
+        self.worker.dlq(msg.topic(), msg.partition(), msg.offset(), reason, msg.value())
 
     def _on_cosigned(self, msg) -> None:
         try:
@@ -203,21 +215,18 @@ class WormSink:
         prev_proof = self.store.consistency_proof(prev_size, size) if prev_size else None
         self.store.add_note("log", self.cfg.origin, size, note.text(), prev_proof, int(time.time() * 1000))
         doc = {"kind": "log", "origin": self.cfg.origin, "size": size, "note": note.text(), "proofs": proofs}
-        self.producer.produce(self.checkpoint_topic, key=self.cfg.origin.encode(), value=orjson.dumps(doc))
-        self.producer.flush(10)
+        self.worker.produce(self.checkpoint_topic, self.cfg.origin.encode(), orjson.dumps(doc))
+        self.worker.producer.flush(10)
         self.last_published = (size, time.monotonic())
         CHECKPOINTS.inc()
         log_event(LOG, "checkpoint published", size=size, root=base64.b64encode(root).decode())
         return doc
 
-    # ------------------------------------------------------------ loop
-    def process(self, msgs) -> int:
-        """One batch: durable append, DLQ flush, offset commit. Returns entries appended."""
+    # ------------------------------------------------------------ the Stage protocol
+    def process(self, worker, msgs) -> None:
+        """One batch, durably appended; the worker then flushes the DLQ and commits the offsets."""
         cands: list[Candidate] = []
         for m in msgs:
-            if m.error():
-                log_event(LOG, "consume error", logging.WARNING, error=str(m.error()))
-                continue
             kind = self.kind_of.get(m.topic())
             if kind == "checkpoints":
                 self._on_cosigned(m)
@@ -236,52 +245,24 @@ class WormSink:
         ENTRIES.inc(len(appended))
         DUPLICATES.inc(len(cands) - len(appended))
         TREE_SIZE.set(self.store.size)
-        self.producer.flush(10)
-        if msgs:
-            t1 = time.perf_counter()
-            try:
-                self.consumer.commit(asynchronous=False)
-            except KafkaException as e:  # e.g. no offset to commit after a rebalance: the next batch commits
-                log_event(LOG, "offset commit failed", logging.WARNING, error=str(e))
-            COMMIT_SECONDS.observe(time.perf_counter() - t1)
-        return len(appended)
 
-    def maybe_checkpoint(self) -> None:
+    def tick(self, worker) -> None:
         size, when = self.last_published
         due = self.store.size - size >= self.cfg.checkpoint_every or \
             (self.store.size > size and time.monotonic() - when >= self.cfg.checkpoint_interval_s)
         if due:
             self.publish_checkpoint()
 
-    def run(self) -> None:
-        idle_since = time.monotonic()
-
-        def on_assign(consumer, parts):
-            nonlocal idle_since
-            self.assigned = True
-            idle_since = time.monotonic()  # idleness counts from the (slow) group join, not from start
-        self.consumer.subscribe(list(self.kind_of), on_assign=on_assign)
-        CHECKPOINT_AGE.set_function(lambda: time.monotonic() - self.last_published[1])
-        TREE_SIZE.set(self.store.size)
-        log_event(LOG, "worm sink started", db=self.cfg.db, size=self.store.size)
+    def close(self, worker) -> None:
         try:
-            while not self.stopping:
-                msgs = self.consumer.consume(num_messages=self.cfg.batch_size, timeout=0.2)
-                if msgs:
-                    self.process(msgs)
-                    idle_since = time.monotonic()
-                self.maybe_checkpoint()
-                if (self.cfg.exit_when_idle_s is not None and self.assigned
-                        and time.monotonic() - idle_since >= self.cfg.exit_when_idle_s):
-                    break
             self.publish_checkpoint()  # the final state, so auditors get a checkpoint for every entry
         finally:
-            self.close()
-
-    def close(self) -> None:
-        try:
-            self.consumer.close()
-        finally:
-            self.producer.flush(5)
             self.store.close()
             log_event(LOG, "worm sink stopped")
+
+
+def run_sink(cfg: SinkConfig, stop=None, metrics_port: int | None = None) -> None:
+    """The sink as this process (or thread, with its own stop flag)."""
+    from gatewatch.streams.runtime.process import run_stage
+    run_stage(WormSink(cfg), metrics_port=metrics_port, assignment="group", exit_when_idle_s=cfg.exit_when_idle_s,
+              stop=stop)

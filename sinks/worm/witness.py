@@ -13,20 +13,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 from prometheus_client import Counter, Gauge
 
-from gatewatch.processors.canonical import canonical_json
-from gatewatch.processors.dlq import dlq_record
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
-from gatewatch.streams.runtime import kafka, topics
-from gatewatch.streams.runtime.ops import log_event
-from gatewatch.streams.runtime.worker import write_json_atomic
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.statefiles import write_json_atomic
+from gatewatch.streams.runtime.worker import Stage
 
 LOG = logging.getLogger("gatewatch.witness")
 COSIGNED = Counter("gatewatch_witness_cosigned_total", "Checkpoints cosigned", ["witness"])
@@ -91,24 +89,34 @@ def review(doc: dict, state: WitnessState, log_verifier: cp.Verifier) -> tuple[c
     return note, c
 
 
-class Witness:
-    def __init__(self, name: str, state_path: str, bootstrap: str, origin: str = cp.DEFAULT_ORIGIN,
+class Witness(Stage):
+    """A witness as a stage of streams.runtime.worker (group mode on gw.checkpoints): its state is
+    saved before its cosignature is produced, and the batch's offsets are committed once the
+    cosignatures are delivered."""
+    checkpoint_interval_s = 0.0
+    batch_size = 100
+    poll_timeout_s = 0.2
+
+    def __init__(self, name: str, state_path: str, origin: str = cp.DEFAULT_ORIGIN,
                  keys_dir: str | None = None, group: str | None = None):
         from gatewatch.streams.runtime.keys import load_signing_key, load_verify_key
         self.name = name
+        self.group = group or f"{topics.prefix()}{name}"
         self.state_path = Path(state_path)
         self.state = WitnessState.load(self.state_path)
         self.key = load_signing_key(name, keys_dir)
         lk = load_verify_key("log", keys_dir)
         self.log_verifier = cp.Verifier(origin, cp.note_key_id(origin, lk.encode()), lk)
         self.topic = topics.topic("checkpoints")
-        self.consumer = kafka.consumer(bootstrap, group or f"{topics.prefix()}{name}")
-        self.producer = kafka.producer(bootstrap, **{"batch.num.messages": 1, "linger.ms": 0})
-        self.stopping = False
-        self.assigned = False
         self.cosigned = 0
 
-    def handle(self, value: bytes, partition: int = 0, offset: int = -1) -> bytes | None:
+    def input_topics(self, worker) -> list[str]:
+        return [self.topic]
+
+    def producer_config(self) -> dict:
+        return {"batch.num.messages": 1, "linger.ms": 0}
+
+    def handle(self, value: bytes, partition: int = 0, offset: int = -1, worker=None) -> bytes | None:
         """The cosigned message to publish for one consumed value, or None."""
         try:
             doc = orjson.loads(value)
@@ -119,8 +127,8 @@ class Witness:
         except Refused as e:
             log_event(LOG, "checkpoint refused", logging.WARNING, witness=self.name, reason=str(e))
             REFUSED.labels(self.name).inc()
-            self.producer.produce(topics.topic("dlq"), key=self.topic.encode(), value=canonical_json(
-                dlq_record(self.topic, partition, offset, f"{self.name}: {e}", value)))
+            if worker is not None:
+                worker.dlq(self.topic, partition, offset, f"{self.name}: {e}", value)
             return None
         if got is None:
             return None
@@ -135,34 +143,8 @@ class Witness:
         return orjson.dumps({"kind": "cosigned", "witness": self.name, "origin": c.origin, "size": c.size,
                              "note": cosigned.text()})
 
-    def run(self, exit_when_idle_s: float | None = None) -> None:
-        assigned = []
-        idle_since = time.monotonic()
-
-        def on_assign(consumer, parts):
-            nonlocal idle_since
-            assigned.append(True)
-            self.assigned = True
-            idle_since = time.monotonic()
-        self.consumer.subscribe([self.topic], on_assign=on_assign)
-        try:
-            while not self.stopping:
-                msgs = self.consumer.consume(num_messages=100, timeout=0.2)
-                for m in msgs:
-                    if m.error():
-                        continue
-                    out = self.handle(m.value(), m.partition(), m.offset())
-                    if out is not None:
-                        self.producer.produce(self.topic, key=m.key(), value=out)
-                if msgs:
-                    self.producer.flush(10)
-                    try:
-                        self.consumer.commit(asynchronous=False)
-                    except Exception as e:  # noqa: BLE001 - a failed commit only means re-delivery
-                        log_event(LOG, "offset commit failed", logging.WARNING, error=str(e))
-                    idle_since = time.monotonic()
-                if exit_when_idle_s is not None and assigned and time.monotonic() - idle_since >= exit_when_idle_s:
-                    break
-        finally:
-            self.consumer.close()
-            self.producer.flush(5)
+    def process(self, worker, msgs) -> None:
+        for m in msgs:
+            out = self.handle(m.value(), m.partition(), m.offset(), worker)
+            if out is not None:
+                worker.produce(self.topic, m.key(), out)

@@ -75,23 +75,23 @@ def scenario_for(rule_id: str, specs: dict[str, dict]) -> str | None:
 def run_scenario(spec: dict, policy, start: str = DRILL_START) -> dict:
     """Generate SPEC's records and replay them: {"actions", "signals", "dlq", "records", "start_ms",
     "wall_s"} (wall_s = generation + replay, wall clock)."""
-    from gatewatch.streams.app.replay import Replayer, read_envelopes
+    from gatewatch.streams.app.replay import Replayer, read_envelopes, sources_of
     t0 = time.monotonic()
     sc = Scenario(spec, start_ms=parse_time_ms(start))
     buf = io.BytesIO()
     n = write_envelopes(sc, buf)
-    rp = Replayer(policy, None, FLUSH_EVERY)
-    actions, dlq, signals = [], [], []
     bad: Counter = Counter()
+    buf.seek(0)
+    envs = list(read_envelopes(buf, bad))
+    rp = Replayer(policy, None, FLUSH_EVERY, sources=sources_of(envs))
+    actions, dlq, signals = [], [], []
 
     def take(recs):
         for topic, _key, value in recs:
             rec = orjson.loads(value)
             (actions if topic == rp.t_actions else signals if topic == rp.t_signals else dlq).append(rec)
 
-    buf.seek(0)
-    for env in read_envelopes(buf, bad):
-        take(rp.feed(env))
+    take(rp.feed_many(envs))
     take(rp.finish())
     return {"actions": actions, "signals": signals, "dlq": dlq, "records": n,
             "start_ms": sc.start_ms, "wall_s": time.monotonic() - t0}

@@ -21,12 +21,12 @@ from gatewatch.processors.dlq import dlq_record
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import OTLP_TOPIC, InputAggregator
 from gatewatch.processors.policy.engine import Engine
-from gatewatch.processors.signals import PartitionSignals
+from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.topics import INPUTS
 from gatewatch.streams.stages.decide import DecisionState, action_outputs
-from gatewatch.streams.stages.ingest import INPUTS, otlp_topic_name
-from gatewatch.streams.stages.signals import signal_outputs
+from gatewatch.streams.stages.signals import late_records, signal_outputs
 
 
 class Envelope(msgspec.Struct, kw_only=True):
@@ -64,16 +64,22 @@ def logical_name(full: str, prefix: str) -> str | None:
 
 
 class Replayer:
+    """`sources`: every input partition ("metrics:0", ...) the files hold (scan_sources), which the
+    signals task waits for as streaming waits for every partition of the input topics; without
+    it a source is waited for from its first record on."""
+
     def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None,
-                 inputs: InputOptions | None = None):
+                 inputs: InputOptions | None = None, sources=None):
         self.config = SignalConfig.from_policy(policy.doc, policy.hash)
         self.options = inputs or InputOptions.from_policy(policy.doc)
-        self.otlp_topic = otlp_topic_name()  # the Collector's traces topic (not prefixed)
+        self.otlp_topic = topics.otlp_topic()  # the Collector's traces topic (not prefixed)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
         self.t_signals, self.t_actions, self.t_dlq = (topics.topic(n) for n in ("signals", "actions", "dlq"))
         self.aggs: dict[tuple[str, int], InputAggregator] = {}
-        self.sigs: dict[str, PartitionSignals] = {}
+        self.ends: dict[tuple[str, int], int] = {}
+        self.task = SignalTask(0, self.config)  # one task owns every scope: same signals as any split
+        self.task.expect(sources or ())
         # decide is partitioned by scope in streaming; one state over all scopes gives the same
         # per-scope results because the engine keeps scopes apart.
         self.decide = DecisionState(Engine(policy, signer))
@@ -111,6 +117,7 @@ class Replayer:
                 j += 1
             run = envs[i:j]
             offsets = [e.offset for e in run]
+            self.ends[(logical, part)] = offsets[-1] + 1
             values = [_value(e) for e in run]
             rejects = agg.add_batch(offsets, [None if e.key is None else e.key.encode() for e in run], values,
                                     [e.ts if e.ts is not None and e.ts >= 0 else None for e in run])
@@ -155,24 +162,26 @@ class Replayer:
             return []
         return action_outputs(actions, self.t_actions)
 
-    def _flush(self, agg: InputAggregator) -> list[tuple[str, bytes, bytes]]:
-        partial = agg.flush()
+    def _flush(self, agg: InputAggregator, caught_up: bool = False) -> list[tuple[str, bytes, bytes]]:
+        partial = agg.flush(caught_up)
+        if partial is None and caught_up:  # nothing pending: say where the source ends
+            partial = agg.progress(self.ends[(agg.topic, agg.partition)], True)
         if partial is None:
             return []
-        src = f"{agg.topic}:{agg.partition}"
-        ps = self.sigs.get(src)
-        if ps is None:
-            ps = self.sigs[src] = PartitionSignals(agg.topic, agg.partition, self.config)
         out = []
-        for topic, k, v in signal_outputs(ps, partial, self.t_signals):
+        for topic, k, v in signal_outputs(self.task, partial, self.t_signals):
             out.append((topic, k, v))
             out.extend(self._decide(v))
+        for src, part, offset, detail in late_records(self.task):
+            rec = dlq_record(src, part, offset, "late_at_merge", None, detail)
+            out.append((self.t_dlq, src.encode(), canonical_json(rec)))
         return out
 
     def finish(self) -> list[tuple[str, bytes, bytes]]:
+        """End of input: every source is read to its end (caught up), as streaming ends."""
         out = []
         for key in sorted(self.aggs):
-            out.extend(self._flush(self.aggs[key]))
+            out.extend(self._flush(self.aggs[key], caught_up=True))
         return out
 
 
@@ -181,6 +190,43 @@ def _value(env: Envelope) -> bytes | None:
         import base64
         return base64.b64decode(env.payload_b64)
     return None if env.payload is None else env.payload.encode()
+
+
+class _Where(msgspec.Struct):
+    partition: int
+    topic: str | None = None
+
+
+_decode_where = msgspec.json.Decoder(_Where).decode
+
+
+def sources_of(envs: Iterable) -> list[str]:
+    """The input partitions ("metrics:0", "otlp:1", ...) among these envelopes (anything with .topic
+    and .partition): what the signals task waits for, as streaming waits for every partition of
+    the input topics."""
+    prefix, otlp, seen = topics.prefix(), topics.otlp_topic(), set()
+    for w in envs:
+        full = w.topic or ""
+        logical = OTLP_TOPIC if full == otlp else logical_name(full, prefix)
+        if logical in INPUTS or logical == OTLP_TOPIC:
+            seen.add(f"{logical}:{w.partition}")
+    return sorted(seen)
+
+
+def scan_sources(paths: Iterable[str]) -> list[str]:
+    """sources_of the kcat -J files' lines, reading only their topic and partition."""
+    def wheres():
+        for path in paths:
+            with open(path, "rb") as f:
+                for line in f:
+                    try:
+                        yield _decode_where(line)
+                    except (msgspec.DecodeError, ValueError):
+                        try:
+                            yield envelope_from_dict(orjson.loads(line))
+                        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+                            continue
+    return sources_of(wheres())
 
 
 def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:

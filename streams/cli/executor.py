@@ -11,7 +11,8 @@ import orjson
 
 from gatewatch.streams.runtime.brokers import kafka_bootstrap
 from gatewatch.streams.runtime.errors import GatewatchError
-from gatewatch.streams.runtime.ops import OpsServer, log_event, setup_json_logging
+from gatewatch.streams.runtime.logs import log_event, setup_json_logging
+from gatewatch.streams.runtime.ops_http import OpsServer
 
 
 @click.group()

@@ -213,15 +213,11 @@ def trajectories() -> None:
 def trajectories_run(state_path, policy_path, metrics_port, exit_when_idle, group, batch_size,
                      snapshot_interval, allow_policy_change) -> None:
     """Consume gw.spans, link and score in batches, publish to gw.trajectories and gw.dlq."""
-    from gatewatch.streams.runtime.brokers import kafka_bootstrap
-    from gatewatch.streams.runtime.ops import setup_json_logging
-    from gatewatch.streams.stages.trajectories import TrajectoryWorker
-    setup_json_logging()
-    policy = load_policy(policy_path)
-    with kafka_bootstrap() as bs:
-        TrajectoryWorker(bs, policy, state_path, group=group, metrics_port=metrics_port,
-                         exit_when_idle=exit_when_idle, batch_size=batch_size,
-                         snapshot_interval=snapshot_interval, allow_policy_change=allow_policy_change).run()
+    from gatewatch.streams.runtime.process import run_stage
+    from gatewatch.streams.stages.trajectories import TrajectoryStage
+    stage = TrajectoryStage(load_policy(policy_path), state_path, group=group, batch_size=batch_size,
+                            snapshot_interval=snapshot_interval, allow_policy_change=allow_policy_change)
+    run_stage(stage, metrics_port=metrics_port, assignment="group", exit_when_idle_s=exit_when_idle)
 
 
 commands = [quality, trajectories]

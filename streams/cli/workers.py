@@ -1,6 +1,7 @@
 """`gatewatch worker ingest|signals|decide`, `gatewatch replay`, `gatewatch tail`."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
@@ -41,12 +42,6 @@ def _load_policy(policy_dir):
     return _load(policy_dir)
 
 
-def _serve(port):
-    from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
-    setup_json_logging()
-    return OpsServer(port).start() if port is not None else None
-
-
 @click.group()
 def worker() -> None:
     """Run one pipeline stage (ingest -> signals -> decide). Stop with SIGTERM or Ctrl-C."""
@@ -58,17 +53,10 @@ def _stage_options(f):
     return f
 
 
-def _run_stage(make, metrics_port, assignment, partitions, exit_when_idle) -> None:
-    """Serve ops, connect (or start an embedded broker), run the stage built by make(bootstrap, **common)."""
-    from gatewatch.streams.runtime.brokers import kafka_bootstrap
-    ops = _serve(metrics_port)
-    try:
-        with kafka_bootstrap() as bs:
-            make(bs, exit_when_idle_s=exit_when_idle, assignment=assignment,
-                 partitions=_partition_list(partitions)).run()
-    finally:
-        if ops:
-            ops.stop()
+def _run_stage(stage, metrics_port, assignment, partitions, exit_when_idle) -> None:
+    from gatewatch.streams.runtime.process import run_stage
+    run_stage(stage, metrics_port=metrics_port, assignment=assignment, partitions=_partition_list(partitions),
+              exit_when_idle_s=exit_when_idle)
 
 
 @worker.command("ingest")
@@ -78,10 +66,10 @@ def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idl
     """Decode, validate and pre-aggregate gw.metrics, gw.rum and gw.cdc into gw.partials."""
     from gatewatch.processors.inputs import InputOptions
     from gatewatch.processors.windows import SignalConfig
-    from gatewatch.streams.stages.ingest import IngestWorker
+    from gatewatch.streams.stages.ingest import IngestStage
     policy = _load_policy(policy_dir)
     cfg, opts = SignalConfig.from_policy(policy.doc, policy.hash), InputOptions.from_policy(policy.doc)
-    _run_stage(lambda bs, **kw: IngestWorker(bs, cfg, state_dir, batch_size=batch_size, inputs=opts, **kw),
+    _run_stage(IngestStage(cfg, state_dir, inputs=opts, batch_size=batch_size),
                metrics_port, assignment, partitions, exit_when_idle)
 
 
@@ -93,8 +81,7 @@ def worker_signals(assignment, partitions, state_dir, metrics_port, exit_when_id
     from gatewatch.streams.stages.signals import SignalStage
     policy = _load_policy(policy_dir)
     cfg = SignalConfig.from_policy(policy.doc, policy.hash)
-    _run_stage(lambda bs, **kw: SignalStage(bs, cfg, state_dir, **kw),
-               metrics_port, assignment, partitions, exit_when_idle)
+    _run_stage(SignalStage(cfg, state_dir), metrics_port, assignment, partitions, exit_when_idle)
 
 
 @worker.command("decide")
@@ -107,8 +94,8 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
     from gatewatch.streams.stages.decide import DecideStage
     _load_policy(policy_dir)  # a bad policy at start is a one-line error
     key = load_signing_key("decider", keys_dir)
-    _run_stage(lambda bs, **kw: DecideStage(bs, policy_dir, key, state_dir, load_policy_dir, **kw),
-               metrics_port, assignment, partitions, exit_when_idle)
+    _run_stage(DecideStage(policy_dir, key, state_dir, load_policy_dir), metrics_port, assignment, partitions,
+               exit_when_idle)
 
 
 def _echo_decision_root(values: list[bytes], signed: bool) -> None:
@@ -143,7 +130,7 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     """
     from itertools import islice
 
-    from gatewatch.streams.app.replay import Replayer, output_line, read_envelopes
+    from gatewatch.streams.app.replay import Replayer, output_line, read_envelopes, scan_sources
     policy = _load_policy(policy_dir)
     signer = None
     if keys_dir:
@@ -152,29 +139,39 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
         signer = permit_signer(load_signing_key("decider", keys_dir))
     from gatewatch.streams.runtime import topics
     from gatewatch.streams.runtime.policy_files import load_quality_policy
-    rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy))
-    bad: Counter = Counter()
-    out = sys.stdout.buffer
-    actions_topic, decisions = topics.topic("actions"), []
+    with contextlib.ExitStack() as spool:
+        paths = [_spool_stdin(spool) if p == "-" else p for p in files]  # the files are read twice
+        rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy), sources=scan_sources(paths))
+        bad: Counter = Counter()
+        out = sys.stdout.buffer
+        actions_topic, decisions = topics.topic("actions"), []
 
-    def emit(recs) -> None:
-        for rec in recs:
-            out.write(output_line(*rec))
-            if rec[0] == actions_topic:
-                decisions.append(rec[2])
+        def emit(recs) -> None:
+            for rec in recs:
+                out.write(output_line(*rec))
+                if rec[0] == actions_topic:
+                    decisions.append(rec[2])
 
-    for path in files:
-        f = sys.stdin.buffer if path == "-" else open(path, "rb")
-        with f:
-            envs = read_envelopes(f, bad)
-            while chunk := list(islice(envs, 4096)):
-                emit(rp.feed_many(chunk))
-    emit(rp.finish())
+        for path in paths:
+            with open(path, "rb") as f:
+                envs = read_envelopes(f, bad)
+                while chunk := list(islice(envs, 4096)):
+                    emit(rp.feed_many(chunk))
+        emit(rp.finish())
     out.flush()
     _echo_decision_root(decisions, signer is not None)
     problems = bad + rp.skipped
     if problems:
         click.echo("gatewatch replay: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(problems.items())), err=True)
+
+
+def _spool_stdin(stack) -> str:
+    import shutil
+    import tempfile
+    f = stack.enter_context(tempfile.NamedTemporaryFile(prefix="gatewatch-replay-", suffix=".ndjson"))
+    shutil.copyfileobj(sys.stdin.buffer, f)
+    f.flush()
+    return f.name
 
 
 @click.command()

@@ -1,17 +1,9 @@
 """`gatewatch worm run|policy`, `gatewatch witness`, `gatewatch evidence`, `gatewatch verify`."""
 from __future__ import annotations
 
-import signal
-
 import click
 
 from gatewatch.streams.runtime.errors import GatewatchError
-
-
-def _graceful(stopper) -> None:
-    """SIGTERM/SIGINT ask the loop to stop after the batch in hand."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopper())
 
 
 def _existing_log(db: str) -> str:
@@ -71,20 +63,11 @@ def worm_run(db, metrics_port, batch_size, checkpoint_every, checkpoint_interval
              keys_dir, witness_policy) -> None:
     """Consume actions, receipts and diamond candidates into the log until SIGTERM/SIGINT."""
     from gatewatch.sinks.worm.sink import SinkConfig, WormSink
-    from gatewatch.streams.runtime.brokers import kafka_bootstrap
-    from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
-    setup_json_logging()
-    with kafka_bootstrap() as bs:
-        sink = WormSink(SinkConfig(db=db, bootstrap=bs, origin=origin, group=group, batch_size=batch_size,
-                                   checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval,
-                                   exit_when_idle_s=exit_when_idle, keys_dir=keys_dir, policy_file=witness_policy))
-        _graceful(lambda: setattr(sink, "stopping", True))
-        ops = OpsServer(metrics_port, ready=lambda: sink.assigned).start() if metrics_port is not None else None
-        try:
-            sink.run()
-        finally:
-            if ops:
-                ops.stop()
+    from gatewatch.streams.runtime.process import run_stage
+    sink = WormSink(SinkConfig(db=db, origin=origin, group=group, batch_size=batch_size,
+                               checkpoint_every=checkpoint_every, checkpoint_interval_s=checkpoint_interval,
+                               exit_when_idle_s=exit_when_idle, keys_dir=keys_dir, policy_file=witness_policy))
+    run_stage(sink, metrics_port=metrics_port, assignment="group", exit_when_idle_s=exit_when_idle)
 
 
 @worm.command("status")
@@ -156,18 +139,9 @@ def worm_policy(origin, keys_dir, quorum) -> None:
 def witness(name, state, exit_when_idle, metrics_port, origin, keys_dir) -> None:
     """Cosign log checkpoints that are consistent with the last one this witness cosigned."""
     from gatewatch.sinks.worm.witness import Witness
-    from gatewatch.streams.runtime.brokers import kafka_bootstrap
-    from gatewatch.streams.runtime.ops import OpsServer, setup_json_logging
-    setup_json_logging()
-    with kafka_bootstrap() as bs:
-        w = Witness(name, state, bs, origin=origin, keys_dir=keys_dir)
-        _graceful(lambda: setattr(w, "stopping", True))
-        ops = OpsServer(metrics_port, ready=lambda: w.assigned).start() if metrics_port is not None else None
-        try:
-            w.run(exit_when_idle)
-        finally:
-            if ops:
-                ops.stop()
+    from gatewatch.streams.runtime.process import run_stage
+    run_stage(Witness(name, state, origin=origin, keys_dir=keys_dir), metrics_port=metrics_port,
+              assignment="group", exit_when_idle_s=exit_when_idle)
 
 
 @click.command()

@@ -53,3 +53,28 @@ def topic(name: str, pfx: str | None = None) -> str:
 
 def topic_configs(spec: TopicSpec) -> dict[str, str]:
     return {"cleanup.policy": spec.cleanup, "retention.ms": str(spec.retention_ms)}
+
+
+# ---- the inputs ingest reads (and the signals stage waits for) ----------------------------------
+INPUTS = ("metrics", "rum", "cdc")
+OTLP = "otlp"                      # logical name of the OpenTelemetry Collector's traces topic
+OTLP_DEFAULT_TOPIC = "otlp_spans"  # the Collector kafka exporter's default; not prefixed
+
+
+def otlp_topic() -> str:
+    """The Kafka topic the Collector's kafka exporter writes traces to ("" = no OTLP input)."""
+    return os.environ.get("GATEWATCH_OTLP_TOPIC", OTLP_DEFAULT_TOPIC)
+
+
+def input_topic(logical: str, pfx: str | None = None) -> str:
+    """The Kafka topic of an ingest input: a catalogue name, or "otlp"."""
+    return otlp_topic() if logical == OTLP else topic(logical, pfx)
+
+
+def input_logical(full: str, pfx: str | None = None) -> str | None:
+    """The logical input name of a Kafka topic ("metrics", ..., "otlp"), None when it is no input."""
+    if full == otlp_topic():
+        return OTLP
+    p = prefix() if pfx is None else pfx
+    name = full[len(p):] if full.startswith(p) else None
+    return name if name in INPUTS else None

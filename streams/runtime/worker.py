@@ -1,72 +1,362 @@
-"""What every gatewatch worker loop shares: stop on SIGTERM/SIGINT, idle exit, atomic state files."""
+"""The one consume loop every gatewatch consumer runs on; a stage is its function and its state.
+
+    Worker(stage, bootstrap, assignment="group").run()
+
+Per batch: consume -> `stage.process(worker, msgs)` (outputs through `worker.produce`, rejects
+through `worker.dlq`) -> make it count, in one of two ways:
+- transactional stages (ingest): the batch's outputs, DLQ records and consumed offsets go in one
+  Kafka transaction sent with the consumer group metadata (KIP-447: a member that lost its
+  partitions is fenced and its transaction aborted); then `stage.after_commit(offsets)`.
+- every other stage: each `checkpoint_interval_s` (and on revoke and stop) the producer is flushed
+  (outputs durable), `stage.checkpoint()` makes the state durable and returns the offsets that are
+  now safe to commit, and those are committed. A crash re-processes at most what came after the
+  last checkpoint; outputs are content-identical and every consumer dedupes by content id.
+Assignment: "static" owns `partitions` (default all) without group membership; "group" joins a
+consumer group (cooperative-sticky) for elastic scale-out; `stage.on_assign` restores state for
+the partitions it gets and says where to start, `stage.on_revoke` hands them back.
+Also here, once for every stage: SIGTERM/SIGINT (the stop flag), back-pressure on a full producer
+queue (BufferError), `stage.busy()` pausing consumption, idle exit, and the worker metrics.
+"""
 from __future__ import annotations
 
-import os
-import signal
-import tempfile
-import threading
+import logging
 import time
-from pathlib import Path
+import uuid
 
-import orjson
+from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
 
+from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.dlq import dlq_record
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.kafka import consumer as make_consumer
+from gatewatch.streams.runtime.kafka import producer as make_producer
+from gatewatch.streams.runtime.lifecycle import IdleClock, StopFlag
+from gatewatch.streams.runtime.logs import log_event
 
-class StopFlag:
-    """Set by SIGTERM/SIGINT (main thread only) or by stop()."""
-
-    def __init__(self, install: bool = True):
-        self._ev = threading.Event()
-        if install and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self._ev.set())
-
-    def stop(self) -> None:
-        self._ev.set()
-
-    def __bool__(self) -> bool:
-        return self._ev.is_set()
-
-
-class IdleClock:
-    """Tells a loop to end after `idle_s` seconds without input (None = never). For demos and tests."""
-
-    def __init__(self, idle_s: float | None):
-        self.idle_s = idle_s
-        self.last = time.monotonic()
-
-    def saw_input(self) -> None:
-        self.last = time.monotonic()
-
-    def expired(self) -> bool:
-        return self.idle_s is not None and time.monotonic() - self.last >= self.idle_s
+RECORDS = Counter("gatewatch_worker_records_total", "Records consumed", ["stage"])
+BATCHES = Histogram("gatewatch_worker_batch_seconds", "Time to process and commit one consumed batch", ["stage"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+PRODUCED = Counter("gatewatch_worker_produced_total", "Records produced", ["stage", "topic"])
+DLQ = Counter("gatewatch_worker_dlq_total", "Records sent to the DLQ", ["stage", "reason"])
+CONSUME_ERRORS = Counter("gatewatch_worker_consume_errors_total", "Consumer errors (logged, not fatal)", ["stage"])
+ASSIGNED = Gauge("gatewatch_worker_assigned_partitions", "Input partitions this worker owns", ["stage"])
+CHECKPOINTS = Counter("gatewatch_worker_checkpoints_total", "State made durable and offsets committed", ["stage"])
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write, fsync, rename, fsync the directory: the file is either the old or the new state."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(obj))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
+class Stage:
+    """What a stage provides; every method but process() has a default."""
+    name = "stage"
+    group = "gatewatch"
+    transactional = False
+    checkpoint_interval_s = 2.0
+    batch_size = 2000
+    poll_timeout_s = 0.05
+
+    def input_topics(self, worker: "Worker") -> list[str]:
+        raise NotImplementedError
+
+    def consumer_config(self) -> dict:
+        return {}
+
+    def producer_config(self) -> dict:
+        return {"linger.ms": 5}
+
+    def on_assign(self, worker: "Worker", tps: list[TopicPartition]) -> list[TopicPartition]:
+        """Restore state for these partitions; return them with the offsets to start at
+        (OFFSET_STORED: the group's committed offset)."""
+        return [TopicPartition(tp.topic, tp.partition, OFFSET_STORED) for tp in tps]
+
+    def on_revoke(self, worker: "Worker", tps: list[TopicPartition]) -> None:
+        """Drop the state of partitions handed to another member (after the last checkpoint)."""
+
+    def process(self, worker: "Worker", msgs: list) -> None:
+        raise NotImplementedError
+
+    def checkpoint(self, worker: "Worker") -> list[TopicPartition]:
+        """Make the state durable; return the offsets now safe to commit (non-transactional)."""
+        return worker.consumed_offsets()
+
+    def after_commit(self, worker: "Worker", offsets: list[TopicPartition]) -> None:
+        """Transactional stages: the batch's transaction committed with these offsets."""
+
+    def tick(self, worker: "Worker") -> None:
+        """Called on every loop turn (timers, periodic work)."""
+
+    def busy(self) -> bool:
+        """True pauses consumption (e.g. too much in flight) and keeps the worker from idling out."""
+        return False
+
+    def idle_ok(self) -> bool:
+        """False keeps the worker from idling out (work still in flight)."""
+        return True
+
+    def finish(self, worker: "Worker") -> None:
+        """The loop ended: settle work in flight before the final checkpoint."""
+
+    def close(self, worker: "Worker") -> None:
+        """The loop ended: release resources (the final checkpoint already ran)."""
+
+
+class Worker:
+    def __init__(self, stage: Stage, bootstrap: str, *, assignment: str = "static",
+                 partitions: list[int] | None = None, stop: StopFlag | None = None,
+                 exit_when_idle_s: float | None = None):
+        if assignment not in ("static", "group"):
+            raise GatewatchError(f"assignment must be static or group, got {assignment!r}")
+        self.stage, self.bootstrap = stage, bootstrap
+        self.assignment, self.partitions = assignment, partitions
+        self.stop = stop if stop is not None else StopFlag()
+        self.idle = IdleClock(exit_when_idle_s)
+        self.log = logging.getLogger(f"gatewatch.{stage.name}")
+        self.dlq_topic = topics.topic("dlq")
+        self.consumer = None
+        self.producer = None
+        self.inputs: list[str] = []
+        self.assigned: set[tuple[str, int]] = set()
+        self.ready = False
+        self._positions: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._last_checkpoint = time.monotonic()
+        self._delivery_error: str | None = None
+
+    # ---- what stages call --------------------------------------------------------------
+    def produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
+                on_delivery=None) -> None:
+        kw = {"key": key, "value": value, "on_delivery": on_delivery or self._delivered}
+        if partition is not None:
+            kw["partition"] = partition
+        while True:
+            try:
+                self.producer.produce(topic, **kw)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
+        PRODUCED.labels(self.stage.name, topic).inc()
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None and self._delivery_error is None:
+            self._delivery_error = f"{msg.topic()}: {err.str()}"
+
+    def dlq(self, source_topic: str, partition: int, offset: int | None, reason: str, value: bytes | None,
+            detail: str = "") -> None:
+        """A rejected record to gw.dlq with its reason (key = the source topic)."""
+        DLQ.labels(self.stage.name, reason.split(":")[0]).inc()
+        rec = dlq_record(source_topic, partition, offset, reason, value, detail)
+        self.produce(self.dlq_topic, source_topic.encode(), canonical_json(rec))
+
+    def consumed_offsets(self) -> list[TopicPartition]:
+        """The next offset of every owned partition this worker consumed from."""
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self._positions.items()) if (t, p) in self.assigned]
+
+    def topic_exists(self, topic: str) -> bool:
+        if not topic:
+            return False
+        md = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        return md is not None and md.error is None and bool(md.partitions)
+
+    def add_inputs(self, new_topics: list[str]) -> None:
+        """Start consuming more topics (an optional input that appeared)."""
+        if self.assignment == "group":
+            self.consumer.subscribe(sorted(set(self.inputs) | set(new_topics)), on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+        else:
+            self._on_assign(self.consumer, [TopicPartition(t, p) for t in new_topics
+                                            for p in static_partitions(self.consumer, t, self.partitions)])
+        self.inputs = sorted(set(self.inputs) | set(new_topics))
+
+    def partition_count(self, topic: str) -> int:
+        md = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None or not md.partitions:
+            raise GatewatchError(f"topic {topic} not found (run: gatewatch topics create)")
+        return len(md.partitions)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(self) -> None:
+        st = self.stage
+        cconf = dict(st.consumer_config())
+        if self.assignment == "group":  # incremental rebalances: members keep what they are not asked to move
+            cconf.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        self.consumer = make_consumer(self.bootstrap, st.group, **cconf)
+        pconf = dict(st.producer_config())
+        if st.transactional:
+            pconf.setdefault("transactional.id", f"{st.group}-{uuid.uuid4().hex[:12]}")
+        self.producer = make_producer(self.bootstrap, **pconf)
         try:
-            os.fsync(dfd)
+            if st.transactional:
+                retry_on_load(lambda: self.producer.init_transactions(30), "init_transactions")
+            self.inputs = inputs = st.input_topics(self)
+            if self.assignment == "group":
+                self.consumer.subscribe(inputs, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                        on_lost=self._on_lost)
+            else:
+                tps = [TopicPartition(t, p) for t in inputs for p in static_partitions(self.consumer, t, self.partitions)]
+                self._on_assign(self.consumer, tps)
+            log_event(self.log, f"{st.name} started", inputs=inputs, group=st.group, assignment=self.assignment)
+            self.ready = True
+            self.idle.saw_input()  # idleness counts from here, not from a slow start (transactions, joins)
+            self._loop()
+            st.finish(self)
+            self.checkpoint()
         finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            self.ready = False
+            try:
+                st.close(self)
+            finally:
+                self.producer.flush(10)
+                self.consumer.close()
+                log_event(self.log, f"{st.name} stopped")
+
+    def _loop(self) -> None:
+        st = self.stage
+        while not self.stop:
+            busy = st.busy()
+            msgs = [] if busy else self.consumer.consume(st.batch_size, st.poll_timeout_s)
+            if busy:
+                time.sleep(0.01)
+            good = []
+            for m in msgs:
+                if m.error() is None:
+                    good.append(m)
+                elif m.error().code() != KafkaError._PARTITION_EOF:
+                    CONSUME_ERRORS.labels(st.name).inc()
+                    self.log.warning("consume error: %s", m.error())
+            if good:
+                self.idle.saw_input()
+                self._process(good)
+            self.producer.poll(0)
+            st.tick(self)
+            if not st.transactional and time.monotonic() - self._last_checkpoint >= st.checkpoint_interval_s:
+                self.checkpoint()
+            if not good and not busy and self.assigned and st.idle_ok() and self.idle.expired():
+                break
+
+    def _process(self, msgs: list) -> None:
+        st, t0 = self.stage, time.monotonic()
+        RECORDS.labels(st.name).inc(len(msgs))
+        if st.transactional:
+            self.producer.begin_transaction()
+        st.process(self, msgs)
+        for m in msgs:
+            self._positions[(m.topic(), m.partition())] = m.offset() + 1
+        if st.transactional:
+            offsets = self._transaction_offsets(msgs)
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            self.producer.commit_transaction(30)
+            st.after_commit(self, offsets)
+        BATCHES.labels(st.name).observe(time.monotonic() - t0)
+
+    def _transaction_offsets(self, msgs: list) -> list[TopicPartition]:
+        touched = {(m.topic(), m.partition()) for m in msgs}
+        meta = getattr(self.stage, "offset_metadata", None)
+        out = []
+        for t, p in sorted(touched):
+            if meta is not None:
+                out.append(TopicPartition(t, p, self._positions[(t, p)], metadata=meta(t, p)))
+            else:
+                out.append(TopicPartition(t, p, self._positions[(t, p)]))
+        return out
+
+    def checkpoint(self) -> None:
+        """Outputs durable, then state, then offsets (non-transactional stages)."""
+        self._last_checkpoint = time.monotonic()
+        if self.stage.transactional or self.producer is None:
+            return
+        if self.producer.flush(30):
+            raise GatewatchError("outputs not delivered within 30 s; not checkpointing past them")
+        if self._delivery_error:  # stop: a restart re-processes from the last checkpoint
+            raise GatewatchError(f"publishing failed ({self._delivery_error}); not checkpointing past it")
+        offsets = [tp for tp in self.stage.checkpoint(self)
+                   if self._committed.get((tp.topic, tp.partition)) != tp.offset]
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+            except KafkaException as e:  # e.g. after a rebalance: the state is durable, the next one commits
+                log_event(self.log, "offset commit failed", logging.WARNING, error=str(e))
+        CHECKPOINTS.labels(self.stage.name).inc()
+
+    # ---- assignment --------------------------------------------------------------------
+    def _on_assign(self, consumer, tps) -> None:
+        placed = self._resolve(consumer, self.stage.on_assign(self, list(tps)))
+        for tp in placed:
+            self.assigned.add((tp.topic, tp.partition))
+            if tp.offset >= 0:
+                self._positions[(tp.topic, tp.partition)] = tp.offset
+        if self.assignment == "group":
+            consumer.incremental_assign(placed)
+        else:
+            consumer.assign(placed)
+        ASSIGNED.labels(self.stage.name).set(len(self.assigned))
+        self.idle.saw_input()  # a (slow) group join is not idleness
+        log_event(self.log, "partitions assigned", partitions={f"{tp.topic}[{tp.partition}]": tp.offset for tp in placed})
+
+    def _resolve(self, consumer, placed: list[TopicPartition]) -> list[TopicPartition]:
+        """Logical start offsets (stored, beginning) as numbers: librdkafka resolves a logical one
+        with a ListOffsets round that takes half a second on Apache Kafka; this takes one query."""
+        stored = [tp for tp in placed if tp.offset == OFFSET_STORED]
+        committed = {}
+        if stored:
+            got = retry_on_load(lambda: consumer.committed(stored, timeout=30), "reading committed offsets")
+            committed = {(tp.topic, tp.partition): tp.offset for tp in got}
+        out = []
+        for tp in placed:
+            off = committed.get((tp.topic, tp.partition), tp.offset) if tp.offset == OFFSET_STORED else tp.offset
+            if off < 0:  # nothing committed, or the beginning: the partition's low watermark
+                off = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[0]
+            out.append(TopicPartition(tp.topic, tp.partition, off))
+        return out
+
+    def _on_revoke(self, consumer, tps) -> None:
+        if not self.stage.transactional:
+            self.checkpoint()  # hand over with the state and offsets of everything processed
+        self._drop(consumer, tps)
+
+    def _on_lost(self, consumer, tps) -> None:  # not ours any more: nothing may be committed for them
+        self._drop(consumer, tps)
+
+    def _drop(self, consumer, tps) -> None:
+        self.stage.on_revoke(self, list(tps))
+        for tp in tps:
+            self.assigned.discard((tp.topic, tp.partition))
+            self._positions.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
+        consumer.incremental_unassign(list(tps))
+        ASSIGNED.labels(self.stage.name).set(len(self.assigned))
+        log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
 
 
-def read_json(path: Path):
-    try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
+def static_partitions(consumer, topic: str, wanted: list[int] | None) -> list[int]:
+    """The partitions a statically assigned worker owns: `wanted`, or all of the topic's."""
+    md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None or not md.partitions:
+        raise GatewatchError(f"topic {topic} not found (run: gatewatch topics create)")
+    have = sorted(md.partitions)
+    if wanted is None:
+        return have
+    missing = sorted(set(wanted) - set(have))
+    if missing:
+        raise GatewatchError(f"{topic} has no partitions {missing} (it has {have})")
+    return sorted(wanted)
+
+
+_TRANSIENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
+def retry_on_load(fn, what: str, timeout_s: float = 60.0):
+    """A fresh broker (or one whose coordinator just moved) answers COORDINATOR_LOAD_IN_PROGRESS,
+    NOT_COORDINATOR or timeouts for a while: retry those."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except KafkaException as e:
+            err = e.args[0]
+            if not (err.retriable() or err.code() in _TRANSIENT) or time.monotonic() > deadline:
+                raise GatewatchError(f"{what}: {err.str()}") from None
+            time.sleep(0.5)
 
 
 def logical_topic(full_name: str, prefix: str) -> str:
@@ -74,5 +364,6 @@ def logical_topic(full_name: str, prefix: str) -> str:
 
 
 def message_ts_ms(msg) -> int | None:
+    """The record's Kafka timestamp, None when absent (type 0) or negative."""
     kind, ts = msg.timestamp()
-    return ts if kind != 0 and ts >= 0 else None  # 0 = TIMESTAMP_NOT_AVAILABLE
+    return ts if kind != 0 and ts > 0 else None

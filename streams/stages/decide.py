@@ -15,7 +15,7 @@ from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.policy.engine import Engine, permit_signer
 from gatewatch.processors.signal_merge import BatchAssembler
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.stage import SnapshotStage
+from gatewatch.streams.runtime.snapshots import SnapshotStage
 
 ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind", "action"])
 POLICY_ERRORS = Counter("gatewatch_decide_policy_reload_errors_total", "Policy reloads refused")
@@ -49,8 +49,8 @@ def action_outputs(actions: list[dict], actions_topic: str) -> list[tuple[str, b
 class DecideStage(SnapshotStage):
     name = "decide"
 
-    def __init__(self, bootstrap: str, policy_dir, signing_key, state_dir, loader, **kw):
-        super().__init__(bootstrap, topics.topic("signals"), state_dir, group="gatewatch-decide", **kw)
+    def __init__(self, policy_dir, signing_key, state_dir, loader, **kw):
+        super().__init__(topics.topic("signals"), state_dir, group="gatewatch-decide", **kw)
         self.policy_dir, self.loader = Path(policy_dir), loader
         self.signer = permit_signer(signing_key) if signing_key is not None else None
         self.policy = loader(self.policy_dir)
@@ -80,17 +80,17 @@ class DecideStage(SnapshotStage):
                 st.engine = Engine.from_state(new, st.engine.to_state(), self.signer)
             LOG.info("policy reloaded: %s", new.hash)
 
-    def new_state(self, partition):
+    def new_state(self, worker, partition):
         return DecisionState(Engine(self.policy, self.signer))
 
-    def load_state(self, partition, doc):
+    def load_state(self, worker, partition, doc):
         return DecisionState(Engine.from_state(self.policy, doc["engine"], self.signer),
                              BatchAssembler.from_state(doc["assembler"]))
 
     def dump_state(self, state):
         return {"engine": state.engine.to_state(), "assembler": state.assembler.to_state()}
 
-    def handle(self, state, msg):
+    def handle(self, worker, state, msg):
         try:
             rec = orjson.loads(msg.value())
             actions = state.on_record(rec)
@@ -100,6 +100,7 @@ class DecideStage(SnapshotStage):
             return []
         return action_outputs(actions, self.actions_topic)
 
-    def snapshot(self, consumer=None) -> None:
-        super().snapshot(consumer)
+    def checkpoint(self, worker):
+        offsets = super().checkpoint(worker)
         self.maybe_reload()
+        return offsets

@@ -1,22 +1,20 @@
-"""Ingest stage: confluent-kafka batches of gw.metrics / gw.rum / gw.cdc -> partials on gw.partials.
-
-Also the OpenTelemetry Collector's traces topic (GATEWATCH_OTLP_TOPIC, default the kafka
-exporter's `otlp_spans`, not prefixed) when it exists: its SERVER spans become request samples
-(gatewatch.processors.otlp) aggregated per OTLP partition under the logical topic "otlp". Records skipped
-without a rejection (non-server spans, Debezium tombstones) are counted in
-gatewatch_ingest_skipped_total{topic,reason}.
+"""Ingest stage: batches of gw.metrics / gw.rum / gw.cdc (+ the Collector's OTLP traces topic, when it
+exists) -> partials on gw.partials, rejects on gw.dlq, in one Kafka transaction per batch.
 
 Per consumed batch: decode + validate + pre-aggregate each record into its source partition's
-PartitionAggregator (gatewatch.processors.partials); rejects go to gw.dlq; one partial per touched
-partition goes to gw.partials; partials, DLQ records and the consumed offsets are committed in
-one Kafka transaction.
+aggregator (processors.partials; OTLP SERVER spans become request samples, processors.otlp); one
+partial per touched source partition, cut into one partial per signals task (processors.routing:
+the task that owns a scope is its gw.partials partition) and produced to that partition, keyed by
+the source. Partials, DLQ records and the consumed offsets commit together (streams.runtime.worker).
+A source partition the consumer has read to its end says so ("caught up"), and an idle one says it
+once with a progress partial, so the signals tasks do not wait for it (processors.signals.task).
+Records skipped without a rejection (non-server spans, Debezium tombstones) are counted in
+gatewatch_ingest_skipped_total{topic,reason}.
 
-The aggregator's only durable state is the partition's max event time (its watermark). tansu
-drops offset-commit metadata, so it lives in a small state file written after each commit:
-{"next_offset", "agg"}. On assignment the file is used when it matches the committed offset;
-otherwise the max event time is recomputed by reading the partition up to the committed offset
-(pure and deterministic, so the result is the same, only slower). A failed transaction stops the
-worker: restart restores exactly this way.
+State: a source partition's max event time (its watermark) and first event time. It is committed
+with the offsets as their metadata, so it moves with the partition to whichever member gets it;
+also written to a state file after each commit (for brokers that drop offset metadata: tansu).
+Without either, it is recomputed by re-reading the partition up to the committed offset.
 """
 from __future__ import annotations
 
@@ -26,42 +24,24 @@ import uuid
 from operator import methodcaller
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, TopicPartition
-from prometheus_client import Counter, Gauge, Histogram
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from prometheus_client import Counter, Gauge
 
 from gatewatch.processors.canonical import canonical_json
-from gatewatch.processors.dlq import dlq_record
 from gatewatch.processors.inputs import InputOptions
-from gatewatch.processors.otlp import DEFAULT_KAFKA_TOPIC, OTLP_TOPIC, InputAggregator
+from gatewatch.processors.otlp import InputAggregator
+from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
-from gatewatch.streams.runtime.kafka import producer as make_producer
-from gatewatch.streams.runtime.ops import log_event
-from gatewatch.streams.runtime.worker import (
-    IdleClock,
-    StopFlag,
-    logical_topic,
-    message_ts_ms,
-    read_json,
-    write_json_atomic,
-)
+from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.statefiles import read_json, write_json_atomic
+from gatewatch.streams.runtime.worker import Stage, message_ts_ms, retry_on_load
 
 LOG = logging.getLogger("gatewatch.ingest")
-INPUTS = ("metrics", "rum", "cdc")
-
-
-def otlp_topic_name() -> str:
-    """The Kafka topic the Collector's kafka exporter writes traces to ("" = no OTLP input)."""
-    import os
-    return os.environ.get("GATEWATCH_OTLP_TOPIC", DEFAULT_KAFKA_TOPIC)
-
-
-RECORDS = Counter("gatewatch_ingest_records_total", "Input records consumed", ["topic"])
 REJECTS = Counter("gatewatch_ingest_rejected_total", "Input records sent to the DLQ", ["topic", "reason"])
 PARTIALS = Counter("gatewatch_ingest_partials_total", "Partials published", ["topic"])
-BATCH_SECONDS = Histogram("gatewatch_ingest_batch_seconds", "Consume-to-commit time of one batch",
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 SKIPPED = Counter("gatewatch_ingest_skipped_total",
                   "Input records or spans skipped without a rejection (non-server spans, tombstones)",
                   ["topic", "reason"])
@@ -87,14 +67,11 @@ class _Lazy:
 _OFFSET, _KEY = methodcaller("offset"), methodcaller("key")
 
 
-def _partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
-    """Consecutive messages of one partition (a consumed batch comes in such runs), errors logged."""
+def partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
+    """Consecutive messages of one partition (a consumed batch comes in such runs)."""
     runs: list[tuple[tuple[str, int], list]] = []
     key, run = None, None
     for m in msgs:
-        if m.error():
-            LOG.warning("consume error: %s", m.error())
-            continue
         k = (m.topic(), m.partition())
         if k != key:
             key, run = k, []
@@ -103,171 +80,188 @@ def _partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
     return runs
 
 
-class IngestWorker:
-    def __init__(self, bootstrap: str, config: SignalConfig, state_dir: str | Path,
-                 group: str = "gatewatch-ingest", batch_size: int = 10_000, poll_timeout_s: float = 0.1,
-                 exit_when_idle_s: float | None = None, stop: StopFlag | None = None,
-                 assignment: str = "static", partitions: list[int] | None = None,
-                 inputs: InputOptions | None = None):
-        self.bootstrap, self.config, self.group = bootstrap, config, group
-        self.assignment, self.partitions = assignment, partitions
+class IngestStage(Stage):
+    name = "ingest"
+    transactional = True
+    poll_timeout_s = 0.1
+    progress_interval_s = 0.5
+
+    def __init__(self, config: SignalConfig, state_dir: str | Path, inputs: InputOptions | None = None,
+                 group: str = "gatewatch-ingest", batch_size: int = 10_000):
+        self.config, self.group, self.batch_size = config, group, batch_size
         self.state_dir = Path(state_dir)
-        self.batch_size, self.poll_timeout_s = batch_size, poll_timeout_s
-        self.idle = IdleClock(exit_when_idle_s)
-        self.stop = stop or StopFlag()
-        self.prefix = topics.prefix()
-        self.inputs = [topics.topic(t) for t in INPUTS]
         self.options = inputs or InputOptions()
-        self.otlp_topic = otlp_topic_name()
-        self.partials_topic, self.dlq_topic = topics.topic("partials"), topics.topic("dlq")
+        self.partials_topic = topics.topic("partials")
         self.aggs: dict[tuple[str, int], InputAggregator] = {}
-        self.assigned = False
+        self.position: dict[tuple[str, int], int | None] = {}  # next offset to read, when known
+        self.reported: dict[tuple[str, int], bool] = {}        # last caught-up flag sent
+        self.tasks = 1
+        self._last_progress = self._last_otlp_check = 0.0
+
+    def input_topics(self, worker) -> list[str]:
+        self.tasks = worker.partition_count(self.partials_topic)
+        names = [topics.topic(t) for t in topics.INPUTS]
+        if worker.topic_exists(topics.otlp_topic()):
+            names.append(topics.otlp_topic())
+        return names
+
+    def consumer_config(self) -> dict:
+        return {"fetch.max.bytes": 52_428_800}
+
+    def producer_config(self) -> dict:
+        # a member stopped longer than this (SIGSTOP, a GC pause) finds its transaction aborted
+        return {"linger.ms": 20, "transaction.timeout.ms": 10_000}
 
     # ---- state ----
     def _state_path(self, topic: str, partition: int) -> Path:
         return self.state_dir / f"ingest-{topic}-{partition}.json"
 
-    def _logical(self, full: str) -> str:
-        return OTLP_TOPIC if full == self.otlp_topic else logical_topic(full, self.prefix)
-
-    def _agg(self, logical: str, partition: int, state: dict | None = None) -> InputAggregator:
+    def _agg(self, full: str, partition: int, state: dict | None = None) -> InputAggregator:
+        logical = topics.input_logical(full)
         if state is None:
             return InputAggregator(logical, partition, self.config, self.options)
-        agg = InputAggregator.from_state(state, self.config)
+        agg = InputAggregator.from_state({**state, "topic": logical, "partition": partition}, self.config)
         agg.options = self.options
         return agg
 
-    def _otlp_exists(self, consumer) -> bool:
-        if not self.otlp_topic:
-            return False
-        md = consumer.list_topics(self.otlp_topic, timeout=10).topics.get(self.otlp_topic)
-        return md is not None and md.error is None and bool(md.partitions)
+    def offset_metadata(self, topic: str, partition: int) -> str:
+        agg = self.aggs[(topic, partition)]
+        return orjson.dumps({"max_event_ms": agg.max_event_ms, "origin_ms": agg.origin_ms}).decode()
 
-    def _restore(self, tp: TopicPartition, committed: int) -> InputAggregator:
-        logical = self._logical(tp.topic)
+    def on_assign(self, worker, tps):
+        committed = retry_on_load(lambda: worker.consumer.committed(tps, timeout=30), "reading committed offsets")
+        placed = []
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            self.aggs[key] = self._restore(worker, tp)
+            self.position[key] = tp.offset if tp.offset >= 0 else None
+            self.reported[key] = False
+            placed.append(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+        return placed
+
+    def _restore(self, worker, tp: TopicPartition) -> InputAggregator:
+        if tp.offset < 0:
+            return self._agg(tp.topic, tp.partition)
+        if tp.metadata:
+            try:
+                return self._agg(tp.topic, tp.partition, orjson.loads(tp.metadata))
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                pass  # not ours: recompute below
         saved = read_json(self._state_path(tp.topic, tp.partition))
-        if committed == OFFSET_INVALID or committed < 0:
-            return self._agg(logical, tp.partition)
-        if saved and saved.get("next_offset") == committed:
-            return self._agg(logical, tp.partition, saved["agg"])
-        start = saved["next_offset"] if saved and saved.get("next_offset", committed + 1) < committed else None
-        agg = (self._agg(logical, tp.partition, saved["agg"]) if start is not None
-               else self._agg(logical, tp.partition))
-        replayed = self._replay_into(agg, tp, start, committed)
+        if saved and saved.get("next_offset") == tp.offset:
+            return self._agg(tp.topic, tp.partition, saved["agg"])
+        agg = self._agg(tp.topic, tp.partition)
+        n = _reread(worker.bootstrap, self.group, agg, tp)
         agg.take_skipped()  # counted when these records were first consumed
+        agg.flush()         # their partials were published before
         log_event(LOG, "restored watermark by re-reading input", topic=tp.topic, partition=tp.partition,
-                  records=replayed, committed=committed)
-        agg.flush()  # the partials of these records were published before the restart
+                  records=n, committed=tp.offset)
         return agg
 
-    def _replay_into(self, agg: InputAggregator, tp: TopicPartition, start: int | None, end: int) -> int:
-        """Feed records [start or earliest, end) into agg, only to recompute its stream time."""
-        c = make_consumer(self.bootstrap, f"{self.group}-restore-{uuid.uuid4().hex[:8]}")
-        n = 0
-        try:
-            lo, _hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-            pos = max(lo, start if start is not None else lo)
-            if pos >= end:
-                return 0
-            c.assign([TopicPartition(tp.topic, tp.partition, pos)])
-            deadline = time.monotonic() + 120
-            while pos < end and time.monotonic() < deadline:
-                for m in c.consume(10_000, 1.0):
-                    if m.error() or m.offset() >= end:
-                        continue
-                    agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
-                    pos, n = m.offset() + 1, n + 1
-            if pos < end:
-                raise RuntimeError(f"could not re-read {tp.topic}[{tp.partition}] up to offset {end}")
-        finally:
-            c.close()
-        return n
+    def on_revoke(self, worker, tps) -> None:
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            for d in (self.aggs, self.position, self.reported):
+                d.pop(key, None)
 
-    def _on_assign(self, consumer, partitions) -> None:
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
-        for tp in partitions:
-            self.aggs[(tp.topic, tp.partition)] = self._restore(tp, committed[(tp.topic, tp.partition)])
-        if self.assignment != "group":
-            consumer.assign([TopicPartition(tp.topic, tp.partition,
-                                            c if c >= 0 else OFFSET_BEGINNING)
-                             for tp, c in ((tp, committed[(tp.topic, tp.partition)]) for tp in partitions)])
-        self.assigned = True
-        log_event(LOG, "partitions assigned", partitions=[f"{t.topic}[{t.partition}]" for t in partitions])
-
-    def _on_revoke(self, consumer, partitions) -> None:
-        for tp in partitions:
-            self.aggs.pop((tp.topic, tp.partition), None)
-
-    # ---- loop ----
-    def process(self, producer, consumer, msgs) -> int:
-        t0 = time.monotonic()
-        producer.begin_transaction()
-        touched: dict[tuple[str, int], int] = {}
-        counts: dict[str, int] = {}
-        for (topic, partition), run in _partition_runs(msgs):
+    # ---- the batch ----
+    def process(self, worker, msgs) -> None:
+        touched = []
+        for (topic, partition), run in partition_runs(msgs):
             agg = self.aggs.get((topic, partition))
-            if agg is None:  # assignment raced a revoke; the new owner will read it
+            if agg is None:  # a revoke raced the batch: the new owner reads it
                 continue
             if agg.fast_path:  # its loop reads the offsets and keys of few records
                 offsets, keys = _Lazy(run, _OFFSET), _Lazy(run, _KEY)
             else:
                 offsets, keys = [m.offset() for m in run], [m.key() for m in run]
             values = [m.value() for m in run]
-            kafka_ts = [t if kind != 0 and t >= 0 else None  # message_ts_ms, inlined
+            kafka_ts = [t if kind != 0 and t > 0 else None  # message_ts_ms, inlined
                         for kind, t in (m.timestamp() for m in run)]
-            rejects = agg.add_batch(offsets, keys, values, kafka_ts)
-            for i, rej in rejects:
+            for i, rej in agg.add_batch(offsets, keys, values, kafka_ts):
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
-                rec = dlq_record(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
-                producer.produce(self.dlq_topic, key=topic.encode(), value=canonical_json(rec))
-            counts[agg.topic] = counts.get(agg.topic, 0) + len(run)
-            touched[(topic, partition)] = offsets[-1]
-        for logical, n in counts.items():
-            RECORDS.labels(logical).inc(n)
+                worker.dlq(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
+            self.position[(topic, partition)] = run[-1].offset() + 1
+            touched.append((topic, partition))
         for key in touched:
             agg = self.aggs[key]
             if agg.skipped:
                 for reason, n in agg.take_skipped().items():
                     SKIPPED.labels(agg.topic, reason.split(":", 1)[-1]).inc(n)
-            partial = agg.flush()
+            caught_up = self._at_end(worker, key)
+            partial = agg.flush(caught_up)
             if partial is not None:
-                producer.produce(self.partials_topic, key=f"{agg.topic}:{agg.partition}".encode(),
-                                 value=canonical_json(partial))
-                PARTIALS.labels(agg.topic).inc()
-        offsets = [TopicPartition(t, p, off + 1) for (t, p), off in touched.items()]
-        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-        producer.commit_transaction(30)
-        for (t, p), off in touched.items():
-            agg = self.aggs[(t, p)]
-            write_json_atomic(self._state_path(t, p), {"next_offset": off + 1, "agg": agg.to_state()})
-            if agg.watermark_ms is not None:
-                WATERMARK.labels(agg.topic, str(p)).set(agg.watermark_ms / 1000)
-        BATCH_SECONDS.observe(time.monotonic() - t0)
-        return len(msgs)
+                self._publish(worker, partial)
+                self.reported[key] = caught_up
 
-    def run(self) -> None:
-        consumer = make_consumer(self.bootstrap, self.group, **{"fetch.max.bytes": 52_428_800})
-        producer = make_producer(self.bootstrap, **{"transactional.id": f"{self.group}-{uuid.uuid4().hex[:12]}",
-                                                    "linger.ms": 20})
-        producer.init_transactions(30)
-        if self._otlp_exists(consumer):
-            self.inputs.append(self.otlp_topic)
-        if self.assignment == "group":
-            consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        else:
-            from gatewatch.streams.runtime.stage import static_partitions
-            self._on_assign(consumer, [TopicPartition(t, p) for t in self.inputs
-                                       for p in static_partitions(consumer, t, self.partitions)])
-        log_event(LOG, "ingest started", inputs=self.inputs, group=self.group)
-        try:
-            while not self.stop:
-                msgs = consumer.consume(self.batch_size, self.poll_timeout_s)
-                if msgs:
-                    self.idle.saw_input()
-                    self.process(producer, consumer, msgs)
-                elif self.assigned and self.idle.expired():
-                    break
-        finally:
-            producer.flush(10)
-            consumer.close()
-            log_event(LOG, "ingest stopped")
+    def _at_end(self, worker, key: tuple[str, int]) -> bool:
+        """Whether this partition was read to its end, as far as the last fetch told."""
+        _lo, hi = worker.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+        pos = self.position.get(key)
+        if pos is None:
+            pos = _lo if _lo is not None and _lo >= 0 else None
+        return hi is not None and hi >= 0 and pos is not None and pos >= hi
+
+    def _publish(self, worker, partial: dict) -> None:
+        key = partial["source"].encode()
+        for t, part in enumerate(split_partial(partial, self.tasks)):
+            worker.produce(self.partials_topic, key, canonical_json(part), partition=t)
+        PARTIALS.labels(partial["topic"]).inc()
+
+    def after_commit(self, worker, offsets) -> None:
+        for tp in offsets:
+            agg = self.aggs.get((tp.topic, tp.partition))
+            if agg is None:
+                continue
+            write_json_atomic(self._state_path(tp.topic, tp.partition), {"next_offset": tp.offset, "agg": agg.to_state()})
+            if agg.watermark_ms is not None:
+                WATERMARK.labels(agg.topic, str(tp.partition)).set(agg.watermark_ms / 1000)
+
+    def tick(self, worker) -> None:
+        """Idle partitions read to their end say so once (a transaction of progress partials); the
+        OTLP topic is taken on when it appears."""
+        now = time.monotonic()
+        otlp = topics.otlp_topic()
+        if otlp and otlp not in worker.inputs and now - self._last_otlp_check >= 30:
+            self._last_otlp_check = now
+            if worker.topic_exists(otlp):
+                log_event(LOG, "OTLP topic appeared: reading it", topic=otlp)
+                worker.add_inputs([otlp])
+        if now - self._last_progress < self.progress_interval_s:
+            return
+        self._last_progress = now
+        due = [k for k in self.aggs if not self.reported.get(k) and self._at_end(worker, k)]
+        if not due:
+            return
+        worker.producer.begin_transaction()
+        for key in due:
+            agg = self.aggs[key]
+            pos = self.position.get(key)
+            if pos is None:
+                pos = worker.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)[0]
+            self._publish(worker, agg.progress(pos, True))
+            self.reported[key] = True
+        worker.producer.commit_transaction(30)
+
+
+def _reread(bootstrap: str, group: str, agg: InputAggregator, tp: TopicPartition) -> int:
+    """Feed records [earliest, tp.offset) into agg, only to recompute its stream time."""
+    c = make_consumer(bootstrap, f"{group}-restore-{uuid.uuid4().hex[:8]}")
+    n, end = 0, tp.offset
+    try:
+        lo, _hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+        if lo >= end:
+            return 0
+        c.assign([TopicPartition(tp.topic, tp.partition, lo)])
+        pos, deadline = lo, time.monotonic() + 120
+        while pos < end and time.monotonic() < deadline:
+            for m in c.consume(10_000, 1.0):
+                if m.error() or m.offset() >= end:
+                    continue
+                agg.add(m.offset(), m.key(), m.value(), message_ts_ms(m))
+                pos, n = m.offset() + 1, n + 1
+        if pos < end:
+            raise RuntimeError(f"could not re-read {tp.topic}[{tp.partition}] up to offset {end}")
+    finally:
+        c.close()
+    return n

@@ -1,59 +1,105 @@
-"""Signal stage: gw.partials -> gw.signals. Event-time windows per source partition (gatewatch.processors.signals)."""
+"""Signals stage: gw.partials -> gw.signals. One SignalTask per gw.partials partition (the scopes it
+owns, merged from every source partition: processors.signals.task).
+
+A task waits for every partition of the input topics (metrics, rum, cdc, and the OTLP topic when it
+exists, or once a partial from it arrives), so two instances started minutes apart still compute
+each window from all of its data. Data a task had to drop as late goes to gw.dlq (reason late_at_merge).
+"""
 from __future__ import annotations
 
 import orjson
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from gatewatch.processors.signal_merge import wire_records
-from gatewatch.processors.signals import PartitionSignals, batch_domain
-from gatewatch.processors.windows import SignalConfig
+from gatewatch.processors.signals import SignalConfig, SignalTask, batch_domain
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.stage import SnapshotStage
+from gatewatch.streams.runtime.snapshots import SnapshotStage
 
+SOURCE = "signals"  # the signal records' source: one task owns a scope, whatever the partitioning
 SIGNALS = Counter("gatewatch_signals_emitted_total", "Signals published", ["domain"])
 PARTIALS_IN = Counter("gatewatch_signals_partials_total", "Partials applied (re-deliveries included)")
 BAD_PARTIALS = Counter("gatewatch_signals_bad_partials_total", "Unreadable partials skipped")
+LATE = Counter("gatewatch_signals_late_samples_total", "Samples dropped: behind what the task had emitted")
+WATERMARK = Gauge("gatewatch_signals_watermark_seconds", "Event-time watermark of a signals task", ["task"])
+WAITING = Gauge("gatewatch_signals_waiting_sources", "Source partitions holding a task's watermark back", ["task"])
 
 
-def signal_outputs(ps: PartitionSignals, partial: dict, signals_topic: str) -> list[tuple[str, bytes, bytes]]:
-    """Apply a partial and turn the emitted batches into gw.signals records (shared with replay)."""
-    source = f"{partial['topic']}:{partial['partition']}"
+def signal_outputs(task: SignalTask, partial: dict, signals_topic: str) -> list[tuple[str, bytes, bytes]]:
+    """Apply a partial; the emitted batches as gw.signals records (shared with replay)."""
     out = []
-    for batch in ps.apply(partial):
+    for batch in task.apply(partial):
         if not batch:
             continue
-        domain = batch_domain(batch)  # named gauges are outside the catalogue; the batch knows its domain
+        domain = batch_domain(batch)
         SIGNALS.labels(domain).inc(len(batch))
-        out.extend((signals_topic, k, v) for k, v in wire_records(batch, domain, source))
+        out.extend((signals_topic, k, v) for k, v in wire_records(batch, domain, SOURCE))
+    return out
+
+
+def late_records(task: SignalTask) -> list[tuple[str, int, int | None, str]]:
+    """(source topic, partition, first offset, detail) of what the task dropped as late."""
+    out = []
+    for late in task.take_late():
+        LATE.inc(late["samples"])
+        logical, _, part = late["source"].rpartition(":")
+        detail = (f"{late['samples']} samples in {late['buckets']} buckets behind the task's emitted "
+                  f"windows (offsets {late['first_offset']}..{late['last_offset']})")
+        out.append((topics.input_topic(logical), int(part), late["first_offset"], detail))
     return out
 
 
 class SignalStage(SnapshotStage):
     name = "signals"
 
-    def __init__(self, bootstrap: str, config: SignalConfig, state_dir, **kw):
-        super().__init__(bootstrap, topics.topic("partials"), state_dir, group="gatewatch-signals", **kw)
+    def __init__(self, config: SignalConfig, state_dir, **kw):
+        super().__init__(topics.topic("partials"), state_dir, group="gatewatch-signals", **kw)
         self.config = config
         self.signals_topic = topics.topic("signals")
+        self._expected: dict[str, int] = {}  # input topic (logical) -> partitions
 
-    def new_state(self, partition):
-        return {}
+    def _sources(self, worker, logical: str) -> list[str]:
+        if logical not in self._expected:
+            self._expected[logical] = worker.partition_count(topics.input_topic(logical))
+        return [f"{logical}:{p}" for p in range(self._expected[logical])]
 
-    def load_state(self, partition, doc):
-        return {src: PartitionSignals.from_state(s, self.config) for src, s in doc.items()}
+    def _expect_inputs(self, worker, task: SignalTask) -> None:
+        for logical in topics.INPUTS:
+            task.expect(self._sources(worker, logical))
+        if topics.OTLP not in self._expected and worker.topic_exists(topics.otlp_topic()):
+            self._sources(worker, topics.OTLP)  # ingest reads it when it exists, so wait for it too
+        if topics.OTLP in self._expected:
+            task.expect(self._sources(worker, topics.OTLP))
+
+    def new_state(self, worker, partition):
+        task = SignalTask(partition, self.config)
+        self._expect_inputs(worker, task)
+        return task
+
+    def load_state(self, worker, partition, doc):
+        task = SignalTask.from_state(doc, self.config)
+        self._expect_inputs(worker, task)
+        return task
 
     def dump_state(self, state):
-        return {src: ps.to_state() for src, ps in state.items()}
+        return state.to_state()
 
-    def handle(self, state, msg):
+    def handle(self, worker, task, msg):
         try:
             partial = orjson.loads(msg.value())
-            source = f"{partial['topic']}:{partial['partition']}"
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            source = partial.get("source") or f"{partial['topic']}:{partial['partition']}"
+            logical = source.rpartition(":")[0]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             BAD_PARTIALS.inc()
             return []
         PARTIALS_IN.inc()
-        ps = state.get(source)
-        if ps is None:
-            ps = state[source] = PartitionSignals(partial["topic"], partial["partition"], self.config)
-        return signal_outputs(ps, partial, self.signals_topic)
+        if logical == topics.OTLP and topics.OTLP not in self._expected:
+            for t in self.states.values():  # an optional input appeared: wait for all of its partitions
+                t.expect(self._sources(worker, topics.OTLP))
+        out = signal_outputs(task, partial, self.signals_topic)
+        for source_topic, part, offset, detail in late_records(task):
+            worker.dlq(source_topic, part, offset, "late_at_merge", None, detail)
+        wm = task.watermark()
+        if wm is not None:
+            WATERMARK.labels(str(task.task)).set(wm / 1000)
+        WAITING.labels(str(task.task)).set(len(task.waiting_for()) if wm is None else 0)
+        return out

@@ -1,6 +1,6 @@
-"""The trajectory worker: gw.spans -> gatewatch.processors.quality.SpanCycle -> gw.trajectories (+ gw.dlq).
+"""The trajectory stage: gw.spans -> gatewatch.processors.quality.SpanCycle -> gw.trajectories (+ gw.dlq).
 
-A confluent-kafka batch consumer. Per batch: decode + validate + link + score every record in
+It runs on the worker skeleton (streams.runtime.worker) in a consumer group. Per batch: decode + validate + link + score every record in
 offset order (the same SpanCycle.process call as `gatewatch quality simulate`) and produce the
 events (key = tenant), the DLQ records (key = source topic) and the trajectory_quality_* signal
 batches (gw.signals, key = tenant as scope, domain "trajectories", source "spans:<partition>"). Every --snapshot-interval seconds,
@@ -27,22 +27,20 @@ How state survives a restart (including SIGKILL) and a rebalance:
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-import time
 from pathlib import Path
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from gatewatch.processors.quality import CyclePolicy, SpanCycle
 from gatewatch.processors.signal_merge import wire_records
 from gatewatch.processors.spans import dlq_record
-from gatewatch.streams.runtime import kafka, topics
+from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
-from gatewatch.streams.runtime.ops import OpsServer, log_event
-from gatewatch.streams.runtime.worker import write_json_atomic
+from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.statefiles import write_json_atomic
+from gatewatch.streams.runtime.worker import Stage
 
 log = logging.getLogger("gatewatch.trajectories")
 
@@ -119,115 +117,60 @@ def _totals(cycles) -> dict:
     return t
 
 
-class TrajectoryWorker:
-    def __init__(self, bootstrap: str, policy: CyclePolicy, state_dir: str | Path,
-                 group: str = "gatewatch-trajectories", metrics_port: int | None = None,
-                 exit_when_idle: float | None = None, batch_size: int = 2000, poll_timeout: float = 0.5,
-                 snapshot_interval: float = 1.0, allow_policy_change: bool = False):
-        self.bootstrap, self.policy, self.group = bootstrap, policy, group
+class TrajectoryStage(Stage):
+    """gw.spans in group mode; one SpanCycle per partition, its snapshot the truth (module docstring)."""
+    name = "trajectories"
+    poll_timeout_s = 0.5
+
+    def __init__(self, policy: CyclePolicy, state_dir: str | Path, group: str = "gatewatch-trajectories",
+                 batch_size: int = 2000, snapshot_interval: float = 1.0, allow_policy_change: bool = False):
+        self.policy, self.group, self.batch_size = policy, group, batch_size
+        self.checkpoint_interval_s = snapshot_interval
         self.state_dir = Path(state_dir)
         if self.state_dir.exists() and not self.state_dir.is_dir():
             raise GatewatchError(f"state {self.state_dir}: not a directory")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics_port, self.exit_when_idle = metrics_port, exit_when_idle
-        self.batch_size, self.poll_timeout, self.snapshot_interval = batch_size, poll_timeout, snapshot_interval
         self.spans_topic = topics.topic("spans")
-        self.stop_event = threading.Event()
-        self.assigned = False
         self.cycles: dict[int, SpanCycle] = {}     # assigned partition -> its cycle
         self.offsets: dict[int, int] = {}          # assigned partition -> next offset to apply
         self._dirty: set[int] = set()              # partitions applied to since their last snapshot
         self._last_totals = _totals(())
-        self._delivery_error: str | None = None
-        self.producer = None
         self.allow_policy_change = allow_policy_change
 
-    # -- kafka callbacks
-    def _on_assign(self, consumer, partitions):
-        for tp in partitions:
+    def input_topics(self, worker) -> list[str]:
+        log_event(log, "started", topic=self.spans_topic, state=str(self.state_dir),
+                  policy_hash=self.policy.policy_hash())
+        return [self.spans_topic]
+
+    def on_assign(self, worker, tps):
+        placed = []
+        for tp in tps:
             cycle, nxt = load_snapshot(snapshot_path(self.state_dir, tp.topic, tp.partition), self.policy,
                                        tp.topic, tp.partition, self.allow_policy_change)
             self.cycles[tp.partition] = cycle
             self.offsets[tp.partition] = nxt or 0
-            tp.offset = nxt if nxt is not None else OFFSET_BEGINNING
-        consumer.assign(partitions)
+            placed.append(TopicPartition(tp.topic, tp.partition, nxt if nxt is not None else OFFSET_BEGINNING))
         self._last_totals = _totals(self.cycles.values())  # restored stats are not this process's work
-        self.assigned = True
-        self._last_activity = time.monotonic()
-        log_event(log, "assigned", partitions={tp.partition: tp.offset for tp in partitions})
+        return placed
 
-    def _on_revoke(self, consumer, partitions):
-        self._checkpoint(consumer)
-        for tp in partitions:
+    def on_revoke(self, worker, tps) -> None:
+        for tp in tps:
             self.cycles.pop(tp.partition, None)
             self.offsets.pop(tp.partition, None)
+            self._dirty.discard(tp.partition)
         self._last_totals = _totals(self.cycles.values())
-        self.assigned = bool(self.cycles)
-        log_event(log, "revoked", partitions=[tp.partition for tp in partitions])
 
-    def _idle_limit(self) -> float:
-        # Before the first assignment the group join itself can take seconds (tansu: ~session/2).
-        return self.exit_when_idle if self.assigned else max(self.exit_when_idle, 30.0)
-
-    def _on_delivery(self, err, msg):
-        if err is not None and self._delivery_error is None:
-            self._delivery_error = f"{msg.topic()}: {err.str()}"
-
-    # -- main loop
-    def run(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self.stop_event.set())
-        ops = OpsServer(self.metrics_port, ready=lambda: self.assigned).start() \
-            if self.metrics_port is not None else None
-        consumer = kafka.consumer(self.bootstrap, self.group)
-        self.producer = producer = kafka.producer(self.bootstrap)
-        consumer.subscribe([self.spans_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self._last_activity = self._last_checkpoint = time.monotonic()
-        log_event(log, "started", topic=self.spans_topic, state=str(self.state_dir),
-                  policy_hash=self.policy.policy_hash())
-        clean = False
-        try:
-            while not self.stop_event.is_set():
-                msgs = consumer.consume(self.batch_size, self.poll_timeout)
-                if msgs:
-                    self._batch(msgs, producer)
-                    if time.monotonic() - self._last_checkpoint >= self.snapshot_interval:
-                        self._checkpoint(consumer)
-                    continue
-                self._checkpoint(consumer)  # idle: make the work so far durable
-                if self.exit_when_idle is not None and \
-                        time.monotonic() - self._last_activity >= self._idle_limit():
-                    log_event(log, "idle, exiting", idle_s=self.exit_when_idle)
-                    break
-            clean = True
-        finally:
-            if clean:
-                self._checkpoint(consumer)
-            else:
-                self._dirty.clear()  # after a failure, close() must not snapshot from its revoke callback
-            producer.flush(10)
-            consumer.close()
-            if ops:
-                ops.stop()
-            log_event(log, "stopped", offsets=self.offsets)
-
-    def _batch(self, msgs, producer) -> None:
+    def process(self, worker, msgs) -> None:
         """Apply records in offset order and hand their events to the producer (not yet durable)."""
-        self._last_activity = time.monotonic()
         scores, candidates = [], 0
         for m in msgs:
-            if m.error():
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    log_event(log, "consume error", logging.WARNING, error=m.error().str())
-                continue
             p, off = m.partition(), m.offset()
             cycle = self.cycles.get(p)
             if cycle is None or off < self.offsets[p]:
                 continue  # not ours any more, or applied before the last snapshot
             events, reason, outputs = record_outputs(cycle, m.topic(), p, off, m.value())
             for topic, key, value in outputs:
-                self._produce(producer, topic, key, value)
+                worker.produce(topic, key, value)
             for ev in events:
                 if ev["type"] == "trajectory_quality":
                     scores.append(ev["score"])
@@ -239,36 +182,19 @@ class TrajectoryWorker:
             self._dirty.add(p)
         self._metrics(scores, candidates)
 
-    def _checkpoint(self, consumer) -> None:
-        """Flush (every event acknowledged), then snapshot the dirty partitions, then commit offsets.
-
-        Only after the flush may a snapshot claim its records as applied; a crash before the
-        snapshot re-applies them from the previous one and re-emits the identical events."""
-        if not self._dirty:
-            return
-        remaining = self.producer.flush(30)
-        if remaining or self._delivery_error:
-            # Not acknowledged: no snapshot; stop so a restart re-applies from the last snapshot.
-            raise GatewatchError(f"publishing failed ({self._delivery_error or f'{remaining} undelivered'})")
-        for p in sorted(self._dirty):
+    def checkpoint(self, worker) -> list[TopicPartition]:
+        """Every event acknowledged (the worker flushed), then snapshot the dirty partitions: only
+        then may a snapshot claim its records as applied; a crash before it re-applies them from the
+        previous one and re-emits the identical events."""
+        done = sorted(self._dirty)
+        for p in done:
             write_snapshot(snapshot_path(self.state_dir, self.spans_topic, p), self.cycles[p],
                            self.spans_topic, p, self.offsets[p])
-        done = sorted(self._dirty)
         self._dirty.clear()
-        self._last_checkpoint = time.monotonic()
-        try:
-            consumer.commit(offsets=[TopicPartition(self.spans_topic, p, self.offsets[p]) for p in done],
-                            asynchronous=True)
-        except Exception as e:  # noqa: BLE001 - a failed commit only delays lag reporting
-            log_event(log, "commit failed", logging.WARNING, error=str(e))
+        return [TopicPartition(self.spans_topic, p, self.offsets[p]) for p in done]
 
-    def _produce(self, producer, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                producer.poll(0.1)
+    def close(self, worker) -> None:
+        log_event(log, "stopped", offsets=self.offsets)
 
     def _metrics(self, scores: list[float], candidates: int) -> None:
         now = _totals(self.cycles.values())

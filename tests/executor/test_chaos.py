@@ -71,7 +71,7 @@ def test_sigkill_chaos_executes_every_action_exactly_once(kafka_bootstrap, topic
         producer.start()
         # first life: SIGKILLs itself exactly between an effect and its RESULT (an in-flight action)
         first = _executor(tmp_path, env, crash_after=rng.randint(1, 100))
-        assert first.wait(60) == -signal.SIGKILL
+        assert first.wait(60) == -signal.SIGKILL, first.stderr.read().decode()[-1500:]
         for _ in range(KILLS):  # then SIGKILL at random times
             proc = _executor(tmp_path, env)
             try:

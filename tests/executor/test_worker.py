@@ -16,7 +16,7 @@ from gatewatch.sinks.executor.config import config_from_dict
 from gatewatch.sinks.executor.receipts import verify_chain
 from gatewatch.sinks.executor.worker import ExecutorWorker
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
-from gatewatch.streams.runtime.ops import OpsServer
+from gatewatch.streams.runtime.ops_http import OpsServer
 from tests.executor.helpers import action_record, permitted
 from tests.executor.kafka_io import produce_actions, read_receipts
 from tests.executor.webhook_server import WebhookServer

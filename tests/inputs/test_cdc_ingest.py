@@ -7,8 +7,9 @@ import pytest
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import producer
-from gatewatch.streams.runtime.worker import StopFlag
-from gatewatch.streams.stages.ingest import SKIPPED, IngestWorker
+from gatewatch.streams.runtime.lifecycle import StopFlag
+from gatewatch.streams.runtime.worker import Worker
+from gatewatch.streams.stages.ingest import SKIPPED, IngestStage
 from tests.inputs.test_rum_cdc import KTS, _col, _row, schema_change
 from tests.pipeline.helpers import read_topic
 
@@ -25,8 +26,8 @@ def test_tombstones_counted_not_dead_lettered(kafka_bootstrap, topic_prefix, tmp
     p.produce(t, key=b"k", value=b"not json", partition=0, timestamp=KTS)
     assert p.flush(10) == 0
     before = SKIPPED.labels("cdc", "tombstone")._value.get()
-    w = IngestWorker(kafka_bootstrap, SignalConfig(), tmp_path, exit_when_idle_s=3, stop=StopFlag(install=False),
-                     partitions=[0])
+    w = Worker(IngestStage(SignalConfig(), tmp_path), kafka_bootstrap, exit_when_idle_s=3,
+               stop=StopFlag(install=False), partitions=[0])
     th = threading.Thread(target=w.run, daemon=True)
     th.start()
     th.join(60)

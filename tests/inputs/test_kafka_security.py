@@ -86,7 +86,7 @@ def test_aiokafka_and_faust_mapping():
 
 
 def test_http_endpoints_bind_loopback_by_default(monkeypatch):
-    from gatewatch.streams.runtime.ops import OpsServer
+    from gatewatch.streams.runtime.ops_http import OpsServer
     monkeypatch.delenv("GATEWATCH_HTTP_HOST", raising=False)
     ops = OpsServer(0)
     try:

@@ -1,14 +1,8 @@
 """Acceptance (replay): a generated OTLP stream, in both encodings, gives the signals and actions
-of the equivalent request-sample stream.
-
-The comparison drops one wire field of each signal record: `source`, the partition the signal
-was computed from ("otlp:0" vs "metrics:0"). It is routing metadata (the decide stage's merge
-drops it too); everything else, including the actions, must be byte-identical.
-"""
+of the equivalent request-sample stream, byte for byte."""
 import orjson
 import pytest
 
-from gatewatch.processors.canonical import canonical_json
 from gatewatch.streams.app.replay import Replayer
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.policy_files import load_policy_dir
@@ -29,12 +23,6 @@ def request_envelopes(batches, topic, partition=0):
              "payload": otlp_gen.requests_json(b).decode()} for i, b in enumerate(batches)]
 
 
-def without_source(value: bytes) -> bytes:
-    doc = orjson.loads(value)
-    doc.pop("source")
-    return canonical_json(doc)
-
-
 def run(envs, policy, **kw):
     rp = Replayer(policy, None, flush_every=13, inputs=OPTS, **kw)
     out = []
@@ -53,7 +41,7 @@ def reference():
 
 
 def split(out):
-    sig = [without_source(v) for t, _k, v in out if t == topics.topic("signals")]
+    sig = [v for t, _k, v in out if t == topics.topic("signals")]
     act = [v for t, _k, v in out if t == topics.topic("actions")]
     dlq = [v for t, _k, v in out if t == topics.topic("dlq")]
     return sig, act, dlq
@@ -85,37 +73,40 @@ def test_otlp_proto_replay_equals_request_samples(reference):
 
 
 def test_gatewatch_replay_cli(tmp_path):
-    """`gatewatch replay` over kcat -J files: the OTLP file (JSON and base64 protobuf partitions)
-    prints the request file's signals (minus source) and lists the ignored spans on stderr. The
+    """`gatewatch replay` over kcat -J files: an OTLP file (JSON) and one of the same spans as
+    protobuf (base64) each print the request file's signals and list the ignored spans on stderr;
+    the two OTLP partitions together count every request twice, as one scope's data should. The
     shipped policy has no otlp cohort table, so every span is in the "stable" cohort."""
+    import base64
+
     from click.testing import CliRunner
 
     from gatewatch.streams.cli.main import cli
     batches = otlp_gen.batches(60)
-    import base64
-    otlp_lines = [orjson.dumps(e) for e in otlp_envelopes(batches, otlp_gen.otlp_json)]
-    otlp_lines += [orjson.dumps({"topic": "otlp_spans", "partition": 1, "offset": i, "ts": otlp_gen.kafka_ts_ms(b),
+    json_lines = [orjson.dumps(e) for e in otlp_envelopes(batches, otlp_gen.otlp_json)]
+    proto_lines = [orjson.dumps({"topic": "otlp_spans", "partition": 1, "offset": i, "ts": otlp_gen.kafka_ts_ms(b),
                                  "key": None, "payload_b64": base64.b64encode(otlp_gen.otlp_proto(b, i)).decode()})
                    for i, b in enumerate(batches)]
     req_lines = [orjson.dumps({**e, "payload": otlp_gen.requests_json(b, {}).decode()})
                  for e, b in zip(request_envelopes(batches, topics.topic("metrics")), batches)]
-    (tmp_path / "otlp.ndjson").write_bytes(b"\n".join(otlp_lines) + b"\n")
-    (tmp_path / "req.ndjson").write_bytes(b"\n".join(req_lines) + b"\n")
+    for name, lines in (("json", json_lines), ("proto", proto_lines), ("both", json_lines + proto_lines),
+                        ("req", req_lines)):
+        (tmp_path / f"{name}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
     runner = CliRunner()
 
     def replay(name):
-        r = runner.invoke(cli, ["replay", "--policy", POLICY_DIR, str(tmp_path / name)])
+        r = runner.invoke(cli, ["replay", "--policy", POLICY_DIR, str(tmp_path / f"{name}.ndjson")])
         assert r.exit_code == 0, r.output
-        sig = {}
-        for line in r.stdout_bytes.splitlines():
-            rec = orjson.loads(line)
-            if rec["topic"] == topics.topic("signals"):
-                src = rec["value"]["source"]
-                sig.setdefault(src, []).append(without_source(orjson.dumps(rec["value"])))
+        sig = [orjson.loads(line)["value"] for line in r.stdout_bytes.splitlines()
+               if orjson.loads(line)["topic"] == topics.topic("signals")]
         return sig, r.stderr
 
-    got, err = replay("otlp.ndjson")
-    want, _ = replay("req.ndjson")
-    assert set(got) == {"otlp:0", "otlp:1"} and set(want) == {"metrics:0"}
-    assert got["otlp:0"] == got["otlp:1"] == want["metrics:0"]
+    want, _ = replay("req")
+    got, err = replay("json")
+    assert got == want and len(want) > 50
+    assert replay("proto")[0] == want
     assert "otlp_span:not_server" in err and "otlp_span:no_http_status" in err
+    both = {(s["name"], s["scope"], s["cohort"], s["ts"]): s for s in replay("both")[0]}
+    one = {(s["name"], s["scope"], s["cohort"], s["ts"]): s for s in want}
+    assert both.keys() <= one.keys()
+    assert all(both[k]["samples"] == 2 * one[k]["samples"] for k in both if k[0] == "request_rate")

@@ -59,8 +59,9 @@ def envelopes(bootstrap: str) -> list[dict]:
 
 
 def replay_outputs(envs: list[dict], policy, signer) -> dict[str, list[tuple[bytes, bytes]]]:
-    from gatewatch.streams.app.replay import Replayer
-    rp = Replayer(policy, signer, flush_every=97)
+    from gatewatch.streams.app.replay import Replayer, envelope_from_dict, sources_of
+    envs = [envelope_from_dict(e) for e in envs]
+    rp = Replayer(policy, signer, flush_every=97, sources=sources_of(envs))
     outs = []
     for env in envs:
         outs.extend(rp.feed(env))

@@ -7,10 +7,11 @@ from nacl.signing import SigningKey
 
 from gatewatch.processors.policy.engine import permit_signer
 from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime.lifecycle import StopFlag
 from gatewatch.streams.runtime.policy_files import load_policy_dir
-from gatewatch.streams.runtime.worker import StopFlag
+from gatewatch.streams.runtime.worker import Worker
 from gatewatch.streams.stages.decide import DecideStage
-from gatewatch.streams.stages.ingest import IngestWorker
+from gatewatch.streams.stages.ingest import IngestStage
 from gatewatch.streams.stages.signals import SignalStage
 from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
 
@@ -23,12 +24,12 @@ def test_streaming_equals_replay(kafka_bootstrap, topic_prefix, tmp_path):
     policy = load_policy_dir(POLICY_DIR)
     key = SigningKey(b"\x01" * 32)
     cfg = SignalConfig.from_policy(policy.doc, policy.hash)
+    quiet = dict(stop=StopFlag(install=False))
     stages = [
-        IngestWorker(kafka_bootstrap, cfg, tmp_path / "ingest", batch_size=700, exit_when_idle_s=3,
-                     stop=StopFlag(install=False)),
-        SignalStage(kafka_bootstrap, cfg, tmp_path / "signals", exit_when_idle_s=4, stop=StopFlag(install=False)),
-        DecideStage(kafka_bootstrap, POLICY_DIR, key, tmp_path / "decide", load_policy_dir,
-                    exit_when_idle_s=5, stop=StopFlag(install=False)),
+        Worker(IngestStage(cfg, tmp_path / "ingest", batch_size=700), kafka_bootstrap, exit_when_idle_s=3, **quiet),
+        Worker(SignalStage(cfg, tmp_path / "signals"), kafka_bootstrap, exit_when_idle_s=4, **quiet),
+        Worker(DecideStage(POLICY_DIR, key, tmp_path / "decide", load_policy_dir), kafka_bootstrap,
+               exit_when_idle_s=5, **quiet),
     ]
     threads = [threading.Thread(target=s.run, daemon=True) for s in stages]
     for t in threads:

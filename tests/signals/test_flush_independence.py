@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewatch.processors.partials import PartitionAggregator
-from gatewatch.processors.signals import PartitionSignals, SignalConfig, run_pipeline
+from gatewatch.processors.signals import SignalConfig, SignalTask, run_pipeline
 
 from .mixed import mixed_feed
 
@@ -27,23 +27,26 @@ def chaotic_run(records, cfg, seed, aborts=True):
     side then restarts from its last commit and re-reads (re-cutting the range differently)."""
     from collections import deque
     rng = random.Random(seed)
-    aggs, sigs, history, out = {}, {}, {}, []
-    committed, buffered = {}, {}
+    aggs, history, out = {}, {}, []
+    committed, buffered, ends = {}, {}, {}
     queue = deque(records)
+    task = [SignalTask(0, cfg)]
+    task[0].expect(f"{r[0]}:{r[1]}" for r in records)
 
     def apply(tp, p):
         p = orjson.loads(orjson.dumps(p))  # through the wire
         history.setdefault(tp, []).append(p)
-        for b in sigs[tp].apply(p):
-            out.append((b[0]["ts"], tp, b))
+        out.extend(task[0].apply(p))
         if rng.random() < 0.3:  # re-delivery of an older partial
             old = rng.choice(history[tp])
-            assert sigs[tp].apply(old) == []
+            assert task[0].apply(old) == []
         if rng.random() < 0.3:  # crash + restore of the signal state
-            sigs[tp] = PartitionSignals.from_state(orjson.loads(orjson.dumps(sigs[tp].to_state())), cfg)
+            task[0] = SignalTask.from_state(orjson.loads(orjson.dumps(task[0].to_state())), cfg)
 
-    def flush(tp, abort=False):
-        p = aggs[tp].flush()
+    def flush(tp, abort=False, last=False):
+        p = aggs[tp].flush(caught_up=last)
+        if p is None and last:
+            p = aggs[tp].progress(ends[tp], True)
         if p is not None:
             apply(tp, p)
         if abort:  # the transaction is aborted but its partial was seen: re-read from the commit
@@ -59,9 +62,9 @@ def chaotic_run(records, cfg, seed, aborts=True):
         tp = (topic, part)
         if tp not in aggs:
             aggs[tp] = PartitionAggregator(topic, part, cfg)
-            sigs[tp] = PartitionSignals(topic, part, cfg)
             committed[tp], buffered[tp] = aggs[tp].to_state(), []
         aggs[tp].add(off, key, value, kts)
+        ends[tp] = max(ends.get(tp, 0), off + 1)
         buffered[tp].append(rec)
         if rng.random() < 0.05:  # aggregator state round trip with pending buckets
             aggs[tp] = PartitionAggregator.from_state(orjson.loads(orjson.dumps(aggs[tp].to_state())), cfg)
@@ -71,9 +74,8 @@ def chaotic_run(records, cfg, seed, aborts=True):
         elif aborts and r < 0.025:
             flush(tp, abort=True)
     for tp in sorted(aggs):
-        flush(tp)
-    out.sort(key=lambda t: (t[0], t[1]))
-    return [b for _, _, b in out], {tp: (s.reconciled, s.conflicts) for tp, s in sigs.items()}
+        flush(tp, last=True)
+    return out, task[0].counters
 
 
 @settings(max_examples=8, deadline=None)
@@ -85,8 +87,8 @@ def test_output_independent_of_flush_boundaries_redelivery_and_restarts(data_see
     got, rej = run_pipeline(records, CFG, flush_every=flush_every)
     assert canon(got) == canon(ref)
     assert rej == rej_ref
-    chaotic, stats = chaotic_run(records, CFG, chaos_seed)
-    assert all(conflicts == 0 for _, conflicts in stats.values()), stats
+    chaotic, counters = chaotic_run(records, CFG, chaos_seed)
+    assert counters["conflicts"] == 0, counters
     assert canon(chaotic) == canon(ref)
 
 
@@ -113,13 +115,13 @@ def test_overlapping_partial_is_refused_not_double_counted():
     for r in metrics[:100]:
         agg.add(*r[2:])
     p1 = agg.flush()
-    ps = PartitionSignals("metrics", 0, CFG)
-    ps.apply(p1)
+    task = SignalTask(0, CFG)
+    task.apply(p1)
     agg2 = PartitionAggregator("metrics", 0, CFG)
     for r in metrics[50:150]:
         agg2.add(*r[2:])
-    assert ps.apply(agg2.flush()) == [] and ps.conflicts == 1
-    assert ps.apply(p1) == [] and ps.duplicates == 1
+    assert task.apply(agg2.flush()) == [] and task.counters["conflicts"] == 1
+    assert task.apply(p1) == [] and task.counters["duplicates"] == 1
 
 
 def test_gaps_of_hours_and_days_are_skipped_and_split_free():
@@ -164,13 +166,13 @@ def test_recut_after_a_visible_aborted_partial_is_reconciled_exactly():
     records = [r for r in mixed_feed(4, 1200).records if r[0] == "metrics"]
     ref, _ = run_pipeline(records, CFG, flush_every=10**9)
 
-    def feed(agg, recs):
+    def feed(agg, recs, last=False):
         for r in recs:
             agg.add(*r[2:])
-        return agg.flush()
+        return agg.flush(caught_up=last)
 
     out = []
-    ps = PartitionSignals("metrics", 0, CFG)
+    ps = SignalTask(0, CFG)
     agg = PartitionAggregator("metrics", 0, CFG)
     out += ps.apply(feed(agg, records[:200]))
     committed = agg.to_state()
@@ -178,6 +180,7 @@ def test_recut_after_a_visible_aborted_partial_is_reconciled_exactly():
     agg = PartitionAggregator.from_state(committed, CFG)  # the worker restarts from its commit
     out += ps.apply(feed(agg, records[200:300]))          # shorter re-cut: a duplicate, splits
     out += ps.apply(feed(agg, records[300:500]))          # overlaps the aborted range: reconciled
-    out += ps.apply(feed(agg, records[500:]))
-    assert (ps.duplicates, ps.reconciled, ps.conflicts) == (1, 1, 0)
+    out += ps.apply(feed(agg, records[500:], last=True))
+    c = ps.counters
+    assert (c["duplicates"], c["reconciled"], c["conflicts"]) == (1, 1, 0)
     assert canon(out) == canon(ref)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.inputs import encode_avro
 from gatewatch.processors.partials import PartitionAggregator
-from gatewatch.processors.signals import PartitionSignals, SignalConfig, run_pipeline
+from gatewatch.processors.signals import SignalConfig, SignalTask, run_pipeline
 from gatewatch.schemas import avro_schema, json_schema
 
 from .gen import T0
@@ -32,17 +32,17 @@ def test_late_is_judged_per_partition_against_max_minus_lateness():
     p = a.flush()
     assert p["watermark_ms"] == T0 + 40_000 and p["rejected"] == 1 and p["records"] == 3
     assert sum(x["n"] for x in p["buckets"]) == 2                   # the late one is not counted
-    ps = PartitionSignals("metrics", 0, cfg)
-    assert ps.apply(p) == []                       # watermark still before the first step end
+    task = SignalTask(0, cfg)
+    task.expect(["metrics:0"])
+    assert task.apply(p) == []                     # watermark still before the first step end
     a.add(3, None, req(T0 + 300_000), None)
-    batches = ps.apply(a.flush())
+    batches = task.apply(a.flush())
     ends = [batch[0]["ts"] for batch in batches]
-    # from the step after the partition's first sample to the watermark (T0 + 240 s)
-    assert ends[0] == "2026-01-01T00:01:50.000Z" and ends[-1] == "2026-01-01T00:04:00.000Z"
-    assert len(ends) == 14
-    # the on-time sample older than the first one is in the window: both counted
+    # from the step after the earliest sample (on time, though it came second) to the watermark
+    assert ends[0] == "2026-01-01T00:00:50.000Z" and ends[-1] == "2026-01-01T00:04:00.000Z"
+    assert len(ends) == 20
     burn5 = [s for batch in batches for s in batch if s["name"] == "burn_rate_5m"]
-    assert [s["samples"] for s in burn5] == [2] * 14
+    assert [s["samples"] for s in burn5] == [1] * 6 + [2] * 14
 
 
 def test_aggregator_resumes_from_its_last_partial():

@@ -14,7 +14,9 @@ from prometheus_client import REGISTRY
 
 from gatewatch.streams.cli.quality import generate_spans, load_policy, simulate_lines
 from gatewatch.streams.runtime import kafka, topics
-from gatewatch.streams.stages.trajectories import TrajectoryWorker
+from gatewatch.streams.runtime.lifecycle import StopFlag
+from gatewatch.streams.runtime.worker import Worker
+from gatewatch.streams.stages.trajectories import TrajectoryStage
 
 pytestmark = pytest.mark.integration
 METRICS = ("gatewatch_diamond_candidates_total", "gatewatch_trajectory_quality_score_count")
@@ -79,8 +81,9 @@ def test_streaming_equals_quality_simulate(kafka_bootstrap, topic_prefix, tmp_pa
     assert want and rejects
     publish_spans(kafka_bootstrap, lines)
     before = {n: REGISTRY.get_sample_value(n) or 0 for n in METRICS}
-    worker = TrajectoryWorker(kafka_bootstrap, load_policy(None), tmp_path / "state",
-                              group=f"traj-{topic_prefix}", exit_when_idle=3, batch_size=500)
+    worker = Worker(TrajectoryStage(load_policy(None), tmp_path / "state", group=f"traj-{topic_prefix}",
+                                    batch_size=500), kafka_bootstrap, assignment="group", exit_when_idle_s=3,
+                    stop=StopFlag(install=False))
     th = threading.Thread(target=worker.run, daemon=True)
     th.start()
     got = read_all(kafka_bootstrap, "trajectories", want_ids={e["id"] for e in want})
@@ -152,7 +155,7 @@ def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootst
     proc = subprocess.Popen(_worker_cmd(state, ("--metrics-port", "0")), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     head = b""
-    while b'"msg":"started"' not in head and b'"msg": "started"' not in head:  # running, then SIGTERM
+    while b'"msg":"trajectories started"' not in head:  # running, then SIGTERM
         line = proc.stderr.readline()
         assert line, f"worker exited before it started: {head[-2000:]!r}"
         head += line
@@ -160,7 +163,7 @@ def test_sigterm_stops_gracefully_and_a_foreign_snapshot_is_refused(kafka_bootst
     _, err = proc.communicate(timeout=30)
     err = head + err
     assert proc.returncode == 0, err[-2000:]
-    assert b'"msg": "stopped"' in err or b'"msg":"stopped"' in err
+    assert b'"msg":"trajectories stopped"' in err
     spans = topics.topic("spans")
     for p in range(3):   # whichever partitions it gets, each snapshot claims another topic
         (state / f"{spans}.{p}.json").write_bytes(orjson.dumps({"topic": "elsewhere.spans", "partition": p,
@@ -188,7 +191,7 @@ def test_a_second_worker_joining_mid_run_takes_over_partitions_without_changing_
     _, err_a = a.communicate(timeout=120)
     _, err_b = b.communicate(timeout=120)
     assert a.returncode == 0 and b.returncode == 0, (err_a[-1500:], err_b[-1500:])
-    assert b'"revoked"' in err_a and b'"assigned"' in err_b
+    assert b'"partitions revoked"' in err_a and b'"partitions assigned"' in err_b
     got = read_all(kafka_bootstrap, "trajectories", want_ids={e["id"] for e in want})
     by_id = {e["id"]: orjson.dumps(e) for e in want}
     assert {ev["id"] for _, ev in got} == set(by_id)

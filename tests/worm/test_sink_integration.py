@@ -16,7 +16,9 @@ from gatewatch.sinks.worm.store import WormStore
 from gatewatch.sinks.worm.witness import Witness
 from gatewatch.streams.runtime import kafka, topics
 from gatewatch.streams.runtime.keys import load_signing_key, public_keys
-from gatewatch.streams.runtime.ops import OpsServer
+from gatewatch.streams.runtime.lifecycle import StopFlag
+from gatewatch.streams.runtime.ops_http import OpsServer
+from gatewatch.streams.runtime.worker import Worker
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration
@@ -59,11 +61,13 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
               ("checkpoints", b"junk", b"k"), ("checkpoints", b'{"kind":"cosigned","note":"x"}', b"k")]
     _produce(kafka_bootstrap, items)
     db = str(tmp_path / "w.db")
-    sink = WormSink(SinkConfig(db=db, bootstrap=kafka_bootstrap, batch_size=7, checkpoint_every=30,
-                               checkpoint_interval_s=0.5, keys_dir=keys))
-    ops = OpsServer(0, ready=lambda: sink.assigned).start()
-    wits = [Witness(n, str(tmp_path / f"{n}.state"), kafka_bootstrap, keys_dir=keys) for n in ("witness-1", "witness-2")]
-    threads = [threading.Thread(target=sink.run)] + [threading.Thread(target=w.run) for w in wits]
+    sink = WormSink(SinkConfig(db=db, batch_size=7, checkpoint_every=30, checkpoint_interval_s=0.5, keys_dir=keys))
+    stop = StopFlag(install=False)
+    workers = [Worker(sink, kafka_bootstrap, assignment="group", stop=stop)]
+    workers += [Worker(Witness(n, str(tmp_path / f"{n}.state"), keys_dir=keys), kafka_bootstrap, assignment="group",
+                       stop=stop) for n in ("witness-1", "witness-2")]
+    ops = OpsServer(0, ready=lambda: workers[0].ready).start()
+    threads = [threading.Thread(target=w.run) for w in workers]
     for t in threads:
         t.start()
     policy = cp.default_policy(keys_path=keys)
@@ -80,9 +84,7 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
         assert "gatewatch_worm_entries_appended_total" in metrics and "gatewatch_worm_tree_size" in metrics
         assert "gatewatch_worm_checkpoint_age_seconds" in metrics and "gatewatch_worm_append_seconds_bucket" in metrics
     finally:
-        sink.stopping = True
-        for w in wits:
-            w.stopping = True
+        stop.stop()
         for t in threads:
             t.join(20)
         ops.stop()

@@ -1,0 +1,142 @@
+"""What every signal domain shares: the signal record, the per-key bucket base class, helpers.
+
+A signal record: {"name","scope","cohort","subject","window_s","value","samples","ts"} (+ extras),
+ts = window end (RFC 3339 UTC, ms, Z). value is null when the window holds no samples (so the
+policy engine sees progress and can demand a minimum count), except cdc_silence_s.
+"""
+from __future__ import annotations
+
+from gatewatch.processors.catalogue import resolve
+from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.timefmt import format_ts
+
+DEFAULT_COHORT = "stable"
+
+
+def _r(v):
+    """Floats rounded to 10 significant digits: stable, readable wire values."""
+    if v is None or isinstance(v, int):
+        return v
+    return float(f"{v:.10g}")
+
+
+_last_ts: list = [None, ""]
+
+
+def _ts(end: int) -> str:
+    if _last_ts[0] != end:  # every signal of a step shares its end
+        _last_ts[0], _last_ts[1] = end, format_ts(end)
+    return _last_ts[1]
+
+
+def signal(name, scope, cohort, subject, window_ms, value, samples, end, **extra) -> dict:
+    s = {"name": name, "scope": scope, "cohort": cohort, "subject": subject,
+         "window_s": window_ms // 1000, "value": _r(value), "samples": int(samples),
+         "ts": _ts(end)}
+    for k, v in extra.items():
+        s[k] = _r(v) if isinstance(v, float) else v
+    return s
+
+
+class Key:
+    """Common per-key state: fine buckets, first bucket, last bucket with data before E."""
+    retention_ms = 0  # keep emitting while there is data in [E - retention, E)
+
+    def __init__(self):
+        self.fine: dict[int, object] = {}
+        self.first_b: int | None = None
+        self.last_b: int | None = None
+
+    def _seen(self, b: int) -> None:
+        """Register bucket b. The task never merges a bucket behind its emission point (such data
+        is late: SignalTask drops and reports it), so a bucket is always in the future of the
+        running windows, which advance() takes it into."""
+        if self.first_b is None or b < self.first_b:
+            self.first_b = b
+
+    def advance(self, end: int, step: int) -> None:
+        if (end - step) in self.fine:
+            self.last_b = end - step
+
+    def active(self, end: int) -> bool:
+        return (self.first_b is not None and self.first_b < end and self.last_b is not None
+                and self.last_b >= end - self.retention_ms)
+
+    def due(self, end: int, step: int) -> bool:
+        """Whether the key will be active at `end` (before advance(end) has run)."""
+        return (end - step) in self.fine or self.active(end)
+
+    def rebuild(self, until: int, cfg) -> None:
+        """Recompute running windows so they cover [until - W, until) (after skipped steps)."""
+
+    def has_future(self, end: int) -> bool:
+        return any(b >= end for b in self.fine)
+
+    def _base_json(self) -> dict:
+        return {"first_b": self.first_b, "last_b": self.last_b}
+
+    def _load_base(self, j: dict) -> None:
+        self.first_b, self.last_b = j["first_b"], j["last_b"]
+
+
+def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> None:
+    """Move a running window histogram from [end-step-width, end-step) to [end-width, end)."""
+    h = hists.get(end - step)
+    if h is not None:
+        win.merge(h)
+    h = hists.get(end - step - width)
+    if h is not None:
+        win.subtract(h)
+
+
+def sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:
+    out = LogHistogram()
+    for b in sorted(b for b in hists if lo <= b < hi):
+        out.merge(hists[b])
+    return out
+
+
+def drop(d: dict, before: int) -> None:
+    for b in [b for b in d if b < before]:
+        del d[b]
+
+
+def dense(d: dict[int, list], unit: int) -> dict:
+    """{b: [n, e]} -> {"b0", "n": [...], "e": [...]} over consecutive buckets (0 = empty): the
+    request state is mostly full 10 s buckets, and this keeps its snapshot small."""
+    if not d:
+        return {"b0": None, "n": [], "e": []}
+    b0, b1 = min(d), max(d)
+    ns, es = [], []
+    for b in range(b0, b1 + unit, unit):
+        v = d.get(b)
+        ns.append(v[0] if v else 0)
+        es.append(v[1] if v else 0)
+    return {"b0": b0, "n": ns, "e": es}
+
+
+def undense(j: dict, unit: int) -> dict[int, list]:
+    b0 = j["b0"]
+    return {b0 + i * unit: [n, e] for i, (n, e) in enumerate(zip(j["n"], j["e"])) if n or e}
+
+
+def pairs(d: dict) -> list:
+    return [[b, v] for b, v in sorted(d.items())]
+
+
+class SignalBatch(list):
+    """One (E, domain, scope) batch: a plain list of signal dicts that also says its domain (a
+    gauge may have any name, so the catalogue cannot always tell). Serializes as a list."""
+    __slots__ = ("domain", "scope")
+
+
+def batch_domain(batch: list[dict]) -> str:
+    """The domain of a batch from apply()/run_pipeline(); for plain lists, from the catalogue,
+    and "gauges" for a name the catalogue does not know (only gauges carry free names)."""
+    d = getattr(batch, "domain", None)
+    if d is not None:
+        return d
+    sd = resolve(batch[0]["name"]) if batch else None
+    return sd.domain if sd is not None else "gauges"
+
+

@@ -1,0 +1,148 @@
+"""Request SLIs per (service, cohort): burn rates over 5m..3d, err5xx_rate, request_rate, latency p95/p99.
+
+Error = status >= 500; burn = error ratio / (1 - target/100), target = slo.availability.target
+(99.9, or slo.availability.by_service). burn_rate_{5m..6h} at every step from fine buckets (plus
+coarse ones in the middle); burn_rate_{1d,3d} at 5-minute aligned ends, exact unions of coarse
+buckets (processors.windows).
+"""
+from __future__ import annotations
+
+from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.signals.common import Key, dense, drop, signal, slide, sum_hists, undense
+from gatewatch.processors.windows import (
+    BURN_WINDOWS_MS,
+    COARSE_MS,
+    COARSE_WINDOWS,
+    DAY,
+    FINE_MAX_MS,
+    SignalConfig,
+    floor_to,
+)
+
+
+class Requests(Key):
+    retention_ms = 3 * DAY
+
+    def __init__(self, cfg: SignalConfig):
+        super().__init__()
+        self._step = cfg.step_ms
+        self.coarse: dict[int, list] = {}
+        self.lat: dict[int, LogHistogram] = {}
+        self.lat_win = LogHistogram()
+
+    def merge(self, x: dict, cfg: SignalConfig) -> None:
+        b = x["b"]
+        self._seen(b)
+        f = self.fine.setdefault(b, [0, 0])
+        f[0] += x["n"]
+        f[1] += x["e"]
+        c = self.coarse.setdefault(floor_to(b, COARSE_MS), [0, 0])
+        c[0] += x["n"]
+        c[1] += x["e"]
+        h = LogHistogram.from_json(x["h"])
+        if b in self.lat:
+            self.lat[b].merge(h)
+        else:
+            self.lat[b] = h
+
+    def advance(self, end, step, cfg):
+        super().advance(end, step)
+        slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
+
+    def rebuild(self, until, cfg):
+        self.lat_win = sum_hists(self.lat, until - cfg.latency_window_ms, until)
+
+    def window_sums(self, end: int, widths: list[int], step: int) -> dict[int, tuple[int, int]]:
+        """(count, errors) over [end - w, end) for each w (multiples of COARSE_MS, ascending):
+        the fine tail [c_hi, end) and a backward walk over coarse buckets are shared by all
+        windows; each adds its own fine head (the part of its first coarse bucket inside it).
+        A window with no fine head (end aligned) is an exact union of coarse buckets."""
+        fine, coarse = self.fine, self.coarse
+        r = end % COARSE_MS
+        c_hi = end - r
+        tn = te = 0
+        for b in range(c_hi, end, step):
+            f = fine.get(b)
+            if f is not None:
+                tn += f[0]
+                te += f[1]
+        out = {}
+        for w in widths:
+            if w % COARSE_MS:  # a window shorter than / not made of coarse buckets: fine only
+                n = e = 0
+                for b in range(end - w, end, step):
+                    f = fine.get(b)
+                    if f is not None:
+                        n += f[0]
+                        e += f[1]
+                out[w] = (n, e)
+        cn = ce = 0           # coarse sum over [c_hi - j*C, c_hi)
+        j = 0
+        for w in widths:
+            if w % COARSE_MS:
+                continue
+            full = w // COARSE_MS if r == 0 else w // COARSE_MS - 1
+            while j < full:
+                j += 1
+                c = coarse.get(c_hi - j * COARSE_MS)
+                if c is not None:
+                    cn += c[0]
+                    ce += c[1]
+            hn = he = 0
+            if r:
+                lo = end - w
+                for b in range(lo, c_hi - full * COARSE_MS, step):
+                    f = fine.get(b)
+                    if f is not None:
+                        hn += f[0]
+                        he += f[1]
+            out[w] = (tn + cn + hn, te + ce + he)
+        return out
+
+    def signals(self, key, end, cfg: SignalConfig) -> list[dict]:
+        service, cohort = key
+        step = cfg.step_ms
+        budget = 1.0 - cfg.target_for(service) / 100.0
+        out = []
+        aligned = end % COARSE_MS == 0
+        widths = sorted({w for label, w in BURN_WINDOWS_MS.items()
+                         if aligned or label not in COARSE_WINDOWS} | {cfg.rate_window_ms})
+        sums = self.window_sums(end, widths, step)
+        for label, width in BURN_WINDOWS_MS.items():
+            if label in COARSE_WINDOWS and not aligned:
+                continue
+            n, e = sums[width]
+            burn = (e / n) / budget if n and budget > 0 else None
+            out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end))
+        n, e = sums[cfg.rate_window_ms]
+        out.append(signal("err5xx_rate", service, cohort, "", cfg.rate_window_ms,
+                           e / n if n else None, n, end))
+        out.append(signal("request_rate", service, cohort, "", cfg.rate_window_ms,
+                           n / (cfg.rate_window_ms / 1000) if n else None, n, end))
+        (p95, p99), n = self.lat_win.quantiles((0.95, 0.99))
+        for value, name in ((p95, "latency_p95_ms"), (p99, "latency_p99_ms")):
+            out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end))
+        return out
+
+    def evict(self, until, cfg):
+        drop(self.fine, until - FINE_MAX_MS - cfg.step_ms)
+        drop(self.lat, until - cfg.latency_window_ms - cfg.step_ms)
+        drop(self.coarse, until - 3 * DAY - COARSE_MS)
+
+    def to_json(self):
+        return {**self._base_json(), "fine": dense(self.fine, self._step),
+                "coarse": dense(self.coarse, COARSE_MS),
+                "lat": [[b, h.to_json()] for b, h in sorted(self.lat.items())],
+                "lat_win": self.lat_win.to_json()}
+
+    @classmethod
+    def from_json(cls, j, cfg):
+        k = cls(cfg)
+        k._load_base(j)
+        k.fine = undense(j["fine"], cfg.step_ms)
+        k.coarse = undense(j["coarse"], COARSE_MS)
+        k.lat = {b: LogHistogram.from_json(h) for b, h in j["lat"]}
+        k.lat_win = LogHistogram.from_json(j["lat_win"])
+        return k
+
+

@@ -1,0 +1,36 @@
+"""State files written so that a crash leaves either the old or the new state, never a torn one."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import orjson
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write, fsync, rename, fsync the directory: the file is either the old or the new state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(obj))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path):
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
