@@ -1,7 +1,7 @@
 """Compose policy files into one Policy: merge, hash, origins, compiled rules.
 
-Precedence: the built-in layer (gatewatch.processors.policy.defaults), then the sources in
-the order given (project -> env -> gate -> ...); later wins.
+Precedence: the built-in layer (configs/builtin.yml, given as `base`), then the sources in the
+order given (project -> env -> gate -> ...); later wins.
 
 Merge semantics:
   * mappings merge key by key, recursively; a later `null` deletes the key;
@@ -19,14 +19,15 @@ The policy hash is sha256 of the canonical JSON of the composed document
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gatewatch.processors import catalogue
 from gatewatch.processors.canonical import canonical_json, sha256_hex
-from gatewatch.processors.policy.defaults import BUILTIN_FILE, BUILTIN_YAML
+from gatewatch.processors.policy.document import lookup
 from gatewatch.processors.policy.errors import PolicyError
 from gatewatch.processors.policy.gate import GateConfig, gate_config
+from gatewatch.processors.policy.grammar import conds
 from gatewatch.processors.policy.rules import Rule, compile_rules
 from gatewatch.processors.policy.source import (
     Located,
@@ -55,15 +56,6 @@ class Policy:
     @property
     def cohort(self) -> str:
         return self.gate.cohort if self.gate else "canary"
-
-
-def lookup(doc: Any, path: str, default: Any = None) -> Any:
-    cur = doc
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return default
-        cur = cur[part]
-    return cur
 
 
 def _identity(loc: Located):
@@ -112,22 +104,10 @@ def merge(base: Located | None, top: Located | None) -> Located | None:
     return top
 
 
-_SUBST = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
-
-
-def substitute(text: str, doc: dict) -> str:
-    """Replace ${a.b.c} by that value of the composed document."""
-    def repl(m):
-        v = lookup(doc, m.group(1))
-        if v is None or isinstance(v, (dict, list)):
-            raise ValueError(f"${{{m.group(1)}}} does not name a value of the policy")
-        return str(v)
-    return _SUBST.sub(repl, text)
-
-
-def compose(sources: list[tuple[str, str]]) -> Policy:
-    """sources: (file name, YAML text) in precedence order. Raises PolicyError."""
-    tree = parse_yaml(BUILTIN_FILE, BUILTIN_YAML)
+def compose(sources: list[tuple[str, str]], base: tuple[str, str] | None = None) -> Policy:
+    """sources: (file name, YAML text) in precedence order, over `base`, the built-in layer
+    (name, text) that streams.runtime.policy_files reads from configs/builtin.yml. Raises PolicyError."""
+    tree = parse_yaml(*base) if base is not None else None
     files = []
     for name, text in sources:
         loc = parse_yaml(name, text)
@@ -137,12 +117,12 @@ def compose(sources: list[tuple[str, str]]) -> Policy:
         if not isinstance(loc.value, dict):
             raise PolicyError(name, loc.origin.line, "a policy file must be a mapping at the top level")
         tree = merge(tree, loc)
-    doc = plain(tree)
-    where = origins(tree)
+    doc = plain(tree) if tree is not None else {}
+    where = origins(tree) if tree is not None else {}
     try:
         digest = sha256_hex(canonical_json(doc))
     except TypeError as e:  # pragma: no cover - source.py already reduces values to plain types
-        raise PolicyError(files[-1] if files else BUILTIN_FILE, None, f"not serializable: {e}") from None
+        raise PolicyError(files[-1] if files else "<policy>", None, f"not serializable: {e}") from None
     policy = Policy(doc=doc, hash=digest, origins=where, files=files)
     policy.rules = compile_rules(doc, where)
     policy.gate = gate_config(doc, where)
@@ -152,8 +132,6 @@ def compose(sources: list[tuple[str, str]]) -> Policy:
 
 def _warnings(policy: Policy) -> list[str]:
     """Legal but probably not meant: blocking on gauges nobody publishes yet."""
-    from gatewatch.processors import catalogue
-    from gatewatch.processors.policy.grammar import conds
     out = []
     for r in policy.rules:
         missing = sorted({c.signal for c in conds(r.expr) if catalogue.resolve(c.signal) is None})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from gatewatch.processors.policy.document import fail, suggest
 from gatewatch.processors.policy.grammar import (
     Cond,
     GrammarError,
@@ -28,7 +29,6 @@ from gatewatch.processors.policy.grammar import (
     parse_condition,
     signal_info,
 )
-from gatewatch.processors.policy.rules import _suggest, fail
 from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 
 STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
@@ -91,7 +91,7 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         fail(where, "gate", "gate must be a mapping")
     for k in g:
         if k not in GATE_KEYS:
-            fail(where, f"gate.{k}", f"unknown key {k!r} in gate{_suggest(k, GATE_KEYS)}")
+            fail(where, f"gate.{k}", f"unknown key {k!r} in gate{suggest(k, GATE_KEYS)}")
     min_samples = g.get("min_samples", 1)
     if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 0:
         fail(where, "gate.min_samples", f"min_samples must be a non-negative integer, got {min_samples!r}")
@@ -101,13 +101,13 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
     windows, stage_required = {}, {}
     for st, spec in stages.items():
         if st not in STATES[1:]:
-            fail(where, f"gate.stages.{st}", f"unknown gate state {st!r}{_suggest(st, STATES[1:])}")
+            fail(where, f"gate.stages.{st}", f"unknown gate state {st!r}{suggest(st, STATES[1:])}")
         spec = spec or {}
         if not isinstance(spec, dict):
             fail(where, f"gate.stages.{st}", "a stage must be a mapping {window, requires}")
         for k in spec:
             if k not in STAGE_KEYS:
-                fail(where, f"gate.stages.{st}.{k}", f"unknown key {k!r} in stage{_suggest(k, STAGE_KEYS)}")
+                fail(where, f"gate.stages.{st}.{k}", f"unknown key {k!r} in stage{suggest(k, STAGE_KEYS)}")
         windows[st] = _duration(spec.get("window", "0s"), where, f"gate.stages.{st}.window")
         stage_required[st] = _signals(spec.get("requires", []), where, f"gate.stages.{st}.requires")
     for st in STATES[1:]:

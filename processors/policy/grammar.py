@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from gatewatch.processors import catalogue
-from gatewatch.processors.policy.defaults import GAUGE_SIGNALS
+from gatewatch.processors.catalogue import GAUGE_SIGNALS
 from gatewatch.processors.timefmt import (
     TimeFormatError,
     format_duration,

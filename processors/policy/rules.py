@@ -4,12 +4,11 @@ and the enabled hooks (`hooks.critical` / `hooks.must_have` names, defined in
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 
 from gatewatch.processors.canonical import content_id
-from gatewatch.processors.policy.errors import PolicyError
+from gatewatch.processors.policy.document import at, fail, lookup, substitute, suggest
 from gatewatch.processors.policy.grammar import (
     GrammarError,
     conds,
@@ -54,24 +53,6 @@ class Rule:
                 "on_missing": self.on_missing, "min_samples": self.min_samples}
 
 
-def _at(where: dict, path: str) -> Origin:
-    while path:
-        if path in where:
-            return where[path]
-        path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
-    return Origin("<policy>", 0)
-
-
-def fail(where: dict, path: str, problem: str):
-    o = _at(where, path)
-    raise PolicyError(o.file, o.line or None, problem)
-
-
-def _suggest(word: str, options) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def slug(text: str) -> str:
     for op, word in _OP_WORDS.items():
         text = text.replace(f" {op} ", f"_{word}_")
@@ -80,17 +61,12 @@ def slug(text: str) -> str:
 
 def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id: str | None = None,
                  blocking: bool) -> Rule:
-    from gatewatch.processors.policy.compose import (  # avoid an import cycle
-        lookup,
-        substitute,
-    )
-
     what = "rule" if kind == "abort" else "hook"
     if not isinstance(spec, dict):
         fail(where, path, f"a {what} must be a mapping with when/preset and action, got {type(spec).__name__}")
     for key in spec:
         if key not in RULE_KEYS:
-            fail(where, f"{path}.{key}", f"unknown key {key!r} in {what}{_suggest(key, RULE_KEYS)}")
+            fail(where, f"{path}.{key}", f"unknown key {key!r} in {what}{suggest(key, RULE_KEYS)}")
     defaults = lookup(doc, "rule_defaults", {}) or {}
     if ("when" in spec) == ("preset" in spec):
         fail(where, path, f"a {what} needs exactly one of 'when' or 'preset'")
@@ -98,7 +74,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
         presets = lookup(doc, "presets", {}) or {}
         name = spec["preset"]
         if not isinstance(name, str) or name not in presets:
-            fail(where, f"{path}.preset", f"unknown preset {name!r}{_suggest(str(name), presets)}"
+            fail(where, f"{path}.preset", f"unknown preset {name!r}{suggest(str(name), presets)}"
                  f" (known: {', '.join(sorted(presets))})")
         text, text_path = presets[name], f"presets.{name}"
     else:
@@ -111,11 +87,11 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
     action = spec.get("action")
     if action not in ACTIONS:
         fail(where, f"{path}.action" if "action" in spec else path,
-             f"unknown action {action!r}{_suggest(str(action), ACTIONS)} (known: {', '.join(ACTIONS)})"
+             f"unknown action {action!r}{suggest(str(action), ACTIONS)} (known: {', '.join(ACTIONS)})"
              if action is not None else f"{what} without an action")
     severity = spec.get("severity", defaults.get(f"{kind}_severity", "page" if kind == "abort" else "ticket"))
     if severity not in SEVERITIES:
-        fail(where, f"{path}.severity", f"unknown severity {severity!r}{_suggest(str(severity), SEVERITIES)}")
+        fail(where, f"{path}.severity", f"unknown severity {severity!r}{suggest(str(severity), SEVERITIES)}")
     on_missing = spec.get("on_missing", defaults.get("on_missing", "hold"))
     if on_missing not in ON_MISSING:
         fail(where, f"{path}.on_missing", f"on_missing must be hold or abort, got {on_missing!r}")
@@ -129,7 +105,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
         fail(where, f"{path}.id", f"rule id must be a non-empty string, got {rid!r}")
     domains = tuple(sorted({signal_info(c.signal).domain for c in conds(expr)}))
     return Rule(rid, kind, action, text, expr, severity, on_missing, min_samples, blocking, domains,
-                _at(where, path), path)
+                at(where, path), path)
 
 
 # Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
@@ -148,7 +124,7 @@ SECTION_KEYS = {
 def check_sections(doc: dict, where: dict) -> None:
     for key in doc:
         if key not in TOP_KEYS:
-            fail(where, key, f"unknown section {key!r}{_suggest(key, TOP_KEYS)}")
+            fail(where, key, f"unknown section {key!r}{suggest(key, TOP_KEYS)}")
     for section, keys in SECTION_KEYS.items():
         value = doc.get(section)
         if value is None:
@@ -157,7 +133,7 @@ def check_sections(doc: dict, where: dict) -> None:
             fail(where, section, f"{section} must be a mapping")
         for key in value:
             if key not in keys:
-                fail(where, f"{section}.{key}", f"unknown key {key!r} in {section}{_suggest(key, keys)}")
+                fail(where, f"{section}.{key}", f"unknown key {key!r} in {section}{suggest(key, keys)}")
     slo = doc.get("slo") or {}
     if not isinstance(slo, dict):
         fail(where, "slo", "slo must be a mapping")
@@ -199,7 +175,7 @@ def _hooks(doc: dict, where: dict) -> list[Rule]:
     for key in hooks:
         if key not in ("critical", "must_have", "library", "aliases"):
             fail(where, f"hooks.{key}", f"unknown key {key!r} in hooks"
-                 f"{_suggest(key, ('critical', 'must_have', 'library', 'aliases'))}")
+                 f"{suggest(key, ('critical', 'must_have', 'library', 'aliases'))}")
     library = hooks.get("library") or {}
     aliases = hooks.get("aliases") or {}
     enabled: dict[str, tuple[bool, str]] = {}
@@ -211,7 +187,7 @@ def _hooks(doc: dict, where: dict) -> list[Rule]:
             canon = aliases.get(name, name)
             if canon not in library:
                 fail(where, f"hooks.{group}[{i}]",
-                     f"unknown hook {name!r}{_suggest(str(name), list(library) + list(aliases))}")
+                     f"unknown hook {name!r}{suggest(str(name), list(library) + list(aliases))}")
             if canon not in enabled:
                 enabled[canon] = (group == "critical", f"hooks.{group}[{i}]")
             elif group == "critical":

@@ -83,9 +83,8 @@ def bundle_records(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
 
 def bundle_policy(files: dict[str, bytes]) -> tuple[str | None, list[dict], str]:
     """(composed policy hash, threshold lines of its rules, gate cohort) from the bundled policies/."""
-    from gatewatch.processors.policy import compose
     from gatewatch.processors.policy.grammar import conds
-    from gatewatch.streams.runtime.policy_files import FIRST
+    from gatewatch.streams.runtime.policy_files import FIRST, compose
     names = {k[len("policies/"):]: v for k, v in files.items()
              if k.startswith("policies/") and "/" not in k[len("policies/"):] and k.endswith((".yml", ".yaml"))}
     recorded = None

@@ -96,8 +96,8 @@ def latest_quorum_note(store: WormStore, policy: cp.Policy) -> cp.Note | None:
 def compose_bundled(files: dict[str, bytes]) -> tuple[str, list[str]] | None:
     """(hash, file order) of the bundled policies/ YAML composed like `gatewatch policy hash DIR`;
     None without policy files. Raises BundleError when they do not compose."""
-    from gatewatch.processors.policy import PolicyError, compose
-    from gatewatch.streams.runtime.policy_files import FIRST
+    from gatewatch.processors.policy import PolicyError
+    from gatewatch.streams.runtime.policy_files import FIRST, compose
     names = {k[len("policies/"):]: v for k, v in files.items()
              if k.startswith("policies/") and "/" not in k[len("policies/"):] and k.endswith((".yml", ".yaml"))}
     if not names:

@@ -92,10 +92,10 @@ def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idl
     from gatewatch.streams.runtime.keys import load_signing_key
     from gatewatch.streams.runtime.policy_files import load_policy_dir
     from gatewatch.streams.stages.decide import DecideStage
-    _load_policy(policy_dir)  # a bad policy at start is a one-line error
+    policy = _load_policy(policy_dir)  # a bad policy at start is a one-line error
     key = load_signing_key("decider", keys_dir)
-    _run_stage(DecideStage(policy_dir, key, state_dir, load_policy_dir), metrics_port, assignment, partitions,
-               exit_when_idle)
+    _run_stage(DecideStage(policy_dir, key, state_dir, load_policy_dir, policy=policy), metrics_port, assignment,
+               partitions, exit_when_idle)
 
 
 def _echo_decision_root(values: list[bytes], signed: bool) -> None:

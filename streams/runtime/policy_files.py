@@ -9,12 +9,27 @@ from pathlib import Path
 
 import yaml
 
-from gatewatch.processors.policy import Policy, PolicyError, compose
+from gatewatch.processors.policy import Policy, PolicyError
+from gatewatch.processors.policy import compose as compose_layers
 from gatewatch.processors.quality import CyclePolicy
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.paths import config_path
 
 FIRST = ("project.yml", "env.yml")
+BUILTIN_NAME = "<builtin>"
+_BUILTIN: list[str] = []
+
+
+def builtin_layer() -> tuple[str, str]:
+    """(name, text) of the built-in layer, configs/builtin.yml, read once."""
+    if not _BUILTIN:
+        _BUILTIN.append(config_path("builtin.yml").read_text(encoding="utf-8"))
+    return BUILTIN_NAME, _BUILTIN[0]
+
+
+def compose(sources: list[tuple[str, str]]) -> Policy:
+    """Policy files (name, YAML text), in precedence order, over the built-in layer."""
+    return compose_layers(sources, builtin_layer())
 
 
 def policy_files(path: str | Path) -> list[Path]:

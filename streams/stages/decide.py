@@ -49,11 +49,11 @@ def action_outputs(actions: list[dict], actions_topic: str) -> list[tuple[str, b
 class DecideStage(SnapshotStage):
     name = "decide"
 
-    def __init__(self, policy_dir, signing_key, state_dir, loader, **kw):
+    def __init__(self, policy_dir, signing_key, state_dir, loader, policy=None, **kw):
         super().__init__(topics.topic("signals"), state_dir, group="gatewatch-decide", **kw)
         self.policy_dir, self.loader = Path(policy_dir), loader
         self.signer = permit_signer(signing_key) if signing_key is not None else None
-        self.policy = loader(self.policy_dir)
+        self.policy = policy if policy is not None else loader(self.policy_dir)
         self._mtimes = self._policy_mtimes()
         self.actions_topic = topics.topic("actions")
         POLICY_INFO.labels(self.policy.hash).set(1)

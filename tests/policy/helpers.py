@@ -1,8 +1,8 @@
 """Signal batches and small policies for the policy tests."""
 from __future__ import annotations
 
-from gatewatch.processors.policy import compose
 from gatewatch.processors.timefmt import format_ts
+from gatewatch.streams.runtime.policy_files import compose
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 STEP = 10_000

@@ -1,7 +1,8 @@
 import pytest
 
-from gatewatch.processors.policy import PolicyError, compose
+from gatewatch.processors.policy import PolicyError
 from gatewatch.processors.policy.grammar import render
+from gatewatch.streams.runtime.policy_files import builtin_layer, compose
 
 PROJECT = """\
 version: 1
@@ -147,8 +148,7 @@ def test_rule_defaults_and_fields():
 def test_every_library_hook_compiles_and_seed_names_resolve():
     import yaml
 
-    from gatewatch.processors.policy.defaults import BUILTIN_YAML
-    library = yaml.safe_load(BUILTIN_YAML)["hooks"]["library"]
+    library = yaml.safe_load(builtin_layer()[1])["hooks"]["library"]
     pol = compose([("h.yml", "hooks:\n  must_have: [" + ", ".join(library) + "]\n")])
     assert [r.id for r in pol.rules] == [f"hook:{n}" for n in library]
     assert all(r.kind == "hook" and not r.blocking for r in pol.rules)

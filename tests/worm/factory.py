@@ -7,7 +7,6 @@ import orjson
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import content_id
-from gatewatch.processors.policy import compose
 from gatewatch.processors.signing import issue_permit
 from gatewatch.processors.timefmt import format_ts, parse_time_ms
 from gatewatch.sinks.executor.receipts import seal
@@ -15,6 +14,7 @@ from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm.store import WormStore, candidate_from_record
 from gatewatch.sinks.worm.witness import WitnessState, review
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key
+from gatewatch.streams.runtime.policy_files import compose
 
 T0 = parse_time_ms("2026-01-01T00:00:00.000Z")
 # a policy directory the test actions were "decided" under: the built-in layer plus comments
