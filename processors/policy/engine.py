@@ -70,6 +70,7 @@ class Engine:
             expr = tolerate(r.expr, policy.gate.breach_tolerance_ms)
             self.gate_exprs[r.id] = (expr, conds(expr))
         self.scopes: dict[str, dict] = {}
+        self.dropped: list[tuple[str, int]] = []
 
     def requirements(self) -> dict:
         """What the gate needs to move, by domain: {domain: sorted signal names} (gate cohort)."""
@@ -146,7 +147,7 @@ class Engine:
             sigs.sort(key=lambda s: (s["name"], s["subject"] is not None, str(s["subject"]), str(s["cohort"])))
             st["pending"].setdefault(ts, {})[domain] = sigs
         actions = self._run_ready(scope, st)
-        self._prune(st)
+        self._prune(scope, st)
         return actions
 
     def _run_ready(self, scope: str, st: dict) -> list[dict]:
@@ -174,7 +175,12 @@ class Engine:
                 out.append(rec)
         return out
 
-    def _prune(self, st: dict) -> None:
+    def take_dropped(self) -> list[tuple[str, int]]:
+        """(scope, step ms) of the steps dropped undecided since the last call."""
+        out, self.dropped = self.dropped, []
+        return out
+
+    def _prune(self, scope: str, st: dict) -> None:
         # A step is still needed while some evaluator reading one of its domains has not run it.
         # Per domain, the earliest `last` of its readers decides (None: one never ran): the same
         # test as asking every evaluator, at a cost per step of its domains, not of the rules.
@@ -188,7 +194,11 @@ class Engine:
             del st["pending"][ts]
         excess = len(st["pending"]) - self.policy.gate.max_pending_steps
         for ts in sorted(st["pending"])[:max(0, excess)]:
+            # a step one domain delivered but another never did: it can no longer be decided, so
+            # it evaluates as missing (fail-closed); counted, and reported by the decide stage
             del st["pending"][ts]
+            st["dropped_steps"] = st.get("dropped_steps", 0) + 1
+            self.dropped.append((scope, ts))
 
     def _view(self, pending_at_ts: dict) -> dict:
         """signal name -> gate-cohort signals; and '~context' -> other cohorts."""

@@ -51,7 +51,7 @@ def write_envelopes(scenario: Scenario, out, progress=None) -> int:
         off = offsets.get((name, part), 0)
         offsets[(name, part)] = off + 1
         out.write(orjson.dumps({"topic": name, "partition": part, "offset": off, "tstype": "create",
-                                "ts": _event_ms(value), "key": key,
+                                "ts": event_ms(value), "key": key,
                                 "payload": orjson.dumps(value).decode()}) + b"\n")
         n += 1
         if progress is not None:
@@ -59,7 +59,7 @@ def write_envelopes(scenario: Scenario, out, progress=None) -> int:
     return n
 
 
-def _event_ms(value: dict) -> int | None:
+def event_ms(value: dict) -> int | None:
     from gatewatch.processors.timefmt import parse_time_ms
     for f in ("ts", "timestamp", "ts_ms"):
         if f in value:
@@ -87,14 +87,14 @@ def publish(scenario: Scenario, producer, speed: float = 0.0, progress=None, sto
         if stop is not None and stop:
             break
         if speed > 0:
-            ev = _event_ms(value)
+            ev = event_ms(value)
             if ev is not None:
                 due = (ev - scenario.start_ms) / 1000 / speed
                 lag = due - (time.monotonic() - t0_wall)
                 if lag > 0.005:
                     producer.flush(5)
                     time.sleep(lag)
-        ts = _event_ms(value)
+        ts = event_ms(value)
         while True:
             try:
                 producer.produce(topics.topic(logical), key=key.encode(), value=orjson.dumps(value),

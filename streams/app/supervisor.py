@@ -34,15 +34,22 @@ class Supervisor:
         self.workers[name] = Worker(name, argv, upstream, log=self.logdir / f"{name}.log")
 
     def add_pipeline(self, out: Path, *, idle_s: float, executor_idle_s: float, sink_idle_s: float,
-                     checkpoint_interval: float, worker_args: tuple = (), ingest_args: tuple = ()) -> None:
+                     checkpoint_interval: float, worker_args: tuple = (), ingest_args: tuple = (),
+                     instances: int = 1, assignment: str = "static") -> None:
         """The demo's workers, wired upstream to downstream: ingest, signals, decide, executor
         (config out/executor.yml), WORM sink, two witnesses; state and databases under `out`.
-        The demo and the chaos tests differ only in these timeouts and extra arguments."""
+        With `instances` > 1 the pipeline stages run that many members each ("ingest-1", ...)
+        in consumer groups, sharing the state directory so snapshots follow their partitions.
+        The demo and the chaos tests differ only in these settings."""
         st = str(out / "state")
         stage = ["--state-dir", st, "--exit-when-idle", str(idle_s), *worker_args]
-        self.add("ingest", ["worker", "ingest", *stage, *ingest_args])
-        self.add("signals", ["worker", "signals", *stage], ("ingest",))
-        self.add("decide", ["worker", "decide", *stage], ("signals",))
+        if instances > 1 or assignment == "group":
+            stage += ["--assignment", "group"]
+        for name, extra, upstream in (("ingest", ingest_args, ()), ("signals", (), ("ingest",)),
+                                      ("decide", (), ("signals",))):
+            for i in range(instances):
+                label = name if instances == 1 else f"{name}-{i + 1}"
+                self.add(label, ["worker", name, *stage, *extra], upstream)
         self.add("executor", ["executor", "run", "--config", str(out / "executor.yml"), "--ledger",
                               str(out / "executor.db"), "--exit-when-idle", str(executor_idle_s)], ("decide",))
         self.add("worm", ["worm", "run", "--db", str(out / "worm.db"), "--exit-when-idle", str(sink_idle_s),
@@ -58,8 +65,9 @@ class Supervisor:
         w.starts += 1
 
     def alive(self, name: str) -> bool:
-        w = self.workers[name]
-        return w.proc is not None and w.proc.poll() is None
+        """Whether the worker `name` (or any member "name-N" of that stage) runs."""
+        return any(w.proc is not None and w.proc.poll() is None for n, w in self.workers.items()
+                   if n == name or (n.startswith(name + "-") and n[len(name) + 1:].isdigit()))
 
     def tend(self, publishing: bool) -> None:
         """Restart idle-exited workers whose input may still come; fail on crashes."""

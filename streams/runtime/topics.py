@@ -35,6 +35,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec("dlq", "source topic", "dlq_record", 1, "delete", 14 * DAY_MS, "all -> operators"),
     TopicSpec("partials", "source topic:partition", "partial", 3, "delete", 7 * DAY_MS,
               "ingest stage -> signal stage (internal)", internal=True),
+    TopicSpec("gates", "scope@release", "gate_record", 3, "compact", -1, "decide -> gatewatch serve"),
 )
 
 BY_NAME = {t.name: t for t in CATALOGUE}

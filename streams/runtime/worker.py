@@ -146,6 +146,16 @@ class Worker:
         rec = dlq_record(source_topic, partition, offset, reason, value, detail)
         self.produce(self.dlq_topic, source_topic.encode(), canonical_json(rec))
 
+    def in_transaction(self, fn) -> None:
+        """Run fn() (which produces) in a transaction of its own: committed, or aborted and raised."""
+        self.producer.begin_transaction()
+        try:
+            fn()
+            self.producer.commit_transaction(30)
+        except BaseException as e:
+            self._abort(e)
+            raise
+
     def consumed_offsets(self) -> list[TopicPartition]:
         """The next offset of every owned partition this worker consumed from."""
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self._positions.items()) if (t, p) in self.assigned]
@@ -204,7 +214,10 @@ class Worker:
             try:
                 st.close(self)
             finally:
-                self.producer.flush(10)
+                try:
+                    self.producer.flush(10)
+                except KafkaException as e:  # a fenced transactional producer: nothing left to deliver
+                    log_event(self.log, "final flush refused", logging.WARNING, error=str(e))
                 self.consumer.close()
                 log_event(self.log, f"{st.name} stopped")
 
@@ -221,6 +234,8 @@ class Worker:
                     good.append(m)
                 elif m.error().code() != KafkaError._PARTITION_EOF:
                     CONSUME_ERRORS.labels(st.name).inc()
+                    if m.error().fatal() or m.error().code() in _FATAL:  # retrying cannot help
+                        raise GatewatchError(f"{st.name}: {m.error().str()}")
                     self.log.warning("consume error: %s", m.error())
             if good:
                 self.idle.saw_input()
@@ -235,17 +250,52 @@ class Worker:
     def _process(self, msgs: list) -> None:
         st, t0 = self.stage, time.monotonic()
         RECORDS.labels(st.name).inc(len(msgs))
-        if st.transactional:
+        if not st.transactional:
+            st.process(self, msgs)
+            for m in msgs:
+                self._positions[(m.topic(), m.partition())] = m.offset() + 1
+        else:
             self.producer.begin_transaction()
-        st.process(self, msgs)
-        for m in msgs:
-            self._positions[(m.topic(), m.partition())] = m.offset() + 1
-        if st.transactional:
-            offsets = self._transaction_offsets(msgs)
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-            self.producer.commit_transaction(30)
+            try:
+                st.process(self, msgs)
+                for m in msgs:
+                    self._positions[(m.topic(), m.partition())] = m.offset() + 1
+                offsets = self._transaction_offsets(msgs)
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+            except KafkaException as e:
+                # read_committed readers never see this batch. A rebalance (KIP-447: this member's
+                # generation is stale) is routine: rewind to the committed offsets and go on; any
+                # other failure (fenced: a zombie) stops the worker, and a restart resumes there.
+                self._abort(e)
+                if not e.args[0].txn_requires_abort():
+                    raise GatewatchError(f"{st.name}: transaction failed: {e.args[0].str()}") from None
+                self._rewind()
+                return
+            except BaseException as e:
+                self._abort(e)
+                raise
             st.after_commit(self, offsets)
         BATCHES.labels(st.name).observe(time.monotonic() - t0)
+
+    def _abort(self, cause: BaseException) -> None:
+        log_event(self.log, "transaction aborted", logging.ERROR, error=f"{type(cause).__name__}: {cause}")
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as e:  # fenced (a zombie): the coordinator already aborted it
+            log_event(self.log, "abort refused", logging.WARNING, error=str(e))
+
+    def _rewind(self) -> None:
+        """After an aborted batch: the owned partitions' state and positions as committed."""
+        tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        log_event(self.log, "rewinding to the committed offsets", logging.WARNING, partitions=len(tps))
+        self.stage.on_revoke(self, tps)
+        for tp in self._resolve(self.consumer, self.stage.on_assign(self, tps)):
+            self._positions[(tp.topic, tp.partition)] = tp.offset
+            try:
+                self.consumer.seek(tp)
+            except KafkaException:  # being revoked right now: the next owner starts at the commit
+                pass
 
     def _transaction_offsets(self, msgs: list) -> list[TopicPartition]:
         touched = {(m.topic(), m.partition()) for m in msgs}
@@ -304,7 +354,8 @@ class Worker:
         for tp in placed:
             off = committed.get((tp.topic, tp.partition), tp.offset) if tp.offset == OFFSET_STORED else tp.offset
             if off < 0:  # nothing committed, or the beginning: the partition's low watermark
-                off = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[0]
+                off = retry_on_load(lambda tp=tp: consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10)[0], "reading the start offset")
             out.append(TopicPartition(tp.topic, tp.partition, off))
         return out
 
@@ -341,6 +392,10 @@ def static_partitions(consumer, topic: str, wanted: list[int] | None) -> list[in
     return sorted(wanted)
 
 
+# configuration or permission problems a consumer would otherwise retry forever
+_FATAL = (KafkaError.INVALID_SESSION_TIMEOUT, KafkaError.GROUP_AUTHORIZATION_FAILED,
+          KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED,
+          KafkaError._AUTHENTICATION, KafkaError.INVALID_CONFIG)
 _TRANSIENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
               KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE)
 
@@ -354,7 +409,8 @@ def retry_on_load(fn, what: str, timeout_s: float = 60.0):
             return fn()
         except KafkaException as e:
             err = e.args[0]
-            if not (err.retriable() or err.code() in _TRANSIENT) or time.monotonic() > deadline:
+            local = err.code() < 0 and not err.fatal()  # client-side: a broker went away, a timeout...
+            if not (err.retriable() or err.code() in _TRANSIENT or local) or time.monotonic() > deadline:
                 raise GatewatchError(f"{what}: {err.str()}") from None
             time.sleep(0.5)
 

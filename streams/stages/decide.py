@@ -21,6 +21,8 @@ ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind"
 POLICY_ERRORS = Counter("gatewatch_decide_policy_reload_errors_total", "Policy reloads refused")
 POLICY_INFO = Gauge("gatewatch_decide_policy_info", "Policy in force", ["hash"])
 BAD_SIGNALS = Counter("gatewatch_decide_bad_signals_total", "Unreadable signal records skipped")
+DROPPED_STEPS = Counter("gatewatch_decide_dropped_steps_total",
+                        "Steps that could no longer be decided (a domain never delivered them): evaluated as missing")
 
 LOG = logging.getLogger("gatewatch.decide")
 
@@ -35,6 +37,10 @@ class DecisionState:
         actions = []
         for batch in self.assembler.add(rec):
             actions.extend(self.engine.on_batch(batch))
+        for scope, ts in self.engine.take_dropped():
+            DROPPED_STEPS.inc()
+            LOG.warning("step dropped undecided: a domain never delivered it (evaluated as missing)",
+                        extra={"fields": {"scope": scope, "step_ms": ts}})
         return actions
 
 

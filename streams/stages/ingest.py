@@ -19,6 +19,7 @@ Without either, it is recomputed by re-reading the partition up to the committed
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from operator import methodcaller
@@ -97,6 +98,9 @@ class IngestStage(Stage):
         self.reported: dict[tuple[str, int], bool] = {}        # last caught-up flag sent
         self.tasks = 1
         self._last_progress = self._last_otlp_check = 0.0
+        # fault injection for the zombie test: hold the 3rd batch's open transaction this long
+        self._hold_s = float(os.environ.get("GATEWATCH_INGEST_HOLD_BEFORE_COMMIT_S", "0"))
+        self._batches = 0
 
     def input_topics(self, worker) -> list[str]:
         self.tasks = worker.partition_count(self.partials_topic)
@@ -193,6 +197,11 @@ class IngestStage(Stage):
             if partial is not None:
                 self._publish(worker, partial)
                 self.reported[key] = caught_up
+        self._batches += 1
+        if self._hold_s and self._batches == 3:
+            worker.producer.flush(10)
+            log_event(LOG, "holding the open transaction (fault injection)", seconds=self._hold_s)
+            time.sleep(self._hold_s)
 
     def _at_end(self, worker, key: tuple[str, int]) -> bool:
         """Whether this partition was read to its end, as far as the last fetch told."""
@@ -233,15 +242,15 @@ class IngestStage(Stage):
         due = [k for k in self.aggs if not self.reported.get(k) and self._at_end(worker, k)]
         if not due:
             return
-        worker.producer.begin_transaction()
+        def publish():
+            for key in due:
+                pos = self.position.get(key)
+                if pos is None:
+                    pos = worker.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)[0]
+                self._publish(worker, self.aggs[key].progress(pos, True))
+        worker.in_transaction(publish)
         for key in due:
-            agg = self.aggs[key]
-            pos = self.position.get(key)
-            if pos is None:
-                pos = worker.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)[0]
-            self._publish(worker, agg.progress(pos, True))
             self.reported[key] = True
-        worker.producer.commit_transaction(30)
 
 
 def _reread(bootstrap: str, group: str, agg: InputAggregator, tp: TopicPartition) -> int:

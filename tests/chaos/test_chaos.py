@@ -2,6 +2,7 @@
 end state against an uninterrupted computation of the same input.
 
 What must hold after the pipeline drains (5 seeds):
+- the distinct signal records are exactly those `gatewatch replay` computes from the same input;
 - the action ids on gw.actions are exactly those `gatewatch replay` computes from the same input;
 - every permitted action was executed exactly once (one RESULT receipt each; the deploy webhook saw
   every rollback, with a valid permit);
@@ -29,7 +30,7 @@ from gatewatch.streams.app.supervisor import Supervisor
 from gatewatch.streams.app.webhook import DeployWebhook
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
 from gatewatch.streams.runtime.policy_files import load_policy_dir
-from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs
+from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs, streamed
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 KINDS = ("ingest", "signals", "decide", "executor", "worm", "witness-1", "witness-2")
@@ -95,6 +96,10 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
     # 1. the same decisions as an uninterrupted computation of the same input
     policy = load_policy_dir("configs/policies")
     expected = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(load_signing_key("decider", keys)))
+    got_signals = {v for _k, v in streamed(kafka_bootstrap, "signals")}
+    want_signals = {v for _k, v in expected[f"{topic_prefix}signals"]}
+    assert got_signals == want_signals, f"signals: {len(got_signals - want_signals)} extra, " \
+                                        f"{len(want_signals - got_signals)} missing"
     want_actions = {orjson.loads(v)["id"]: orjson.loads(v) for _k, v in expected[f"{topic_prefix}actions"]}
     got_actions = {orjson.loads(v)["id"] for _p, _o, _k, v, _t in read_topic(kafka_bootstrap, "actions")}
     assert got_actions == set(want_actions)

@@ -6,7 +6,7 @@ import time
 import orjson
 
 from gatewatch.processors.scenarios import Scenario
-from gatewatch.streams.app.simulate import publish
+from gatewatch.streams.app.simulate import event_ms, publish
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import producer, read_to_end
 from gatewatch.streams.runtime.worker import message_ts_ms
@@ -28,8 +28,13 @@ BAD = [(b"checkout", b"not json"), (b"checkout", b'{"service":"checkout","status
        (b"checkout", b'[1,2]'), (None, b'{"status":"x","latency_ms":1,"ts":"2027-01-15T08:00:00Z"}')]
 
 
-def publish_inputs(bootstrap: str) -> int:
-    n = publish(Scenario(SPEC, start_ms=START_MS), producer(bootstrap))
+def publish_inputs(bootstrap: str, spread_seed: int | None = None) -> int:
+    """The scenario, keyed by service as the topics document, or with spread_seed every record on
+    a random partition (producers that key by anything), plus bad and late records."""
+    if spread_seed is None:
+        n = publish(Scenario(SPEC, start_ms=START_MS), producer(bootstrap))
+    else:
+        n = publish_spread(Scenario(SPEC, start_ms=START_MS), bootstrap, spread_seed)
     p = producer(bootstrap)
     for k, v in BAD:
         p.produce(topics.topic("metrics"), key=k, value=v, timestamp=START_MS)
@@ -39,6 +44,24 @@ def publish_inputs(bootstrap: str) -> int:
     p.produce(topics.topic("metrics"), key=b"checkout", value=orjson.dumps(late), timestamp=START_MS)
     assert p.flush(10) == 0
     return n + len(BAD) + 1
+
+
+def publish_spread(scenario: Scenario, bootstrap: str, seed: int) -> int:
+    import random
+
+    from confluent_kafka.admin import AdminClient
+    rng = random.Random(seed)
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    parts = {t: len(md.topics[topics.topic(t)].partitions) for t in ("metrics", "rum", "cdc")}
+    p, n = producer(bootstrap), 0
+    for logical, key, value in scenario.records():
+        p.produce(topics.topic(logical), key=key.encode(), value=orjson.dumps(value),
+                  partition=rng.randrange(parts[logical]), timestamp=event_ms(value) or 0)
+        n += 1
+        if n % 1000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    return n
 
 
 def read_topic(bootstrap: str, logical: str, timeout_s: float = 90.0) -> list:

@@ -7,6 +7,7 @@ from nacl.signing import SigningKey
 
 from gatewatch.processors.policy.engine import permit_signer
 from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.app.pytest_plugin import fresh_topics
 from gatewatch.streams.runtime.lifecycle import StopFlag
 from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.runtime.worker import Worker
@@ -19,8 +20,13 @@ pytestmark = pytest.mark.integration
 POLICY_DIR = "configs/policies"
 
 
-def test_streaming_equals_replay(kafka_bootstrap, topic_prefix, tmp_path):
-    publish_inputs(kafka_bootstrap)
+@pytest.mark.parametrize("broker", ["kafka_bootstrap", "tansu_bootstrap"])
+def test_streaming_equals_replay(broker, request, monkeypatch, tmp_path):
+    """On the test broker (Apache Kafka where Java is) and, as the smoke test that keeps the
+    embedded default honest, on tansu; inputs spread at random over every partition."""
+    kafka_bootstrap = request.getfixturevalue(broker)
+    topic_prefix = fresh_topics(kafka_bootstrap, monkeypatch)
+    publish_inputs(kafka_bootstrap, spread_seed=2)
     policy = load_policy_dir(POLICY_DIR)
     key = SigningKey(b"\x01" * 32)
     cfg = SignalConfig.from_policy(policy.doc, policy.hash)

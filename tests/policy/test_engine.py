@@ -232,3 +232,15 @@ def test_cdc_freeze_fires_on_silence_with_no_samples():
                                   subject="shop.orders", samples=0)])
     assert [(a["rule"]["id"], a["ts"]) for a in acts] == [
         ("hook:cdc_freeze", format_ts(T0 + 2 * STEP)), ("hook:cdc_freeze", format_ts(T0 + 5 * STEP))]
+
+
+def test_steps_that_can_no_longer_be_decided_are_counted_not_dropped_in_silence():
+    from gatewatch.processors.policy.engine import Engine
+    from tests.policy.helpers import STEP, T0, batch, make_policy
+    eng = Engine(make_policy("evaluation: {max_pending_steps: 3}\n"))
+    for i in range(1, 11):  # requests run 10 steps ahead; gauges and rum never deliver
+        eng.on_batch(batch("requests", T0 + i * STEP))
+    dropped = eng.take_dropped()
+    assert [ts for _s, ts in dropped] == [T0 + i * STEP for i in range(1, 8)]
+    assert eng.scopes["svc-a"]["dropped_steps"] == 7 and eng.take_dropped() == []
+    assert eng.to_state()["scopes"]["svc-a"]["dropped_steps"] == 7  # survives a snapshot

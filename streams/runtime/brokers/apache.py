@@ -192,6 +192,8 @@ class ApacheKafka:
             "transaction.state.log.num.partitions=10",
             f"share.coordinator.state.topic.replication.factor={rf}", f"share.coordinator.state.topic.min.isr={isr}",
             "group.initial.rebalance.delay.ms=0",
+            # local test clusters: members may use short sessions (a killed one is replaced sooner)
+            "group.min.session.timeout.ms=1000",
             # a killed node is fenced and its partitions move within seconds, not the default 9 s
             "broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000",
             # two cores: fewer threads than the defaults sized for a server
@@ -239,9 +241,9 @@ class ApacheKafka:
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C aimed at the CLI must not kill it before stop()
                 preexec_fn=_die_with_parent)
-        if wait:  # this node itself answering, and registered with the others
+        if wait:  # this node itself answering, and registered with the others that run
             wait_ready(n.address, 90)
-            self._wait_brokers(len(self.nodes), 90)
+            self._wait_brokers(sum(m.proc is not None for m in self.nodes), 90)
 
     def _wait_brokers(self, count: int, timeout_s: float) -> None:
         a = admin(self.bootstrap)
@@ -264,6 +266,7 @@ class ApacheKafka:
         if n.proc is not None and n.proc.poll() is None:
             n.proc.kill()
             n.proc.wait(30)
+        n.proc = None
 
     def stop(self) -> None:
         for n in self.nodes:

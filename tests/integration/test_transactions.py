@@ -1,0 +1,93 @@
+"""Exactly-once on Apache Kafka: an ingest transaction aborted mid-batch never reaches the signals
+stage (read_committed), and the committed partials of every source cover its offsets exactly once."""
+import threading
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from nacl.signing import SigningKey
+
+from gatewatch.processors.policy.engine import permit_signer
+from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.kafka import consumer
+from gatewatch.streams.runtime.lifecycle import StopFlag
+from gatewatch.streams.runtime.policy_files import load_policy_dir
+from gatewatch.streams.runtime.worker import Worker
+from gatewatch.streams.stages.ingest import IngestStage
+from gatewatch.streams.stages.signals import SignalStage
+from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
+
+pytestmark = pytest.mark.integration
+
+
+class CrashesMidBatch(IngestStage):
+    """Produces its second batch's partials, then fails before the commit."""
+    batches = 0
+
+    def process(self, worker, msgs):
+        super().process(worker, msgs)
+        self.batches += 1
+        if self.batches == 2:
+            worker.producer.flush(10)  # the partials are on the broker, inside the open transaction
+            raise RuntimeError("crash between produce and commit")
+
+
+def partials(bootstrap: str, isolation: str) -> list[dict]:
+    name = topics.topic("partials")
+    c = consumer(bootstrap, "read-partials", **{"isolation.level": isolation})
+    try:
+        parts = c.list_topics(name, timeout=10).topics[name].partitions
+        ends = {p: c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in parts}
+        c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
+        out, done = [], {p for p, e in ends.items() if e == 0}
+        while len(done) < len(ends):
+            for m in c.consume(1000, 0.5):
+                if m.error() is None:
+                    out.append(orjson.loads(m.value()))
+            for tp in c.position([TopicPartition(name, p) for p in parts]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+        return out
+    finally:
+        c.close()
+
+
+def assert_each_offset_once(committed: list[dict]) -> None:
+    """Per (source, task): the committed partials' offset ranges are disjoint and contiguous."""
+    ranges: dict[tuple, list] = {}
+    for p in committed:
+        if p["first_offset"] is not None:
+            ranges.setdefault((p["source"], p["task"]), []).append((p["first_offset"], p["last_offset"]))
+    assert ranges
+    for key, rs in ranges.items():
+        rs.sort()
+        for (a0, a1), (b0, b1) in zip(rs, rs[1:]):
+            assert b0 == a1 + 1, f"{key}: {a0}..{a1} then {b0}..{b1}"
+
+
+def test_aborted_ingest_transaction_never_reaches_signals(kafka_bootstrap, topic_prefix, tmp_path):
+    publish_inputs(kafka_bootstrap, spread_seed=11)
+    policy = load_policy_dir("configs/policies")
+    cfg = SignalConfig.from_policy(policy.doc, policy.hash)
+    crashing = Worker(CrashesMidBatch(cfg, tmp_path / "ingest", batch_size=400), kafka_bootstrap,
+                      stop=StopFlag(install=False))
+    with pytest.raises(RuntimeError, match="between produce and commit"):
+        crashing.run()
+    uncommitted, committed = partials(kafka_bootstrap, "read_uncommitted"), partials(kafka_bootstrap, "read_committed")
+    aborted = {p["id"] for p in uncommitted} - {p["id"] for p in committed}
+    assert aborted, "the second batch's partials were written, inside the aborted transaction"
+
+    quiet = dict(stop=StopFlag(install=False))
+    stages = [Worker(IngestStage(cfg, tmp_path / "ingest", batch_size=400), kafka_bootstrap, exit_when_idle_s=3,
+                     **quiet),  # restarts from the committed offsets
+              Worker(SignalStage(cfg, tmp_path / "signals"), kafka_bootstrap, exit_when_idle_s=4, **quiet)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in stages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    assert_each_offset_once(partials(kafka_bootstrap, "read_committed"))
+    want = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(SigningKey(b"\1" * 32)))
+    assert set(streamed(kafka_bootstrap, "signals")) == set(want[f"{topic_prefix}signals"])
