@@ -203,10 +203,15 @@ class ApacheKafka:
     def _format(self, n: Node, java: str, cp: str) -> None:
         if (n.dir / "data" / "meta.properties").exists():
             return
-        r = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
-                            "-c", str(n.dir / "server.properties")], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise GatewatchError(f"formatting Kafka storage in {n.dir} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+        for attempt in range(3):  # a JVM that cannot start on a loaded machine: try again
+            r = subprocess.run([java, "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool", "format", "-t",
+                                self.cluster_id, "-c", str(n.dir / "server.properties")], capture_output=True, text=True)
+            if r.returncode == 0 or (n.dir / "data" / "meta.properties").exists():
+                return
+            time.sleep(1 + attempt)
+        lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
+        raise GatewatchError(f"formatting Kafka storage in {n.dir} failed ({r.returncode}): "
+                             + " | ".join(lines[:3] + lines[-2:])[:800])
 
     def start(self, timeout_s: float = 90.0) -> "ApacheKafka":
         java, cp = java_binary(), classpath()
