@@ -34,7 +34,7 @@ from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.windows import SignalConfig  # noqa: E402
 from gatewatch.streams import topics  # noqa: E402
 from gatewatch.streams.app.replay import Replayer  # noqa: E402
-from gatewatch.streams.runtime.brokers import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.brokers import ENGINES, make_broker  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.lifecycle import StopFlag  # noqa: E402
 from gatewatch.streams.runtime.policy_files import load_policy_dir  # noqa: E402
@@ -204,11 +204,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--faust-events", type=int, default=30_000)
+    ap.add_argument("--engine", choices=ENGINES, default="tansu",
+                    help="broker: the embedded tansu or Apache Kafka from Maven jars (Java 17)")
     a = ap.parse_args()
     data = payloads(a.events)
     n = len(data)
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
-    with EmbeddedBroker() as b, tempfile.TemporaryDirectory() as tmpd:
+    with make_broker(a.engine) as b, tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         create_topics(b.bootstrap)
         topic = topics.topic("metrics")
@@ -227,7 +229,7 @@ def main() -> None:
         plain = max(plain_before, plain_after)  # the faster baseline: the ratio errs against us
         fr = faust_rate(b.bootstrap, topic, min(a.faust_events, n), tmp)
         payload_rate, line_rate, replay = replay_rates(data, tmp)
-    print(f"events: {n} request samples on 3 partitions (embedded broker, same topic for every consumer)")
+    print(f"events: {n} request samples on 3 partitions ({b.describe()}, same topic for every consumer)")
     print(f"plain confluent-kafka consume+orjson loop : {plain:>10,.0f} ev/s   1.00x  "
           f"(the faster of a run before, {plain_before:,.0f}, and after, {plain_after:,.0f}, the pipeline)")
     print(f"ingest stage (decode, validate, partials)  : {ingest:>10,.0f} ev/s   {ingest / plain:.2f}x plain")

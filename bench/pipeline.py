@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.timefmt import parse_time_ms  # noqa: E402
 from gatewatch.streams import topics  # noqa: E402
-from gatewatch.streams.runtime.brokers import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.runtime.brokers import ENGINES, make_broker  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.keys import init_keys  # noqa: E402
 
@@ -107,7 +107,7 @@ class SignalWatch(threading.Thread):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_END, TopicPartition
 
-        from gatewatch.streams.runtime.worker import static_partitions
+        from gatewatch.streams.runtime.consuming import static_partitions
         self.target_ms, self.seen_at, self.stop = target_ms, None, threading.Event()
         self.done: set[str] = set()
         self.c = consumer(bootstrap, f"load-cap-{uuid.uuid4().hex[:6]}")
@@ -219,12 +219,14 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=400_000, help="records in each capacity backlog")
     ap.add_argument("--span", type=float, default=240,
                     help="event seconds the dense backlog spans: more than the lateness, so its own windows close")
+    ap.add_argument("--engine", choices=ENGINES, default="tansu",
+                    help="broker: the embedded tansu or Apache Kafka from Maven jars (Java 17)")
     a = ap.parse_args()
     prefix = f"load{uuid.uuid4().hex[:6]}."
     os.environ["GATEWATCH_TOPIC_PREFIX"] = prefix
     event_seconds = a.seconds * SPEED
     rps_total = a.rate / SPEED  # event-time records/s that give --rate wall records/s
-    with EmbeddedBroker() as b, tempfile.TemporaryDirectory() as tmpd:
+    with make_broker(a.engine) as b, tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         create_topics(b.bootstrap)
         init_keys(tmp / "keys", roles=("decider",))

@@ -186,8 +186,8 @@ def tail(topic, from_beginning, max_records, idle) -> None:
     TOPIC is a catalogue name (metrics, signals, ...) or a full topic name.
     """
     from gatewatch.streams.runtime.brokers import kafka_bootstrap
+    from gatewatch.streams.runtime.consuming import message_ts_ms
     from gatewatch.streams.runtime.kafka import consumer
-    from gatewatch.streams.runtime.worker import message_ts_ms
     name = topics.topic(topic) if topic in topics.BY_NAME else topic
     out = sys.stdout.buffer
     with kafka_bootstrap() as bs:

@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.kafka import producer as make_producer
@@ -234,7 +235,7 @@ class Worker:
                     good.append(m)
                 elif m.error().code() != KafkaError._PARTITION_EOF:
                     CONSUME_ERRORS.labels(st.name).inc()
-                    if m.error().fatal() or m.error().code() in _FATAL:  # retrying cannot help
+                    if m.error().fatal() or m.error().code() in FATAL:  # retrying cannot help
                         raise GatewatchError(f"{st.name}: {m.error().str()}")
                     self.log.warning("consume error: %s", m.error())
             if good:
@@ -376,50 +377,3 @@ class Worker:
         consumer.incremental_unassign(list(tps))
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))
         log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
-
-
-def static_partitions(consumer, topic: str, wanted: list[int] | None) -> list[int]:
-    """The partitions a statically assigned worker owns: `wanted`, or all of the topic's."""
-    md = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if md is None or md.error is not None or not md.partitions:
-        raise GatewatchError(f"topic {topic} not found (run: gatewatch topics create)")
-    have = sorted(md.partitions)
-    if wanted is None:
-        return have
-    missing = sorted(set(wanted) - set(have))
-    if missing:
-        raise GatewatchError(f"{topic} has no partitions {missing} (it has {have})")
-    return sorted(wanted)
-
-
-# configuration or permission problems a consumer would otherwise retry forever
-_FATAL = (KafkaError.INVALID_SESSION_TIMEOUT, KafkaError.GROUP_AUTHORIZATION_FAILED,
-          KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED,
-          KafkaError._AUTHENTICATION, KafkaError.INVALID_CONFIG)
-_TRANSIENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE)
-
-
-def retry_on_load(fn, what: str, timeout_s: float = 60.0):
-    """A fresh broker (or one whose coordinator just moved) answers COORDINATOR_LOAD_IN_PROGRESS,
-    NOT_COORDINATOR or timeouts for a while: retry those."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return fn()
-        except KafkaException as e:
-            err = e.args[0]
-            local = err.code() < 0 and not err.fatal()  # client-side: a broker went away, a timeout...
-            if not (err.retriable() or err.code() in _TRANSIENT or local) or time.monotonic() > deadline:
-                raise GatewatchError(f"{what}: {err.str()}") from None
-            time.sleep(0.5)
-
-
-def logical_topic(full_name: str, prefix: str) -> str:
-    return full_name[len(prefix):] if full_name.startswith(prefix) else full_name
-
-
-def message_ts_ms(msg) -> int | None:
-    """The record's Kafka timestamp, None when absent (type 0) or negative."""
-    kind, ts = msg.timestamp()
-    return ts if kind != 0 and ts > 0 else None

@@ -35,10 +35,11 @@ from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import message_ts_ms, retry_on_load
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.logs import log_event
 from gatewatch.streams.runtime.statefiles import read_json, write_json_atomic
-from gatewatch.streams.runtime.worker import Stage, message_ts_ms, retry_on_load
+from gatewatch.streams.runtime.worker import Stage
 
 LOG = logging.getLogger("gatewatch.ingest")
 REJECTS = Counter("gatewatch_ingest_rejected_total", "Input records sent to the DLQ", ["topic", "reason"])

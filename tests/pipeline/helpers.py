@@ -8,8 +8,8 @@ import orjson
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.streams.app.simulate import event_ms, publish
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import message_ts_ms
 from gatewatch.streams.runtime.kafka import producer, read_to_end
-from gatewatch.streams.runtime.worker import message_ts_ms
 
 # Event time half an hour ago, to the minute: a real broker refuses record timestamps more than
 # message.timestamp.after.max.ms (1 h) ahead of its clock and deletes records older than retention.

@@ -1,0 +1,141 @@
+"""gw.cdc: Debezium change-event envelopes, schema-change events, heartbeats and tombstones."""
+from __future__ import annotations
+
+import orjson
+
+from gatewatch.processors.inputs.samples import Bad, Change, Heartbeat, field_str, field_time
+
+CDC_OPS = frozenset("cudrt")
+_NOT_SNAPSHOT = (None, False, "false", "")
+
+
+def _json_type(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"  # int vs float is not a schema change for a JSON producer
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def row_shape(row: dict) -> tuple:
+    """The schema-drift shape of a row image: sorted (field, JSON type) pairs."""
+    return tuple(sorted((str(k), _json_type(v)) for k, v in row.items()))
+
+
+_DDL_TYPES = {
+    "number": ("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE",
+               "DOUBLE PRECISION", "REAL", "YEAR", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "INT2",
+               "INT4", "INT8", "FLOAT4", "FLOAT8", "DATE", "TIME", "DATETIME"),
+    "string": ("CHAR", "VARCHAR", "NCHAR", "NVARCHAR", "CHARACTER", "CHARACTER VARYING", "TEXT",
+               "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "NTEXT", "ENUM", "SET", "JSON", "JSONB", "UUID",
+               "BINARY", "VARBINARY", "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BYTEA",
+               "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"),
+    "boolean": ("BOOL", "BOOLEAN"),
+}
+_DDL_TYPE = {t: j for j, ts in _DDL_TYPES.items() for t in ts}
+
+
+def _ddl_json_type(col: dict) -> str:
+    """A DDL column type -> the JSON type of its value in a Debezium row image ("null" = either)."""
+    name = str(col.get("typeName") or "").upper().replace(" UNSIGNED", "").replace(" ZEROFILL", "").strip()
+    if name == "BIT":
+        return "boolean" if col.get("length") in (None, 1) else "string"
+    return _DDL_TYPE.get(name, "null")
+
+
+def _table_id(tc: dict, database) -> tuple[str, str]:
+    """("db", "table") of a tableChanges entry: its id is "db"."table" (or "db"."schema"."table")."""
+    parts = [p.strip('"`[]') for p in str(tc.get("id") or "").split(".") if p]
+    if not parts:
+        raise Bad("missing_field:tableChanges.id")
+    db = parts[0] if len(parts) > 1 else database
+    if not isinstance(db, str) or not db:
+        raise Bad("missing_field:databaseName")
+    return db, parts[-1]
+
+
+def _schema_change(d: dict, kafka_ts_ms, out: list) -> None:
+    changes = d.get("tableChanges")
+    if changes is None:
+        changes = []
+    if not isinstance(changes, list):
+        raise Bad("bad_type:tableChanges", type(changes).__name__)
+    src = d.get("source") if isinstance(d.get("source"), dict) else {}
+    ts = field_time(d, ("ts_ms",), None) if d.get("ts_ms") is not None else field_time(src, ("ts_ms",), kafka_ts_ms)
+    database = d.get("databaseName") or src.get("db")
+    for tc in changes:
+        if not isinstance(tc, dict):
+            raise Bad("bad_type:tableChanges", type(tc).__name__)
+        kind = str(tc.get("type") or "").upper()
+        if kind not in ("CREATE", "ALTER", "DROP"):
+            raise Bad("bad_value:tableChanges.type", kind[:20])
+        db, table = _table_id(tc, database)
+        full = f"{db}.{table}"
+        cols = ((tc.get("table") or {}).get("columns") or []) if kind != "DROP" else []
+        if not isinstance(cols, list) or not all(isinstance(c, dict) and c.get("name") for c in cols):
+            raise Bad("bad_type:tableChanges.table.columns")
+        shape = tuple(sorted((str(c["name"]), _ddl_json_type(c)) for c in cols))
+        out.append(Change(full, full, "s", ts, None, shape))
+
+
+def is_tombstone(topic: str, value: bytes | None) -> bool:
+    """A Debezium tombstone: a null value or the legacy {"schema":null,"payload":null}."""
+    if topic != "cdc":
+        return False
+    if not value:
+        return True
+    if len(value) > 64 or value[:1] != b"{":
+        return False
+    try:
+        return orjson.loads(value) == {"schema": None, "payload": None}
+    except orjson.JSONDecodeError:
+        return False
+
+
+def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
+    if "payload" in d and ("schema" in d or isinstance(d.get("payload"), dict)):
+        d = d["payload"]
+        if d is None:
+            return  # a wrapped tombstone
+        if not isinstance(d, dict):
+            raise Bad("not_object", "payload")
+    if "tableChanges" in d or "ddl" in d:
+        _schema_change(d, kafka_ts_ms, out)
+        return
+    op = d.get("op")
+    if op is None:
+        if "ts_ms" in d and "source" not in d and "after" not in d and "before" not in d:
+            out.append(Heartbeat(field_time(d, ("ts_ms",), None)))
+            return
+        raise Bad("missing_field:op")
+    if op not in CDC_OPS:
+        raise Bad("bad_value:op", str(op)[:20])
+    ts = field_time(d, ("ts_ms",), None)
+    src = d.get("source")
+    if not isinstance(src, dict):
+        raise Bad("missing_field:source" if src is None else "bad_type:source")
+    db = field_str(src, "db") if "db" in src else None
+    table = src.get("table")
+    if not isinstance(table, str) or not table:
+        raise Bad("missing_field:source.table" if table is None else "bad_value:source.table")
+    if db is None:
+        raise Bad("missing_field:source.db")
+    src_ts = src.get("ts_ms")
+    if isinstance(src_ts, bool) or not isinstance(src_ts, (int, float)):
+        raise Bad("missing_field:source.ts_ms" if src_ts is None else "bad_type:source.ts_ms")
+    full = f"{db}.{table}"
+    snapshot = op == "r" or src.get("snapshot") not in _NOT_SNAPSHOT
+    row = d.get("after") if d.get("after") is not None else d.get("before")
+    if row is not None and not isinstance(row, dict):
+        raise Bad("bad_type:after", type(row).__name__)
+    scope = d.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise Bad("bad_type:scope", type(scope).__name__)
+    out.append(Change(full, scope or full, op, ts, None if snapshot else ts - int(src_ts),
+                      row_shape(row) if row is not None else None))
