@@ -92,7 +92,7 @@ def decode_otlp(value: bytes | None, options: InputOptions | None = None,
 
 # ---- one span -> one sample ----------------------------------------------------------------
 
-def _sample(service: str, cohort: str, attrs: dict, start_ns: int, end_ns: int,
+def _sample(service: str, cohort: tuple, attrs: dict, start_ns: int, end_ns: int,
             status_code: int, ignored: Counter, out: list) -> None:
     http = None
     for a in _STATUS_ATTRS:
@@ -118,8 +118,8 @@ def _sample(service: str, cohort: str, attrs: dict, start_ns: int, end_ns: int,
     if ts_ms >= MAX_TS_MS:
         raise _Bad("bad_time:endTimeUnixNano", "outside 1970..9000")
     route = attrs.get("http.route")
-    out.append(Request(service, cohort, route if isinstance(route, str) else "", status,
-                       (end_ns - start_ns) / 1_000_000, ts_ms))
+    out.append(Request(service, cohort[0], route if isinstance(route, str) else "", status,
+                       (end_ns - start_ns) / 1_000_000, ts_ms, cohort[1]))
 
 
 def _service(attrs: dict, key: bytes | None) -> str:
@@ -134,11 +134,14 @@ def _service(attrs: dict, key: bytes | None) -> str:
     raise _Bad("missing_field:service.name", "resource has no service.name and the record no key")
 
 
-def _cohort(attrs: dict, opts: InputOptions) -> str:
+def _cohort(attrs: dict, opts: InputOptions) -> tuple[str, str]:
+    """(cohort, release): the cohort the table maps the attribute's value to, and that value as
+    the release the spans measure (the signals stage keeps it for the canary's gate)."""
     v = attrs.get(opts.otlp_cohort_attribute)
     if v is None:
-        return opts.otlp_default_cohort
-    return opts.otlp_cohorts.get(str(v), opts.otlp_default_cohort)
+        return opts.otlp_default_cohort, ""
+    v = str(v)
+    return opts.otlp_cohorts.get(v, opts.otlp_default_cohort), v if len(v) <= 128 else ""
 
 
 # ---- otlp_json -----------------------------------------------------------------------------

@@ -12,9 +12,10 @@ out as a *partial*, a JSON dict:
      "first_offset", "last_offset", "next_offset", "records", "rejected", "origin_ms",
      "max_event_ms", "watermark_ms", "caught_up",
      "buckets": [ sorted by (d, k, b):
-        {"d":"requests","k":[service,cohort],"b":bucket start ms,"n":count,"e":5xx count,"h":latency hist}
-        {"d":"gauges","k":[service,cohort,name],"b","n","t":last event ms,"v":last value}
-        {"d":"rum","k":[scope,route,cohort,metric],"b","h":value hist}
+        {"d":"requests","k":[service,cohort,release],"b":bucket start ms,"n":count,"e":5xx count,"h":latency hist}
+        {"d":"gauges","k":[service,cohort,name,release],"b","n","t":last event ms,"v":last value}
+        {"d":"rum","k":[scope,route,cohort,metric,release],"b","h":value hist}
+     (release: the version the samples measure, "" for a baseline cohort or when unknown)
         {"d":"cdc","k":[scope,table],"b","n":change events (not snapshot),"rows":events with a row,
          "lc":last change event ms or null,"h":lag-ms hist (not snapshot),"sh":{shape id: count}} ],
      "shapes": {shape id: [[field, type], ...]},
@@ -67,6 +68,7 @@ class PartitionAggregator:
         self._lateness = self.config.lateness_ms
         self._step = self.config.step_ms
         self._max_future = self.config.max_future_ms
+        self._baseline = frozenset(self.config.baseline_cohorts)
         self.fast_path = topic == "metrics"  # add_batch's inlined loop for request records
         self.max_event_ms: int | None = None
         self.origin_ms: int | None = None
@@ -134,15 +136,15 @@ class PartitionAggregator:
             b = ts - ts % step
             t = type(s)
             if t is Request:
-                self._count_request(s.service, s.cohort, b, s.status, s.latency_ms)
+                self._count_request(s.service, s.cohort, s.release, b, s.status, s.latency_ms)
             elif t is Vital:
-                k = (s.scope, s.route, s.cohort, s.metric, b)
+                k = (s.scope, s.route, s.cohort, s.metric, self._release(s.cohort, s.release), b)
                 h = self.rum.get(k)
                 if h is None:
                     h = self.rum[k] = LogHistogram()
                 h.add(s.value)
             elif t is Gauge:
-                k = (s.service, s.cohort, s.name, b)
+                k = (s.service, s.cohort, s.name, self._release(s.cohort, s.release), b)
                 a = self.gauge.get(k)
                 if a is None:
                     self.gauge[k] = [1, ts, s.value]
@@ -174,6 +176,7 @@ class PartitionAggregator:
         if self.first_offset is None:
             self.first_offset = offsets[0]
         req, step, lateness, max_future = self.req, self._step, self._lateness, self._max_future
+        base = self._baseline
         dec, errors, unset, parse_ts = decode_request_wire, WIRE_ERRORS, UNSET, cached_rfc3339_ms
         seconds, millis = SECOND_MS, MILLIS_Z
         mx = self.max_event_ms
@@ -203,7 +206,9 @@ class PartitionAggregator:
                         mx = ts
                         floor = mx - lateness
                     # _count_request, inlined to keep this loop free of per-record calls
-                    k = (r.service, r.cohort or DEFAULT_COHORT, ts - ts % step)
+                    cohort = r.cohort or DEFAULT_COHORT
+                    k = (r.service, cohort, "" if r.release is None or cohort in base else r.release,
+                         ts - ts % step)
                     a = req.get(k)
                     if a is None:
                         a = req[k] = [0, 0, LogHistogram()]
@@ -231,7 +236,7 @@ class PartitionAggregator:
 
     def _add_request(self, t: tuple, kafka_ts_ms: int | None) -> Rejection | None:
         """add() for one fast-path request sample: the same rules as the loop above."""
-        service, cohort, _route, status, lat, ts = t
+        service, cohort, _route, status, lat, ts, release = t
         mx = self.max_event_ms
         if mx is not None and ts < mx - self._lateness:
             return self._dropped(1, 0, 1, mx - self._lateness, kafka_ts_ms)
@@ -242,11 +247,16 @@ class PartitionAggregator:
             self.origin_ms = self.max_event_ms = ts
         elif ts > mx:
             self.max_event_ms = ts
-        self._count_request(service, cohort, ts - ts % self._step, status, lat)
+        self._count_request(service, cohort, release, ts - ts % self._step, status, lat)
         return None
 
-    def _count_request(self, service: str, cohort: str, b: int, status: int, lat: float) -> None:
-        k = (service, cohort, b)
+    def _release(self, cohort: str, release: str) -> str:
+        """The release a sample counts for: none for a baseline cohort (the reference whatever its
+        version), its own for the others (each release gets its gate)."""
+        return "" if cohort in self._baseline else release
+
+    def _count_request(self, service: str, cohort: str, release: str, b: int, status: int, lat: float) -> None:
+        k = (service, cohort, self._release(cohort, release), b)
         a = self.req.get(k)
         if a is None:
             a = self.req[k] = [0, 0, LogHistogram()]
@@ -301,12 +311,12 @@ class PartitionAggregator:
 
     def _body(self) -> dict:
         buckets = []
-        for (svc, coh, b), (n, e, h) in self.req.items():
-            buckets.append({"d": "requests", "k": [svc, coh], "b": b, "n": n, "e": e, "h": h.to_json()})
-        for (svc, coh, name, b), (n, t, v) in self.gauge.items():
-            buckets.append({"d": "gauges", "k": [svc, coh, name], "b": b, "n": n, "t": t, "v": v})
-        for (scope, route, coh, metric, b), h in self.rum.items():
-            buckets.append({"d": "rum", "k": [scope, route, coh, metric], "b": b, "h": h.to_json()})
+        for (svc, coh, rel, b), (n, e, h) in self.req.items():
+            buckets.append({"d": "requests", "k": [svc, coh, rel], "b": b, "n": n, "e": e, "h": h.to_json()})
+        for (svc, coh, name, rel, b), (n, t, v) in self.gauge.items():
+            buckets.append({"d": "gauges", "k": [svc, coh, name, rel], "b": b, "n": n, "t": t, "v": v})
+        for (scope, route, coh, metric, rel, b), h in self.rum.items():
+            buckets.append({"d": "rum", "k": [scope, route, coh, metric, rel], "b": b, "h": h.to_json()})
         for (scope, table, b), (n, rows, lc, h, sh) in self.cdc.items():
             buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
                             "h": h.to_json(), "sh": dict(sorted(sh.items()))})

@@ -4,7 +4,8 @@ A scenario is a YAML mapping (configs/scenarios/*.yaml):
 
     name, duration, step (the generator's tick, default 1s), seed
     services: [{name, routes: [...]}]
-    cohorts: {baseline: {share, rps, error_rate, latency_ms: {median, p95}}, canary: {...}}
+    cohorts: {baseline: {share, rps, error_rate, latency_ms: {median, p95}, release?}, canary: {...}}
+             (release: the version the cohort runs; its records carry it, and the gate is per release)
     rum:     {service?, rate (beacons/s per cohort), routes: {route: {inp_ms, lcp_ms, cls, fcp_ms, ttfb_ms}},
               metrics?: [inp_ms, ...] (beacons only of these; default: a random one of all five),
               cohorts?: [canary, ...] (cohorts that send beacons; default: all)}
@@ -47,6 +48,13 @@ RATING_GOOD = {"inp_ms": 200, "lcp_ms": 2500, "cls": 0.1, "fcp_ms": 1800, "ttfb_
 def _lognormal(rng: random.Random, median: float, p95: float) -> float:
     sigma = max(1e-6, math.log(max(p95, median * 1.0001) / median) / Z95)
     return median * math.exp(rng.gauss(0.0, sigma))
+
+
+def _released(cohort: dict, record: dict) -> dict:
+    """The record with the cohort's `release` (the version it runs), when the spec names one."""
+    if cohort.get("release"):
+        record["release"] = str(cohort["release"])
+    return record
 
 
 def _count(rng: random.Random, mean: float) -> int:
@@ -119,9 +127,9 @@ class Scenario:
                         ts = now + int(rng.random() * self.tick_ms)
                         status = rng.choice((500, 502, 503, 504)) if rng.random() < err else rng.choice((200, 200, 200, 201, 204, 404))
                         latency = round(_lognormal(rng, lat["median"], lat["p95"]) * mult + extra, 2)
-                        tick.append((ts, "metrics", name, {
+                        tick.append((ts, "metrics", name, _released(c, {
                             "service": name, "route": rng.choice(routes), "cohort": cname,
-                            "status": status, "latency_ms": latency, "ts": format_ts(ts)}))
+                            "status": status, "latency_ms": latency, "ts": format_ts(ts)})))
             if rum:
                 for cname in rum_cohorts:
                     for route, base in rum.get("routes", {}).items():
@@ -134,12 +142,12 @@ class Scenario:
                             value = _lognormal(rng, base[metric], base[metric] * 2.0) + extra
                             value = round(value, 4 if metric == "cls" else 1)
                             rum_seq += 1
-                            tick.append((ts, "rum", route, {
+                            tick.append((ts, "rum", route, _released(cohorts[cname], {
                                 "name": RUM_NAME[metric], "value": value,
                                 "rating": "good" if value <= RATING_GOOD[metric] else "needs-improvement",
                                 "delta": value, "id": f"v4-{self.seed}-{rum_seq}", "navigationType": "navigate",
                                 "route": route, "cohort": cname, "service": rum.get("service", "web"),
-                                "timestamp": ts}))
+                                "timestamp": ts})))
             for table in tables:
                 paused = bool(ov.get("cdc.pause", False))
                 schema = ov.get("cdc.schema", "v1")
@@ -165,9 +173,9 @@ class Scenario:
                     for gname, gval in gauges.get("values", {}).items():
                         for cname in cohorts:
                             v = ov.get(f"gauges.{cname}.{gname}", ov.get(f"gauges.{gname}", gval))
-                            tick.append((now, "metrics", svc["name"], {
+                            tick.append((now, "metrics", svc["name"], _released(cohorts[cname], {
                                 "type": "gauge", "service": svc["name"], "cohort": cname,
-                                "name": gname, "value": v, "ts": format_ts(now)}))
+                                "name": gname, "value": v, "ts": format_ts(now)})))
             tick.sort(key=lambda r: (r[0], r[1], r[2]))
             for _ts, topic, key, value in tick:
                 yield topic, key, value

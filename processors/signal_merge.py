@@ -28,7 +28,7 @@ def wire_records(batch: list[dict], domain: str, source: str) -> list[tuple[byte
 
 
 def _sig_key(sig: dict) -> tuple:
-    return (sig["name"], sig.get("cohort"), sig.get("subject"), sig.get("window_s"))
+    return (sig["name"], sig.get("cohort"), sig.get("subject"), sig.get("window_s"), sig.get("release") or "")
 
 
 class BatchAssembler:
@@ -44,7 +44,7 @@ class BatchAssembler:
         st = self.streams.setdefault((scope, domain), {"done": {}, "open": {}, "ready": {}, "released": None})
         if ts <= st["done"].get(source, -1) or (st["released"] is not None and ts <= st["released"]):
             return []  # re-delivery of a completed batch
-        sig = {k: v for k, v in rec.items() if k not in ("source", "batch_n")}
+        sig = {k: v for k, v in rec.items() if k != "batch_n"}  # the source stays: the engine reads it
         group = st["open"].setdefault((source, ts), {})
         group[_sig_key(sig)] = sig
         if len(group) < rec["batch_n"]:

@@ -12,6 +12,7 @@ from gatewatch.processors.inputs.samples import (
     Gauge,
     Request,
     field_num,
+    field_release,
     field_str,
     field_time,
     key_str,
@@ -23,7 +24,7 @@ _INF = float("inf")
 
 
 def fast_request(d: dict) -> tuple | None:
-    """(service, cohort, route, status, latency_ms, ts_ms) of the common well-formed request
+    """(service, cohort, route, status, latency_ms, ts_ms, release) of the common well-formed request
     sample (epoch-ms or canonical RFC 3339 ts), or None: then the general path decides, with the same result for
     these inputs (property-tested). The ingest hot path calls this without building samples."""
     status = d.get("status")
@@ -37,8 +38,10 @@ def fast_request(d: dict) -> tuple | None:
             and type(svc) is str and svc and "type" not in d):
         cohort = d.get("cohort")
         route = d.get("route")
-        if (cohort is None or (type(cohort) is str and cohort)) and (route is None or type(route) is str):
-            return (svc, cohort or DEFAULT_COHORT, route or "", status, lat, ts)
+        rel = d.get("release")
+        if (cohort is None or (type(cohort) is str and cohort)) and (route is None or type(route) is str) \
+                and (rel is None or (type(rel) is str and 0 < len(rel) <= 128)):
+            return (svc, cohort or DEFAULT_COHORT, route or "", status, lat, ts, rel or "")
     return None
 
 
@@ -55,6 +58,7 @@ class RequestWire(msgspec.Struct, forbid_unknown_fields=True):
     ts: str | int
     cohort: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     route: str | None = None
+    release: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     type: Any = msgspec.UNSET
 
 
@@ -63,6 +67,7 @@ decode_request_wire = msgspec.json.Decoder(RequestWire).decode
 # RecursionError: nesting deeper than msgspec's limit (orjson's says not_json).
 WIRE_ERRORS = (msgspec.DecodeError, TypeError, ValueError, RecursionError)
 UNSET = msgspec.UNSET
+
 
 def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     t = fast_request(d)
@@ -80,7 +85,7 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
         else:
             v = field_num(d, "value")
         out.append(Gauge(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
-                         name, v, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms)))
+                         name, v, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms), field_release(d)))
         return
     if kind not in (None, "request"):
         raise Bad("unknown_format", f"type={kind!r}"[:100])
@@ -100,4 +105,5 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     if route is not None and not isinstance(route, str):
         raise Bad("bad_type:route", type(route).__name__)
     out.append(Request(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
-                       route or "", status, lat, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms)))
+                       route or "", status, lat, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms),
+                       field_release(d)))

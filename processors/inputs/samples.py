@@ -25,6 +25,7 @@ class Request(NamedTuple):
     status: int
     latency_ms: float
     ts_ms: int
+    release: str = ""   # the version this sample measures ("" = unknown): a gate per release
 
 
 class Gauge(NamedTuple):
@@ -33,6 +34,7 @@ class Gauge(NamedTuple):
     name: str
     value: float
     ts_ms: int
+    release: str = ""
 
 
 class Vital(NamedTuple):
@@ -42,6 +44,7 @@ class Vital(NamedTuple):
     metric: str      # inp | lcp | cls | fcp | ttfb
     value: float
     ts_ms: int
+    release: str = ""
 
 
 class Change(NamedTuple):
@@ -132,6 +135,18 @@ def field_time(d: dict, fields: tuple, kafka_ts_ms: int | None) -> int:
     if kafka_ts_ms is None or not MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS:
         raise Bad(f"missing_field:{fields[0]}", "and no usable Kafka record timestamp")
     return int(kafka_ts_ms)
+
+
+def field_release(d: dict) -> str:
+    """The optional `release` field: the version the sample measures ("" when absent)."""
+    v = d.get("release")
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise Bad("bad_type:release", type(v).__name__)
+    if not v or len(v) > 128:
+        raise Bad("bad_value:release", "empty" if not v else "longer than 128 characters")
+    return v
 
 
 def key_str(key: bytes | None) -> str | None:

@@ -10,6 +10,7 @@ from gatewatch.processors.inputs.samples import (
     InputOptions,
     Vital,
     field_num,
+    field_release,
     field_str,
     field_time,
     key_str,
@@ -86,4 +87,4 @@ def decode_rum(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     if not isinstance(scope, str):
         raise Bad("bad_type:service", type(scope).__name__)
     out.append(Vital(scope, route, field_str(d, "cohort", DEFAULT_COHORT), metric, v,
-                     field_time(d, ("timestamp", "ts"), kafka_ts_ms)))
+                     field_time(d, ("timestamp", "ts"), kafka_ts_ms), field_release(d)))

@@ -1,22 +1,27 @@
-"""The policy engine: signal batches in, action records out. Pure and deterministic.
+"""The policy engine: signal batches in, action records and gate records out. Pure and deterministic.
 
-Input: batches of signal records {"name","scope","cohort","subject","window_s",
-"value","samples","ts"}; one batch = every signal of one (scope, domain, step ts).
-Batches of one (scope, domain) arrive in ts order; different domains interleave
-arbitrarily. A batch at or before its (scope, domain)'s last step is a
-re-delivery and ignored.
+Input: batches of signal records {"name","scope","cohort","subject","window_s","value","samples",
+"ts"} (+ "release" for a release's signals); one batch = every signal of one (scope, domain, step
+ts). Batches of one (scope, domain) arrive in ts order; different domains interleave. A batch at or
+before its (scope, domain)'s last step is a re-delivery and ignored.
 
-Each rule (and the gate) of a scope is evaluated at step E once every domain it
-reads has delivered E or a later step, in ascending E. So each evaluator sees the
-same steps with the same data whatever the interleaving: the set of actions
-depends only on the policy and the signals (INV4). Batches wait in `pending`
-until every evaluator that needs them has run (at most
-evaluation.max_pending_steps steps per scope; older ones are then dropped and
-evaluate as missing: fail-closed).
+Readiness: a rule (or the gate) of a scope is evaluated at step E once every domain it reads has
+delivered E. The signals stage (source "signals") emits every domain of a scope at a step together
+(one task owns the scope), so once it has delivered a later step for the scope, a domain only it
+feeds but did not deliver at E has no data at E: E is ready, that domain evaluates as missing, and a
+gate waiting on it says so at the next step instead of in silence. A domain another producer feeds
+too (trajectories, an extension agent) is waited for until it delivers E.
+Steps are evaluated in ascending E, so each evaluator sees the same steps with the same data
+whatever the interleaving: the decisions depend only on the policy and the signals (INV4). Steps
+wait in `pending` until every evaluator that needs them has run, at most
+evaluation.max_pending_steps per scope; older ones are then counted (`take_dropped`) and evaluate
+as missing: fail-closed, never dropped in silence.
 
-Rules fire on the rising edge per (scope, rule): one action per breach, re-armed
-when the condition is known false. Unknown (missing/thin) follows on_missing:
-hold (nothing changes) or abort (counts as a breach).
+Units: a scope's rules and gate run per release (processors.policy.unit). The gate cohort's signals
+carry the release they measure; at a step, each release present gets its own unit, seeing that
+release's signals and the release-less ones (shared domains, gauges published without a release);
+other cohorts are context. A new release starts its own gate from PLAN_OK; earlier releases keep
+their final state. A scope whose signals carry no release has the one unit "".
 """
 from __future__ import annotations
 
@@ -28,14 +33,15 @@ from typing import Callable
 
 from gatewatch.processors.policy.compose import Policy
 from gatewatch.processors.policy.errors import SignalError
-from gatewatch.processors.policy.evaluator import held, instant
-from gatewatch.processors.policy.gate import NEXT, STATES, gate_domains, tolerate
+from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
+from gatewatch.processors.policy.gatestatus import due, gate_status
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
-from gatewatch.processors.policy.records import action_record, gate_record
+from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 GATE = "__gate__"
-STATE_VERSION = 1
+STATE_VERSION = 2
+SIGNALS_STAGE_DOMAINS = frozenset(("requests", "gauges", "rum", "cdc"))  # emitted together per scope and step
 
 Signer = Callable[[dict, int], dict]
 
@@ -46,9 +52,11 @@ def permit_signer(signing_key) -> Signer:
     return functools.partial(issue_permit, signing_key)
 
 
+SIGNALS_STAGE = "signals"
+
+
 def _new_scope() -> dict:
-    return {"frontier": {}, "pending": {}, "rules": {},
-            "gate": {"state": STATES[0], "last": None, "clean_since": None, "streaks": {}}}
+    return {"frontier": {}, "sources": {}, "pending": {}, "last": {}, "units": {}, "dropped_steps": 0}
 
 
 class Engine:
@@ -71,6 +79,7 @@ class Engine:
             self.gate_exprs[r.id] = (expr, conds(expr))
         self.scopes: dict[str, dict] = {}
         self.dropped: list[tuple[str, int]] = []
+        self.gate_records: list[dict] = []
 
     def requirements(self) -> dict:
         """What the gate needs to move, by domain: {domain: sorted signal names} (gate cohort)."""
@@ -97,23 +106,28 @@ class Engine:
         out = copy.deepcopy(st)
         out["pending"] = {str(ts): doms for ts, doms in sorted(st["pending"].items())}
         out["policy_hash"] = self.policy.hash
-        for r in out["rules"].values():
-            r["fingerprint"] = self.rules[r["id"]].fingerprint if r["id"] in self.rules else r.get("fingerprint")
         return out
 
     def load_scope_state(self, scope: str, state: dict) -> None:
         st = copy.deepcopy(state)
+        if "units" not in st:  # state version 1: one gate per scope, the release-less unit
+            st = _upgrade_v1(st)
         st["pending"] = {int(ts): doms for ts, doms in st.get("pending", {}).items()}
-        # keep a rule's state only if the rule still means the same (policy reload)
-        st["rules"] = {rid: r for rid, r in st.get("rules", {}).items()
-                       if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
         st.setdefault("frontier", {})
-        st.setdefault("gate", _new_scope()["gate"])
-        if st.get("policy_hash", self.policy.hash) != self.policy.hash:
-            st["gate"]["clean_since"] = None  # evidence for the next stage restarts under the new policy
-        st["policy_hash"] = self.policy.hash
+        st.setdefault("sources", {})
+        st.setdefault("last", {})
+        st.setdefault("dropped_steps", 0)
+        changed = st.get("policy_hash", self.policy.hash) != self.policy.hash
         fingerprints = {r.fingerprint for r in self.blocking}
-        st["gate"]["streaks"] = {fp: v for fp, v in st["gate"].get("streaks", {}).items() if fp in fingerprints}
+        for unit in st["units"].values():
+            # keep a rule's state only if the rule still means the same (policy reload)
+            unit["rules"] = {rid: r for rid, r in unit["rules"].items()
+                             if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
+            if changed:
+                unit["gate"]["clean_since"] = None  # evidence for the next stage restarts under the new policy
+            unit["gate"]["streaks"] = {fp: v for fp, v in unit["gate"].get("streaks", {}).items() if fp in fingerprints}
+        st["last"] = {k: v for k, v in st["last"].items() if k == GATE or k in self.rules}
+        st["policy_hash"] = self.policy.hash
         self.scopes[scope] = st
 
     @classmethod
@@ -123,39 +137,66 @@ class Engine:
             eng.load_scope_state(scope, st)
         return eng
 
-    def gate_state(self, scope: str) -> str:
-        return (self.scopes.get(scope) or _new_scope())["gate"]["state"]
+    def gate_state(self, scope: str, release: str = "") -> str:
+        unit = (self.scopes.get(scope) or _new_scope())["units"].get(release)
+        return unit["gate"]["state"] if unit else STATES[0]
 
     # ---- input -------------------------------------------------------------------------
     def on_batch(self, signals: list[dict]) -> list[dict]:
-        """Feed one batch (or several, grouped here by scope/domain/ts); returns new actions."""
+        """Feed one batch (or several, grouped here by scope/domain/ts); returns new actions
+        (gate records: take_gate_records)."""
         groups: dict[tuple, list] = {}
+        sources: dict[tuple, set] = {}
         for sig in signals:
             scope, domain, ts, compact = _validate(sig)
             groups.setdefault((ts, scope, domain), []).append(compact)
+            sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
         actions: list[dict] = []
-        for (ts, scope, domain) in sorted(groups):
-            actions.extend(self._deliver(scope, domain, ts, groups[(ts, scope, domain)]))
+        for key in sorted(groups):
+            ts, scope, domain = key
+            actions.extend(self._deliver(scope, domain, ts, groups[key], sources[key]))
         return actions
 
-    def _deliver(self, scope: str, domain: str, ts: int, sigs: list[dict]) -> list[dict]:
+    def take_dropped(self) -> list[tuple[str, int]]:
+        """(scope, step ms) of the steps dropped undecided since the last call."""
+        out, self.dropped = self.dropped, []
+        return out
+
+    def take_gate_records(self) -> list[dict]:
+        """Gate records (processors.policy.gatestatus) produced since the last call, in order."""
+        out, self.gate_records = self.gate_records, []
+        return out
+
+    def _deliver(self, scope: str, domain: str, ts: int, sigs: list[dict], sources: set) -> list[dict]:
         st = self.scopes.setdefault(scope, _new_scope())
         if ts <= st["frontier"].get(domain, -1):
             return []  # re-delivered or out of order: already decided
         st["frontier"][domain] = ts
+        known = st.setdefault("sources", {}).setdefault(domain, [])
+        for src in sorted(sources - set(known)):
+            known.append(src)
         if domain in self.used_domains:
-            sigs.sort(key=lambda s: (s["name"], s["subject"] is not None, str(s["subject"]), str(s["cohort"])))
+            sigs.sort(key=lambda s: (s["name"], s["subject"] is not None, str(s["subject"]), str(s["cohort"]),
+                                     s["release"]))
             st["pending"].setdefault(ts, {})[domain] = sigs
         actions = self._run_ready(scope, st)
         self._prune(scope, st)
         return actions
 
+    def _ready_until(self, st: dict, domain: str) -> int:
+        mine = st["frontier"].get(domain, -1)
+        if domain not in SIGNALS_STAGE_DOMAINS or set(st["sources"].get(domain, ())) - {SIGNALS_STAGE}:
+            return mine
+        group = max((t for d, t in st["frontier"].items()
+                     if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in st["sources"].get(d, ())), default=-1)
+        return max(mine, group - 1)  # the signals stage moved past this step: it is complete
+
     def _run_ready(self, scope: str, st: dict) -> list[dict]:
         tasks = []
         steps = sorted(st["pending"])
         for key, doms in self.evaluators:
-            last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
-            ready_until = min(st["frontier"].get(d, -1) for d in doms)
+            last = st["last"].get(key)
+            ready_until = min(self._ready_until(st, d) for d in doms)
             # steps at or before `last` are done for this evaluator: start after them, so a scope
             # whose pending steps wait for another evaluator costs nothing here
             for i in range(0 if last is None else bisect_right(steps, last), len(steps)):
@@ -169,16 +210,33 @@ class Engine:
         for ts, _, key in tasks:
             view = views.get(ts)
             if view is None:
-                view = views[ts] = self._view(st["pending"][ts])
-            rec = self._gate_step(scope, st, ts, view) if key == GATE else self._rule_step(scope, st, key, ts, view)
-            if rec is not None:
-                out.append(rec)
+                view = views[ts] = self._views(st["pending"][ts])
+            st["last"][key] = ts
+            for release, rview in view.items():
+                unit = st["units"].get(release)
+                if unit is None:
+                    unit = st["units"][release] = new_unit(ts)
+                if key == GATE:
+                    rec, reasons = gate_step(self, scope, release, unit, ts, rview)
+                    self._gate_record(scope, release, unit, st, ts, reasons, rec)
+                else:
+                    rec = rule_step(self, scope, release, unit, key, ts, rview)
+                if rec is not None:
+                    unit["actions"].append({"id": rec["id"], "kind": rec["kind"], "action": rec["action"],
+                                            "rule": rec["rule"]["id"], "ts": rec["ts"]})
+                    out.append(self._sign(rec, ts))
         return out
 
-    def take_dropped(self) -> list[tuple[str, int]]:
-        """(scope, step ms) of the steps dropped undecided since the last call."""
-        out, self.dropped = self.dropped, []
-        return out
+    def _gate_record(self, scope, release, unit, st, ts, reasons, advanced) -> None:
+        unit["steps"] = unit.get("steps", 0) + 1
+        if advanced is not None:  # the transition is one of this release's actions before the record
+            unit["actions"].append({"id": advanced["id"], "kind": advanced["kind"], "action": advanced["action"],
+                                    "rule": advanced["rule"]["id"], "ts": advanced["ts"]})
+        record = gate_status(self.policy, scope, release, unit, ts, reasons, st["dropped_steps"])
+        if advanced is not None:
+            unit["actions"].pop()
+        if due(unit, record, ts):
+            self.gate_records.append(record)
 
     def _prune(self, scope: str, st: dict) -> None:
         # A step is still needed while some evaluator reading one of its domains has not run it.
@@ -186,7 +244,7 @@ class Engine:
         # test as asking every evaluator, at a cost per step of its domains, not of the rules.
         earliest: dict[str, float] = {}
         for key, doms in self.evaluators:
-            last = st["gate"]["last"] if key == GATE else st["rules"].get(key, {}).get("last")
+            last = st["last"].get(key)
             for d in doms:
                 earliest[d] = min(earliest.get(d, math.inf), -math.inf if last is None else last)
         for ts in [t for t, doms in st["pending"].items()
@@ -197,85 +255,49 @@ class Engine:
             # a step one domain delivered but another never did: it can no longer be decided, so
             # it evaluates as missing (fail-closed); counted, and reported by the decide stage
             del st["pending"][ts]
-            st["dropped_steps"] = st.get("dropped_steps", 0) + 1
+            st["dropped_steps"] += 1
             self.dropped.append((scope, ts))
 
-    def _view(self, pending_at_ts: dict) -> dict:
-        """signal name -> gate-cohort signals; and '~context' -> other cohorts."""
-        view: dict[str, list] = {}
+    def _views(self, pending_at_ts: dict) -> dict[str, dict]:
+        """release -> {signal name -> gate-cohort signals of that release and release-less ones,
+        '~context' -> the other cohorts' signals}."""
+        gate: dict[str, list] = {}
         context: dict[str, list] = {}
+        releases: set[str] = set()
         shared = self.policy.gate.shared_domains
         for domain, sigs in pending_at_ts.items():
             for s in sigs:
                 c = s["cohort"]
-                gate_cohort = c in (None, "", "all", self.cohort) or domain in shared
-                target = view if gate_cohort else context
-                target.setdefault(s["name"], []).append(s)
-        view["~context"] = context
-        return view
-
-    # ---- rules -------------------------------------------------------------------------
-    def _rule_step(self, scope, st, rid, ts, view):
-        rule = self.rules[rid]
-        rs = st["rules"].setdefault(rid, {"id": rid, "last": None, "active": False, "streaks": {}})
-        rs["last"] = ts
-        value = held(rule.expr, self.rule_conds[rid], view, rule.min_samples, rs["streaks"], ts,
-                     self.policy.gate.max_gap_ms)
-        if value is None:
-            if rule.on_missing == "hold":
-                return None
-            value = True
-        if not value:
-            rs["active"] = False
-            return None
-        if rs["active"]:
-            return None  # still the same breach
-        rs["active"] = True
-        rec = action_record(self.policy, rule, scope, ts, view, rs["streaks"])
-        return self._sign(rec, ts)
-
-    # ---- gate --------------------------------------------------------------------------
-    def _gate_step(self, scope, st, ts, view):
-        g = st["gate"]
-        prev_last, g["last"] = g["last"], ts
-        if g["state"] == STATES[-1]:
-            return None
-        cfg = self.policy.gate
-        nxt = NEXT[g["state"]]
-        # the gate keeps its own `for` streaks of the blocking rules, advanced at its own
-        # steps, so that its view never depends on how far a rule has run ahead
-        streaks = g.setdefault("streaks", {})
-        blocked = False
-        for rule in self.blocking:
-            expr, cond_list = self.gate_exprs[rule.id]
-            value = held(expr, cond_list, view, rule.min_samples,
-                         streaks.setdefault(rule.fingerprint, {}), ts, cfg.max_gap_ms)
-            blocked = blocked or value is not False
-        if blocked or not self._clean(view, cfg.required + cfg.stage_required[nxt]):
-            g["clean_since"] = None
-            return None
-        if g["clean_since"] is None or prev_last is None or ts - prev_last > cfg.max_gap_ms:
-            g["clean_since"] = ts
-        if ts - g["clean_since"] < cfg.windows[nxt]:
-            return None
-        frm, g["state"], g["clean_since"] = g["state"], nxt, None
-        rec = gate_record(self.policy, scope, ts, frm, nxt, view, cfg.required + cfg.stage_required[nxt])
-        return self._sign(rec, ts)
-
-    def _clean(self, view, required) -> bool:
-        ms = self.policy.gate.min_samples
-        for name in required:
-            sigs = view.get(name, [])
-            if not sigs or any(s["value"] is None or (s["samples"] or 0) < ms for s in sigs):
-                return False
-        for _, expr in self.policy.gate.block:
-            if instant(expr, view, ms) is not False:
-                return False
-        return True
+                if c in (None, "", "all", self.cohort) or domain in shared:
+                    gate.setdefault(s["name"], []).append(s)
+                    if s["release"]:
+                        releases.add(s["release"])
+                else:
+                    context.setdefault(s["name"], []).append(s)
+        out = {}
+        for release in sorted(releases) or [""]:
+            view = {name: [s for s in sigs if s["release"] in ("", release)] for name, sigs in gate.items()}
+            view = {name: sigs for name, sigs in view.items() if sigs}
+            view["~context"] = context
+            out[release] = view
+        return out
 
     def _sign(self, rec: dict, ts: int) -> dict:
         rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms) if self.signer else None
         return rec
+
+
+def _upgrade_v1(st: dict) -> dict:
+    """A version-1 scope state (one gate per scope) as the release-less unit of version 2."""
+    rules = {rid: {"active": r.get("active", False), "streaks": r.get("streaks", {}),
+                   "fingerprint": r.get("fingerprint")} for rid, r in st.get("rules", {}).items()}
+    last = {rid: r["last"] for rid, r in st.get("rules", {}).items() if r.get("last") is not None}
+    gate = st.get("gate") or new_unit(0)["gate"]
+    if gate.get("last") is not None:
+        last[GATE] = gate["last"]
+    unit = {"rules": rules, "gate": gate, "since": min(last.values(), default=0), "actions": [], "published": None}
+    return {"frontier": st.get("frontier", {}), "pending": st.get("pending", {}), "last": last,
+            "units": {"": unit}, "dropped_steps": st.get("dropped_steps", 0), "policy_hash": st.get("policy_hash")}
 
 
 def _validate(sig) -> tuple:
@@ -305,7 +327,7 @@ def _validate(sig) -> tuple:
     # so that an action survives the Avro round trip with its digest (and permit) intact
     compact = {"name": info.name, "cohort": _label(sig.get("cohort")), "subject": _label(sig.get("subject")),
                "window_s": _whole(sig.get("window_s")), "value": None if value is None else float(value),
-               "samples": samples}
+               "samples": samples, "release": _label(sig.get("release")) or ""}
     ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
     if ref:
         compact["reference"] = {"baseline": _num(ref.get("baseline")), "baseline_samples": _whole(ref.get("baseline_samples")),

@@ -1,7 +1,7 @@
 """Action records: every decision explains itself and has a content id.
 
-id = content_id({policy_hash, scope, rule, ts, action}): a re-delivered or
-re-computed decision has the same id (idempotent downstream). The permit is
+id = content_id({policy_hash, scope, rule, ts, action} + release when there is one): a
+re-delivered or re-computed decision has the same id (idempotent downstream). The permit is
 added by the engine after the record is complete (it signs the record digest).
 """
 from __future__ import annotations
@@ -19,8 +19,16 @@ from gatewatch.processors.policy.grammar import Cond, conds
 from gatewatch.processors.timefmt import format_duration, format_ts
 
 
-def action_id(policy_hash: str, scope: str, rule_id: str, ts: str, action: str) -> str:
-    return content_id({"policy_hash": policy_hash, "scope": scope, "rule": rule_id, "ts": ts, "action": action})
+def action_id(policy_hash: str, scope: str, rule_id: str, ts: str, action: str, release: str = "") -> str:
+    doc = {"policy_hash": policy_hash, "scope": scope, "rule": rule_id, "ts": ts, "action": action}
+    if release:  # a release-less gate keeps the ids it always had
+        doc["release"] = release
+    return content_id(doc)
+
+
+def _with_release(rec: dict, release: str) -> dict:
+    rec["release"] = release  # "" for a gate without releases (the id then leaves it out)
+    return rec
 
 
 def _sort_key(s: dict):
@@ -68,7 +76,7 @@ def _baseline(policy, view: dict, names: set) -> dict:
     return {"signals": sigs, "routes": routes, "references": refs}
 
 
-def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict) -> dict:
+def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict, release: str = "") -> dict:
     entries, cond_list = [], conds(rule.expr)
     seen = set()
     for i, c in enumerate(cond_list):
@@ -82,8 +90,8 @@ def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict) 
                                   streaks.get(str(i), {}), ts))
     entries.sort(key=_sort_key)
     ts_text = format_ts(ts)
-    return {
-        "id": action_id(policy.hash, scope, rule.id, ts_text, rule.action),
+    return _with_release({
+        "id": action_id(policy.hash, scope, rule.id, ts_text, rule.action, release),
         "kind": rule.kind,
         "action": rule.action,
         "scope": scope,
@@ -93,10 +101,11 @@ def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict) 
         "policy_hash": policy.hash,
         "ts": ts_text,
         "gate": None,
-    }
+    }, release)
 
 
-def gate_record(policy, scope: str, ts: int, frm: str, to: str, view: dict, required: tuple) -> dict:
+def gate_record(policy, scope: str, ts: int, frm: str, to: str, view: dict, required: tuple,
+                release: str = "") -> dict:
     promote = to == "CANARY_READY"
     action = "promote" if promote else "advance"
     rule_id = f"gate:{to}"
@@ -109,8 +118,8 @@ def gate_record(policy, scope: str, ts: int, frm: str, to: str, view: dict, requ
     ts_text = format_ts(ts)
     text = (f"{frm} -> {to}: required signals present and no blocking condition"
             f" at every step for {format_duration(window) if window else '1 step'}")
-    return {
-        "id": action_id(policy.hash, scope, rule_id, ts_text, action),
+    return _with_release({
+        "id": action_id(policy.hash, scope, rule_id, ts_text, action, release),
         "kind": "promote" if promote else "gate",
         "action": action,
         "scope": scope,
@@ -121,4 +130,4 @@ def gate_record(policy, scope: str, ts: int, frm: str, to: str, view: dict, requ
         "policy_hash": policy.hash,
         "ts": ts_text,
         "gate": {"from": frm, "to": to},
-    }
+    }, release)

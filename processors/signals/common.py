@@ -29,10 +29,12 @@ def _ts(end: int) -> str:
     return _last_ts[1]
 
 
-def signal(name, scope, cohort, subject, window_ms, value, samples, end, **extra) -> dict:
+def signal(name, scope, cohort, subject, window_ms, value, samples, end, release: str = "", **extra) -> dict:
     s = {"name": name, "scope": scope, "cohort": cohort, "subject": subject,
          "window_s": window_ms // 1000, "value": _r(value), "samples": int(samples),
          "ts": _ts(end)}
+    if release:  # the version the signal measures; release-less signals keep their bytes
+        s["release"] = release
     for k, v in extra.items():
         s[k] = _r(v) if isinstance(v, float) else v
     return s

@@ -1,4 +1,4 @@
-"""Gauges per (service, cohort, name): the last value by event time in the gauge window."""
+"""Gauges per (service, cohort, name, release): the last value by event time in the gauge window."""
 from __future__ import annotations
 
 from gatewatch.processors.signals.common import Key, drop, pairs, signal
@@ -25,7 +25,7 @@ class Gauges(Key):
         super().advance(end, step)
 
     def signals(self, key, end, cfg: SignalConfig) -> list[dict]:
-        service, cohort, name = key
+        service, cohort, name, release = key
         n, value = 0, None
         for b in range(end - cfg.step_ms, end - cfg.gauge_window_ms - 1, -cfg.step_ms):
             f = self.fine.get(b)
@@ -33,7 +33,7 @@ class Gauges(Key):
                 n += f[0]
                 if value is None:
                     value = f[2]
-        return [signal(name, service, cohort, "", cfg.gauge_window_ms, value, n, end)]
+        return [signal(name, service, cohort, "", cfg.gauge_window_ms, value, n, end, release)]
 
     def evict(self, until, cfg):
         drop(self.fine, until - cfg.gauge_window_ms - cfg.step_ms)

@@ -1,4 +1,4 @@
-"""Request SLIs per (service, cohort): burn rates over 5m..3d, err5xx_rate, request_rate, latency p95/p99.
+"""Request SLIs per (service, cohort, release): burn rates over 5m..3d, err5xx_rate, request_rate, latency p95/p99.
 
 Error = status >= 500; burn = error ratio / (1 - target/100), target = slo.availability.target
 (99.9, or slo.availability.by_service). burn_rate_{5m..6h} at every step from fine buckets (plus
@@ -100,7 +100,7 @@ class Requests(Key):
         return out
 
     def signals(self, key, end, cfg: SignalConfig) -> list[dict]:
-        service, cohort = key
+        service, cohort, release = key
         step = cfg.step_ms
         budget = 1.0 - cfg.target_for(service) / 100.0
         out = []
@@ -113,15 +113,15 @@ class Requests(Key):
                 continue
             n, e = sums[width]
             burn = (e / n) / budget if n and budget > 0 else None
-            out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end))
+            out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end, release))
         n, e = sums[cfg.rate_window_ms]
         out.append(signal("err5xx_rate", service, cohort, "", cfg.rate_window_ms,
-                           e / n if n else None, n, end))
+                           e / n if n else None, n, end, release))
         out.append(signal("request_rate", service, cohort, "", cfg.rate_window_ms,
-                           n / (cfg.rate_window_ms / 1000) if n else None, n, end))
+                           n / (cfg.rate_window_ms / 1000) if n else None, n, end, release))
         (p95, p99), n = self.lat_win.quantiles((0.95, 0.99))
         for value, name in ((p95, "latency_p95_ms"), (p99, "latency_p99_ms")):
-            out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end))
+            out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end, release))
         return out
 
     def evict(self, until, cfg):

@@ -1,4 +1,4 @@
-"""Core Web Vitals per (scope, route, cohort, metric): p75 and the delta against the baseline.
+"""Core Web Vitals per (scope, route, cohort, metric, release): p75 and the delta against the baseline.
 
 rum_{inp,lcp,fcp,ttfb}_p75_ms, rum_cls_p75 and *_delta (fraction) with extras baseline,
 baseline_samples, baseline_source ("cohort:<name>" | "env"), ci_low, ci_high (processors.rum).
@@ -50,20 +50,21 @@ class Rum(Key):
 
 
 def rum_signals(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[dict]:
-    """p75 and delta signals for the active RUM keys (scope, route, cohort, metric) at end."""
+    """p75 and delta signals for the active RUM keys (scope, route, cohort, metric, release) at end;
+    the baseline is a baseline cohort's key, which carries no release."""
     ranked = {k: keys[k].win.ranked() for k in active}
     out = []
     for k in active:
-        scope, route, cohort, metric = k
+        scope, route, cohort, metric, release = k
         name = rumlib.METRIC_SIGNAL[metric]
         r = ranked[k]
         out.append(signal(name, scope, cohort, route, cfg.rum_window_ms, r.quantile(rumlib.P),
-                           r.n, end))
+                          r.n, end, release))
         base_r, base_v, source = None, None, None
         for bc in cfg.baseline_cohorts:
             if bc == cohort:
                 break
-            br = ranked.get((scope, route, bc, metric))
+            br = ranked.get((scope, route, bc, metric, ""))
             if br is not None and br.n:
                 base_r, base_v, source = br, br.quantile(rumlib.P), f"cohort:{bc}"
                 break
@@ -74,10 +75,10 @@ def rum_signals(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[d
         delta = lo = hi = None
         if base_v is not None and r.n:
             seed = rumlib.seed_for(cfg.policy_hash, name + "_delta", scope, route, cohort,
-                                   cfg.rum_window_ms, end)
+                                   cfg.rum_window_ms, end, *((release,) if release else ()))
             delta, lo, hi = rumlib.delta_ci(r, base_r, base_v, seed, cfg.bootstrap_resamples)
         out.append(signal(name + "_delta", scope, cohort, route, cfg.rum_window_ms, delta, r.n,
-                           end, baseline=base_v, baseline_samples=base_r.n if base_r else None,
+                          end, release, baseline=base_v, baseline_samples=base_r.n if base_r else None,
                            baseline_source=source, ci_low=lo, ci_high=hi))
     return out
 

@@ -84,16 +84,16 @@ def run_scenario(spec: dict, policy, start: str = DRILL_START) -> dict:
     buf.seek(0)
     envs = list(read_envelopes(buf, bad))
     rp = Replayer(policy, None, FLUSH_EVERY, sources=sources_of(envs))
-    actions, dlq, signals = [], [], []
+    actions, dlq, signals, gates = [], [], [], []
+    lists = {rp.t_actions: actions, rp.t_signals: signals, rp.t_dlq: dlq, rp.t_gates: gates}
 
     def take(recs):
         for topic, _key, value in recs:
-            rec = orjson.loads(value)
-            (actions if topic == rp.t_actions else signals if topic == rp.t_signals else dlq).append(rec)
+            lists[topic].append(orjson.loads(value))
 
     take(rp.feed_many(envs))
     take(rp.finish())
-    return {"actions": actions, "signals": signals, "dlq": dlq, "records": n,
+    return {"actions": actions, "signals": signals, "dlq": dlq, "gates": gates, "records": n,
             "start_ms": sc.start_ms, "wall_s": time.monotonic() - t0}
 
 

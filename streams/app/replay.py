@@ -5,7 +5,7 @@ the record value as a string, null for a tombstone; a binary value such as an ot
 may come as "payload_b64" instead). The OTLP traces topic (GATEWATCH_OTLP_TOPIC, default
 `otlp_spans`) is an input too (gatewatch.streams.stages.ingest). Records run through exactly the functions
 the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
-action_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
+decision_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
 streaming path would publish comes out as one NDJSON line {"topic","key","value"}.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.topics import INPUTS
-from gatewatch.streams.stages.decide import DecisionState, action_outputs
+from gatewatch.streams.stages.decide import DecisionState, decision_outputs
 from gatewatch.streams.stages.signals import late_records, signal_outputs
 
 
@@ -75,7 +75,8 @@ class Replayer:
         self.otlp_topic = topics.otlp_topic()  # the Collector's traces topic (not prefixed)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
-        self.t_signals, self.t_actions, self.t_dlq = (topics.topic(n) for n in ("signals", "actions", "dlq"))
+        self.t_signals, self.t_actions, self.t_dlq, self.t_gates = (
+            topics.topic(n) for n in ("signals", "actions", "dlq", "gates"))
         self.aggs: dict[tuple[str, int], InputAggregator] = {}
         self.ends: dict[tuple[str, int], int] = {}
         self.task = SignalTask(0, self.config)  # one task owns every scope: same signals as any split
@@ -112,8 +113,14 @@ class Replayer:
             agg = self.aggs.get((logical, part))
             if agg is None:
                 agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
+            nxt = self.ends.get((logical, part), 0)
+            if env.offset < nxt:  # a partition's offsets only grow: a second file of it restarting at 0?
+                self.skipped["offset_behind"] += 1
+                i += 1
+                continue
             j, end = i + 1, min(n, i + self.flush_every - agg.pending)
-            while j < end and envs[j].topic == env.topic and envs[j].partition == part:
+            while j < end and envs[j].topic == env.topic and envs[j].partition == part \
+                    and envs[j].offset > envs[j - 1].offset:
                 j += 1
             run = envs[i:j]
             offsets = [e.offset for e in run]
@@ -156,11 +163,11 @@ class Replayer:
 
     def _decide(self, signal_value: bytes) -> list[tuple[str, bytes, bytes]]:
         try:
-            actions = self.decide.on_record(orjson.loads(signal_value))
+            actions, gates = self.decide.on_record(orjson.loads(signal_value))
         except (KeyError, TypeError, ValueError):  # the decide stage skips these too
             self.skipped["undecidable_signal"] += 1
             return []
-        return action_outputs(actions, self.t_actions)
+        return decision_outputs(actions, gates, self.t_actions, self.t_gates)
 
     def _flush(self, agg: InputAggregator, caught_up: bool = False) -> list[tuple[str, bytes, bytes]]:
         partial = agg.flush(caught_up)

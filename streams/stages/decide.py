@@ -20,6 +20,7 @@ from gatewatch.streams.runtime.snapshots import SnapshotStage
 ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind", "action"])
 POLICY_ERRORS = Counter("gatewatch_decide_policy_reload_errors_total", "Policy reloads refused")
 POLICY_INFO = Gauge("gatewatch_decide_policy_info", "Policy in force", ["hash"])
+GATE_RECORDS = Counter("gatewatch_decide_gate_records_total", "Gate records published to gw.gates", ["verdict"])
 BAD_SIGNALS = Counter("gatewatch_decide_bad_signals_total", "Unreadable signal records skipped")
 DROPPED_STEPS = Counter("gatewatch_decide_dropped_steps_total",
                         "Steps that could no longer be decided (a domain never delivered them): evaluated as missing")
@@ -33,7 +34,8 @@ class DecisionState:
     def __init__(self, engine: Engine, assembler: BatchAssembler | None = None):
         self.engine, self.assembler = engine, assembler or BatchAssembler()
 
-    def on_record(self, rec: dict) -> list[dict]:
+    def on_record(self, rec: dict) -> tuple[list[dict], list[dict]]:
+        """(actions, gate records) that one gw.signals record completes."""
         actions = []
         for batch in self.assembler.add(rec):
             actions.extend(self.engine.on_batch(batch))
@@ -41,14 +43,19 @@ class DecisionState:
             DROPPED_STEPS.inc()
             LOG.warning("step dropped undecided: a domain never delivered it (evaluated as missing)",
                         extra={"fields": {"scope": scope, "step_ms": ts}})
-        return actions
+        return actions, self.engine.take_gate_records()
 
 
-def action_outputs(actions: list[dict], actions_topic: str) -> list[tuple[str, bytes, bytes]]:
+def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str,
+                     gates_topic: str) -> list[tuple[str, bytes, bytes]]:
+    """Actions (key scope) and gate records (key scope@release), in that order (shared with replay)."""
     out = []
     for a in actions:
         ACTIONS.labels(a.get("kind", ""), a.get("action", "")).inc()
         out.append((actions_topic, str(a["scope"]).encode(), canonical_json(a)))
+    for g in gates:
+        GATE_RECORDS.labels(g["verdict"]).inc()
+        out.append((gates_topic, f"{g['scope']}@{g['release']}".encode(), canonical_json(g)))
     return out
 
 
@@ -61,7 +68,7 @@ class DecideStage(SnapshotStage):
         self.signer = permit_signer(signing_key) if signing_key is not None else None
         self.policy = policy if policy is not None else loader(self.policy_dir)
         self._mtimes = self._policy_mtimes()
-        self.actions_topic = topics.topic("actions")
+        self.actions_topic, self.gates_topic = topics.topic("actions"), topics.topic("gates")
         POLICY_INFO.labels(self.policy.hash).set(1)
 
     def _policy_mtimes(self):
@@ -99,12 +106,12 @@ class DecideStage(SnapshotStage):
     def handle(self, worker, state, msg):
         try:
             rec = orjson.loads(msg.value())
-            actions = state.on_record(rec)
+            actions, gates = state.on_record(rec)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             BAD_SIGNALS.inc()
             LOG.warning("skipping unreadable signal at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), e)
             return []
-        return action_outputs(actions, self.actions_topic)
+        return decision_outputs(actions, gates, self.actions_topic, self.gates_topic)
 
     def checkpoint(self, worker):
         offsets = super().checkpoint(worker)

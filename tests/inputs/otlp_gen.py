@@ -90,6 +90,8 @@ def requests_json(batch: list[dict], cohorts: dict = COHORTS) -> bytes:
                       "latency_ms": (s["end"] - s["start"]) / 1_000_000, "ts": s["end"] // 1_000_000}
             if s["route"]:
                 sample["route"] = s["route"]
+            if ver:  # the OTLP decoder reads the release from the same attribute as the cohort
+                sample["release"] = ver
             samples.append(sample)
     return orjson.dumps(samples)
 

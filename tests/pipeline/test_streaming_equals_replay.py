@@ -45,7 +45,7 @@ def test_streaming_equals_replay(broker, request, monkeypatch, tmp_path):
         assert not t.is_alive()
 
     expected = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(key))
-    for logical in ("signals", "actions", "dlq"):
+    for logical in ("signals", "actions", "dlq", "gates"):
         got = Counter(streamed(kafka_bootstrap, logical))
         want = Counter(expected.get(f"{topic_prefix}{logical}", []))
         assert want, f"replay produced no {logical}"

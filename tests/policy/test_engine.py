@@ -117,11 +117,12 @@ def test_policy_reload_keeps_gate_drops_changed_rules():
     changed = make_policy("abort:\n  - {id: burn, when: 'burn_rate_4h >= 2', action: rollback}\n")
     eng2 = Engine.from_state(changed, eng.to_state())
     assert eng2.gate_state("svc-a") == eng.gate_state("svc-a") != "PLAN_OK"
-    assert "burn" not in eng2.scopes["svc-a"]["rules"] and "inv" in eng2.scopes["svc-a"]["rules"]
-    assert eng.scopes["svc-a"]["gate"]["clean_since"] is not None
-    assert eng2.scopes["svc-a"]["gate"]["clean_since"] is None  # evidence restarts under the new policy
+    unit, unit2 = eng.scopes["svc-a"]["units"][""], eng2.scopes["svc-a"]["units"][""]
+    assert "burn" not in unit2["rules"] and "inv" in unit2["rules"]
+    assert unit["gate"]["clean_since"] is not None
+    assert unit2["gate"]["clean_since"] is None  # evidence restarts under the new policy
     same = Engine.from_state(pol, eng.to_state())
-    assert same.scopes["svc-a"]["gate"]["clean_since"] == eng.scopes["svc-a"]["gate"]["clean_since"]
+    assert same.scopes["svc-a"]["units"][""]["gate"]["clean_since"] == unit["gate"]["clean_since"]
 
 
 def test_scopes_are_independent():
@@ -148,19 +149,34 @@ def test_malformed_signals_are_refused_without_state_change(bad):
     assert eng.to_state()["scopes"] == {}
 
 
-def test_domain_lag_waits_for_the_slow_domain():
+def test_a_domain_another_producer_feeds_is_waited_for():
+    """RUM from an extension agent (its own source) lags the signals stage by 19 steps: the engine
+    waits for it, and decides exactly as if every domain had arrived in step."""
     pol = make_policy()
     eng = Engine(pol)
-    out = []
-    for i in range(20):  # requests and gauges first, rum all at the end
+
+    def rum(i):
+        return [dict(s, source="rum-agent") for s in batch("rum", T0 + i * STEP)]
+    out = eng.on_batch(batch("requests", T0)) + eng.on_batch(batch("gauges", T0)) + eng.on_batch(rum(0))
+    for i in range(1, 20):  # requests and gauges run ahead
         out += eng.on_batch(batch("requests", T0 + i * STEP))
         out += eng.on_batch(batch("gauges", T0 + i * STEP))
     assert not [a for a in out if a["kind"] in ("gate", "promote")]
-    for i in range(20):
-        out += eng.on_batch(batch("rum", T0 + i * STEP))
+    for i in range(1, 20):
+        out += eng.on_batch(rum(i))
     assert eng.gate_state("svc-a") == "CANARY_READY"
     assert canonical_json(sorted(out, key=lambda a: a["id"])) == \
         canonical_json(sorted(run(Engine(pol), range(20)), key=lambda a: a["id"]))
+
+
+def test_a_domain_the_signals_stage_did_not_emit_is_missing_at_once():
+    """No RUM at all for a scope: the gate is evaluated one step later, pending, rum named."""
+    eng = Engine(make_policy())
+    for i in range(3):
+        eng.on_batch(batch("requests", T0 + i * STEP) + batch("gauges", T0 + i * STEP))
+    recs = eng.take_gate_records()
+    assert [r["ts"] for r in recs] == [format_ts(T0)]  # the step before the last is decided
+    assert recs[0]["verdict"] == "pending" and "rum_inp_p75_ms" in recs[0]["missing"]
 
 
 def test_shared_domains_count_whatever_the_cohort():
@@ -237,8 +253,9 @@ def test_cdc_freeze_fires_on_silence_with_no_samples():
 def test_steps_that_can_no_longer_be_decided_are_counted_not_dropped_in_silence():
     from gatewatch.processors.policy.engine import Engine
     from tests.policy.helpers import STEP, T0, batch, make_policy
-    eng = Engine(make_policy("evaluation: {max_pending_steps: 3}\n"))
-    for i in range(1, 11):  # requests run 10 steps ahead; gauges and rum never deliver
+    rule = "abort:\n  - {id: q, when: 'trajectory_quality_p50 < 10 and err5xx_rate > 0.5', action: freeze}\n"
+    eng = Engine(make_policy("evaluation: {max_pending_steps: 3}\n" + rule))
+    for i in range(1, 11):  # requests run 10 steps ahead; trajectories (another producer) never deliver
         eng.on_batch(batch("requests", T0 + i * STEP))
     dropped = eng.take_dropped()
     assert [ts for _s, ts in dropped] == [T0 + i * STEP for i in range(1, 8)]

@@ -42,13 +42,15 @@ def overrides(kind, arg):
 
 
 def step_batches(i, kind, arg, scope="svc-a"):
-    """{domain: batch} for step i (a skipped domain has none)."""
+    """{domain: batch} for step i (a skipped domain has none). Each domain comes from a producer of
+    its own (source), so that the interleavings below are ones the engine must wait through."""
     ov = overrides(kind, arg)
     out = {}
     for d in DOMAINS:
         if kind == "skip" and arg == d:
             continue
-        out[d] = batch(d, T0 + i * STEP, scope, {k: v for k, v in ov.items() if DOMAIN_OF[k] == d})
+        out[d] = [dict(s, source=f"producer-{d}")
+                  for s in batch(d, T0 + i * STEP, scope, {k: v for k, v in ov.items() if DOMAIN_OF[k] == d})]
     return out
 
 
