@@ -39,6 +39,10 @@ def _add_into(acc: dict, x: dict) -> None:
             cur["sh"] = {}
         if "lc" in x:
             cur["lc"] = None
+        if "p" in x:
+            cur["p"] = []
+    if "p" in x:  # points of pre-aggregated series: a multiset, one per (series, t)
+        cur["p"].extend(x["p"])
     for f in ("n", "e", "rows"):
         if f in x:
             cur[f] = cur.get(f, 0) + x[f]
@@ -62,8 +66,10 @@ def _finish(acc: dict, drop_empty: bool) -> list[dict] | None:
     for k in sorted(acc, key=lambda k: (k[0], list(k[1]), k[2])):
         x = acc[k]
         if any(x.get(f, 0) < 0 for f in ("n", "e", "rows")) or \
-                any(c < 0 for c in x.get("sh", {}).values()):
+                any(c < 0 for c in x.get("sh", {}).values()) or x.pop("missing", False):
             return None  # not a sub-range: refuse
+        if "p" in x:
+            x["p"] = sorted(x["p"], key=lambda p: (p["t"], p["s"]))
         if "h" in x:
             h = x["h"]
             if h.zero < 0 or any(c < 0 for c in h.pos.values()) or any(c < 0 for c in h.neg.values()):
@@ -71,7 +77,7 @@ def _finish(acc: dict, drop_empty: bool) -> list[dict] | None:
             x["h"] = h.to_json()
         if "sh" in x:
             x["sh"] = {s: c for s, c in sorted(x["sh"].items()) if c}
-        empty = not x.get("n") and not x.get("rows") and not x.get("e") and \
+        empty = not x.get("n") and not x.get("rows") and not x.get("e") and not x.get("p") and \
             not (x.get("h") and (x["h"]["z"] or x["h"]["p"] or x["h"]["n"]))
         if drop_empty and empty:
             continue
@@ -111,6 +117,13 @@ def _sub_only(cur: dict, x: dict) -> None:
         sh = cur.setdefault("sh", {})
         for sid, c in x["sh"].items():
             sh[sid] = sh.get(sid, 0) - c
+    for p in x.get("p", ()):
+        ps = cur.get("p", [])
+        i = next((i for i, q in enumerate(ps) if q["s"] == p["s"] and q["t"] == p["t"]), None)
+        if i is None:
+            cur["missing"] = True
+        else:
+            del ps[i]
 
 
 def piece(first: int, last: int, buckets: list[dict]) -> dict:

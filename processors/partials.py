@@ -5,30 +5,15 @@ watermark (max event time seen - lateness; the record's own samples do not move 
 they are judged by; reason "late") and samples stamped more than max_future past the Kafka
 record timestamp (reason "future"), and folds the rest into per-(key, bucket) aggregates. A
 multi-sample record (a JSON array) with only some samples dropped returns "late_partial" /
-"future_partial": the others were counted. `flush()` hands them
-out as a *partial*, a JSON dict:
-
-    {"id": content hash of the rest, "source": "<topic>:<partition>", "topic", "partition",
-     "first_offset", "last_offset", "next_offset", "records", "rejected", "origin_ms",
-     "max_event_ms", "watermark_ms", "caught_up",
-     "buckets": [ sorted by (d, k, b):
-        {"d":"requests","k":[service,cohort,release],"b":bucket start ms,"n":count,"e":5xx count,"h":latency hist}
-        {"d":"gauges","k":[service,cohort,name,release],"b","n","t":last event ms,"v":last value}
-        {"d":"rum","k":[scope,route,cohort,metric,release],"b","h":value hist}
-     (release: the version the samples measure, "" for a baseline cohort or when unknown)
-        {"d":"cdc","k":[scope,table],"b","n":change events (not snapshot),"rows":events with a row,
-         "lc":last change event ms or null,"h":lag-ms hist (not snapshot),"sh":{shape id: count}} ],
-     "shapes": {shape id: [[field, type], ...]},
-     "first_shapes": [[scope, table, shape id, event ms], ...]   (each table's earliest shape here)}
-
+"future_partial": the others were counted. What a record holds nothing of (an empty batch, an
+undeclared metric, a stale marker) is counted by reason in `take_skipped()`, never dropped silently.
+`flush()` hands the aggregates out as a *partial*, a JSON dict whose fields docs/partials.md lists;
 processors.routing cuts it into one partial per signals task (the buckets of the scopes each
 owns); `progress()` is the partial of a partition with nothing new (position and watermark only).
-
-Histograms are gatewatch.processors.digest.LogHistogram JSON (exactly mergeable, so the signals do not
-depend on where flushes cut the stream). origin_ms (the partition's first sample time) and
-max_event_ms let a restarted worker resume from its last partial (`PartitionAggregator.from_partial`).
 """
 from __future__ import annotations
+
+from collections import Counter
 
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _loads
@@ -45,6 +30,7 @@ from gatewatch.processors.inputs import (
     WIRE_ERRORS,
     Change,
     Gauge,
+    InputOptions,
     Rejection,
     Request,
     Vital,
@@ -52,16 +38,22 @@ from gatewatch.processors.inputs import (
     decode,
     decode_request_wire,
     fast_request,
+    is_tombstone,
 )
+from gatewatch.processors.inputs.points import Point, point_json
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig, later_sample
 
 _INF = float("inf")
+_NO_OPTIONS = InputOptions()
 
 
 class PartitionAggregator:
-    def __init__(self, topic: str, partition: int, config: SignalConfig | None = None):
+    def __init__(self, topic: str, partition: int, config: SignalConfig | None = None,
+                 options: InputOptions | None = None):
         self.topic = topic
+        self.options = options or _NO_OPTIONS
+        self.skipped: Counter = Counter()  # reason -> what was fed and skipped without a rejection
         self.partition = int(partition)
         self.source = f"{topic}:{self.partition}"
         self.config = config or SignalConfig()
@@ -84,6 +76,7 @@ class PartitionAggregator:
         self.gauge: dict = {}
         self.rum: dict = {}
         self.cdc: dict = {}
+        self.series: dict = {}
         self.shapes: dict = {}
         self.first_shapes: dict = {}
 
@@ -110,18 +103,27 @@ class PartitionAggregator:
                 t = fast_request(doc)
                 if t is not None:
                     return self._add_request(t, kafka_ts_ms)
-        samples = decode(self.topic, key, value, kafka_ts_ms)
+        samples = self._decode(key, value, kafka_ts_ms)
         if type(samples) is Rejection:
             self.rejected += 1
             return samples
+        if not samples:
+            self._skip_empty(value)
         mx = self.max_event_ms
         wm = None if mx is None else mx - self._lateness
         step = self._step
         late = future = 0
         horizon = (kafka_ts_ms + self._max_future
-                   if kafka_ts_ms is not None and MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS else None)
+                   if kafka_ts_ms is not None and MIN_TS_MS < kafka_ts_ms < MAX_TS_MS else None)
+        n = len(samples)
         for s in samples:
+            if type(s) is str:  # a skip marker: counted, not a sample
+                self.skipped[s] += 1
+                n -= 1
+                continue
             ts = s.ts_ms
+            if type(s) is Point and s.kind != "gauge":
+                ts -= 1  # a point counts its interval up to t: it is late if t - 1 is (points.interval_bucket)
             if wm is not None and ts < wm:
                 late += 1
                 continue
@@ -154,11 +156,31 @@ class PartitionAggregator:
                         a[1], a[2] = ts, s.value
             elif t is Change:
                 self._add_change(s, b)
+            elif t is Point:
+                k = (s.service, s.cohort, self._release(s.cohort, s.release), s.role, b)
+                ps = self.series.get(k)
+                if ps is None:
+                    ps = self.series[k] = []
+                ps.append(point_json(s))
             # Heartbeat: moves stream time only
         self.max_event_ms = mx
         if future or late:
-            return self._dropped(late, future, len(samples), wm, kafka_ts_ms)
+            return self._dropped(late, future, n, wm, kafka_ts_ms)
         return None
+
+    def _decode(self, key, value, kafka_ts_ms):
+        return decode(self.topic, key, value, kafka_ts_ms, self.options)
+
+    def _skip_empty(self, value) -> None:
+        """A record that decoded to nothing: a Debezium tombstone, or an empty JSON array."""
+        if self.topic == "cdc" and is_tombstone(self.topic, value):
+            self.skipped["cdc:tombstone"] += 1
+        else:
+            self.skipped["empty_batch"] += 1
+
+    def take_skipped(self) -> Counter:
+        out, self.skipped = self.skipped, Counter()
+        return out
 
     def add_batch(self, offsets, keys, values, kafka_ts) -> list[tuple[int, Rejection]]:
         """add() over parallel sequences, in order; returns (index, rejection) of each rejected
@@ -198,7 +220,7 @@ class PartitionAggregator:
                 lat = r.latency_ms
                 kts = kafka_ts[i]
                 if (ts is not None and lat < _INF and (floor is None or ts >= floor)
-                        and (kts is None or not MIN_TS_MS <= kts < MAX_TS_MS or ts <= kts + max_future)):
+                        and (kts is None or not MIN_TS_MS < kts < MAX_TS_MS or ts <= kts + max_future)):
                     if mx is None:
                         self.origin_ms = mx = ts
                         floor = mx - lateness
@@ -240,7 +262,7 @@ class PartitionAggregator:
         mx = self.max_event_ms
         if mx is not None and ts < mx - self._lateness:
             return self._dropped(1, 0, 1, mx - self._lateness, kafka_ts_ms)
-        if kafka_ts_ms is not None and MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS \
+        if kafka_ts_ms is not None and MIN_TS_MS < kafka_ts_ms < MAX_TS_MS \
                 and ts > kafka_ts_ms + self._max_future:
             return self._dropped(0, 1, 1, None if mx is None else mx - self._lateness, kafka_ts_ms)
         if mx is None:
@@ -320,6 +342,9 @@ class PartitionAggregator:
         for (scope, table, b), (n, rows, lc, h, sh) in self.cdc.items():
             buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
                             "h": h.to_json(), "sh": dict(sorted(sh.items()))})
+        for (svc, coh, rel, role, b), ps in self.series.items():
+            buckets.append({"d": "series", "k": [svc, coh, rel, role], "b": b,
+                            "p": sorted(ps, key=lambda p: (p["t"], p["s"]))})
         buckets.sort(key=lambda x: (x["d"], x["k"], x["b"]))
         return {"source": self.source, "topic": self.topic, "partition": self.partition,
                 "first_offset": self.first_offset, "last_offset": self.last_offset,
@@ -389,6 +414,8 @@ class PartitionAggregator:
             elif d == "cdc":
                 self.cdc[(*k, b)] = [x["n"], x["rows"], x["lc"], LogHistogram.from_json(x["h"]),
                                      dict(x["sh"])]
+            elif d == "series":
+                self.series[(*k, b)] = list(x["p"])
         self.shapes = dict(body["shapes"])
         for s, t, sid, ts in body["first_shapes"]:
             self.first_shapes[(s, t)] = [ts, sid]

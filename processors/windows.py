@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gatewatch.processors.declared import parse_declared
 from gatewatch.processors.timefmt import parse_duration_ms
 
 SECOND = 1000
@@ -75,6 +76,7 @@ class SignalConfig:
     baseline_cohorts: tuple = ("baseline", "stable")
     cdc_shapes: dict = field(default_factory=dict)       # "db.table" -> {field: type}
     bootstrap_resamples: int = 200
+    declared: dict = field(default_factory=dict)         # name -> processors.declared.Declared
     policy_hash: str = ""
 
     def __post_init__(self):
@@ -135,4 +137,5 @@ class SignalConfig:
         shapes = cdc.get("schemas") or {}
         kw["cdc_shapes"] = {str(t): {str(f): str(ty) for f, ty in s.items()}
                             for t, s in shapes.items() if isinstance(s, dict)}
+        kw["declared"] = parse_declared(doc)
         return cls(**kw)

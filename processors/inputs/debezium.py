@@ -98,6 +98,36 @@ def is_tombstone(topic: str, value: bytes | None) -> bool:
         return False
 
 
+# The source block's event time across Debezium versions and connectors: ts_ms (1.x+), ts_sec
+# (MySQL 0.x), ts_usec (PostgreSQL 0.x), sec (MongoDB 0.x); field -> milliseconds per unit.
+_SOURCE_TS = (("ts_ms", 1), ("ts_us", 0.001), ("ts_usec", 0.001), ("ts_ns", 0.000001), ("ts_sec", 1000),
+              ("sec", 1000))
+
+
+def _source_ts_ms(src: dict) -> int:
+    for f, to_ms in _SOURCE_TS:
+        v = src.get(f)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+            raise Bad(f"bad_type:source.{f}", type(v).__name__)
+        return int(v * to_ms)
+    raise Bad("missing_field:source.ts_ms", "nor ts_sec, ts_usec, sec")
+
+
+def _source_table(src: dict) -> tuple[str, str]:
+    """(db, table): source.db + source.table (or MongoDB's collection); MongoDB 0.x's ns "db.coll"."""
+    table = src.get("table", src.get("collection"))
+    db = src.get("db")
+    if table is None and db is None and isinstance(src.get("ns"), str) and "." in src["ns"]:
+        db, table = src["ns"].split(".", 1)
+    if not isinstance(table, str) or not table:
+        raise Bad("missing_field:source.table" if table is None else "bad_value:source.table")
+    if db is None:
+        raise Bad("missing_field:source.db")
+    return field_str({"db": db}, "db"), table
+
+
 def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     if "payload" in d and ("schema" in d or isinstance(d.get("payload"), dict)):
         d = d["payload"]
@@ -116,19 +146,12 @@ def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
         raise Bad("missing_field:op")
     if op not in CDC_OPS:
         raise Bad("bad_value:op", str(op)[:20])
-    ts = field_time(d, ("ts_ms",), None)
+    ts = field_time(d, ("ts_ms",), kafka_ts_ms)
     src = d.get("source")
     if not isinstance(src, dict):
         raise Bad("missing_field:source" if src is None else "bad_type:source")
-    db = field_str(src, "db") if "db" in src else None
-    table = src.get("table")
-    if not isinstance(table, str) or not table:
-        raise Bad("missing_field:source.table" if table is None else "bad_value:source.table")
-    if db is None:
-        raise Bad("missing_field:source.db")
-    src_ts = src.get("ts_ms")
-    if isinstance(src_ts, bool) or not isinstance(src_ts, (int, float)):
-        raise Bad("missing_field:source.ts_ms" if src_ts is None else "bad_type:source.ts_ms")
+    db, table = _source_table(src)
+    src_ts = _source_ts_ms(src)
     full = f"{db}.{table}"
     snapshot = op == "r" or src.get("snapshot") not in _NOT_SNAPSHOT
     row = d.get("after") if d.get("after") is not None else d.get("before")

@@ -1,4 +1,5 @@
-"""gw.metrics: request samples and gauge samples (JSON or Avro), with the msgspec fast path."""
+"""gw.metrics: request samples, gauge samples (JSON or Avro, with the msgspec fast path) and Prometheus
+samples as prometheus-kafka-adapter writes them (processors.inputs.prometheus)."""
 from __future__ import annotations
 
 import re
@@ -6,10 +7,14 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gatewatch.processors.declared import roles_for
+from gatewatch.processors.inputs.points import Point, series_id
+from gatewatch.processors.inputs.prometheus import decode_prometheus, is_adapter_sample
 from gatewatch.processors.inputs.samples import (
     DEFAULT_COHORT,
     Bad,
     Gauge,
+    InputOptions,
     Request,
     field_num,
     field_release,
@@ -19,6 +24,7 @@ from gatewatch.processors.inputs.samples import (
 )
 from gatewatch.processors.inputs.timestamps import fast_rfc3339_ms
 
+_NO_OPTIONS = InputOptions()
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 _INF = float("inf")
 
@@ -75,6 +81,9 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
         out.append(Request(*t))
         return
     kind = d.get("type")
+    if kind is None and is_adapter_sample(d):  # prometheus-kafka-adapter's JSON
+        decode_prometheus(d, key, kafka_ts_ms, out, opts or _NO_OPTIONS)
+        return
     if kind == "gauge" or (kind is None and "status" not in d and "name" in d and "value" in d):
         name = field_str(d, "name")
         if not _NAME_RE.match(name):
@@ -84,8 +93,14 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
             v = int(v)
         else:
             v = field_num(d, "value")
-        out.append(Gauge(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
-                         name, v, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms), field_release(d)))
+        g = Gauge(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
+                  name, v, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms), field_release(d))
+        roles = roles_for(opts.declared_metrics, name, {}) if opts is not None else ()
+        if not roles:
+            out.append(g)
+        for role in roles:  # a declared signal's metric: it feeds that signal instead
+            out.append(Point(g.service, g.cohort, g.release, role, series_id(name, {}), "gauge", False, None,
+                             g.ts_ms, None, float(v)))
         return
     if kind not in (None, "request"):
         raise Bad("unknown_format", f"type={kind!r}"[:100])

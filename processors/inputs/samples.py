@@ -60,16 +60,48 @@ class Heartbeat(NamedTuple):
     ts_ms: int
 
 
+class PrometheusMapping(NamedTuple):
+    """Policy `prometheus:`: which labels and metrics of prometheus-kafka-adapter samples mean what
+    (defaults: the common client libraries' names)."""
+    service_label: str = "job"
+    route_label: str = "handler"
+    status_label: str = "code"
+    version_label: str = "service_version"
+    request_counter: str = "http_requests_total"
+    request_histogram: str = "http_request_duration_seconds"
+    duration_to_ms: float = 1000.0   # the request histogram's unit: seconds
+
+    @classmethod
+    def from_policy(cls, section) -> "PrometheusMapping":
+        if section is None:
+            return cls()
+        if not isinstance(section, dict):
+            raise ValueError("prometheus must be a mapping of label and metric names")
+        unknown = sorted(set(section) - set(cls._fields) - {"duration_unit"})
+        if unknown:
+            raise ValueError(f"prometheus: unknown key {unknown[0]!r} (known: {', '.join(cls._fields[:6])}, "
+                             "duration_unit)")
+        kw = {k: str(v) for k, v in section.items() if k in cls._fields[:6]}
+        unit = section.get("duration_unit", "s")
+        if unit not in ("s", "ms"):
+            raise ValueError("prometheus.duration_unit must be s or ms")
+        return cls(**kw, duration_to_ms=1000.0 if unit == "s" else 1.0)
+
+
 class InputOptions(NamedTuple):
     """Policy-driven decoding options (`InputOptions.from_policy(doc)`):
-    rum: {route_templates: [...]}, otlp: {cohort_attribute, cohorts: {value: cohort}, default_cohort}."""
+    rum: {route_templates: [...]}, otlp: {cohort_attribute, cohorts: {value: cohort}, default_cohort},
+    prometheus: {...} (PrometheusMapping), and the metrics declared signals read (processors.declared)."""
     route_templates: tuple = ()
     otlp_cohort_attribute: str = "service.version"
     otlp_cohorts: dict = {}
     otlp_default_cohort: str = DEFAULT_COHORT
+    prometheus: PrometheusMapping = PrometheusMapping()
+    declared_metrics: dict = {}   # metric name -> (Declared, ...) (processors.declared.by_metric)
 
     @classmethod
     def from_policy(cls, doc: dict | None) -> "InputOptions":
+        from gatewatch.processors.declared import by_metric, parse_declared
         doc = doc or {}
         rum = doc.get("rum") or {}
         otlp = doc.get("otlp") or {}
@@ -81,7 +113,8 @@ class InputOptions(NamedTuple):
             raise ValueError("otlp.cohorts must map attribute values to cohorts")
         return cls(tuple(templates), str(otlp.get("cohort_attribute") or "service.version"),
                    {str(k): str(v) for k, v in cohorts.items()},
-                   str(otlp.get("default_cohort") or DEFAULT_COHORT))
+                   str(otlp.get("default_cohort") or DEFAULT_COHORT),
+                   PrometheusMapping.from_policy(doc.get("prometheus")), by_metric(parse_declared(doc)))
 
 
 class Predecoded(NamedTuple):
@@ -132,7 +165,7 @@ def field_time(d: dict, fields: tuple, kafka_ts_ms: int | None) -> int:
             if not MIN_TS_MS <= ms < MAX_TS_MS:
                 raise Bad(f"bad_time:{f}", "outside 1970..9000")
             return ms
-    if kafka_ts_ms is None or not MIN_TS_MS <= kafka_ts_ms < MAX_TS_MS:
+    if kafka_ts_ms is None or not MIN_TS_MS < kafka_ts_ms < MAX_TS_MS:  # 0 / -1: the producer set none
         raise Bad(f"missing_field:{fields[0]}", "and no usable Kafka record timestamp")
     return int(kafka_ts_ms)
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from gatewatch.processors import catalogue
 from gatewatch.processors.canonical import canonical_json, sha256_hex
-from gatewatch.processors.policy.document import lookup
+from gatewatch.processors.declared import DeclaredError, parse_declared
+from gatewatch.processors.policy.document import fail, lookup
 from gatewatch.processors.policy.errors import PolicyError
 from gatewatch.processors.policy.gate import GateConfig, gate_config
 from gatewatch.processors.policy.grammar import conds
@@ -49,9 +50,15 @@ class Policy:
     files: list[str] = field(default_factory=list)
     gate: GateConfig | None = None
     warnings: list[str] = field(default_factory=list)
+    declared: dict = field(default_factory=dict)   # name -> processors.declared.Declared
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.doc, path, default)
+
+    @property
+    def signal_units(self) -> dict[str, str]:
+        """The declared signals' units, by name: what the grammar accepts beside the catalogue."""
+        return {n: d.unit for n, d in self.declared.items()}
 
     @property
     def cohort(self) -> str:
@@ -124,8 +131,12 @@ def compose(sources: list[tuple[str, str]], base: tuple[str, str] | None = None)
     except TypeError as e:  # pragma: no cover - source.py already reduces values to plain types
         raise PolicyError(files[-1] if files else "<policy>", None, f"not serializable: {e}") from None
     policy = Policy(doc=doc, hash=digest, origins=where, files=files)
-    policy.rules = compile_rules(doc, where)
-    policy.gate = gate_config(doc, where)
+    try:
+        policy.declared = parse_declared(doc)
+    except DeclaredError as e:
+        fail(where, e.path, str(e).split(": ", 1)[1])
+    policy.rules = compile_rules(doc, where, policy.signal_units)
+    policy.gate = gate_config(doc, where, policy.signal_units)
     policy.warnings = _warnings(policy)
     return policy
 
@@ -134,7 +145,8 @@ def _warnings(policy: Policy) -> list[str]:
     """Legal but probably not meant: blocking on gauges nobody publishes yet."""
     out = []
     for r in policy.rules:
-        missing = sorted({c.signal for c in conds(r.expr) if catalogue.resolve(c.signal) is None})
+        missing = sorted({c.signal for c in conds(r.expr)
+                          if catalogue.resolve(c.signal) is None and c.signal not in policy.declared})
         if missing and r.blocking:
             out.append(f"{r.origin}: {r.id} blocks the gate on {', '.join(missing)}, which the signal catalogue"
                        " does not list: until a producer publishes it the gate cannot advance")

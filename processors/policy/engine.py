@@ -67,7 +67,8 @@ class Engine:
         self.blocking = [r for r in policy.rules if r.blocking]
         # evaluators in a fixed order: rules as composed, the gate last
         self.evaluators = [(r.id, r.domains) for r in policy.rules]
-        self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking)))
+        self.declared = policy.signal_units
+        self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking, self.declared)))
         self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
         self.rules = {r.id: r for r in policy.rules}
         self.used_domains = {d for _, doms in self.evaluators for d in doms}
@@ -92,7 +93,7 @@ class Engine:
             names.update(c.signal for c in self.rule_conds[r.id])
         out: dict[str, list] = {}
         for n in sorted(names):
-            out.setdefault(signal_info(n).domain, []).append(n)
+            out.setdefault(signal_info(n, self.declared).domain, []).append(n)
         return out
 
     # ---- state -------------------------------------------------------------------------
@@ -148,7 +149,7 @@ class Engine:
         groups: dict[tuple, list] = {}
         sources: dict[tuple, set] = {}
         for sig in signals:
-            scope, domain, ts, compact = _validate(sig)
+            scope, domain, ts, compact = _validate(sig, self.declared)
             groups.setdefault((ts, scope, domain), []).append(compact)
             sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
         actions: list[dict] = []
@@ -300,13 +301,13 @@ def _upgrade_v1(st: dict) -> dict:
             "units": {"": unit}, "dropped_steps": st.get("dropped_steps", 0), "policy_hash": st.get("policy_hash")}
 
 
-def _validate(sig) -> tuple:
+def _validate(sig, declared: dict | None = None) -> tuple:
     if not isinstance(sig, dict):
         raise SignalError(f"a signal must be an object, got {type(sig).__name__}")
     name, scope = sig.get("name"), sig.get("scope")
     if not isinstance(name, str) or not isinstance(scope, str) or not scope:
         raise SignalError(f"signal needs string name and scope: {sig!r:.200}")
-    info = signal_info(name)
+    info = signal_info(name, declared)
     if info is None and sig.get("domain") == "gauges":
         # a named gauge outside the catalogue: context only (policy check refuses rules on unknown names)
         info = SignalInfo(name, "count", "gauges")

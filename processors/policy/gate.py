@@ -63,12 +63,12 @@ def _duration(doc_value, where, path) -> int:
     return ms
 
 
-def _signals(names, where, path) -> tuple:
+def _signals(names, where, path, declared=None) -> tuple:
     if not isinstance(names, list):
         fail(where, path, f"{path} must be a list of signal names")
     out = []
     for i, n in enumerate(names):
-        info = signal_info(n) if isinstance(n, str) else None
+        info = signal_info(n, declared) if isinstance(n, str) else None
         if info is None:
             fail(where, f"{path}[{i}]", f"unknown signal {n!r}")
         if info.name not in out:
@@ -85,7 +85,7 @@ def _domains(value, where) -> tuple:
     return tuple(sorted(set(value)))
 
 
-def gate_config(doc: dict, where: dict) -> GateConfig:
+def gate_config(doc: dict, where: dict, declared: dict | None = None) -> GateConfig:
     g = doc.get("gate") or {}
     if not isinstance(g, dict):
         fail(where, "gate", "gate must be a mapping")
@@ -109,7 +109,7 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
             if k not in STAGE_KEYS:
                 fail(where, f"gate.stages.{st}.{k}", f"unknown key {k!r} in stage{suggest(k, STAGE_KEYS)}")
         windows[st] = _duration(spec.get("window", "0s"), where, f"gate.stages.{st}.window")
-        stage_required[st] = _signals(spec.get("requires", []), where, f"gate.stages.{st}.requires")
+        stage_required[st] = _signals(spec.get("requires", []), where, f"gate.stages.{st}.requires", declared)
     for st in STATES[1:]:
         windows.setdefault(st, 0)
         stage_required.setdefault(st, ())
@@ -119,7 +119,7 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         fail(where, "gate.block_when", "gate.block_when must be a list of conditions")
     for i, text in enumerate(list(ALWAYS_BLOCK) + list(extra)):
         try:
-            block.append((text, parse_condition(text)))
+            block.append((text, parse_condition(text, declared)))
         except GrammarError as e:
             fail(where, f"gate.block_when[{i - len(ALWAYS_BLOCK)}]", f"cannot parse when {text!r}: {e}")
     ev = doc.get("evaluation") or {}
@@ -130,7 +130,7 @@ def gate_config(doc: dict, where: dict) -> GateConfig:
         cohort=str(g.get("cohort", "canary")),
         shared_domains=_domains(g.get("shared_domains", []), where),
         min_samples=min_samples,
-        required=_signals(g.get("required", []), where, "gate.required"),
+        required=_signals(g.get("required", []), where, "gate.required", declared),
         stage_required=stage_required,
         windows=windows,
         block=tuple(block),
@@ -152,13 +152,13 @@ def tolerate(expr, tolerance_ms: int | None):
     return type(expr)(tuple(tolerate(i, tolerance_ms) for i in expr.items))
 
 
-def gate_domains(cfg: GateConfig, blocking_rules) -> tuple:
+def gate_domains(cfg: GateConfig, blocking_rules, declared: dict | None = None) -> tuple:
     names = set(cfg.required)
     for st in STATES[1:]:
         names.update(cfg.stage_required[st])
     for _, expr in cfg.block:
         names.update(c.signal for c in conds(expr))
-    doms = {signal_info(n).domain for n in names}
+    doms = {signal_info(n, declared).domain for n in names}
     for r in blocking_rules:
         doms.update(r.domains)
     return tuple(sorted(doms))

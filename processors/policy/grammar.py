@@ -13,6 +13,7 @@ condition held at every evaluated step over D.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -75,10 +76,14 @@ class SignalInfo:
     domain: str
 
 
-def signal_info(name: str) -> SignalInfo | None:
+def signal_info(name: str, declared: dict | None = None) -> SignalInfo | None:
+    """A catalogue signal, a built-in gauge, or one the policy declares (declared: name -> unit;
+    declared signals reach the engine in the gauges domain: processors.signals.task)."""
     d = catalogue.resolve(name)
     if d is not None:
         return SignalInfo(d.name, d.unit, d.domain)
+    if declared and name in declared:
+        return SignalInfo(name, declared[name], "gauges")
     if name in GAUGE_SIGNALS:
         return SignalInfo(name, GAUGE_SIGNALS[name], "gauges")
     return None
@@ -116,8 +121,9 @@ def convert_threshold(number: str, signal: SignalInfo) -> float:
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, declared: dict | None = None):
         self.text = text
+        self.declared = declared
         self.toks = _tokens(text)
         self.i = 0
 
@@ -168,9 +174,9 @@ class _Parser:
         if kind != "word" or val in ("and", "or", "for"):
             self.fail("a signal name")
         self.take()
-        info = signal_info(val)
+        info = signal_info(val, self.declared)
         if info is None:
-            raise GrammarError(f"unknown signal {val!r} at column {col}")
+            raise GrammarError(f"unknown signal {val!r} at column {col}{_known(val, self.declared)}")
         kind, op, _ = self.peek()
         if kind != "op":
             self.fail("a comparison (>, >=, <, <=, ==, !=)")
@@ -196,11 +202,21 @@ class _Parser:
         return Cond(info.name, val, op, threshold, for_ms)
 
 
-def parse_condition(text: str):
-    """Parse a `when` text into Cond / And / Or. Raises GrammarError."""
+def parse_condition(text: str, declared: dict | None = None):
+    """Parse a `when` text into Cond / And / Or (declared: the policy's declared signals, name ->
+    unit). Raises GrammarError."""
     if not isinstance(text, str):
         raise GrammarError(f"a condition must be a string, got {type(text).__name__}")
-    return _Parser(text).parse()
+    return _Parser(text, declared).parse()
+
+
+def _known(name: str, declared: dict | None) -> str:
+    """What an unknown name could have been: the closest name, and the policy's declared ones."""
+    names = sorted(set(catalogue.CATALOGUE) | set(catalogue.ALIASES) | set(GAUGE_SIGNALS) | set(declared or ()))
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    mine = f"; declared here: {', '.join(sorted(declared))}" if declared else "; this policy declares none"
+    return f"{hint}: the built-in signals are in docs/signals.md{mine} (signals.declared)"
 
 
 def conds(expr) -> list[Cond]:

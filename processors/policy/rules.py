@@ -60,7 +60,7 @@ def slug(text: str) -> str:
 
 
 def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id: str | None = None,
-                 blocking: bool) -> Rule:
+                 blocking: bool, declared: dict | None = None) -> Rule:
     what = "rule" if kind == "abort" else "hook"
     if not isinstance(spec, dict):
         fail(where, path, f"a {what} must be a mapping with when/preset and action, got {type(spec).__name__}")
@@ -81,7 +81,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
         text, text_path = spec["when"], f"{path}.when"
     try:
         text = substitute(text, doc) if isinstance(text, str) else text
-        expr = parse_condition(text)
+        expr = parse_condition(text, declared)
     except (GrammarError, ValueError) as e:
         fail(where, text_path, f"cannot parse when {text!r}: {e}")
     action = spec.get("action")
@@ -103,15 +103,15 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
         rid = f"{action}:{slug(render(expr))}"
     if not isinstance(rid, str) or not rid:
         fail(where, f"{path}.id", f"rule id must be a non-empty string, got {rid!r}")
-    domains = tuple(sorted({signal_info(c.signal).domain for c in conds(expr)}))
+    domains = tuple(sorted({signal_info(c.signal, declared).domain for c in conds(expr)}))
     return Rule(rid, kind, action, text, expr, severity, on_missing, min_samples, blocking, domains,
                 at(where, path), path)
 
 
 # Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
-# `signals` and `cdc` belong to the signal stage (gatewatch.processors.windows.SignalConfig.from_policy).
+# `signals`, `cdc`, `otlp` and `prometheus` belong to the signal and ingest stages (gatewatch.processors.windows.SignalConfig.from_policy).
 TOP_KEYS = ("version", "name", "description", "slo", "abort_rules", "abort", "hooks", "rum", "obs", "gate",
-            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp")
+            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp", "prometheus")
 SECTION_KEYS = {
     "permits": ("ttl",),
     "evaluation": ("max_gap", "max_pending_steps"),
@@ -147,7 +147,8 @@ def check_sections(doc: dict, where: dict) -> None:
         fail(where, "rum.routes", "rum.routes must be a list of mappings with a route")
 
 
-def compile_rules(doc: dict, where: dict) -> list[Rule]:
+def compile_rules(doc: dict, where: dict, declared: dict | None = None) -> list[Rule]:
+    """declared: the policy's declared signals, name -> unit (processors.declared)."""
     check_sections(doc, where)
     rules: list[Rule] = []
     for list_key in ABORT_LISTS:
@@ -157,8 +158,9 @@ def compile_rules(doc: dict, where: dict) -> list[Rule]:
         if not isinstance(items, list):
             fail(where, list_key, f"{list_key} must be a list of rules")
         for i, spec in enumerate(items):
-            rules.append(compile_rule(spec, f"{list_key}[{i}]", "abort", where, doc, blocking=True))
-    rules.extend(_hooks(doc, where))
+            rules.append(compile_rule(spec, f"{list_key}[{i}]", "abort", where, doc, blocking=True,
+                                      declared=declared))
+    rules.extend(_hooks(doc, where, declared))
     seen: dict[str, Rule] = {}
     for r in rules:
         if r.id in seen:
@@ -168,7 +170,7 @@ def compile_rules(doc: dict, where: dict) -> list[Rule]:
     return rules
 
 
-def _hooks(doc: dict, where: dict) -> list[Rule]:
+def _hooks(doc: dict, where: dict, declared: dict | None) -> list[Rule]:
     hooks = doc.get("hooks") or {}
     if not isinstance(hooks, dict):
         fail(where, "hooks", "hooks must be a mapping (critical, must_have, library, aliases)")
@@ -198,7 +200,7 @@ def _hooks(doc: dict, where: dict) -> list[Rule]:
     for name in library:  # every definition is checked, enabled or not
         critical, _ = enabled.get(name, (False, ""))
         rule = compile_rule(library[name], f"hooks.library.{name}", "hook", where, doc,
-                            rule_id=f"hook:{name}", blocking=critical)
+                            rule_id=f"hook:{name}", blocking=critical, declared=declared)
         if name in enabled:
             out.append(rule)
     return out

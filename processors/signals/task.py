@@ -21,15 +21,18 @@ histograms, a gauge's last value is chosen by (event time, value), never by reco
 from __future__ import annotations
 
 from gatewatch.processors.signals.common import SignalBatch
+from gatewatch.processors.signals.declared import Declared
 from gatewatch.processors.signals.gauges import Gauges
 from gatewatch.processors.signals.requests import Requests
+from gatewatch.processors.signals.series import Series
 from gatewatch.processors.signals.sources import Source
 from gatewatch.processors.signals.tables import Cdc
 from gatewatch.processors.signals.vitals import Rum, rum_signals
 from gatewatch.processors.windows import SignalConfig, floor_to
 
-DOMAINS = {"requests": Requests, "gauges": Gauges, "rum": Rum, "cdc": Cdc}
-ORDER = ("cdc", "gauges", "requests", "rum")  # emission order of domains (alphabetical)
+DOMAINS = {"requests": Requests, "gauges": Gauges, "rum": Rum, "cdc": Cdc, "declared": Declared, "series": Series}
+ORDER = ("cdc", "declared", "gauges", "requests", "rum")  # emission order of domains (alphabetical)
+BATCH_DOMAIN = {"declared": "gauges"}  # declared signals reach the policy in the gauges domain
 
 
 def _samples(x: dict) -> int:
@@ -67,6 +70,17 @@ class SignalTask:
         if buckets is None:
             return []
         self.shapes.update(partial.get("shapes") or {})
+        late = self._merge(buckets)
+        for fs in partial.get("first_shapes") or []:
+            st = self.keys["cdc"].get((fs[0], fs[1]))
+            if st is not None and len(fs) > 3:
+                st.offer_shape(fs[3], fs[2])
+        if late:
+            self._report_late(partial, name, late)
+        return self._emit()
+
+    def _merge(self, buckets: list[dict]) -> list[dict]:
+        """Merge buckets into their keys' state; returns those behind the emission point (late)."""
         eu, cfg, late = self.emitted_until, self.config, []
         for x in buckets:
             keys = self.keys.get(x["d"])
@@ -80,13 +94,16 @@ class SignalTask:
             if st is None:
                 st = keys[k] = DOMAINS[x["d"]](cfg)
             st.merge(x, cfg)
-        for fs in partial.get("first_shapes") or []:
-            st = self.keys["cdc"].get((fs[0], fs[1]))
-            if st is not None and len(fs) > 3:
-                st.offer_shape(fs[3], fs[2])
+        return late
+
+    def _drain_series(self, until: int) -> None:
+        """Points of pre-aggregated series the watermark has passed -> request / declared buckets
+        (processors.signals.series), before the steps up to `until` are emitted."""
+        series, step = self.keys["series"], self.config.step_ms
+        made = [x for k in sorted(series) for x in series[k].drain(k, until, step)]
+        late = self._merge(made)
         if late:
-            self._report_late(partial, name, late)
-        return self._emit()
+            self._report_late({}, "series", late)
 
     def _report_late(self, partial: dict, name: str, late: list[dict]) -> None:
         n = sum(_samples(x) for x in late)
@@ -130,6 +147,8 @@ class SignalTask:
         cfg = self.config
         step = cfg.step_ms
         last = floor_to(wm, step)
+        if self.keys["series"]:
+            self._drain_series(last)
         if self.emitted_until is None:
             first = min((st.first_b for keys in self.keys.values() for st in keys.values()
                          if st.first_b is not None), default=None)
@@ -158,7 +177,7 @@ class SignalTask:
         cfg = self.config
         step = cfg.step_ms
         by_batch: dict[tuple, list] = {}
-        for d in ORDER:
+        for d in ORDER:  # "series" never emits: drained into requests / declared buckets
             keys = self.keys[d]
             active = []
             for k in sorted(keys):
@@ -177,8 +196,9 @@ class SignalTask:
                     sigs.extend(keys[k].signals(k, end, cfg, self.shapes, self._compat.setdefault(k, {})))
             else:
                 sigs = [s for k in active for s in keys[k].signals(k, end, cfg)]
+            bd = BATCH_DOMAIN.get(d, d)
             for s in sigs:
-                by_batch.setdefault((d, s["scope"]), []).append(s)
+                by_batch.setdefault((bd, s["scope"]), []).append(s)
         out = []
         for bk in sorted(by_batch):
             batch = SignalBatch(sorted(by_batch[bk], key=lambda s: (s["name"], s["cohort"], s["subject"], s["window_s"])))

@@ -2,8 +2,8 @@
 
 Each input line is a kcat envelope {"topic","partition","offset","ts","key","payload"} (payload =
 the record value as a string, null for a tombstone; a binary value such as an otlp_proto record
-may come as "payload_b64" instead). The OTLP traces topic (GATEWATCH_OTLP_TOPIC, default
-`otlp_spans`) is an input too (gatewatch.streams.stages.ingest). Records run through exactly the functions
+may come as "payload_b64" instead). The Collector's OTLP traces and metrics topics (GATEWATCH_OTLP_TOPIC,
+default `otlp_spans`; GATEWATCH_OTLP_METRICS_TOPIC, default `otlp_metrics`) are inputs too (gatewatch.streams.stages.ingest). Records run through exactly the functions
 the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
 decision_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
 streaming path would publish comes out as one NDJSON line {"topic","key","value"}.
@@ -19,7 +19,7 @@ import orjson
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.processors.inputs import InputOptions
-from gatewatch.processors.otlp import OTLP_TOPIC, InputAggregator
+from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.policy.engine import Engine
 from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
@@ -72,7 +72,7 @@ class Replayer:
                  inputs: InputOptions | None = None, sources=None):
         self.config = SignalConfig.from_policy(policy.doc, policy.hash)
         self.options = inputs or InputOptions.from_policy(policy.doc)
-        self.otlp_topic = topics.otlp_topic()  # the Collector's traces topic (not prefixed)
+        self.collector = {t: lg for lg, t in topics.collector_topics().items()}  # the Collector's (not prefixed)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
         self.t_signals, self.t_actions, self.t_dlq, self.t_gates = (
@@ -100,12 +100,12 @@ class Replayer:
         while i < n:
             env = envs[i]
             full = env.topic or ""
-            logical = OTLP_TOPIC if full == self.otlp_topic else logical_name(full, self.prefix)
+            logical = self.collector.get(full) or logical_name(full, self.prefix)
             if logical == "spans":
                 out.extend(self._spans(env))
                 i += 1
                 continue
-            if logical not in INPUTS and logical != OTLP_TOPIC:
+            if logical not in INPUTS and logical not in topics.COLLECTOR:
                 self.skipped[f"topic:{env.topic}"] += 1
                 i += 1
                 continue
@@ -127,11 +127,11 @@ class Replayer:
             self.ends[(logical, part)] = offsets[-1] + 1
             values = [_value(e) for e in run]
             rejects = agg.add_batch(offsets, [None if e.key is None else e.key.encode() for e in run], values,
-                                    [e.ts if e.ts is not None and e.ts >= 0 else None for e in run])
+                                    [e.ts if e.ts is not None and e.ts > 0 else None for e in run])
             if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
                 self.skipped.update(agg.take_skipped())
             if rejects:
-                src = self.otlp_topic if logical == OTLP_TOPIC else topics.topic(logical)
+                src = topics.input_topic(logical)
                 for k, rej in rejects:
                     rec = dlq_record(src, part, offsets[k], rej.reason, values[k], rej.detail)
                     out.append((self.t_dlq, src.encode(), canonical_json(rec)))
@@ -211,11 +211,12 @@ def sources_of(envs: Iterable) -> list[str]:
     """The input partitions ("metrics:0", "otlp:1", ...) among these envelopes (anything with .topic
     and .partition): what the signals task waits for, as streaming waits for every partition of
     the input topics."""
-    prefix, otlp, seen = topics.prefix(), topics.otlp_topic(), set()
+    prefix, seen = topics.prefix(), set()
+    collector = {t: lg for lg, t in topics.collector_topics().items()}
     for w in envs:
         full = w.topic or ""
-        logical = OTLP_TOPIC if full == otlp else logical_name(full, prefix)
-        if logical in INPUTS or logical == OTLP_TOPIC:
+        logical = collector.get(full) or logical_name(full, prefix)
+        if logical in INPUTS or logical in topics.COLLECTOR:
             seen.add(f"{logical}:{w.partition}")
     return sorted(seen)
 

@@ -59,23 +59,40 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
 # ---- the inputs ingest reads (and the signals stage waits for) ----------------------------------
 INPUTS = ("metrics", "rum", "cdc")
 OTLP = "otlp"                      # logical name of the OpenTelemetry Collector's traces topic
+OTLP_METRICS = "otlp_metrics"      # ... and of its metrics topic
 OTLP_DEFAULT_TOPIC = "otlp_spans"  # the Collector kafka exporter's default; not prefixed
+# The Collector's topics (logical name -> env variable, the kafka exporter's default topic): not
+# prefixed, read by ingest once they exist.
+COLLECTOR = {OTLP: ("GATEWATCH_OTLP_TOPIC", OTLP_DEFAULT_TOPIC),
+             OTLP_METRICS: ("GATEWATCH_OTLP_METRICS_TOPIC", "otlp_metrics")}
+
+
+def collector_topic(logical: str) -> str:
+    """The Kafka topic the Collector's kafka exporter writes `logical` to ("" = not read)."""
+    env, default = COLLECTOR[logical]
+    return os.environ.get(env, default)
+
+
+def collector_topics() -> dict[str, str]:
+    """{logical: Kafka topic} of the Collector's topics gatewatch reads."""
+    return {lg: t for lg in COLLECTOR if (t := collector_topic(lg))}
 
 
 def otlp_topic() -> str:
     """The Kafka topic the Collector's kafka exporter writes traces to ("" = no OTLP input)."""
-    return os.environ.get("GATEWATCH_OTLP_TOPIC", OTLP_DEFAULT_TOPIC)
+    return collector_topic(OTLP)
 
 
 def input_topic(logical: str, pfx: str | None = None) -> str:
-    """The Kafka topic of an ingest input: a catalogue name, or "otlp"."""
-    return otlp_topic() if logical == OTLP else topic(logical, pfx)
+    """The Kafka topic of an ingest input: a catalogue name, or a Collector topic's logical name."""
+    return collector_topic(logical) if logical in COLLECTOR else topic(logical, pfx)
 
 
 def input_logical(full: str, pfx: str | None = None) -> str | None:
     """The logical input name of a Kafka topic ("metrics", ..., "otlp"), None when it is no input."""
-    if full == otlp_topic():
-        return OTLP
+    for logical, t in collector_topics().items():
+        if full == t:
+            return logical
     p = prefix() if pfx is None else pfx
     name = full[len(p):] if full.startswith(p) else None
     return name if name in INPUTS else None

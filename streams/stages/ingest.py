@@ -106,8 +106,7 @@ class IngestStage(Stage):
     def input_topics(self, worker) -> list[str]:
         self.tasks = worker.partition_count(self.partials_topic)
         names = [topics.topic(t) for t in topics.INPUTS]
-        if worker.topic_exists(topics.otlp_topic()):
-            names.append(topics.otlp_topic())
+        names += [t for t in topics.collector_topics().values() if worker.topic_exists(t)]
         return names
 
     def consumer_config(self) -> dict:
@@ -231,12 +230,13 @@ class IngestStage(Stage):
         """Idle partitions read to their end say so once (a transaction of progress partials); the
         OTLP topic is taken on when it appears."""
         now = time.monotonic()
-        otlp = topics.otlp_topic()
-        if otlp and otlp not in worker.inputs and now - self._last_otlp_check >= 30:
+        absent = [t for t in topics.collector_topics().values() if t not in worker.inputs]
+        if absent and now - self._last_otlp_check >= 30:
             self._last_otlp_check = now
-            if worker.topic_exists(otlp):
-                log_event(LOG, "OTLP topic appeared: reading it", topic=otlp)
-                worker.add_inputs([otlp])
+            for t in absent:
+                if worker.topic_exists(t):
+                    log_event(LOG, "OpenTelemetry Collector topic appeared: reading it", topic=t)
+                    worker.add_inputs([t])
         if now - self._last_progress < self.progress_interval_s:
             return
         self._last_progress = now

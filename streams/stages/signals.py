@@ -65,10 +65,11 @@ class SignalStage(SnapshotStage):
     def _expect_inputs(self, worker, task: SignalTask) -> None:
         for logical in topics.INPUTS:
             task.expect(self._sources(worker, logical))
-        if topics.OTLP not in self._expected and worker.topic_exists(topics.otlp_topic()):
-            self._sources(worker, topics.OTLP)  # ingest reads it when it exists, so wait for it too
-        if topics.OTLP in self._expected:
-            task.expect(self._sources(worker, topics.OTLP))
+        for logical, t in topics.collector_topics().items():
+            if logical not in self._expected and worker.topic_exists(t):
+                self._sources(worker, logical)  # ingest reads it when it exists, so wait for it too
+            if logical in self._expected:
+                task.expect(self._sources(worker, logical))
 
     def new_state(self, worker, partition):
         task = SignalTask(partition, self.config)

@@ -1,0 +1,94 @@
+"""What OTLP traces and metrics share as the Collector's kafka exporter writes them: OTLP/JSON
+value and attribute forms, the service a resource names, the cohort and release its version maps to."""
+from __future__ import annotations
+
+from gatewatch.processors.inputs.samples import Bad, InputOptions
+
+
+def service_of(attrs: dict, key: bytes | None) -> str:
+    svc = attrs.get("service.name")
+    if isinstance(svc, str) and svc:
+        return svc
+    if key:
+        try:
+            return key.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise Bad("missing_field:service.name", "resource has no service.name and the record no key")
+
+
+def cohort_of(attrs: dict, opts: InputOptions) -> tuple[str, str]:
+    """(cohort, release): the cohort the table maps the attribute's value to, and that value as
+    the release the spans measure (the signals stage keeps it for the canary's gate)."""
+    v = attrs.get(opts.otlp_cohort_attribute)
+    if v is None:
+        return opts.otlp_default_cohort, ""
+    v = str(v)
+    return opts.otlp_cohorts.get(v, opts.otlp_default_cohort), v if len(v) <= 128 else ""
+
+
+def any_json(v):
+    """An OTLP JSON AnyValue -> a Python scalar (None for arrays, maps, bytes: unused here)."""
+    if not isinstance(v, dict):
+        return None
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        iv = v["intValue"]
+        return int(iv) if isinstance(iv, (int, str)) and not isinstance(iv, bool) else None
+    if "boolValue" in v:
+        return v["boolValue"]
+    if "doubleValue" in v:
+        return v["doubleValue"]
+    return None
+
+
+def attrs_json(items, where: str) -> dict:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise Bad(f"bad_type:{where}.attributes", type(items).__name__)
+    out = {}
+    for kv in items:
+        if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
+            raise Bad(f"bad_type:{where}.attributes", "expected {key, value}")
+        out[kv["key"]] = any_json(kv.get("value"))
+    return out
+
+
+def list_of(d: dict, f: str) -> list:
+    v = d.get(f)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise Bad(f"bad_type:{f}", type(v).__name__)
+    return v
+
+
+def enum_of(v, names: dict, f: str) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, str):
+        if v in names:
+            return names[v]
+        raise Bad(f"bad_value:{f}", v[:40])
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Bad(f"bad_type:{f}", type(v).__name__)
+    return v
+
+
+def nanos(v, f: str) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise Bad(f"bad_type:{f}", repr(v)[:40])
+
+
+def any_proto(v):
+    which = v.WhichOneof("value")
+    if which in ("string_value", "int_value", "bool_value", "double_value"):
+        return getattr(v, which)
+    return None
