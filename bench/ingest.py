@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.windows import SignalConfig  # noqa: E402
-from gatewatch.streams import topics  # noqa: E402
 from gatewatch.streams.app.replay import Replayer  # noqa: E402
+from gatewatch.streams.runtime import topics  # noqa: E402
 from gatewatch.streams.runtime.brokers import ENGINES, make_broker  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.lifecycle import StopFlag  # noqa: E402

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.timefmt import parse_time_ms  # noqa: E402
-from gatewatch.streams import topics  # noqa: E402
+from gatewatch.streams.runtime import topics  # noqa: E402
 from gatewatch.streams.runtime.brokers import ENGINES, make_broker  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.keys import init_keys  # noqa: E402
