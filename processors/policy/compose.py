@@ -51,6 +51,7 @@ class Policy:
     gate: GateConfig | None = None
     warnings: list[str] = field(default_factory=list)
     declared: dict = field(default_factory=dict)   # name -> processors.declared.Declared
+    overlays: tuple = ()            # processors.policy.overlays.Overlay: per-scope policies (not in `hash`)
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.doc, path, default)

@@ -111,7 +111,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
 # Known sections, so that a typo'd section name (abort_rule:, hook:) is refused, not ignored.
 # `signals`, `cdc`, `otlp` and `prometheus` belong to the signal and ingest stages (gatewatch.processors.windows.SignalConfig.from_policy).
 TOP_KEYS = ("version", "name", "description", "slo", "abort_rules", "abort", "hooks", "rum", "obs", "gate",
-            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp", "prometheus")
+            "permits", "evaluation", "rule_defaults", "presets", "signals", "cdc", "otlp", "prometheus", "selector")
 SECTION_KEYS = {
     "permits": ("ttl",),
     "evaluation": ("max_gap", "max_pending_steps"),

@@ -6,6 +6,7 @@ key repeated in one mapping is refused instead of silently overwritten.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,15 @@ def plain(loc: Located | None) -> Any:
     return v
 
 
+def _key_path(prefix: str, k: str) -> str:
+    """a.b, or a["2.3.0"] for a key a dotted path could not spell (a version, a route)."""
+    if k and not any(ch in k for ch in '.[]" '):
+        return f"{prefix}.{k}" if prefix else k
+    return prefix + "[" + json.dumps(k) + "]"
+
+
 def origins(loc: Located | None, prefix: str = "") -> dict[str, Origin]:
-    """{path: origin} for every value, paths like ``a.b[0].c``."""
+    """{path: origin} for every value, paths like ``a.b[0].c`` and ``otlp.cohorts["2.3.0"]``."""
     out: dict[str, Origin] = {}
     if loc is None:
         return out
@@ -94,7 +102,7 @@ def origins(loc: Located | None, prefix: str = "") -> dict[str, Origin]:
     v = loc.value
     if isinstance(v, dict):
         for k, c in v.items():
-            out.update(origins(c, f"{prefix}.{k}" if prefix else k))
+            out.update(origins(c, _key_path(prefix, str(k))))
     elif isinstance(v, list):
         for i, c in enumerate(v):
             out.update(origins(c, f"{prefix}[{i}]"))

@@ -20,7 +20,7 @@ from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import InputAggregator
-from gatewatch.processors.policy.engine import Engine
+from gatewatch.processors.policy.scoped import ScopedEngine
 from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
@@ -83,7 +83,7 @@ class Replayer:
         self.task.expect(sources or ())
         # decide is partitioned by scope in streaming; one state over all scopes gives the same
         # per-scope results because the engine keeps scopes apart.
-        self.decide = DecisionState(Engine(policy, signer))
+        self.decide = DecisionState(ScopedEngine(policy, signer))
         self.quality_policy = quality_policy
         self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
         self.skipped = Counter()

@@ -5,6 +5,9 @@ Files: project.yml, env.yml, then every other *.yml / *.yaml in sorted order
 """
 from __future__ import annotations
 
+import json
+import re
+
 import click
 import orjson
 
@@ -18,11 +21,22 @@ def policy() -> None:
     """Compose, hash, check and explain policy files (project -> env -> gate)."""
 
 
+_scope = click.option("--scope", default=None, help="The policy of this scope: its overlay under services/, if one selects it.")
+
+
+def _for_scope(pol, scope):
+    if scope is None:
+        return pol
+    from gatewatch.processors.policy.overlays import PolicySet
+    return PolicySet(pol, tuple(pol.overlays)).policy_for(scope)
+
+
 @policy.command("hash")
 @click.argument("directory", type=click.Path(file_okay=False))
-def policy_hash(directory) -> None:
+@_scope
+def policy_hash(directory, scope) -> None:
     """Print the policy hash (sha256 of the canonical JSON of the composed policy)."""
-    click.echo(load_policy_or_fail(directory).hash)
+    click.echo(_for_scope(load_policy_or_fail(directory), scope).hash)
 
 
 @policy.command("check")
@@ -36,14 +50,20 @@ def policy_check(directory) -> None:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"ok {pol.hash} files={','.join(pol.files)} abort_rules={aborts} hooks={hooks} "
                f"cohort={pol.cohort}")
+    for o in pol.overlays:
+        for w in o.policy.warnings:
+            click.echo(f"warning: {o.name}: {w}", err=True)
+        click.echo(f"overlay {o.name} {o.policy.hash} scope={','.join(o.patterns)} "
+                   f"abort_rules={sum(1 for r in o.policy.rules if r.kind == 'abort')}")
 
 
 @policy.command("explain")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: doc, origins, rules.")
-def policy_explain(directory, as_json) -> None:
-    """The composed policy, where each value came from, and the compiled rules."""
-    pol = load_policy_or_fail(directory)
+@_scope
+def policy_explain(directory, as_json, scope) -> None:
+    """The composed policy, where each value came from (file:line), and the compiled rules."""
+    pol = _for_scope(load_policy_or_fail(directory), scope)
     rules = [{**r.describe(), "kind": r.kind, "action": r.action, "blocking": r.blocking,
               "normalized": render(r.expr), "signals": sorted({c.signal for c in conds(r.expr)}),
               "domains": list(r.domains), "origin": str(r.origin)} for r in pol.rules]
@@ -76,7 +96,8 @@ def policy_eval(directory, files, keys_dir) -> None:
     domain/source/batch_n (gw.signals records) are reassembled like the decide stage does;
     bare ones are batched by consecutive (scope, domain, ts).
     """
-    from gatewatch.processors.policy import Engine, SignalError, permit_signer
+    from gatewatch.processors.policy import SignalError, permit_signer
+    from gatewatch.processors.policy.scoped import ScopedEngine
     from gatewatch.processors.signal_merge import BatchAssembler
 
     pol = load_policy_or_fail(directory)
@@ -84,7 +105,7 @@ def policy_eval(directory, files, keys_dir) -> None:
     if keys_dir:
         from gatewatch.streams.runtime.keys import load_signing_key
         signer = permit_signer(load_signing_key("decider", keys_dir))
-    engine, assembler = Engine(pol, signer), BatchAssembler()
+    engine, assembler = ScopedEngine(pol, signer), BatchAssembler()
     bad = {"lines": 0, "batches": 0}
     pending: list[dict] = []
 
@@ -144,10 +165,10 @@ _BRANCH = object()
 
 
 def _leaf(doc, path: str):
-    import re
+    """The value at an origins path (processors.policy.source.origins spells them)."""
     cur = doc
-    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
-        cur = cur[int(idx)] if idx else cur[name]
+    for name, idx, quoted in re.findall(r'([^.\[\]"]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]', path):
+        cur = cur[int(idx)] if idx else cur[json.loads(quoted)] if quoted else cur[name]
     return _BRANCH if isinstance(cur, (dict, list)) and cur else cur
 
 

@@ -1,7 +1,7 @@
 """Policy files on disk -> a composed Policy (processors.policy does the composing, pure).
 
 A directory holds project.yml, env.yml, then every other *.yml / *.yaml in sorted order (later
-wins). The quality policy (trajectories) is one YAML file, configs/quality.yml by default.
+wins); services/*.yml are per-service overlays (processors.policy.overlays). The quality policy (trajectories) is one YAML file, configs/quality.yml by default.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 
 from gatewatch.processors.policy import Policy, PolicyError
 from gatewatch.processors.policy import compose as compose_layers
+from gatewatch.processors.policy.overlays import Overlay, check_overlay, selector_patterns
 from gatewatch.processors.quality import CyclePolicy
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.paths import config_path
@@ -45,15 +46,34 @@ def policy_files(path: str | Path) -> list[Path]:
     return files
 
 
+def _read(p: Path, name: str) -> tuple[str, str]:
+    try:
+        return name, p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(name, None, f"cannot read: {e}") from None
+
+
 def load_policy_dir(path: str | Path) -> Policy:
-    """Read and compose a policy directory. Raises PolicyError (a ValueError) on a bad file."""
-    sources = []
-    for p in policy_files(path):
-        try:
-            sources.append((p.name, p.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as e:
-            raise PolicyError(p.name, None, f"cannot read: {e}") from None
-    return compose(sources)
+    """Read and compose a policy directory, with its per-service overlays (services/*.yml,
+    processors.policy.overlays) on `.overlays`. Raises PolicyError (a ValueError) on a bad file."""
+    sources = [_read(p, p.name) for p in policy_files(path)]
+    base = compose(sources)
+    if "selector" in base.doc:
+        raise PolicyError(base.origins["selector"].file, base.origins["selector"].line,
+                          "`selector` belongs in an overlay under services/, not in the base files")
+    d = Path(path) / "services"
+    if not d.is_dir():
+        return base
+    n_first = sum(1 for name, _ in sources if name in FIRST)
+    overlays = []
+    for p in sorted(q for q in d.iterdir() if q.is_file() and q.suffix in (".yml", ".yaml")):
+        layer = _read(p, f"services/{p.name}")
+        pol = compose(sources[:n_first] + [layer] + sources[n_first:])
+        ov = Overlay(layer[0], selector_patterns(layer[0], pol.doc), pol)
+        check_overlay(base, ov)
+        overlays.append(ov)
+    base.overlays = tuple(overlays)
+    return base
 
 
 def reload_policy(path: str | Path, current: Policy | None) -> tuple[Policy | None, str | None]:

@@ -12,7 +12,9 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from gatewatch.processors.canonical import canonical_json
-from gatewatch.processors.policy.engine import Engine, permit_signer
+from gatewatch.processors.policy.engine import permit_signer
+from gatewatch.processors.policy.overlays import PolicySet
+from gatewatch.processors.policy.scoped import ScopedEngine
 from gatewatch.processors.signal_merge import BatchAssembler
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.snapshots import SnapshotStage
@@ -31,7 +33,7 @@ LOG = logging.getLogger("gatewatch.decide")
 class DecisionState:
     """What one gw.signals partition needs: batch assembly and the engine (serializable)."""
 
-    def __init__(self, engine: Engine, assembler: BatchAssembler | None = None):
+    def __init__(self, engine: ScopedEngine, assembler: BatchAssembler | None = None):
         self.engine, self.assembler = engine, assembler or BatchAssembler()
 
     def on_record(self, rec: dict) -> tuple[list[dict], list[dict]]:
@@ -69,7 +71,7 @@ class DecideStage(SnapshotStage):
         self.policy = policy if policy is not None else loader(self.policy_dir)
         self._mtimes = self._policy_mtimes()
         self.actions_topic, self.gates_topic = topics.topic("actions"), topics.topic("gates")
-        POLICY_INFO.labels(self.policy.hash).set(1)
+        POLICY_INFO.labels(_set_hash(self.policy)).set(1)
 
     def _policy_mtimes(self):
         return sorted((p.name, p.stat().st_mtime_ns) for p in self.policy_dir.glob("*.y*ml"))
@@ -85,19 +87,19 @@ class DecideStage(SnapshotStage):
             POLICY_ERRORS.inc()
             LOG.error("policy reload refused, keeping %s: %s", self.policy.hash[:12], e)
             return
-        if new.hash != self.policy.hash:
-            POLICY_INFO.labels(self.policy.hash).set(0)
+        if _set_hash(new) != _set_hash(self.policy):
+            POLICY_INFO.labels(_set_hash(self.policy)).set(0)
             self.policy = new
-            POLICY_INFO.labels(new.hash).set(1)
+            POLICY_INFO.labels(_set_hash(new)).set(1)
             for st in self.states.values():
-                st.engine = Engine.from_state(new, st.engine.to_state(), self.signer)
-            LOG.info("policy reloaded: %s", new.hash)
+                st.engine = ScopedEngine.from_state(new, st.engine.to_state(), self.signer)
+            LOG.info("policy reloaded: %s", _set_hash(new))
 
     def new_state(self, worker, partition):
-        return DecisionState(Engine(self.policy, self.signer))
+        return DecisionState(ScopedEngine(self.policy, self.signer))
 
     def load_state(self, worker, partition, doc):
-        return DecisionState(Engine.from_state(self.policy, doc["engine"], self.signer),
+        return DecisionState(ScopedEngine.from_state(self.policy, doc["engine"], self.signer),
                              BatchAssembler.from_state(doc["assembler"]))
 
     def dump_state(self, state):
@@ -117,3 +119,8 @@ class DecideStage(SnapshotStage):
         offsets = super().checkpoint(worker)
         self.maybe_reload()
         return offsets
+
+
+def _set_hash(policy) -> str:
+    """The base policy's hash, or one over it and its overlays (a reload of either counts)."""
+    return PolicySet(policy, tuple(policy.overlays)).hash
