@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from gatewatch.processors.policy.document import fail, suggest
+from gatewatch.processors.policy.document import fail, substitute, suggest
 from gatewatch.processors.policy.grammar import (
     Cond,
     GrammarError,
@@ -119,8 +119,9 @@ def gate_config(doc: dict, where: dict, declared: dict | None = None) -> GateCon
         fail(where, "gate.block_when", "gate.block_when must be a list of conditions")
     for i, text in enumerate(list(ALWAYS_BLOCK) + list(extra)):
         try:
+            text = substitute(text, doc) if isinstance(text, str) else text
             block.append((text, parse_condition(text, declared)))
-        except GrammarError as e:
+        except (GrammarError, ValueError) as e:
             fail(where, f"gate.block_when[{i - len(ALWAYS_BLOCK)}]", f"cannot parse when {text!r}: {e}")
     ev = doc.get("evaluation") or {}
     max_pending = ev.get("max_pending_steps", 720)

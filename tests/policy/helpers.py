@@ -27,7 +27,7 @@ hooks:
 
 HEALTHY = {
     "requests": {"latency_p95_ms": 300.0, "err5xx_rate": 0.0, "burn_rate_4h": 0.2, "burn_rate_1h": 0.1},
-    "gauges": {"invariant": 0},
+    "gauges": {"invariant": 0, "obs_uptime": 0.9995},
     "rum": {"rum_inp_p75_ms": 150.0, "rum_inp_p75_ms_delta": 0.01},
 }
 DOMAINS = tuple(sorted(HEALTHY))
