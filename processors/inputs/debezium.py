@@ -1,6 +1,8 @@
 """gw.cdc: Debezium change-event envelopes, schema-change events, heartbeats and tombstones."""
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 import orjson
 
 from gatewatch.processors.inputs.samples import Bad, Change, Heartbeat, field_str, field_time
@@ -60,7 +62,16 @@ def _table_id(tc: dict, database) -> tuple[str, str]:
     return db, parts[-1]
 
 
-def _schema_change(d: dict, kafka_ts_ms, out: list) -> None:
+def owner(table: str, opts) -> str:
+    """The scope a table's CDC signals go to: the first `cdc.services` glob matching "db.table"
+    (processors.inputs.samples.InputOptions), else the table itself."""
+    for pattern, service in getattr(opts, "cdc_services", ()):
+        if fnmatchcase(table, pattern):
+            return service
+    return table
+
+
+def _schema_change(d: dict, kafka_ts_ms, out: list, opts=None) -> None:
     changes = d.get("tableChanges")
     if changes is None:
         changes = []
@@ -81,7 +92,7 @@ def _schema_change(d: dict, kafka_ts_ms, out: list) -> None:
         if not isinstance(cols, list) or not all(isinstance(c, dict) and c.get("name") for c in cols):
             raise Bad("bad_type:tableChanges.table.columns")
         shape = tuple(sorted((str(c["name"]), _ddl_json_type(c)) for c in cols))
-        out.append(Change(full, full, "s", ts, None, shape))
+        out.append(Change(full, owner(full, opts), "s", ts, None, shape))
 
 
 def is_tombstone(topic: str, value: bytes | None) -> bool:
@@ -136,7 +147,7 @@ def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
         if not isinstance(d, dict):
             raise Bad("not_object", "payload")
     if "tableChanges" in d or "ddl" in d:
-        _schema_change(d, kafka_ts_ms, out)
+        _schema_change(d, kafka_ts_ms, out, opts)
         return
     op = d.get("op")
     if op is None:
@@ -160,5 +171,5 @@ def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     scope = d.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise Bad("bad_type:scope", type(scope).__name__)
-    out.append(Change(full, scope or full, op, ts, None if snapshot else ts - int(src_ts),
+    out.append(Change(full, scope or owner(full, opts), op, ts, None if snapshot else ts - int(src_ts),
                       row_shape(row) if row is not None else None))

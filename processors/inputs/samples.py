@@ -98,6 +98,7 @@ class InputOptions(NamedTuple):
     otlp_default_cohort: str = DEFAULT_COHORT
     prometheus: PrometheusMapping = PrometheusMapping()
     declared_metrics: dict = {}   # metric name -> (Declared, ...) (processors.declared.by_metric)
+    cdc_services: tuple = ()      # cdc.services: ((table glob, service), ...), first match wins
 
     @classmethod
     def from_policy(cls, doc: dict | None) -> "InputOptions":
@@ -111,10 +112,14 @@ class InputOptions(NamedTuple):
         cohorts = otlp.get("cohorts") or {}
         if not isinstance(cohorts, dict):
             raise ValueError("otlp.cohorts must map attribute values to cohorts")
+        services = (doc.get("cdc") or {}).get("services") or {}
+        if not isinstance(services, dict) or not all(isinstance(v, str) and v for v in services.values()):
+            raise ValueError("cdc.services must map table globs (db.table) to service names")
         return cls(tuple(templates), str(otlp.get("cohort_attribute") or "service.version"),
                    {str(k): str(v) for k, v in cohorts.items()},
                    str(otlp.get("default_cohort") or DEFAULT_COHORT),
-                   PrometheusMapping.from_policy(doc.get("prometheus")), by_metric(parse_declared(doc)))
+                   PrometheusMapping.from_policy(doc.get("prometheus")), by_metric(parse_declared(doc)),
+                   tuple((str(k), v) for k, v in services.items()))
 
 
 class Predecoded(NamedTuple):
