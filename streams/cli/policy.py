@@ -84,6 +84,13 @@ def policy_explain(directory, as_json, scope) -> None:
                    f"  # {r['origin']}")
 
 
+@policy.command("signals")
+def policy_signals() -> None:
+    """Print the signal reference (docs/signals.md) from the catalogue."""
+    from gatewatch.processors.signal_reference import render
+    click.echo(render(), nl=False)
+
+
 @policy.command("eval")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))

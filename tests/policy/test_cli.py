@@ -114,3 +114,9 @@ def test_check_warns_about_blocking_on_unpublished_gauges(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: <builtin>:" in err and "hook:api_contract_break blocks the gate on api_contract_breaks" in err
     assert load_policy_dir(CONFIGS).warnings == []
+
+
+def test_signal_reference_is_in_sync(capsys):
+    """docs/signals.md is what `gatewatch policy signals` prints from the catalogue."""
+    assert main(["policy", "signals"]) == 0
+    assert capsys.readouterr().out == (CONFIGS.parents[1] / "docs" / "signals.md").read_text()
