@@ -35,6 +35,10 @@ def _build() -> dict[str, SignalDef]:
     add("latency_p95_ms", "ms", "requests", "p95 request latency over the policy latency window")
     add("latency_p99_ms", "ms", "requests", "p99 request latency over the policy latency window")
     add("request_rate", "rps", "requests", "requests per second over 5m")
+    add("error_budget_consumed", "ratio", "requests",
+        "share of the error budget spent over slo.availability.window (28d; whole hours plus the "
+        "current hour so far), every 5 minutes; above 1 when overspent")
+    add("error_budget_remaining", "ratio", "requests", "1 - error_budget_consumed")
     for m, unit in RUM_METRICS.items():
         base = f"rum_{m}_p75" + ("_ms" if unit == "ms" else "")
         add(base, unit, "rum", f"p75 of {m.upper()} over the RUM window")

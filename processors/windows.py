@@ -62,6 +62,7 @@ class SignalConfig:
     lateness_ms: int = 120 * SECOND
     availability_target: float = 99.9
     availability_by_service: dict = field(default_factory=dict)
+    budget_window_ms: int = 28 * DAY          # slo.availability.window: the error budget's period
     latency_window_ms: int = 5 * MINUTE
     rate_window_ms: int = 5 * MINUTE          # err5xx_rate and request_rate
     rum_window_ms: int = 5 * MINUTE
@@ -88,6 +89,9 @@ class SignalConfig:
             if w <= 0 or w % self.step_ms or w > FINE_MAX_MS:
                 raise ValueError(f"{name} must be a positive multiple of the step up to 6h, got {w} ms")
 
+        if self.budget_window_ms < HOUR or self.budget_window_ms % HOUR or self.budget_window_ms > 400 * DAY:
+            raise ValueError(f"slo.availability.window must be whole hours from 1h to 400d, got {self.budget_window_ms} ms")
+
     @property
     def idle_source_after(self) -> int:
         return self.lateness_ms if self.idle_source_after_ms is None else self.idle_source_after_ms
@@ -112,6 +116,8 @@ class SignalConfig:
         kw: dict = {"policy_hash": policy_hash or ""}
         if avail.get("target") is not None:
             kw["availability_target"] = float(avail["target"])
+        if avail.get("window") is not None:
+            kw["budget_window_ms"] = parse_duration_ms(avail["window"])
         if avail.get("by_service"):
             kw["availability_by_service"] = {str(k): float(v) for k, v in avail["by_service"].items()}
         if lat.get("window") is not None:

@@ -1,9 +1,13 @@
-"""Request SLIs per (service, cohort, release): burn rates over 5m..3d, err5xx_rate, request_rate, latency p95/p99.
+"""Request SLIs per (service, cohort, release): burn rates over 5m..3d, err5xx_rate, request_rate, latency p95/p99,
+and the error budget consumed / remaining over the SLO's own window (slo.availability.window, 28d).
 
 Error = status >= 500; burn = error ratio / (1 - target/100), target = slo.availability.target
 (99.9, or slo.availability.by_service). burn_rate_{5m..6h} at every step from fine buckets (plus
 coarse ones in the middle); burn_rate_{1d,3d} at 5-minute aligned ends, exact unions of coarse
-buckets (processors.windows).
+buckets (processors.windows). The error budget counts hourly buckets: at 5-minute aligned ends E,
+errors / ((1 - target) x requests) over the whole hours of the SLO window before E's hour and E's
+hour so far from coarse buckets, so the window is the SLO window plus at most 55 minutes, with
+state bounded by its hours (672 buckets for 28 days), and never depends on when data arrived.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from gatewatch.processors.windows import (
     COARSE_WINDOWS,
     DAY,
     FINE_MAX_MS,
+    HOUR,
     SignalConfig,
     floor_to,
 )
@@ -27,6 +32,7 @@ class Requests(Key):
         super().__init__()
         self._step = cfg.step_ms
         self.coarse: dict[int, list] = {}
+        self.hourly: dict[int, list] = {}
         self.lat: dict[int, LogHistogram] = {}
         self.lat_win = LogHistogram()
 
@@ -39,6 +45,9 @@ class Requests(Key):
         c = self.coarse.setdefault(floor_to(b, COARSE_MS), [0, 0])
         c[0] += x["n"]
         c[1] += x["e"]
+        hr = self.hourly.setdefault(floor_to(b, HOUR), [0, 0])
+        hr[0] += x["n"]
+        hr[1] += x["e"]
         h = LogHistogram.from_json(x["h"])
         if b in self.lat:
             self.lat[b].merge(h)
@@ -114,6 +123,8 @@ class Requests(Key):
             n, e = sums[width]
             burn = (e / n) / budget if n and budget > 0 else None
             out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end, release))
+        if aligned:
+            out.extend(self._budget(key, end, cfg, budget))
         n, e = sums[cfg.rate_window_ms]
         out.append(signal("err5xx_rate", service, cohort, "", cfg.rate_window_ms,
                            e / n if n else None, n, end, release))
@@ -124,14 +135,35 @@ class Requests(Key):
             out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end, release))
         return out
 
+    def _budget(self, key, end: int, cfg: SignalConfig, budget: float) -> list[dict]:
+        service, cohort, release = key
+        hour = floor_to(end, HOUR)
+        n = e = 0
+        for b in range(hour - cfg.budget_window_ms, hour, HOUR):
+            hr = self.hourly.get(b)
+            if hr is not None:
+                n += hr[0]
+                e += hr[1]
+        for b in range(hour, end, COARSE_MS):
+            c = self.coarse.get(b)
+            if c is not None:
+                n += c[0]
+                e += c[1]
+        consumed = (e / n) / budget if n and budget > 0 else None
+        width = cfg.budget_window_ms
+        return [signal("error_budget_consumed", service, cohort, "", width, consumed, n, end, release),
+                signal("error_budget_remaining", service, cohort, "", width,
+                       None if consumed is None else 1.0 - consumed, n, end, release)]
+
     def evict(self, until, cfg):
         drop(self.fine, until - FINE_MAX_MS - cfg.step_ms)
         drop(self.lat, until - cfg.latency_window_ms - cfg.step_ms)
         drop(self.coarse, until - 3 * DAY - COARSE_MS)
+        drop(self.hourly, until - cfg.budget_window_ms - 2 * HOUR)
 
     def to_json(self):
         return {**self._base_json(), "fine": dense(self.fine, self._step),
-                "coarse": dense(self.coarse, COARSE_MS),
+                "coarse": dense(self.coarse, COARSE_MS), "hourly": dense(self.hourly, HOUR),
                 "lat": [[b, h.to_json()] for b, h in sorted(self.lat.items())],
                 "lat_win": self.lat_win.to_json()}
 
@@ -141,6 +173,7 @@ class Requests(Key):
         k._load_base(j)
         k.fine = undense(j["fine"], cfg.step_ms)
         k.coarse = undense(j["coarse"], COARSE_MS)
+        k.hourly = undense(j.get("hourly") or {"b0": None, "n": [], "e": []}, HOUR)  # older snapshots: none
         k.lat = {b: LogHistogram.from_json(h) for b, h in j["lat"]}
         k.lat_win = LogHistogram.from_json(j["lat_win"])
         return k
