@@ -221,6 +221,8 @@ def _handler(api: Api):
 
         def _answer(self, method: str) -> None:
             body = None
+            if method != "POST" and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+                self.close_connection = True  # a body nobody reads must not become the next request
             if method == "POST":
                 n = self.headers.get("Content-Length")
                 if n is None:
@@ -266,6 +268,8 @@ def _handler(api: Api):
 
         def send_error(self, code, message=None, explain=None):  # malformed requests: JSON too
             self.close_connection = True
+            if self.request_version == "HTTP/0.9":  # unparsable request line: answer with a status line
+                self.request_version = "HTTP/1.0"
             try:
                 self._send(*api._json(code, {"error": message or "bad request", "status": code}))
             except OSError:
