@@ -93,6 +93,9 @@ OPENAPI: dict = {
                           "409": _json("HookAnswer", "the gate is pending (or, for rollback, did not fail)"),
                           "411": _err("Content-Length required"), "413": _err("body too large"),
                           "503": _json("HookAnswer", "not caught up with the gates topic yet")}}},
+        "/": {"get": {"summary": "Status page: every gate, its state, verdict and reasons", "security": _SECURED,
+                      "responses": {"200": {"description": "HTML", "content": {"text/html": {
+                          "schema": {"type": "string"}}}}, "401": _err("bearer token missing or wrong")}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"}, "alive")}}},
         "/readyz": {"get": {"summary": "Ready once caught up with the gates topic", "responses": {
             "200": _json({"type": "object"}, "ready"), "503": _json({"type": "object"}, "not caught up yet")}}},

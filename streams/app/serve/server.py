@@ -6,7 +6,7 @@ Every answer is JSON (or Prometheus text on /metrics); bad input gets a 4xx with
 unexpected error gets a JSON 500 with no trace (logged server-side).
 
 Security: binds 127.0.0.1 by default; a non-loopback bind is refused without a bearer token; with a
-token every /v1 request needs `Authorization: Bearer <token>` (401 otherwise). /healthz, /readyz,
+token every /v1 request and the status page / need `Authorization: Bearer <token>` (401 otherwise). /healthz, /readyz,
 /metrics and /openapi.json stay open for probes and scrapers.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gatewatch.streams.app.serve import flagger
+from gatewatch.streams.app.serve import flagger, page
 from gatewatch.streams.app.serve.metrics import registry
 from gatewatch.streams.app.serve.store import GateStore, bad_name
 from gatewatch.streams.runtime.errors import GatewatchError
@@ -94,6 +94,10 @@ class Api:
             if len(parts) > 1 and parts[-1] == "":  # a trailing slash names the same resource
                 parts.pop()
             query = parse_qs(url.query, keep_blank_values=True)
+            if parts == [""]:  # the status page: the same data as /v1/gates, so the same guard
+                self._method(method, "GET")
+                self._authorize(headers)
+                return 200, "text/html; charset=utf-8", page.render(self.store.gates(), self.ready()), {}
             if parts[:1] == ["v1"]:
                 self._authorize(headers)
                 return self._v1(method, parts[1:], query, body)
