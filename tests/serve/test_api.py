@@ -152,11 +152,18 @@ def test_actions_are_materialized_newest_first(kafka_bootstrap, start_serve):
     acts = [{"id": f"{i:064x}", "kind": "abort" if i == 2 else "gate", "action": "rollback", "scope": "checkout",
              "release": "1.6.0" if i == 2 else "1.5.0", "permit": {"id": f"p{i}"}} for i in range(3)]
     publish_raw(kafka_bootstrap, "actions", [(b"checkout", orjson.dumps(a)) for a in acts])
+    receipt = {"id": "r1", "sig": "s", "type": "RESULT", "seq": 1, "executor": "e", "ts": "t",
+               "action_id": acts[1]["id"], "status": "EXECUTED", "backend": "dry-run"}
+    publish_raw(kafka_bootstrap, "receipts", [(acts[1]["id"].encode(), orjson.dumps(receipt))] * 2)
     publish(kafka_bootstrap, [gate("checkout", "1.5.0", "pass")])
     s = start_serve()
     assert wait_until(lambda: len(http("GET", s.url + "/v1/actions")[1]["actions"]) == 3, 30)
+    assert wait_until(lambda: http("GET", s.url + "/v1/actions")[1]["actions"][1]["receipts"], 30)
     code, doc = http("GET", s.url + "/v1/actions?scope=checkout&release=1.5.0")
     assert code == 200 and [a["id"][-1] for a in doc["actions"]] == ["1", "0"]
+    assert doc["actions"][0]["permit"] == {"id": "p1"}  # the action's permit, as decide signed it
+    assert [(r["type"], r["status"]) for r in doc["actions"][0]["receipts"]] == [("RESULT", "EXECUTED")]  # deduped
+    assert doc["actions"][1]["receipts"] == []
     assert http("GET", s.url + "/v1/actions?scope=other")[1] == {"actions": []}
 
 

@@ -1,4 +1,4 @@
-"""Reads gw.gates (from the beginning, every partition, read_committed) and gw.actions into a
+"""Reads gw.gates (from the beginning, every partition, read_committed), gw.actions and gw.receipts into a
 GateStore, on one background thread. Ready once every gates partition has been read up to the end
 offset it had when serve started (the same test as streams.runtime.kafka.read_to_end): before
 that, an answer could be an older record of a key, so /readyz says 503 until then.
@@ -28,6 +28,7 @@ class Materializer:
         self.bootstrap, self.store = bootstrap, store
         self.gates_topic = topics.topic("gates", pfx)
         self.actions_topic = topics.topic("actions", pfx)
+        self.receipts_topic = topics.topic("receipts", pfx)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._todo: dict[int, int] = {}  # gates partition -> end offset still to reach
@@ -51,8 +52,8 @@ class Materializer:
             # a topic created a moment ago answers NOT_LEADER for a while: retried
             ends = {p: _end_offset(c, self.gates_topic, p) for p in parts}
             assign = [TopicPartition(self.gates_topic, p, OFFSET_BEGINNING) for p in parts]
-            assign += [TopicPartition(self.actions_topic, p, OFFSET_BEGINNING)
-                       for p in self._partitions(c, self.actions_topic, required=False)]
+            for t in (self.actions_topic, self.receipts_topic):
+                assign += [TopicPartition(t, p, OFFSET_BEGINNING) for p in self._partitions(c, t, required=False)]
             c.assign(assign)
         except Exception:
             c.close()
@@ -70,7 +71,7 @@ class Materializer:
         if md is None or md.error is not None or not md.partitions:
             if required:
                 raise GatewatchError(f"topic {topic} not found (run: gatewatch topics create)")
-            LOG.warning("topic %s not found: serving gates without recent actions", topic)
+            LOG.warning("topic %s not found: serving gates without it", topic)
             return []
         return sorted(md.partitions)
 
@@ -84,8 +85,10 @@ class Materializer:
                         continue
                     if m.topic() == self.gates_topic:
                         self.store.apply_gate(m.key(), m.value())
-                    else:
+                    elif m.topic() == self.actions_topic:
                         self.store.apply_action(m.value())
+                    else:
+                        self.store.apply_receipt(m.value())
                 if self._todo:
                     # the position passes transaction markers too, which are never delivered
                     for tp in c.position([TopicPartition(self.gates_topic, p) for p in self._todo]):

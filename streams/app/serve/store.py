@@ -2,13 +2,14 @@
 
 gw.gates is compacted and keyed scope@release: the last record per key wins and a tombstone (null
 value) deletes the key, exactly as compaction will leave the topic. gw.actions is a plain log: the
-most recent MAX_ACTIONS are kept. Everything here is thread-safe (the materializer writes, HTTP
+most recent MAX_ACTIONS are kept, each with the executor's receipts for it from gw.receipts
+(INTENT / RESULT / REFUSED; matched by action_id). Everything here is thread-safe (the materializer writes, HTTP
 threads read) and free of Kafka, so it is tested with plain records.
 """
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 
 import orjson
 
@@ -45,6 +46,8 @@ class GateStore:
         self._lock = threading.Lock()
         self._gates: dict[tuple[str, str], dict] = {}
         self._actions: deque = deque(maxlen=max_actions)
+        self._receipts: OrderedDict[str, list[dict]] = OrderedDict()  # action id -> receipts (bounded)
+        self._max_receipts = 2 * max_actions
         self.applied = 0    # records applied (gates and actions)
         self.rejected = 0   # unreadable records skipped
 
@@ -88,6 +91,27 @@ class GateStore:
             self._actions.append(rec)
         self.applied += 1
 
+    def apply_receipt(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            rec = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            self.rejected += 1
+            return
+        if not isinstance(rec, dict) or not isinstance(rec.get("action_id"), str):
+            self.rejected += 1
+            return
+        short = {k: rec.get(k) for k in ("id", "type", "status", "backend", "ts", "detail", "dry_run")}
+        with self._lock:
+            mine = self._receipts.setdefault(rec["action_id"], [])
+            if all(r["id"] != short["id"] for r in mine):  # at-least-once delivery: dedupe by id
+                mine.append(short)
+            self._receipts.move_to_end(rec["action_id"])
+            while len(self._receipts) > self._max_receipts:
+                self._receipts.popitem(last=False)
+        self.applied += 1
+
     # ---- reads (HTTP threads) ----------------------------------------------------------------
     def gates(self) -> list[dict]:
         with self._lock:
@@ -125,7 +149,7 @@ class GateStore:
 
     def actions(self, scope: str | None = None, release: str | None = None, limit: int = 100) -> list[dict]:
         with self._lock:
-            acts = list(self._actions)
-        acts = [a for a in acts if (scope is None or a.get("scope") == scope)
-                and (release is None or a.get("release") == release)]
-        return acts[-limit:][::-1]  # newest first
+            acts = [a for a in self._actions if (scope is None or a.get("scope") == scope)
+                    and (release is None or a.get("release") == release)][-limit:]
+            out = [dict(a, receipts=list(self._receipts.get(a.get("id"), ()))) for a in acts]
+        return out[::-1]  # newest first
