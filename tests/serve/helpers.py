@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import functools
+import os
+import re
+import signal
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import orjson
 
 from gatewatch.processors.policy.gatestatus import gate_status, missing_reasons
+from gatewatch.streams.app.serve.materialize import wait_until
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import producer
 from gatewatch.streams.runtime.policy_files import load_policy_dir
@@ -72,3 +78,36 @@ def demo_gate_records() -> tuple:
     every gate record decide would publish, in order (key, value)."""
     from tests.policy.test_releases import two_releases
     return tuple((k, v) for t, k, v in two_releases() if t == topics.topic("gates"))
+
+
+def serve_env(bootstrap: str) -> dict:
+    return dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap)
+
+
+class ServeProc:
+    def __init__(self, bootstrap: str, *args: str, cafile: str | None = None):
+        self.cafile = cafile
+        self.proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "serve", "--port", "0", *args],
+                                     env=serve_env(bootstrap), stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        m = re.search(r"(https?://\S+)", line)
+        assert m, f"no URL in serve's first line: {line!r} (rc={self.proc.poll()})"
+        self.url = m.group(1).replace("0.0.0.0", "127.0.0.1")
+        assert wait_until(lambda: self._ready(), 60), "serve never became ready"
+
+    def _ready(self) -> bool:
+        try:
+            return http("GET", self.url + "/readyz", cafile=self.cafile)[0] == 200
+        except OSError:
+            return False
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(20)
+        self.proc.stderr.close()
+        return rc
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(20)
+        self.proc.stderr.close()

@@ -2,51 +2,19 @@
 broker, real HTTP(S); a restart rematerializes everything from the compacted topic."""
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
 
 import orjson
 import pytest
 
-from gatewatch.streams.app.serve.materialize import wait_until
-from tests.serve.helpers import gate, http, publish
+from tests.serve.helpers import ServeProc, gate, http, publish, serve_env
 
 pytestmark = pytest.mark.integration
 
 
-def _env(bootstrap: str) -> dict:
-    return dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap)
-
-
-class ServeProc:
-    def __init__(self, bootstrap: str, *args: str, cafile: str | None = None):
-        self.cafile = cafile
-        self.proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "serve", "--port", "0", *args],
-                                     env=_env(bootstrap), stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        m = re.search(r"(https?://\S+)", line)
-        assert m, f"no URL in serve's first line: {line!r} (rc={self.proc.poll()})"
-        self.url = m.group(1).replace("0.0.0.0", "127.0.0.1")
-        assert wait_until(lambda: self._ready(), 60), "serve never became ready"
-
-    def _ready(self) -> bool:
-        try:
-            return http("GET", self.url + "/readyz", cafile=self.cafile)[0] == 200
-        except OSError:
-            return False
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(20)
-        self.proc.stderr.close()
-        return rc
-
-
 def gate_status(bootstrap: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gatewatch", "gate", "status", *args], env=_env(bootstrap),
+    return subprocess.run([sys.executable, "-m", "gatewatch", "gate", "status", *args], env=serve_env(bootstrap),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -87,7 +55,7 @@ def test_serve_restart_rematerializes_everything_and_gate_status_exit_codes(kafk
 
 
 def test_serve_refuses_non_loopback_without_token_in_one_line(kafka_bootstrap, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gatewatch", "serve", "--host", "0.0.0.0"], env=_env(kafka_bootstrap),
+    r = subprocess.run([sys.executable, "-m", "gatewatch", "serve", "--host", "0.0.0.0"], env=serve_env(kafka_bootstrap),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
@@ -95,7 +63,7 @@ def test_serve_refuses_non_loopback_without_token_in_one_line(kafka_bootstrap, t
     empty = tmp_path / "empty"
     empty.write_text("\n")
     r = subprocess.run([sys.executable, "-m", "gatewatch", "serve", "--token-file", str(empty)],
-                       env=_env(kafka_bootstrap), capture_output=True, text=True, timeout=60)
+                       env=serve_env(kafka_bootstrap), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "must hold one non-empty token" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -119,7 +87,7 @@ def test_tls_and_token_on_a_non_loopback_bind(kafka_bootstrap, topic_prefix, tmp
             http("GET", url.replace("https", "http") + "/healthz")
         assert http("GET", url + "/healthz", cafile=str(cert))[0] == 200  # still serving after that
         r = subprocess.run([sys.executable, "-m", "gatewatch", "gate", "status", "checkout", "--url", url,
-                            "--token-file", str(token)], env=dict(_env(kafka_bootstrap), GATEWATCH_SERVE_CA=str(cert)),
+                            "--token-file", str(token)], env=dict(serve_env(kafka_bootstrap), GATEWATCH_SERVE_CA=str(cert)),
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "PASS" in r.stdout, r
     finally:
