@@ -45,6 +45,7 @@ class GateStore:
     def __init__(self, max_actions: int = MAX_ACTIONS):
         self._lock = threading.Lock()
         self._gates: dict[tuple[str, str], dict] = {}
+        self._by_scope: dict[str, set[str]] = {}  # scope -> its releases (lookups without a scan)
         self._actions: deque = deque(maxlen=max_actions)
         self._receipts: OrderedDict[str, list[dict]] = OrderedDict()  # action id -> receipts (bounded)
         self._max_receipts = 2 * max_actions
@@ -59,7 +60,11 @@ class GateStore:
             return
         if value is None:  # tombstone: the gate is gone from the compacted topic
             with self._lock:
-                self._gates.pop(k, None)
+                if self._gates.pop(k, None) is not None:
+                    rels = self._by_scope[k[0]]
+                    rels.discard(k[1])
+                    if not rels:
+                        del self._by_scope[k[0]]
             self.applied += 1
             return
         try:
@@ -74,6 +79,7 @@ class GateStore:
         rec.setdefault("release", k[1])
         with self._lock:
             self._gates[k] = rec
+            self._by_scope.setdefault(k[0], set()).add(k[1])
         self.applied += 1
 
     def apply_action(self, value: bytes | None) -> None:
@@ -119,7 +125,7 @@ class GateStore:
 
     def scopes(self) -> set[str]:
         with self._lock:
-            return {s for s, _r in self._gates}
+            return set(self._by_scope)
 
     def get(self, scope: str, release: str | None = None) -> dict | None:
         """The gate of (scope, release); without a release, the latest release of the scope: the one
@@ -127,14 +133,14 @@ class GateStore:
         with self._lock:
             if release is not None:
                 return self._gates.get((scope, release))
-            mine = [g for (s, _r), g in self._gates.items() if s == scope]
+            mine = [self._gates[(scope, r)] for r in self._by_scope.get(scope, ())]
         if not mine:
             return None
         return max(mine, key=lambda g: (str(g.get("since") or ""), str(g.get("ts") or ""), str(g["release"])))
 
     def releases(self, scope: str) -> list[str]:
         with self._lock:
-            return sorted(r for s, r in self._gates if s == scope)
+            return sorted(self._by_scope.get(scope, ()))
 
     def live(self, per_scope: int = 3) -> list[dict]:
         """The latest `per_scope` releases of each scope (what /metrics exports: bounded)."""
