@@ -4,7 +4,8 @@ Broker (embedded unless KAFKA_BOOTSTRAP_SERVERS; Apache Kafka with engine="kafka
 keys -> a local webhook standing in for the deploy system -> workers as real subprocesses (ingest,
 signals, decide, executor, WORM sink, two witnesses) -> healthy_canary then traffic_spike published
 with event-time compression, ending at the current time -> drain -> evidence bundle -> HTML
-report -> offline verify.
+report -> offline verify. `gatewatch serve` runs beside the workers on 127.0.0.1 (a free port) and
+the gates it answers are printed with a curl line each once the pipeline drained.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import orjson
 import yaml
 
 from gatewatch.processors.scenarios import Scenario
+from gatewatch.streams.app.serve import Serve
+from gatewatch.streams.app.serve.store import split_key
 from gatewatch.streams.app.simulate import ending_now, load_scenario_spec, publish
 from gatewatch.streams.app.supervisor import Supervisor
 from gatewatch.streams.app.webhook import DeployWebhook
@@ -70,6 +73,8 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         say(f"[1/6] Kafka at {bs}; topics under '{prefix}'")
         create_topics(bs, prefix)
         hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys))
+        gates = Serve(bs, port=0).start()
+        say(f"      gatewatch serve at {gates.url} (try: curl -s {gates.url}/v1/gates)")
         executor_config(out / "executor.yml", hook.url)
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
@@ -128,9 +133,16 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
             time.sleep(0.5)
             watch.stop.set()
             hook.stop()
+            if sys.exc_info()[0] is not None:  # an error: serve stops with the rest
+                gates.stop()
         if tty:
             say("")
         say("[4/6] pipeline drained: " + watch.line(published[0]))
+        gate_list = served_gates(gates, bs)
+        for g in gate_list:
+            say(f"      gate {g['scope']}@{g['release']}: {g['verdict']} ({g['state']})   "
+                f"curl -s '{gates.url}/v1/gates/{g['scope']}?release={g['release']}'")
+        gates.stop()
 
         bundle, report = out / "evidence.tar.gz", out / "report.html"
         signals_file = out / "signals.ndjson"
@@ -158,7 +170,17 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
     return {"bundle": bundle, "report": report if report.exists() else None, "verified": v.returncode == 0,
             "verify_output": v.stdout + v.stderr, "webhook_calls": len(hook.calls), "rollbacks": rollbacks,
             "permitted_rollbacks": permitted, "actions": watch.kinds, "seconds": time.monotonic() - t_start,
-            "out": out}
+            "out": out, "gates": gate_list, "serve_url": gates.url}
+
+
+def served_gates(svc: Serve, bootstrap: str, timeout_s: float = 20.0) -> list[dict]:
+    """The gates serve answers once it holds every key the gates topic has now."""
+    from gatewatch.streams.runtime.kafka import read_to_end
+    keys = {split_key(m.key()) for m in read_to_end(bootstrap, topics.topic("gates"))}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not keys <= {(g["scope"], g["release"]) for g in svc.store.gates()}:
+        time.sleep(0.1)
+    return svc.store.gates()
 
 
 class TopicCounter:

@@ -48,6 +48,8 @@ def demo(out_dir, speed, policy_dir, scenarios, engine) -> None:
     click.echo(f"  evidence bundle:    {res['bundle']}  ({'verified' if res['verified'] else 'VERIFY FAILED'})")
     click.echo(f"  HTML report:        {res['report'] or 'not built'}")
     click.echo(f"  logs:               {res['out'] / 'logs'}")
+    for g in res["gates"]:
+        click.echo(f"  gate {g['scope']}@{g['release']}: {g['verdict']} ({g['state']})")
     if not res["verified"]:
         raise GatewatchError("evidence bundle did not verify:\n" + res["verify_output"][-1500:])
     if not res["permitted_rollbacks"]:

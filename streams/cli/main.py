@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "gatewatch.streams.cli.drill",
     "gatewatch.streams.cli.cardinality",
     "gatewatch.streams.cli.report",
+    "gatewatch.streams.cli.serve",
 )
 
 

@@ -20,6 +20,11 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     assert m and int(m.group(1)) >= 1, r.stdout
     assert "promote:promote" in r.stdout, r.stdout  # healthy_canary reached CANARY_READY
     assert "(verified)" in r.stdout
+    # serve ran beside the streaming pipeline and answered from the gates topic decide wrote:
+    # the promoted healthy_canary release passes, the traffic_spike release fails
+    assert "gate checkout@1.5.0: pass (CANARY_READY)" in r.stdout, r.stdout
+    assert re.search(r"gate checkout@1\.6\.0: fail \(", r.stdout), r.stdout
+    assert re.search(r"gatewatch serve at http://127\.0\.0\.1:\d+", r.stderr), r.stderr[-2000:]
     bundle = out / "evidence.tar.gz"
     with tarfile.open(bundle) as t:
         names = t.getnames()
