@@ -22,6 +22,7 @@ class Worker:
     proc: subprocess.Popen | None = None
     starts: int = 0
     log: Path | None = None
+    exited_at: int | None = None  # the tend() pass that first saw it exit
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Supervisor:
     env: dict
     logdir: Path
     workers: dict[str, Worker] = field(default_factory=dict)
+    passes: int = 0
 
     def add(self, name: str, argv: list[str], upstream: tuple[str, ...] = ()) -> None:
         self.workers[name] = Worker(name, argv, upstream, log=self.logdir / f"{name}.log")
@@ -63,6 +65,7 @@ class Supervisor:
         w.proc = subprocess.Popen([sys.executable, "-m", "gatewatch", *w.argv], env=self.env,
                                   stdout=subprocess.DEVNULL, stderr=open(w.log, "ab"), stdin=subprocess.DEVNULL)
         w.starts += 1
+        w.exited_at = None
 
     def alive(self, name: str) -> bool:
         """Whether the worker `name` (or any member "name-N" of that stage) runs."""
@@ -70,7 +73,10 @@ class Supervisor:
                    if n == name or (n.startswith(name + "-") and n[len(name) + 1:].isdigit()))
 
     def tend(self, publishing: bool) -> None:
-        """Restart idle-exited workers whose input may still come; fail on crashes."""
+        """Restart idle-exited workers whose input may still come; fail on crashes. An upstream
+        that exited in the same pass as its downstream, or later, may have written after the
+        downstream last looked: the downstream runs once more to read it."""
+        self.passes += 1
         for w in self.workers.values():
             rc = w.proc.poll() if w.proc else None
             if rc is None:
@@ -78,11 +84,31 @@ class Supervisor:
             if rc != 0:
                 tail = w.log.read_text(errors="replace")[-1500:] if w.log.exists() else ""
                 raise GatewatchError(f"worker {w.name} exited with {rc}; log {w.log}:\n{tail}")
-            if publishing or any(self.alive(u) for u in w.upstream):
+            if w.exited_at is None:
+                w.exited_at = self.passes
+        for w in self.workers.values():
+            if self._needs_restart(w, publishing):
                 self.start(w.name)
 
+    def _exit_pass(self, w: Worker) -> int | None:
+        if w.proc is None or w.proc.poll() is None:
+            return None
+        return w.exited_at if w.exited_at is not None else self.passes + 1  # exited, not yet seen
+
+    def _needs_restart(self, w: Worker, publishing: bool) -> bool:
+        mine = self._exit_pass(w)
+        if mine is None or w.proc.returncode != 0:
+            return False
+        if publishing:
+            return True
+        members = [u for n, u in self.workers.items() for name in w.upstream
+                   if n == name or (n.startswith(name + "-") and n[len(name) + 1:].isdigit())]
+        return any(u.proc is not None and (self._exit_pass(u) is None or self._exit_pass(u) >= mine)
+                   for u in members)
+
     def done(self) -> bool:
-        return not any(self.alive(n) for n in self.workers)
+        return not any(self.alive(n) for n in self.workers) and \
+            not any(self._needs_restart(w, False) for w in self.workers.values())
 
     def stop_all(self) -> None:
         for w in self.workers.values():

@@ -223,7 +223,22 @@ def create_topics(bootstrap: str, pfx: str | None = None, partitions: int | None
                     result[name] = "exists"
                 else:
                     raise GatewatchError(f"creating topic {name}: {e.args[0].str()}") from None
+        _wait_visible(a, [t.topic for t in new])
     return dict(sorted(result.items()))
+
+
+def _wait_visible(a, names: list[str], timeout_s: float = 30.0) -> None:
+    """Creation returns when the controller has the topics; the broker a client asks next may not
+    know them yet (a cluster propagates metadata), so wait until every partition has a leader."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = a.list_topics(timeout=10).topics
+        if all(n in md and md[n].error is None and md[n].partitions
+               and all(p.leader >= 0 for p in md[n].partitions.values()) for n in names):
+            return
+        if time.monotonic() > deadline:
+            raise GatewatchError(f"created topics not visible within {timeout_s:.0f}s: {sorted(set(names) - set(md))}")
+        time.sleep(0.1)
 
 
 def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list:

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 
-from confluent_kafka import OFFSET_STORED, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_STORED, KafkaError, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from gatewatch.processors.canonical import canonical_json
@@ -246,7 +246,9 @@ class Worker:
             if not st.transactional and time.monotonic() - self._last_checkpoint >= st.checkpoint_interval_s:
                 self.checkpoint()
             if not good and not busy and self.assigned and st.idle_ok() and self.idle.expired():
-                break
+                if self._caught_up():
+                    break
+                self.idle.saw_input()  # input is paused, not over: look again after another idle spell
 
     def _process(self, msgs: list) -> None:
         st, t0 = self.stage, time.monotonic()
@@ -329,6 +331,21 @@ class Worker:
         CHECKPOINTS.labels(self.stage.name).inc()
 
     # ---- assignment --------------------------------------------------------------------
+    def _caught_up(self) -> bool:
+        """Idle means nothing left to read, not a quiet spell: a leader election or a slow fetch
+        can pause input for longer than the idle time, and exiting then would leave input unread."""
+        tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        try:
+            for tp in self.consumer.position(tps):
+                # the consumer's position passes transaction markers; ours is where we started or read
+                pos = max(tp.offset, self._positions.get((tp.topic, tp.partition), 0))
+                if pos < self.consumer.get_watermark_offsets(tp, timeout=5)[1]:
+                    return False
+        except KafkaException as e:
+            log_event(self.log, "end offsets unknown, not idle", logging.INFO, error=str(e))
+            return False
+        return True
+
     def _on_assign(self, consumer, tps) -> None:
         placed = self._resolve(consumer, self.stage.on_assign(self, list(tps)))
         for tp in placed:
@@ -355,8 +372,12 @@ class Worker:
         for tp in placed:
             off = committed.get((tp.topic, tp.partition), tp.offset) if tp.offset == OFFSET_STORED else tp.offset
             if off < 0:  # nothing committed, or the beginning: the partition's low watermark
-                off = retry_on_load(lambda tp=tp: consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=10)[0], "reading the start offset")
+                try:
+                    off = retry_on_load(lambda tp=tp: consumer.get_watermark_offsets(
+                        TopicPartition(tp.topic, tp.partition), timeout=10)[0], "reading the start offset", 20)
+                except GatewatchError as e:  # e.g. metadata still settling after a failover
+                    log_event(self.log, "start offset left to the client", logging.WARNING, error=str(e))
+                    off = OFFSET_BEGINNING
             out.append(TopicPartition(tp.topic, tp.partition, off))
         return out
 
