@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.exceptions.Exit as e:
         return e.exit_code
+    except SystemExit as e:  # a command's own exit status (click's Exit is swallowed in this mode)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (click.ClickException, GatewatchError) as e:
         msg = e.format_message() if isinstance(e, click.ClickException) else str(e)
         click.echo(f"gatewatch: error: {msg}", err=True)

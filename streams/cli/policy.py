@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import click
 import orjson
@@ -89,6 +90,36 @@ def policy_signals() -> None:
     """Print the signal reference (docs/signals.md) from the catalogue."""
     from gatewatch.processors.signal_reference import render
     click.echo(render(), nl=False)
+
+
+@policy.command("shadow")
+@click.argument("candidate", type=click.Path(file_okay=False))
+@click.option("--policy", "active_dir", default="configs/policies", show_default=True,
+              type=click.Path(file_okay=False), help="The active policy directory.")
+@click.option("--corpus", "files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="kcat -J NDJSON input (repeatable), e.g. `gatewatch tail` output or a drill scenario's records.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the report as JSON (for `gatewatch evidence --include`).")
+def policy_shadow(candidate, active_dir, files, out_path) -> None:
+    """Replay a corpus with the active and a CANDIDATE policy; report where decisions diverge.
+
+    Exit 0 when they agree everywhere (divergence 0), 1 when they diverge. Shadow decisions are
+    never signed and never reach an executor.
+    """
+    from gatewatch.streams.app.shadow import shadow_report
+    rep = shadow_report(load_policy_or_fail(active_dir), load_policy_or_fail(candidate), list(files))
+    if out_path:
+        with open(out_path, "wb") as f:
+            f.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    click.echo(f"# shadow: active {rep['active_policy'][:12]} vs candidate {rep['candidate_policy'][:12]}: "
+               f"{rep['agree']} decisions agree, divergence {rep['divergence']}")
+    for d in rep["diffs"]:
+        at = (d["candidate"] or d["active"])["ts"]
+        click.echo(f"{d['scope']}@{d['release'] or '-'} {d['kind']} {d['action']} {d['rule']}: {d['what']} "
+                   f"(active {d['active']['ts'] if d['active'] else '-'}, candidate "
+                   f"{d['candidate']['ts'] if d['candidate'] else '-'}; at {at})")
+    if rep["divergence"]:
+        sys.exit(1)  # not click's Exit: main() runs click in standalone_mode=False
 
 
 @policy.command("eval")

@@ -1,0 +1,33 @@
+"""`gatewatch policy shadow`: replay a corpus (kcat -J files) once with the active policy and once
+with a candidate, and report where their decisions diverge (processors.shadow). Nothing is signed:
+shadow decisions are never executable."""
+from __future__ import annotations
+
+from collections import Counter
+from itertools import islice
+
+import orjson
+
+from gatewatch.processors.shadow import diverge
+from gatewatch.streams.app.replay import Replayer, read_envelopes, scan_sources
+
+
+def decisions(policy, paths: list[str]) -> list[dict]:
+    rp = Replayer(policy, None, sources=scan_sources(paths))
+    out, bad = [], Counter()
+
+    def take(recs):
+        out.extend(orjson.loads(v) for t, _k, v in recs if t == rp.t_actions)
+
+    for path in paths:
+        with open(path, "rb") as f:
+            envs = read_envelopes(f, bad)
+            while chunk := list(islice(envs, 4096)):
+                take(rp.feed_many(chunk))
+    take(rp.finish())
+    return out
+
+
+def shadow_report(active, candidate, paths: list[str]) -> dict:
+    report = diverge(decisions(active, paths), decisions(candidate, paths))
+    return {"active_policy": active.hash, "candidate_policy": candidate.hash, "corpus": list(paths), **report}
