@@ -35,6 +35,12 @@ def _build() -> dict[str, SignalDef]:
     add("latency_p95_ms", "ms", "requests", "p95 request latency over the policy latency window")
     add("latency_p99_ms", "ms", "requests", "p99 request latency over the policy latency window")
     add("request_rate", "rps", "requests", "requests per second over 5m")
+    add("latency_p95_ms_delta", "delta", "requests",
+        "p95 latency of the cohort vs the baseline cohort, fraction, with a seeded bootstrap interval")
+    add("latency_p95_ms_delta_lo", "delta", "requests", "lower bound of latency_p95_ms_delta's 95 % interval")
+    add("err5xx_rate_delta", "ratio", "requests",
+        "5xx ratio of the cohort minus the baseline cohort's, with a normal-approximation interval")
+    add("err5xx_rate_delta_lo", "ratio", "requests", "lower bound of err5xx_rate_delta's 95 % interval")
     add("error_budget_consumed", "ratio", "requests",
         "share of the error budget spent over slo.availability.window (28d; whole hours plus the "
         "current hour so far), every 5 minutes; above 1 when overspent")

@@ -35,26 +35,26 @@ def seed_for(policy_hash: str, *window_id) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16)
 
 
-def _replicate(r: Ranked, rng: random.Random) -> float:
+def _replicate(r: Ranked, rng: random.Random, q: float = P) -> float:
     n = r.n
-    k = int(math.floor(P * (n - 1))) + 1          # 1-based order statistic of the p75
+    k = int(math.floor(q * (n - 1))) + 1          # 1-based order statistic of the quantile
     u = rng.betavariate(k, n + 1 - k) if n > 1 else 0.5
     j = min(n - 1, max(0, math.ceil(u * n) - 1))
     return r.at_rank(j)
 
 
 def delta_ci(cur: Ranked, base: Ranked | None, base_value: float, seed: int,
-             resamples: int) -> tuple[float | None, float | None, float | None]:
-    """(delta, ci_low, ci_high) of cur's p75 vs the baseline p75 (a cohort's, or a constant)."""
-    cur_p = cur.quantile(P)
+             resamples: int, q: float = P) -> tuple[float | None, float | None, float | None]:
+    """(delta, ci_low, ci_high) of cur's quantile q vs the baseline's (a cohort's, or a constant)."""
+    cur_p = cur.quantile(q)
     if cur_p is None or not base_value:
         return None, None, None
     delta = cur_p / base_value - 1.0
     rng = random.Random(seed)
     reps = []
     for _ in range(resamples):
-        c = _replicate(cur, rng)
-        b = _replicate(base, rng) if base is not None else base_value
+        c = _replicate(cur, rng, q)
+        b = _replicate(base, rng, q) if base is not None else base_value
         if b:
             reps.append(c / b - 1.0)
     if len(reps) < 2:

@@ -11,6 +11,8 @@ state bounded by its hours (672 buckets for 28 days), and never depends on when 
 """
 from __future__ import annotations
 
+import math
+
 from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.signals.common import Key, dense, drop, signal, slide, sum_hists, undense
 from gatewatch.processors.windows import (
@@ -179,3 +181,44 @@ class Requests(Key):
         return k
 
 
+def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[dict]:
+    """Canary (any non-baseline cohort) vs baseline, as Kayenta judges every metric:
+    latency_p95_ms_delta = p95 / baseline p95 - 1 with a seeded bootstrap interval (the same
+    order-statistic resampling as the RUM deltas, processors.rum); err5xx_rate_delta = error ratio
+    minus the baseline's, with a normal-approximation interval (no randomness). *_delta_lo is the
+    interval's lower bound, so a rule can demand that the whole interval shows the regression."""
+    from gatewatch.processors import rum as rumlib
+    out = []
+    for k in active:
+        service, cohort, release = k
+        if cohort in cfg.baseline_cohorts:
+            continue
+        base_key = next((b for b in ((service, bc, "") for bc in cfg.baseline_cohorts) if b in keys
+                         and b in active), None)
+        if base_key is None:
+            continue
+        cur, base = keys[k], keys[base_key]
+        ref = {"baseline_source": f"cohort:{base_key[1]}"}
+        r, br = cur.lat_win.ranked(), base.lat_win.ranked()
+        delta = lo = hi = None
+        if r.n and br.n:
+            seed = rumlib.seed_for(cfg.policy_hash, "latency_p95_ms_delta", service, cohort, cfg.latency_window_ms,
+                                   end, *((release,) if release else ()))
+            delta, lo, hi = rumlib.delta_ci(r, br, br.quantile(0.95), seed, cfg.bootstrap_resamples, q=0.95)
+        lat = dict(ref, baseline=br.quantile(0.95) if br.n else None, baseline_samples=br.n, ci_low=lo, ci_high=hi)
+        out.append(signal("latency_p95_ms_delta", service, cohort, "", cfg.latency_window_ms, delta, r.n, end,
+                          release, **lat))
+        out.append(signal("latency_p95_ms_delta_lo", service, cohort, "", cfg.latency_window_ms, lo, r.n, end,
+                          release, **lat))
+        (n, e), (bn, be) = (x.window_sums(end, [cfg.rate_window_ms], cfg.step_ms)[cfg.rate_window_ms]
+                            for x in (cur, base))
+        d = elo = ehi = None
+        if n and bn:
+            p, bp = e / n, be / bn
+            half = 1.96 * math.sqrt(p * (1 - p) / n + bp * (1 - bp) / bn)
+            d, elo, ehi = p - bp, p - bp - half, p - bp + half
+        err = dict(ref, baseline=be / bn if bn else None, baseline_samples=bn, ci_low=elo, ci_high=ehi)
+        out.append(signal("err5xx_rate_delta", service, cohort, "", cfg.rate_window_ms, d, n, end, release, **err))
+        out.append(signal("err5xx_rate_delta_lo", service, cohort, "", cfg.rate_window_ms, elo, n, end, release,
+                          **err))
+    return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 from gatewatch.processors.signals.common import SignalBatch
 from gatewatch.processors.signals.declared import Declared
 from gatewatch.processors.signals.gauges import Gauges
-from gatewatch.processors.signals.requests import Requests
+from gatewatch.processors.signals.requests import Requests, request_deltas
 from gatewatch.processors.signals.series import Series
 from gatewatch.processors.signals.sources import Source
 from gatewatch.processors.signals.tables import Cdc
@@ -196,6 +196,8 @@ class SignalTask:
                     sigs.extend(keys[k].signals(k, end, cfg, self.shapes, self._compat.setdefault(k, {})))
             else:
                 sigs = [s for k in active for s in keys[k].signals(k, end, cfg)]
+                if d == "requests":
+                    sigs += request_deltas(keys, active, end, cfg)
             bd = BATCH_DOMAIN.get(d, d)
             for s in sigs:
                 by_batch.setdefault((bd, s["scope"]), []).append(s)

@@ -55,7 +55,7 @@ def test_broker_sigkilled_and_restarted_mid_run(tmp_path, monkeypatch, seed):
     crashed: dict[str, int] = {}
     try:
         create_topics(broker.bootstrap, prefix)
-        publish_inputs(broker.bootstrap)
+        published = publish_inputs(broker.bootstrap)
         sup = _supervisor(env, tmp_path, hook.url)
         for name in KINDS:
             sup.start(name)
@@ -74,7 +74,7 @@ def test_broker_sigkilled_and_restarted_mid_run(tmp_path, monkeypatch, seed):
         finally:
             sup.stop_all()
         print(f"workers that exited non-zero while the broker was down: {crashed or 'none'}")
-        check_against_uninterrupted(broker.bootstrap, prefix, keys, tmp_path, hook, env)
+        check_against_uninterrupted(broker.bootstrap, prefix, keys, tmp_path, hook, env, published)
     finally:
         hook.stop()
         broker.stop()

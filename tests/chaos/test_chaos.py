@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import orjson
 import pytest
@@ -33,6 +34,7 @@ from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.pipeline.helpers import envelopes, publish_inputs, read_topic, replay_outputs, streamed
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 KINDS = ("ingest", "signals", "decide", "executor", "worm", "witness-1", "witness-2")
 
 
@@ -62,7 +64,7 @@ def test_sigkill_every_worker_kind(kafka_bootstrap, topic_prefix, tmp_path, seed
     hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys))
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix,
                GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
-    publish_inputs(kafka_bootstrap)
+    published = publish_inputs(kafka_bootstrap)
     sup = _supervisor(env, tmp_path, hook.url)
     for name in KINDS:
         sup.start(name)
@@ -87,15 +89,18 @@ def test_sigkill_every_worker_kind(kafka_bootstrap, topic_prefix, tmp_path, seed
         sup.stop_all()
         hook.stop()
     assert killed, "nothing was killed"
-    check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env)
+    check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env, published)
 
 
-def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env):
+def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, hook, env, published):
     """The end state equals an uninterrupted computation of the same input (module docstring)."""
 
     # 1. the same decisions as an uninterrupted computation of the same input
-    policy = load_policy_dir("configs/policies")
-    expected = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(load_signing_key("decider", keys)))
+    policy = load_policy_dir(CONFIGS / "policies")
+    envs = envelopes(kafka_bootstrap)
+    assert len(envs) == published, "the input topics do not hold what was published"
+    expected = replay_outputs(envs, policy, permit_signer(load_signing_key("decider", keys)))
+    assert f"{topic_prefix}actions" in expected, f"replay of {len(envs)} records decided nothing"
     got_signals = {v for _k, v in streamed(kafka_bootstrap, "signals")}
     want_signals = {v for _k, v in expected[f"{topic_prefix}signals"]}
     assert got_signals == want_signals, f"signals: {len(got_signals - want_signals)} extra, " \

@@ -49,7 +49,7 @@ def test_leaders_sigkilled_mid_run(kafka_cluster, tmp_path, monkeypatch, seed):
                GATEWATCH_LOG_LEVEL="INFO")
     killed = []
     try:
-        publish_inputs(bs)
+        published = publish_inputs(bs)
         sup = _supervisor(env, tmp_path, hook.url)
         for name in KINDS:
             sup.start(name)
@@ -69,7 +69,7 @@ def test_leaders_sigkilled_mid_run(kafka_cluster, tmp_path, monkeypatch, seed):
         finally:
             sup.stop_all()
         print(f"killed nodes {killed}")
-        check_against_uninterrupted(bs, prefix, keys, tmp_path, hook, env)
+        check_against_uninterrupted(bs, prefix, keys, tmp_path, hook, env, published)
     finally:
         hook.stop()
         for node in killed:  # a failed run still leaves the cluster whole for the next test
