@@ -39,6 +39,7 @@ FLUSH_EVERY = 50
 HOOK_SCENARIOS: dict[str, str] = {
     "invariant_breach": "invariant_breach",      # canary pool invariant gauge = 1 for 3 min
     "slo_budget_breach": "traffic_spike",        # x1.5 RPS and 15% 5xx on the canary: fast burn
+    "error_5xx": "traffic_spike",                # ... for 15 minutes
     "latency_budget": "latency_regression",      # canary latency x3.5 (p95 ~1.1 s > 800 ms)
     "cdc_lag": "cdc_freeze",                     # slow catch-up after the freeze: lag ~5 min
     "cdc_freeze": "cdc_freeze",                  # connector paused 660 s (hook: silence > 600 s)
