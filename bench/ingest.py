@@ -62,8 +62,10 @@ def payloads(n: int) -> list[tuple[bytes, bytes, int]]:
 def plain_loop(bs: str, topic: str, n: int) -> float:
     c = consumer(bs, f"bench-plain-{uuid.uuid4().hex[:6]}")
     c.subscribe([topic])
-    got, t0 = 0, None
+    got, t0, deadline = 0, None, time.monotonic() + 600
     while got < n:
+        if time.monotonic() > deadline:
+            sys.exit(f"bench: the plain loop read {got} of {n} records in 600 s")
         for m in c.consume(10_000, 1.0):
             if m.error():
                 continue
@@ -222,7 +224,9 @@ def main() -> None:
                     break
                 except BufferError:
                     p.poll(0.05)
-        p.flush(60)
+        left = p.flush(300)
+        if left:
+            sys.exit(f"bench: {left} records still unsent to the broker after 300 s")
         plain_before = plain_loop(b.bootstrap, topic, n)
         ingest, full = pipeline(b.bootstrap, n, tmp)
         plain_after = plain_loop(b.bootstrap, topic, n)

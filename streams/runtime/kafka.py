@@ -122,7 +122,10 @@ def aiokafka_kwargs(settings: dict | None = None) -> dict:
 
 
 def _ssl_context(conf: dict):
-    from aiokafka.helpers import create_ssl_context
+    try:
+        from aiokafka.helpers import create_ssl_context
+    except ImportError:
+        raise GatewatchError("aiokafka is not installed: pip install 'gatewatch[faust]'") from None
     ctx = create_ssl_context(cafile=conf.get("ssl.ca.location"), certfile=conf.get("ssl.certificate.location"),
                              keyfile=conf.get("ssl.key.location"), password=conf.get("ssl.key.password"))
     if conf.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":
@@ -132,7 +135,10 @@ def _ssl_context(conf: dict):
 
 def faust_app_kwargs(bootstrap: str, settings: dict | None = None) -> dict:
     """faust.App kwargs: broker URL(s) and broker_credentials built from the same settings."""
-    import faust
+    try:
+        import faust
+    except ImportError:
+        raise GatewatchError("faust is not installed: pip install 'gatewatch[faust]'") from None
     kw = aiokafka_kwargs(settings)
     out: dict = {"broker": ";".join(f"kafka://{b.strip()}" for b in bootstrap.split(","))}
     proto = kw["security_protocol"]
