@@ -332,12 +332,10 @@ class Worker:
 
     # ---- assignment --------------------------------------------------------------------
     def _caught_up(self) -> bool:
-        """Idle means nothing left to read, not a quiet spell: a leader election or a slow fetch
-        can pause input for longer than the idle time, and exiting then would leave input unread."""
-        tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        """Idle means nothing left to read, not a quiet spell (a leader election can pause input
+        longer than the idle time). The client's position passes transaction markers."""
         try:
-            for tp in self.consumer.position(tps):
-                # the consumer's position passes transaction markers; ours is where we started or read
+            for tp in self.consumer.position([TopicPartition(t, p) for t, p in sorted(self.assigned)]):
                 pos = max(tp.offset, self._positions.get((tp.topic, tp.partition), 0))
                 if pos < self.consumer.get_watermark_offsets(tp, timeout=5)[1]:
                     return False
@@ -366,8 +364,12 @@ class Worker:
         stored = [tp for tp in placed if tp.offset == OFFSET_STORED]
         committed = {}
         if stored:
-            got = retry_on_load(lambda: consumer.committed(stored, timeout=30), "reading committed offsets")
-            committed = {(tp.topic, tp.partition): tp.offset for tp in got}
+            try:
+                got = retry_on_load(lambda: consumer.committed(stored, timeout=10), "reading committed offsets", 20)
+                committed = {(tp.topic, tp.partition): tp.offset for tp in got}
+            except GatewatchError as e:  # a slow coordinator mid-rebalance: librdkafka resolves them itself
+                log_event(self.log, "committed offsets left to the client", logging.WARNING, error=str(e))
+                return placed
         out = []
         for tp in placed:
             off = committed.get((tp.topic, tp.partition), tp.offset) if tp.offset == OFFSET_STORED else tp.offset
