@@ -74,16 +74,3 @@ ALIASES: dict[str, str] = {
 
 def resolve(name: str) -> SignalDef | None:
     return CATALOGUE.get(ALIASES.get(name, name))
-
-
-# Gauges the built-in hooks (configs/builtin.yml) read that this catalogue does not list (yet):
-# name -> unit. gatewatch.processors.policy resolves them in the "gauges" domain.
-GAUGE_SIGNALS: dict[str, str] = {
-    "resolution_sla_breaches": "count",  # markets resolved later than their SLA, in the window
-    "api_contract_breaks": "count",      # consumer-contract test failures against the release
-    "dp_budget_used": "ratio",           # share of the differential-privacy budget spent
-    "liquidity_depth_ratio": "ratio",    # pool depth vs its baseline
-    "price_divergence": "delta",         # price vs reference oracle, fraction
-    "model_psi": "count",                # population stability index of the model inputs (seed 003)
-    "srm_p_value": "ratio",              # sample-ratio-mismatch test p-value of the experiment split
-}

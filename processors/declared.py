@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gatewatch.processors.catalogue import CATALOGUE, GAUGE_SIGNALS, resolve
+from gatewatch.processors.catalogue import CATALOGUE, resolve
 from gatewatch.processors.timefmt import parse_duration_ms
 
 KINDS = {"gauge": ("last", "max", "min", "mean"), "counter": ("rate", "increase"),
@@ -131,4 +131,4 @@ def roles_for(table: dict, metric: str, labels: dict) -> list[str]:
 
 
 def known_names(declared: dict[str, Declared]) -> list[str]:
-    return sorted(set(CATALOGUE) | set(GAUGE_SIGNALS) | set(declared))
+    return sorted(set(CATALOGUE) | set(declared))

@@ -2,7 +2,7 @@
 from what the policy grammar accepts: `gatewatch policy signals > docs/signals.md` (a test checks)."""
 from __future__ import annotations
 
-from gatewatch.processors.catalogue import ALIASES, CATALOGUE, GAUGE_SIGNALS
+from gatewatch.processors.catalogue import ALIASES, CATALOGUE
 
 INPUTS = {
     "requests": "request samples on gw.metrics; OTLP traces (SERVER spans); OTLP metrics "
@@ -18,7 +18,8 @@ UNITS = {"ms": "milliseconds (a rule may write 800ms or 0.8s)", "s": "seconds", 
          "multiple": "multiple of the error budget", "rps": "requests per second", "count": "plain number"}
 
 
-def render() -> str:
+def render(builtin: dict | None = None) -> str:
+    """builtin: the built-in layer's declared signals (processors.declared.parse_declared)."""
     out = ["# Signal reference", "",
            "Generated from `processors/catalogue.py` by `gatewatch policy signals`; do not edit by hand.",
            "Every signal is computed per scope (service), cohort and step (10 s by default); rules and the",
@@ -29,10 +30,12 @@ def render() -> str:
         out += ["", f"## {domain}", "", f"Inputs: {INPUTS[domain]}.", "", "| signal | unit | meaning |", "|---|---|---|"]
         out += [f"| `{s.name}` | {s.unit} | {s.doc} |" for s in sorted(CATALOGUE.values(), key=lambda s: s.name)
                 if s.domain == domain]
-    out += ["", "## Gauges the built-in hooks read", "",
-            "Published by the team as gauge samples (name = the signal); a hook on one that is never",
-            "published stays unknown and, when critical, blocks the gate.", "", "| gauge | unit |", "|---|---|"]
-    out += [f"| `{n}` | {u} |" for n, u in sorted(GAUGE_SIGNALS.items())]
+    out += ["", "## Declared in the built-in layer", "",
+            "The seed systems' gauges, declared in `configs/builtin.yml` (`signals.declared`) and read by the",
+            "built-in hooks. The producer publishes a gauge sample on gw.metrics named like the signal; a",
+            "critical hook on one that is never published stays unknown and blocks the gate.", "",
+            "| signal | unit | meaning (producer) |", "|---|---|---|"]
+    out += [f"| `{d.name}` | {d.unit} | {d.description} |" for d in sorted((builtin or {}).values(), key=lambda d: d.name)]
     out += ["", "## Aliases (names from the seed documents)", "", "| alias | signal |", "|---|---|"]
     out += [f"| `{a}` | `{n}` |" for a, n in sorted(ALIASES.items())]
     return "\n".join(out) + "\n"

@@ -146,9 +146,15 @@ def _warnings(policy: Policy) -> list[str]:
     """Legal but probably not meant: blocking on gauges nobody publishes yet."""
     out = []
     for r in policy.rules:
-        missing = sorted({c.signal for c in conds(r.expr)
-                          if catalogue.resolve(c.signal) is None and c.signal not in policy.declared})
-        if missing and r.blocking:
+        if not r.blocking:
+            continue
+        names = {c.signal for c in conds(r.expr) if catalogue.resolve(c.signal) is None}
+        declared = sorted(n for n in names if n in policy.declared)
+        missing = sorted(names - set(declared))
+        if missing:
             out.append(f"{r.origin}: {r.id} blocks the gate on {', '.join(missing)}, which the signal catalogue"
                        " does not list: until a producer publishes it the gate cannot advance")
+        if declared:
+            out.append(f"{r.origin}: {r.id} blocks the gate on {', '.join(declared)}, declared in signals.declared"
+                       " and computed from your inputs: until its producer publishes it the gate cannot advance")
     return out

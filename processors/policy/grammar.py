@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 
 from gatewatch.processors import catalogue
-from gatewatch.processors.catalogue import GAUGE_SIGNALS
 from gatewatch.processors.timefmt import (
     TimeFormatError,
     format_duration,
@@ -77,15 +76,13 @@ class SignalInfo:
 
 
 def signal_info(name: str, declared: dict | None = None) -> SignalInfo | None:
-    """A catalogue signal, a built-in gauge, or one the policy declares (declared: name -> unit;
+    """A catalogue signal or one the policy declares (the seed gauges are declared in configs/builtin.yml) (declared: name -> unit;
     declared signals reach the engine in the gauges domain: processors.signals.task)."""
     d = catalogue.resolve(name)
     if d is not None:
         return SignalInfo(d.name, d.unit, d.domain)
     if declared and name in declared:
         return SignalInfo(name, declared[name], "gauges")
-    if name in GAUGE_SIGNALS:
-        return SignalInfo(name, GAUGE_SIGNALS[name], "gauges")
     return None
 
 
@@ -212,7 +209,7 @@ def parse_condition(text: str, declared: dict | None = None):
 
 def _known(name: str, declared: dict | None) -> str:
     """What an unknown name could have been: the closest name, and the policy's declared ones."""
-    names = sorted(set(catalogue.CATALOGUE) | set(catalogue.ALIASES) | set(GAUGE_SIGNALS) | set(declared or ()))
+    names = sorted(set(catalogue.CATALOGUE) | set(catalogue.ALIASES) | set(declared or ()))
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     mine = f"; declared here: {', '.join(sorted(declared))}" if declared else "; this policy declares none"

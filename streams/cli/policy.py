@@ -88,8 +88,12 @@ def policy_explain(directory, as_json, scope) -> None:
 @policy.command("signals")
 def policy_signals() -> None:
     """Print the signal reference (docs/signals.md) from the catalogue."""
+    import yaml
+
+    from gatewatch.processors.declared import parse_declared
     from gatewatch.processors.signal_reference import render
-    click.echo(render(), nl=False)
+    from gatewatch.streams.runtime.policy_files import builtin_layer
+    click.echo(render(parse_declared(yaml.safe_load(builtin_layer()[1]))), nl=False)
 
 
 @policy.command("shadow")
