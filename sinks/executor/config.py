@@ -8,7 +8,12 @@ from pathlib import Path
 import yaml
 from nacl.signing import SigningKey, VerifyKey
 
-from gatewatch.processors.signing import key_id
+from gatewatch.processors.signing import (
+    DEFAULT_MAX_LIFETIME_MS,
+    MAX_LEEWAY_MS,
+    MAX_LIFETIME_CEILING_MS,
+    key_id,
+)
 from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 from gatewatch.sinks.executor.backends import (
     MIN_ATTEMPT_S,
@@ -44,7 +49,8 @@ class ExecutorConfig:
     partitions: list[int] | None = None
     keys_dir: str | None = None
     trusted_deciders: list[str] = field(default_factory=list)   # extra hex Ed25519 public keys
-    permit_leeway_s: float = 0.0        # tolerated decider/executor clock skew on permit expiry
+    permit_leeway_s: float = 0.0        # tolerated decider/executor clock skew on permit times (<= 10 min)
+    permit_max_lifetime_s: float = DEFAULT_MAX_LIFETIME_MS / 1000  # expires - not_before at most (<= 24 h)
     intent_publish_timeout_s: float = 5.0  # wait this long for INTENT on Kafka before the effect (0 = no wait)
     backends: dict = field(default_factory=lambda: {"dry-run": {"type": "dry-run"}})
     routes: list[Route] = field(default_factory=list)
@@ -143,6 +149,14 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
             setattr(cfg, key, ex[key])
     cfg.commit_interval_s = _seconds(ex, "commit_interval", cfg.commit_interval_s, f"{where}: executor")
     cfg.permit_leeway_s = _seconds(ex, "permit_leeway", 0.0, f"{where}: executor")
+    if cfg.permit_leeway_s * 1000 > MAX_LEEWAY_MS:
+        raise GatewatchError(f"{where}: executor.permit_leeway: at most {MAX_LEEWAY_MS // 60_000}m of clock skew "
+                             f"(got {ex['permit_leeway']!r})")
+    cfg.permit_max_lifetime_s = _seconds(ex, "permit_max_lifetime", cfg.permit_max_lifetime_s, f"{where}: executor",
+                                         above=0.0)
+    if cfg.permit_max_lifetime_s * 1000 > MAX_LIFETIME_CEILING_MS:
+        raise GatewatchError(f"{where}: executor.permit_max_lifetime: at most {MAX_LIFETIME_CEILING_MS // 3_600_000}h "
+                             f"(got {ex['permit_max_lifetime']!r})")
     cfg.intent_publish_timeout_s = _seconds(ex, "intent_publish_timeout", 5.0, f"{where}: executor")
     parts = ex.get("partitions", "all")
     cfg.partitions = None if parts in (None, "all") else [int(p) for p in parts]

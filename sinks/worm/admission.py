@@ -16,7 +16,7 @@ from nacl.signing import VerifyKey
 
 from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.records import action_id
-from gatewatch.processors.signing import check_permit
+from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_permit
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 from gatewatch.sinks.executor.receipts import verify_receipt
 from gatewatch.sinks.worm.store import is_action, is_receipt
@@ -52,7 +52,7 @@ def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKe
             now_ms = parse_time_ms(value.get("ts"))
         except TimeFormatError:
             return "action refused: ts is not a timestamp", "action"
-        why = check_permit(value, decider, now_ms)
+        why = check_permit(value, decider, now_ms, MAX_LIFETIME_CEILING_MS)  # the executor may allow less
         return (f"permit refused: {why}" if why else None), "action"
     if kind != "trajectories" or value.get("type") != "diamond_candidate":
         return f"not_a_{kind[:-1]}", "other"
