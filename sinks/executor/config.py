@@ -5,9 +5,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from nacl.signing import SigningKey, VerifyKey
 
+from gatewatch.processors import safe_yaml
 from gatewatch.processors.signing import (
     DEFAULT_MAX_LIFETIME_MS,
     MAX_LEEWAY_MS,
@@ -126,11 +126,13 @@ def load_config(path: str | Path | None) -> ExecutorConfig:
     if path is None:
         return ExecutorConfig()
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        doc = safe_yaml.load(Path(path).read_text(), str(path)) or {}
     except OSError as e:
         raise GatewatchError(f"cannot read {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise GatewatchError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise GatewatchError(f"{path}: not UTF-8 text") from None
+    except safe_yaml.SafeYamlError as e:
+        raise GatewatchError(str(e)) from None
     return config_from_dict(doc, str(path))
 
 

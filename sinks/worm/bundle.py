@@ -74,27 +74,30 @@ def gunzip_bounded(data: bytes, where: str, max_out: int = MAX_DECOMPRESSED, max
     if not data:
         raise BundleError(f"file {where}: empty, not a .tar.gz bundle")
 
-    def take(chunk: bytes) -> None:
+    def take(chunk: bytes, consumed: int) -> None:
+        """consumed: compressed bytes read so far, so the ratio is judged as the output grows."""
         nonlocal total
         total += len(chunk)
         out.append(chunk)
         if total > max_out:
             raise BundleError(f"file {where}: decompresses to more than {max_out >> 20} MiB (refused)")
-        if total > (1 << 20) and total > max_ratio * len(data):
+        if total > (1 << 20) and total > max_ratio * max(consumed, 1):
             raise BundleError(f"file {where}: compression ratio above {max_ratio}:1 (refused as a gzip bomb)")
     try:
         for pos in range(0, len(data), _CHUNK):
             buf = data[pos:pos + _CHUNK]
+            n = len(buf)
             while buf and not d.eof:
-                take(d.decompress(buf, _CHUNK))
+                chunk = d.decompress(buf, _CHUNK)
                 buf = d.unconsumed_tail
+                take(chunk, pos + n - len(buf))
             if d.eof:
                 break
         while not d.eof:  # output still pending inside zlib once all input is in
             chunk = d.decompress(b"", _CHUNK)
             if not chunk:
                 raise BundleError(f"file {where}: truncated gzip stream")
-            take(chunk)
+            take(chunk, len(data))
     except zlib.error as e:
         raise BundleError(f"file {where}: not a readable .tar.gz bundle (gzip: {e})") from None
     if d.unused_data or pos + _CHUNK < len(data):
