@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from nacl.signing import SigningKey, VerifyKey
 
@@ -83,7 +84,11 @@ class ExecutorConfig:
         return keyfiles.load_signing_key("executor", self.keys_dir)
 
     def build_backends(self, signing_key: SigningKey) -> dict:
-        return {name: _backend(name, spec, signing_key) for name, spec in self.backends.items()}
+        built = {name: _backend(name, spec, signing_key) for name, spec in self.backends.items()}
+        for name in [self.default_backend, *(r.backend for r in self.routes)]:
+            if built.get(name) is None:  # a webhook whose url_env is unset: fine until it is routed to
+                raise GatewatchError(f"backends.{name}: url_env {self.backends[name]['url_env']} is not set")
+        return {name: b for name, b in built.items() if b is not None}
 
 
 def _seconds(spec: dict, key: str, default: float, where: str, above: float | None = None) -> float:
@@ -93,9 +98,28 @@ def _seconds(spec: dict, key: str, default: float, where: str, above: float | No
         value = parse_duration_ms(spec[key]) / 1000
     except TimeFormatError as e:
         raise GatewatchError(f"{where}.{key}: {e}") from None
+    except (ValueError, OverflowError, TypeError):
+        raise GatewatchError(f"{where}.{key}: not a duration: {spec[key]!r}") from None
     if above is not None and value <= above:  # the backend would give up before its first attempt
         raise GatewatchError(f"{where}.{key}: must be longer than {above * 1000:g}ms (got {spec[key]!r})")
+    if value < 0 or value > 366 * 86_400:
+        raise GatewatchError(f"{where}.{key}: must be at least 0 and at most 366d (got {spec[key]!r})")
     return value
+
+
+def _webhook_url(url, where: str) -> str:
+    """http(s) URLs only, taken literally: no $ENV expansion (a URL must not pull secrets or hosts
+    from the environment behind the config reader's back)."""
+    if not isinstance(url, str):
+        raise GatewatchError(f"{where}.url: must be a string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GatewatchError(f"{where}.url: only http:// and https:// URLs with a host are allowed (got {url!r})")
+    if "$" in url:
+        raise GatewatchError(f"{where}.url: '$' is not expanded in URLs; write the URL literally (got {url!r})")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise GatewatchError(f"{where}.url: whitespace or control characters in the URL")
+    return url
 
 
 def _backend(name: str, spec: dict, signing_key: SigningKey):
@@ -106,9 +130,14 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
     if kind == "dry-run":
         return DryRunBackend(name)
     if kind == "webhook":
-        if not spec.get("url"):
-            raise GatewatchError(f"{where}: a webhook needs a url")
-        return WebhookBackend(name=name, url=os.path.expandvars(str(spec["url"])), signing_key=signing_key,
+        if bool(spec.get("url")) == bool(spec.get("url_env")):
+            raise GatewatchError(f"{where}: a webhook needs a url (or url_env: the name of a variable holding it)")
+        url = spec.get("url")
+        if spec.get("url_env"):  # explicit: the whole URL from one named variable, validated like any URL
+            url = os.environ.get(str(spec["url_env"]))
+            if not url:
+                return None
+        return WebhookBackend(name=name, url=_webhook_url(url, where), signing_key=signing_key,
                               timeout_s=_seconds(spec, "timeout", 2.0, where, above=MIN_ATTEMPT_S),
                               deadline_s=_seconds(spec, "deadline", 30.0, where, above=MIN_ATTEMPT_S),
                               backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
@@ -161,7 +190,14 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
                              f"(got {ex['permit_max_lifetime']!r})")
     cfg.intent_publish_timeout_s = _seconds(ex, "intent_publish_timeout", 5.0, f"{where}: executor")
     parts = ex.get("partitions", "all")
-    cfg.partitions = None if parts in (None, "all") else [int(p) for p in parts]
+    if parts in (None, "all"):
+        cfg.partitions = None
+    elif isinstance(parts, list) and parts and all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 100_000 for p in parts):
+        cfg.partitions = sorted(set(parts))
+    else:
+        raise GatewatchError(f"{where}: executor.partitions must be 'all' or a non-empty list of partition numbers "
+                             f"(integers >= 0), got {parts!r}")
     if cfg.assignment not in ("static", "group"):
         raise GatewatchError(f"{where}: executor.assignment must be static or group")
     cfg.trusted_deciders = [str(k) for k in ex.get("trusted_deciders") or []]
