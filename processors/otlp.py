@@ -44,6 +44,7 @@ from gatewatch.processors.inputs import (
     decode,
     is_tombstone,
 )
+from gatewatch.processors.names import valid_name, why_not
 from gatewatch.processors.partials import PartitionAggregator
 
 OTLP_TOPIC = "otlp"                # the logical name; the Kafka topic is configurable
@@ -124,14 +125,16 @@ def _sample(service: str, cohort: tuple, attrs: dict, start_ns: int, end_ns: int
 
 def _service(attrs: dict, key: bytes | None) -> str:
     svc = attrs.get("service.name")
-    if isinstance(svc, str) and svc:
-        return svc
-    if key:
+    if not (isinstance(svc, str) and svc) and key:
         try:
-            return key.decode("utf-8")
+            svc = key.decode("utf-8")
         except UnicodeDecodeError:
-            pass
-    raise _Bad("missing_field:service.name", "resource has no service.name and the record no key")
+            svc = None
+    if not (isinstance(svc, str) and svc):
+        raise _Bad("missing_field:service.name", "resource has no service.name and the record no key")
+    if not valid_name(svc):  # it would become a signed action's scope (processors.names)
+        raise _Bad("bad_name", f"service.name: {why_not(svc)}")
+    return svc
 
 
 def _cohort(attrs: dict, opts: InputOptions) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from gatewatch.sinks.executor.backends import (
     CommandBackend,
     DryRunBackend,
     WebhookBackend,
+    shell_in_argv,
 )
 from gatewatch.streams.runtime import keys as keyfiles
 from gatewatch.streams.runtime.errors import GatewatchError
@@ -147,7 +148,14 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise GatewatchError(f"{where}: a command needs argv, a non-empty list of strings")
-        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where, above=0.0))
+        why = shell_in_argv(argv)
+        if why:
+            raise GatewatchError(f"{where}.argv: {why}; give the program and its arguments as a list (no shell)")
+        env = spec.get("env") or []
+        if not isinstance(env, list) or not all(isinstance(e, str) and e.isidentifier() for e in env):
+            raise GatewatchError(f"{where}.env: a list of environment variable names to pass to the command")
+        return CommandBackend(name=name, argv=argv, timeout_s=_seconds(spec, "timeout", 60.0, where, above=0.0),
+                              env_allow=tuple(env))
     raise GatewatchError(f"{where}: unknown type {kind!r} (webhook, command, dry-run)")
 
 
