@@ -108,6 +108,15 @@ def _seconds(spec: dict, key: str, default: float, where: str, above: float | No
     return value
 
 
+def _headers(headers, where: str) -> dict:
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict) or any(
+            not isinstance(v, (str, int)) or any(c in str(k) + str(v) for c in "\r\n\0") for k, v in headers.items()):
+        raise GatewatchError(f"{where}.headers: a mapping of header name -> value, without line breaks")
+    return {str(k): str(v) for k, v in headers.items()}
+
+
 def _webhook_url(url, where: str) -> str:
     """http(s) URLs only, taken literally: no $ENV expansion (a URL must not pull secrets or hosts
     from the environment behind the config reader's back)."""
@@ -143,7 +152,7 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
                               deadline_s=_seconds(spec, "deadline", 30.0, where, above=MIN_ATTEMPT_S),
                               backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
                               backoff_max_s=_seconds(spec, "backoff_max", 5.0, where),
-                              headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
+                              headers=_headers(spec.get("headers"), where))
     if kind == "command":
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -177,13 +186,17 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
     if not isinstance(doc, dict):
         raise GatewatchError(f"{where}: expected a mapping")
     ex = doc.get("executor") or {}
+    if not isinstance(ex, dict):
+        raise GatewatchError(f"{where}: executor must be a mapping")
     cfg = ExecutorConfig()
     for key in ("group", "keys_dir", "assignment"):
         if key in ex:
+            if not isinstance(ex[key], str) and not (key == "keys_dir" and ex[key] is None):
+                raise GatewatchError(f"{where}: executor.{key} must be a string")
             setattr(cfg, key, ex[key])
     for key in ("concurrency", "batch_size", "max_pending"):
         if key in ex:
-            if not isinstance(ex[key], int) or ex[key] < 1:
+            if isinstance(ex[key], bool) or not isinstance(ex[key], int) or ex[key] < 1:
                 raise GatewatchError(f"{where}: executor.{key} must be a positive integer")
             setattr(cfg, key, ex[key])
     cfg.commit_interval_s = _seconds(ex, "commit_interval", cfg.commit_interval_s, f"{where}: executor")
@@ -208,12 +221,19 @@ def config_from_dict(doc: dict, where: str = "config") -> ExecutorConfig:
                              f"(integers >= 0), got {parts!r}")
     if cfg.assignment not in ("static", "group"):
         raise GatewatchError(f"{where}: executor.assignment must be static or group")
-    cfg.trusted_deciders = [str(k) for k in ex.get("trusted_deciders") or []]
+    deciders = ex.get("trusted_deciders") or []
+    if not isinstance(deciders, list):
+        raise GatewatchError(f"{where}: executor.trusted_deciders must be a list of hex public keys")
+    cfg.trusted_deciders = [str(k) for k in deciders]
     if "backends" in doc:
         if not isinstance(doc["backends"], dict) or not doc["backends"]:
             raise GatewatchError(f"{where}: backends must be a mapping of name -> spec")
         cfg.backends = {"dry-run": {"type": "dry-run"}, **doc["backends"]}
     cfg.default_backend = doc.get("default_backend", "dry-run")
+    if not isinstance(cfg.default_backend, str):
+        raise GatewatchError(f"{where}: default_backend must be a backend name")
+    if not isinstance(doc.get("routes") or [], list):
+        raise GatewatchError(f"{where}: routes must be a list")
     routes = []
     for i, r in enumerate(doc.get("routes") or []):
         if not isinstance(r, dict) or "backend" not in r or set(r) - {"backend", *_ROUTE_KEYS}:
