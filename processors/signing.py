@@ -1,8 +1,10 @@
 """Ed25519 key ids, detached signatures and action permits (seed 004).
 
 Pure: keys come in as pynacl objects; nothing here reads files or clocks.
-A permit binds exactly one action id, its scope and action, an expiry and a
-nonce. The nonce is derived from the action id and the key, so the same
+A permit binds exactly one action id, its scope and action, a not-before, an
+expiry and a nonce. Its life is bounded: expires - not_before <= the verifier's maximum
+lifetime (default 1 h; never above the 24 h ceiling, whatever a caller asks), and the
+tolerated clock skew (leeway) is capped at 10 minutes. The nonce is derived from the action id and the key, so the same
 decision always yields byte-identical permits (INV4) while two different
 actions never share one.
 """
@@ -17,7 +19,10 @@ from nacl.signing import SigningKey, VerifyKey
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.timefmt import TimeFormatError, format_ts, parse_time_ms
 
-PERMIT_FIELDS = ("action_id", "scope", "action", "digest", "expires", "nonce")
+PERMIT_FIELDS = ("action_id", "scope", "action", "digest", "not_before", "expires", "nonce")
+DEFAULT_MAX_LIFETIME_MS = 3_600_000      # 1 h: the executor's default, the policy's default ttl
+MAX_LIFETIME_CEILING_MS = 86_400_000     # 24 h: no configuration goes above it
+MAX_LEEWAY_MS = 600_000                  # 10 min of tolerated decider/executor clock skew
 
 
 def key_id(verify_key: VerifyKey | bytes) -> str:
@@ -47,8 +52,11 @@ def record_digest(record: dict) -> str:
     return hashlib.sha256(canonical_json({k: v for k, v in record.items() if k != "permit"})).hexdigest()
 
 
-def issue_permit(signing_key: SigningKey, record: dict, expires_ms: int) -> dict:
-    """A permit for an action record (which must carry id, scope and action)."""
+def issue_permit(signing_key: SigningKey, record: dict, expires_ms: int, not_before_ms: int | None = None) -> dict:
+    """A permit for an action record (which must carry id, scope and action), valid from
+    not_before_ms (default: expires_ms minus the default lifetime) until expires_ms."""
+    if not_before_ms is None:
+        not_before_ms = expires_ms - DEFAULT_MAX_LIFETIME_MS
     action_id, scope, action = record["id"], record["scope"], record["action"]
     vk = signing_key.verify_key
     nonce = hashlib.sha256(b"gatewatch-permit-nonce\0" + action_id.encode() + vk.encode()).hexdigest()[:32]
@@ -59,6 +67,7 @@ def issue_permit(signing_key: SigningKey, record: dict, expires_ms: int) -> dict
         "scope": scope,
         "action": action,
         "digest": record_digest(record),
+        "not_before": format_ts(not_before_ms),
         "expires": format_ts(expires_ms),
         "nonce": nonce,
     }
@@ -66,13 +75,18 @@ def issue_permit(signing_key: SigningKey, record: dict, expires_ms: int) -> dict
     return permit
 
 
-def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int) -> str | None:
+def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int,
+                 max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS, leeway_ms: int = 0) -> str | None:
     """None when the record's permit is valid for it at now_ms, else a refusal reason.
 
     Reasons: missing_permit, malformed_permit, unknown_key, bad_signature,
-    mismatch_<field> (action_id, scope, action, digest: any altered field), expired. Whether the nonce was seen before is the
-    executor's (stateful) check.
+    mismatch_<field> (action_id, scope, action, digest: any altered field), lifetime_too_long
+    (expires - not_before above max_lifetime_ms, itself capped at 24 h), not_yet_valid, expired
+    (both judged with leeway_ms of clock skew, capped at 10 min). Whether the nonce was seen before
+    is the executor's (stateful) check.
     """
+    max_lifetime_ms = min(max_lifetime_ms, MAX_LIFETIME_CEILING_MS)
+    leeway_ms = max(0, min(leeway_ms, MAX_LEEWAY_MS))
     permit = record.get("permit")
     if not isinstance(permit, dict):
         return "missing_permit"
@@ -89,8 +103,15 @@ def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int) -> st
     if permit["digest"] != record_digest(record):
         return "mismatch_digest"
     try:
-        if parse_time_ms(permit["expires"]) < now_ms:
-            return "expired"
+        not_before, expires = parse_time_ms(permit["not_before"]), parse_time_ms(permit["expires"])
     except TimeFormatError:
         return "malformed_permit"
+    if expires < not_before:
+        return "malformed_permit"
+    if expires - not_before > max_lifetime_ms:
+        return "lifetime_too_long"
+    if now_ms + leeway_ms < not_before:
+        return "not_yet_valid"
+    if now_ms - leeway_ms > expires:
+        return "expired"
     return None

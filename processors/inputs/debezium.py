@@ -155,7 +155,7 @@ def decode_cdc(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
             out.append(Heartbeat(field_time(d, ("ts_ms",), None)))
             return
         raise Bad("missing_field:op")
-    if op not in CDC_OPS:
+    if not isinstance(op, str) or op not in CDC_OPS:
         raise Bad("bad_value:op", str(op)[:20])
     ts = field_time(d, ("ts_ms",), kafka_ts_ms)
     src = d.get("source")

@@ -23,6 +23,8 @@ from gatewatch.processors.inputs.samples import (
     key_str,
 )
 from gatewatch.processors.inputs.timestamps import fast_rfc3339_ms
+from gatewatch.processors.names import NAME_PATTERN
+from gatewatch.processors.names import valid_name as _valid_name
 
 _NO_OPTIONS = InputOptions()
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
@@ -41,7 +43,7 @@ def fast_request(d: dict) -> tuple | None:
     svc = d.get("service")
     if (type(status) is int and 100 <= status <= 599 and (type(lat) is float or type(lat) is int)
             and 0 <= lat < _INF and type(ts) is int and 100_000_000_000 <= ts < 100_000_000_000_000
-            and type(svc) is str and svc and "type" not in d):
+            and type(svc) is str and svc and "type" not in d and _valid_name(svc)):
         cohort = d.get("cohort")
         route = d.get("route")
         rel = d.get("release")
@@ -58,7 +60,7 @@ class RequestWire(msgspec.Struct, forbid_unknown_fields=True):
     because msgspec skips them without checking UTF-8 or number range, which orjson does. Whatever
     it refuses, or anything with a "type" field, takes the general path, which decides (same result
     where both accept: tested)."""
-    service: Annotated[str, msgspec.Meta(min_length=1)]
+    service: Annotated[str, msgspec.Meta(min_length=1, pattern=NAME_PATTERN)]
     status: Annotated[int, msgspec.Meta(ge=100, le=599)]
     latency_ms: Annotated[float, msgspec.Meta(ge=0)]
     ts: str | int
@@ -73,6 +75,16 @@ decode_request_wire = msgspec.json.Decoder(RequestWire).decode
 # RecursionError: nesting deeper than msgspec's limit (orjson's says not_json).
 WIRE_ERRORS = (msgspec.DecodeError, TypeError, ValueError, RecursionError)
 UNSET = msgspec.UNSET
+
+
+def field_service(d: dict, key) -> str:
+    """The service name (field, else the record key), in the name grammar (processors.names):
+    anything else is dead-lettered with reason bad_name (it would become a signed action's scope)."""
+    svc = field_str(d, "service", key_str(key))
+    if not _valid_name(svc):
+        from gatewatch.processors.names import why_not
+        raise Bad("bad_name", f"service: {why_not(svc)}")
+    return svc
 
 
 def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
@@ -93,7 +105,7 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
             v = int(v)
         else:
             v = field_num(d, "value")
-        g = Gauge(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
+        g = Gauge(field_service(d, key), field_str(d, "cohort", DEFAULT_COHORT),
                   name, v, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms), field_release(d))
         roles = roles_for(opts.declared_metrics, name, {}) if opts is not None else ()
         if not roles:
@@ -119,6 +131,6 @@ def decode_metrics(d: dict, key, kafka_ts_ms, out: list, opts=None) -> None:
     route = d.get("route")
     if route is not None and not isinstance(route, str):
         raise Bad("bad_type:route", type(route).__name__)
-    out.append(Request(field_str(d, "service", key_str(key)), field_str(d, "cohort", DEFAULT_COHORT),
+    out.append(Request(field_service(d, key), field_str(d, "cohort", DEFAULT_COHORT),
                        route or "", status, lat, field_time(d, ("ts", "timestamp", "time"), kafka_ts_ms),
                        field_release(d)))

@@ -3,18 +3,21 @@ value and attribute forms, the service a resource names, the cohort and release 
 from __future__ import annotations
 
 from gatewatch.processors.inputs.samples import Bad, InputOptions
+from gatewatch.processors.names import valid_name, why_not
 
 
 def service_of(attrs: dict, key: bytes | None) -> str:
     svc = attrs.get("service.name")
-    if isinstance(svc, str) and svc:
-        return svc
-    if key:
+    if not (isinstance(svc, str) and svc) and key:
         try:
-            return key.decode("utf-8")
+            svc = key.decode("utf-8")
         except UnicodeDecodeError:
-            pass
-    raise Bad("missing_field:service.name", "resource has no service.name and the record no key")
+            svc = None
+    if not (isinstance(svc, str) and svc):
+        raise Bad("missing_field:service.name", "resource has no service.name and the record no key")
+    if not valid_name(svc):  # it would become a signed action's scope (processors.names)
+        raise Bad("bad_name", f"service.name: {why_not(svc)}")
+    return svc
 
 
 def cohort_of(attrs: dict, opts: InputOptions) -> tuple[str, str]:

@@ -21,6 +21,7 @@ import math
 from gatewatch.processors.declared import roles_for
 from gatewatch.processors.inputs.points import Point, series_id
 from gatewatch.processors.inputs.samples import DEFAULT_COHORT, Bad, field_time, key_str
+from gatewatch.processors.names import valid_name, why_not
 
 _SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -53,6 +54,8 @@ def decode_prometheus(d: dict, key, kafka_ts_ms, out: list, opts) -> None:
     service = labels.get(prom.service_label) or key_str(key)
     if not service:
         raise Bad(f"missing_field:labels.{prom.service_label}", "no service label and no record key")
+    if not valid_name(service):  # it would become a signed action's scope (processors.names)
+        raise Bad("bad_name", f"labels.{prom.service_label}: {why_not(service)}")
     version = labels.get(prom.version_label, "")
     cohort = opts.otlp_cohorts.get(version, opts.otlp_default_cohort) if version else DEFAULT_COHORT
     ts = field_time(d, ("timestamp",), kafka_ts_ms)

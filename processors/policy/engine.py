@@ -43,7 +43,7 @@ GATE = "__gate__"
 STATE_VERSION = 2
 SIGNALS_STAGE_DOMAINS = frozenset(("requests", "gauges", "rum", "cdc"))  # emitted together per scope and step
 
-Signer = Callable[[dict, int], dict]
+Signer = Callable[[dict, int, int], dict]  # (record, expires_ms, not_before_ms) -> permit
 
 
 def permit_signer(signing_key) -> Signer:
@@ -284,7 +284,7 @@ class Engine:
         return out
 
     def _sign(self, rec: dict, ts: int) -> dict:
-        rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms) if self.signer else None
+        rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms, ts) if self.signer else None
         return rec
 
 

@@ -63,6 +63,16 @@ def _duration(doc_value, where, path) -> int:
     return ms
 
 
+def _ttl(doc_value, where) -> int:
+    """permits.ttl: the permit lifetime the decider signs, > 0 and within the 24 h ceiling every
+    verifier enforces (the executor's own maximum, default 1 h, may be lower)."""
+    from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS
+    ms = _duration(doc_value, where, "permits.ttl")
+    if not 0 < ms <= MAX_LIFETIME_CEILING_MS:
+        fail(where, "permits.ttl", f"permits.ttl must be more than 0 and at most 24h, got {doc_value!r}")
+    return ms
+
+
 def _signals(names, where, path, declared=None) -> tuple:
     if not isinstance(names, list):
         fail(where, path, f"{path} must be a list of signal names")
@@ -135,7 +145,7 @@ def gate_config(doc: dict, where: dict, declared: dict | None = None) -> GateCon
         stage_required=stage_required,
         windows=windows,
         block=tuple(block),
-        ttl_ms=_duration((doc.get("permits") or {}).get("ttl", "1h"), where, "permits.ttl"),
+        ttl_ms=_ttl((doc.get("permits") or {}).get("ttl", "1h"), where),
         max_gap_ms=_duration(ev["max_gap"], where, "evaluation.max_gap") if ev.get("max_gap") is not None
         else max(60_000, 3 * _duration((doc.get("signals") or {}).get("step", "10s"), where, "signals.step")),
         max_pending_steps=max_pending,

@@ -14,6 +14,7 @@ condition held at every evaluated step over D.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 
@@ -101,6 +102,8 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
 def convert_threshold(number: str, signal: SignalInfo) -> float:
     m = _NUM_UNIT.match(number)
     value, suffix = float(m.group(1)), m.group(2) or ""
+    if not math.isfinite(value) or abs(value) > 1e15:
+        raise GrammarError(f"bad threshold: {number!r} is not a finite number of sensible size (|x| <= 1e15)")
     unit = signal.unit
     if suffix == "":
         return value

@@ -4,6 +4,7 @@ and the enabled hooks (`hooks.critical` / `hooks.must_have` names, defined in
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from gatewatch.processors.policy.grammar import (
     signal_info,
 )
 from gatewatch.processors.policy.source import Origin
+from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 
 RULE_KEYS = ("id", "when", "preset", "action", "severity", "on_missing", "min_samples", "description")
 ACTIONS = ("rollback", "rollback_fe", "rollback_feature", "rollback_release", "rollback_baseline",
@@ -141,10 +143,62 @@ def check_sections(doc: dict, where: dict) -> None:
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
                                or not 0 < target < 100):
         fail(where, "slo.availability.target", f"availability target must be a percentage in (0, 100), got {target!r}")
+    check_values(doc, where)
     routes = (doc.get("rum") or {}).get("routes")
     if routes is not None and (not isinstance(routes, list)
                                or not all(isinstance(r, dict) and isinstance(r.get("route"), str) for r in routes)):
         fail(where, "rum.routes", "rum.routes must be a list of mappings with a route")
+
+
+# signals.<key>: windows and the step must be > 0; the other durations may be 0, never negative
+_POSITIVE = ("step", "rum_window", "cdc_window", "gauge_window", "rate_window")
+_NON_NEGATIVE = ("lateness", "idle_retention", "cdc_retention", "max_future", "idle_source_after")
+_MAX_DURATION_MS = 366 * 86_400_000
+
+
+def _check_duration(where: dict, path: str, value, positive: bool) -> None:
+    try:
+        ms = parse_duration_ms(value)
+    except (TimeFormatError, ValueError, OverflowError, TypeError):
+        fail(where, path, f"{path} is not a duration: {value!r} (use e.g. 10s, 5m, 1h)")
+    if ms < 0 or (positive and ms == 0) or ms > _MAX_DURATION_MS:
+        fail(where, path, f"{path} must be {'more than 0' if positive else 'at least 0'} and at most 366d, "
+                          f"got {value!r}")
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def check_values(doc: dict, where: dict) -> None:
+    """Values no user means: negative or zero windows, non-finite numbers, absurd counts."""
+    slo = doc.get("slo") if isinstance(doc.get("slo"), dict) else {}
+    avail = slo.get("availability") if isinstance(slo.get("availability"), dict) else {}
+    by_service = avail.get("by_service")
+    if by_service is not None:
+        if not isinstance(by_service, dict):
+            fail(where, "slo.availability.by_service", "slo.availability.by_service must be a mapping")
+        for svc, t in by_service.items():
+            if not _finite(t) or not 0 < t < 100:
+                fail(where, f"slo.availability.by_service.{svc}",
+                     f"availability target must be a percentage in (0, 100), got {t!r}")
+    lat = slo.get("latency_p95_ms")
+    if isinstance(lat, dict) and lat.get("window") is not None:
+        _check_duration(where, "slo.latency_p95_ms.window", lat["window"], positive=True)
+    sig = doc.get("signals")
+    if isinstance(sig, dict):
+        for key in _POSITIVE + _NON_NEGATIVE:
+            if sig.get(key) is not None:
+                _check_duration(where, f"signals.{key}", sig[key], positive=key in _POSITIVE)
+        n = sig.get("bootstrap_resamples")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000):
+            fail(where, "signals.bootstrap_resamples",
+                 f"signals.bootstrap_resamples must be an integer in 1..100000, got {n!r}")
+    for i, r in enumerate((doc.get("rum") or {}).get("routes") or [] if isinstance(doc.get("rum"), dict) else []):
+        if isinstance(r, dict):
+            for k, v in r.items():
+                if k != "route" and isinstance(v, float) and not math.isfinite(v):
+                    fail(where, f"rum.routes[{i}].{k}", f"not a finite number: {v!r}")
 
 
 def compile_rules(doc: dict, where: dict, declared: dict | None = None) -> list[Rule]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from gatewatch.processors import safe_yaml
 from gatewatch.processors.policy.errors import PolicyError
 
 
@@ -32,10 +33,12 @@ class Located:
 
 
 def parse_yaml(file: str, text: str) -> Located | None:
-    """Parse one YAML document. None for an empty file."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document (bounded: gatewatch.processors.safe_yaml). None for an empty file."""
     try:
-        node = loader.get_single_node()
+        loader, node = safe_yaml.compose(text, file)
+    except safe_yaml.SafeYamlError as e:
+        raise PolicyError(file, e.line, e.message) from None
+    try:
         if node is None:
             return None
         return _build(loader, node, file)

@@ -23,6 +23,7 @@ from typing import Callable
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.names import valid_name, why_not
 from gatewatch.processors.signing import key_id, sign_b64
 
 SIGNATURE_HEADER = "X-Gatewatch-Signature"   # base64 Ed25519 over the exact body bytes
@@ -149,13 +150,24 @@ class CommandBackend:
 
     Exit code 0 = success; another code = failure; over the timeout the whole
     process group is killed and the status is "timeout". {scope}, {action},
-    {action_id} and {kind} in argv are replaced (plain substitution, no shell).
+    {action_id} and {kind} in argv are replaced (plain substitution, never a shell; the
+    config refuses an argv that runs `sh -c` and the like). A value that is not a valid name
+    (gatewatch.processors.names) is never substituted: the action fails with "refused: bad_name".
+    The child's environment is explicit: ENV_ALLOW from ours (PATH, locale, TZ, HOME, TMPDIR),
+    the variables the backend's `env:` list names, and the GATEWATCH_* action variables;
+    nothing else (no SASL passwords, no keys).
     """
 
     name: str
     argv: list[str]
     timeout_s: float = 60.0
+    env_allow: tuple[str, ...] = ()
     type = "command"
+
+    def __post_init__(self):
+        why = shell_in_argv(self.argv) if self.argv else "empty argv"
+        if why:
+            raise ValueError(f"command backend {self.name}: {why} (no shell: give the program and its arguments)")
 
     def describe(self) -> dict:
         return {"backend": self.name, "type": self.type, "argv": self.argv}
@@ -163,11 +175,16 @@ class CommandBackend:
     def execute(self, record: dict, body: bytes, idempotency_key: str) -> Outcome:
         fields = {"scope": record.get("scope"), "action": record.get("action"),
                   "action_id": record.get("id"), "kind": record.get("kind")}
+        used = {k: v for k, v in fields.items() if any("{" + k + "}" in a for a in self.argv)}
+        bad = next((k for k, v in used.items() if not valid_name(v)), None)
+        if bad is not None:
+            return Outcome("failure", 0, _digest(b""), f"refused: bad_name ({bad}: {why_not(used[bad])})")
         argv = [_substitute(a, fields) for a in self.argv]
-        env = {**os.environ,
+        env = {k: os.environ[k] for k in (*ENV_ALLOW, *self.env_allow) if k in os.environ}
+        env.update({
                "GATEWATCH_ACTION_ID": str(record.get("id", "")), "GATEWATCH_ACTION": str(record.get("action", "")),
                "GATEWATCH_SCOPE": str(record.get("scope", "")), "GATEWATCH_KIND": str(record.get("kind", "")),
-               "GATEWATCH_IDEMPOTENCY_KEY": idempotency_key, "GATEWATCH_ACTION_JSON": body.decode()}
+               "GATEWATCH_IDEMPOTENCY_KEY": idempotency_key, "GATEWATCH_ACTION_JSON": body.decode()})
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     env=env, start_new_session=True)
@@ -181,6 +198,23 @@ class CommandBackend:
             return Outcome("timeout", 1, _digest(out or b""), "timeout")
         status = "success" if proc.returncode == 0 else "failure"
         return Outcome(status, 1, _digest(out or b""), f"exit {proc.returncode}")
+
+
+ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR")
+SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "busybox", "pwsh")
+
+
+def shell_in_argv(argv: list[str]) -> str | None:
+    """Why argv would run a shell command string (program is a shell or `env` + a shell, with -c),
+    or None. Placeholders in the program itself are refused too."""
+    if "{" in argv[0]:
+        return "a placeholder in the program name"
+    progs = [os.path.basename(a) for a in argv[:3]]
+    if progs[0] == "env":
+        progs = progs[1:]
+    if progs and progs[0] in SHELLS and any(a.startswith("-") and "c" in a.lstrip("-") for a in argv[1:]):
+        return f"{progs[0]} -c runs a shell command string"
+    return None
 
 
 def _substitute(arg: str, fields: dict) -> str:

@@ -26,7 +26,7 @@ from typing import Callable
 import orjson
 
 from gatewatch.processors.canonical import canonical_json, content_id
-from gatewatch.processors.signing import check_permit
+from gatewatch.processors.signing import DEFAULT_MAX_LIFETIME_MS, check_permit
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.sinks.executor import ledger as L
 from gatewatch.sinks.executor.backends import Outcome
@@ -48,7 +48,8 @@ class ActionHandler:
 
     def __init__(self, ledger: L.Ledger, backends: dict, backend_for: Callable[[dict], str], trusted: dict,
                  metrics: ExecutorMetrics | None = None, clock_ms: Callable[[], int] = _wall_ms,
-                 crash_after_effects: int | None = None, permit_leeway_ms: int = 0):
+                 crash_after_effects: int | None = None, permit_leeway_ms: int = 0,
+                 permit_max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS):
         self.ledger = ledger
         self.backends = backends
         self.backend_for = backend_for
@@ -56,6 +57,7 @@ class ActionHandler:
         self.metrics = metrics or ExecutorMetrics()
         self.clock_ms = clock_ms  # permit expiry is judged by the executor's wall clock, on purpose
         self.permit_leeway_ms = permit_leeway_ms  # tolerated clock skew between decider and executor
+        self.permit_max_lifetime_ms = permit_max_lifetime_ms  # expires - not_before at most this
         # Called with the INTENT receipt after it is durable and before the effect (the worker waits
         # there until the INTENT is on Kafka). None = do not wait.
         self.before_effect: Callable[[dict], None] | None = None
@@ -84,7 +86,7 @@ class ActionHandler:
         row = self.ledger.lookup(record["id"])
         if row is not None and row.record_cid == rcid:
             return self._known(row)
-        reason = check_permit(record, self.trusted, self.clock_ms() - self.permit_leeway_ms)
+        reason = check_permit(record, self.trusted, self.clock_ms(), self.permit_max_lifetime_ms, self.permit_leeway_ms)
         if reason:
             return self._refuse(rcid, record, reason)
         backend = self.backend_for(record)

@@ -231,7 +231,8 @@ class ExecutorStage(Stage):
         self.ledger = Ledger(ledger_path, lambda body: seal(signing_key, body))
         self.handler = ActionHandler(self.ledger, cfg.build_backends(signing_key), cfg.backend_for,
                                      cfg.trusted_keys(), self.metrics, crash_after_effects=crash_after_effects,
-                                     permit_leeway_ms=int(cfg.permit_leeway_s * 1000))
+                                     permit_leeway_ms=int(cfg.permit_leeway_s * 1000),
+                                     permit_max_lifetime_ms=int(cfg.permit_max_lifetime_s * 1000))
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()

@@ -17,6 +17,7 @@ import orjson
 
 from gatewatch.sinks.report.html import render_report
 from gatewatch.sinks.report.series import thresholds_from_rules
+from gatewatch.streams.runtime.errors import GatewatchError
 
 # ---------------------------------------------------------------- signals file
 
@@ -105,18 +106,24 @@ def bundle_policy(files: dict[str, bytes]) -> tuple[str | None, list[dict], str]
     return policy.hash, thresholds_from_rules(rules), policy.cohort
 
 
-def verification_summary(bundle_path: str | os.PathLike) -> dict:
+def verification_summary(bundle_path: str | os.PathLike, trusted_keys: str | None = None) -> dict:
     """verify_bundle's verdict plus per-key signature status of the bundled checkpoint (shown even
-    when verification fails, so the table says which signature is bad)."""
+    when verification fails, so the table says which signature is bad). "ok" (verified) only
+    against the verifier's trusted keys directory; without it a self-consistent bundle is not ok."""
     from gatewatch.sinks.worm import checkpoint as cp
     from gatewatch.sinks.worm.evidence import BundleError, read_bundle, verify_bundle
     summary: dict = {"ok": False, "error": None, "inv1": False, "signatures": [], "quorum": {}, "lines": []}
     try:
-        rep = verify_bundle(str(bundle_path))
-        summary.update(ok=True, inv1=True, bundle_sha256=rep.bundle_sha256, origin=rep.origin, size=rep.size,
+        from gatewatch.sinks.worm.trust import trust_from_dir
+        rep = verify_bundle(str(bundle_path), trust_from_dir(trusted_keys) if trusted_keys else None)
+        if not rep.pinned:
+            summary["error"] = "self-consistent, NOT verified against trusted keys (signers not pinned)"
+        summary.update(ok=rep.pinned, inv1=rep.pinned, bundle_sha256=rep.bundle_sha256, origin=rep.origin, size=rep.size,
                        root=rep.root, actions_verified=rep.actions, files=rep.files, lines=rep.lines,
                        decision_root=rep.decision_root)
     except BundleError as e:
+        summary["error"] = str(e)
+    except GatewatchError as e:  # a trusted keys directory without a key
         summary["error"] = str(e)
     try:
         files, sha = read_bundle(str(bundle_path))
@@ -167,10 +174,13 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
 
 
 def build_report(bundle_path: str | os.PathLike, signals_path: str | os.PathLike | None,
-                 out_path: str | os.PathLike, title: str | None = None, verification: dict | None = None) -> Path:
+                 out_path: str | os.PathLike, title: str | None = None, verification: dict | None = None,
+                 trusted_keys: str | None = None) -> Path:
     """Write the HTML report for a bundle (and optionally a signals NDJSON file); returns out_path.
     verification: a verification_summary(bundle_path) already computed (else computed here)."""
     signals = read_signals(signals_path) if signals_path else []
+    if verification is None:
+        verification = verification_summary(bundle_path, trusted_keys)
     html = render_from_bundle(bundle_path, signals, title, verification).encode("utf-8")
     out = Path(out_path)
     tmp = out.with_name(out.name + ".tmp")

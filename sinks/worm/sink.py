@@ -1,5 +1,9 @@
 """The WORM sink runtime: consume actions, receipts and trajectory diamond candidates, append them
 durably, then commit offsets; publish signed checkpoints; record witness cosignatures.
+Admission (gatewatch.sinks.worm.admission): only an action with a valid permit by the decider key
+and an id equal to its content hash, a receipt with a valid executor signature and content id, or
+a content-addressed diamond candidate is appended; anything else goes to gw.dlq with the reason
+and never occupies an id, so the genuine record arriving after a forged one is still appended.
 
 Per batch (the worker skeleton, streams.runtime.worker): map records to entries (bad ones to
 gw.dlq) -> one store transaction (group commit: one fsync per batch) -> flush the DLQ -> commit
@@ -30,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.sinks.worm.admission import check_record
 from gatewatch.sinks.worm.store import (
     LOGGED_KINDS,
     Candidate,
@@ -138,8 +143,12 @@ class WormSink(Stage):
     poll_timeout_s = 0.2
 
     def __init__(self, cfg: SinkConfig):
-        from gatewatch.streams.runtime.keys import load_signing_key
+        from gatewatch.processors.signing import key_id
+        from gatewatch.streams.runtime.keys import load_signing_key, load_verify_key
         self.cfg = cfg
+        # admission: actions need a permit by this decider key, receipts this executor's signature
+        dk, ek = load_verify_key("decider", cfg.keys_dir), load_verify_key("executor", cfg.keys_dir)
+        self.decider, self.executor = {key_id(dk): dk}, {key_id(ek): ek}
         self.group = cfg.group or topics.prefix() + "worm"
         self.batch_size = cfg.batch_size
         self.store = WormStore(cfg.db)
@@ -183,6 +192,9 @@ class WormSink(Stage):
         for name in names:
             self.witness_sizes[name] = max(self.witness_sizes.get(name, 0), size)
         return names
+
+    def _admit(self, kind: str, topic: str, value: dict) -> str | None:
+        return check_record(kind, topic, value, self.decider, self.executor)[0]
 
     def _dlq(self, msg, reason: str) -> None:
         DLQ.labels(reason).inc()
@@ -232,7 +244,7 @@ class WormSink(Stage):
                 self._on_cosigned(m)
                 continue
             try:
-                c = candidate_from_record(kind, m.topic(), m.value())
+                c = candidate_from_record(kind, m.topic(), m.value(), self._admit)
             except Rejected as e:
                 self._dlq(m, str(e))
                 continue

@@ -69,11 +69,12 @@ class Rejected(Exception):
     """A record that cannot be logged; the reason goes to gw.dlq."""
 
 
-def candidate_from_record(kind: str, topic: str, raw: bytes | None) -> Candidate | None:
+def candidate_from_record(kind: str, topic: str, raw: bytes | None, admit=None) -> Candidate | None:
     """The log entry for a consumed record value, None when the record is not for the log
     (trajectory events other than diamond_candidate), Rejected when it is unusable.
 
-    kind is the catalogue name: actions, receipts or trajectories.
+    kind is the catalogue name: actions, receipts or trajectories. admit(kind, topic, value)
+    returns a refusal reason or None (the sink passes gatewatch.sinks.worm.admission's checks).
     """
     if raw is None:
         raise Rejected("empty_value")
@@ -88,6 +89,10 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None) -> Candidate
     rid = value.get("id")
     if not isinstance(rid, str) or not rid:
         raise Rejected("missing_id")
+    if admit is not None:
+        why = admit(kind, topic, value)
+        if why:
+            raise Rejected(why)
     return Candidate(rid, topic, canonical_json(value))
 
 

@@ -157,11 +157,11 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         # the report shows the bundle's verification, so it is built from a first export and then
         # added to the final one (same log state: same entries, checkpoint and root)
         from gatewatch.sinks.report.build import build_report
-        build_report(str(bundle), str(signals_file), str(report))
+        build_report(str(bundle), str(signals_file), str(report), trusted_keys=str(keys))
         r = subprocess.run(evid + ["--include", str(report)], env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
-        v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], env=env,
+        v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(keys)], env=env,
                            capture_output=True, text=True)
         say("[6/6] offline verification: " + ((v.stdout + v.stderr).strip().splitlines() or ["(no output)"])[-1])
 

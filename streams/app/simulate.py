@@ -6,9 +6,9 @@ import zlib
 from pathlib import Path
 
 import orjson
-import yaml
 from confluent_kafka import KafkaError
 
+from gatewatch.processors import safe_yaml
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
@@ -28,9 +28,11 @@ def load_scenario_spec(name_or_path: str) -> dict:
     if not p.is_file():
         raise GatewatchError(f"no scenario {name_or_path!r} (known: {', '.join(scenario_names())}, or a YAML path)")
     try:
-        spec = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise GatewatchError(f"{p}: not valid YAML: {e}") from None
+        spec = safe_yaml.load(p.read_text(), str(p))
+    except safe_yaml.SafeYamlError as e:
+        raise GatewatchError(str(e)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GatewatchError(f"{p}: cannot read: {e}") from None
     if not isinstance(spec, dict):
         raise GatewatchError(f"{p}: a scenario is a YAML mapping")
     return spec

@@ -15,6 +15,12 @@ from gatewatch.streams.runtime.logs import log_event, setup_json_logging
 from gatewatch.streams.runtime.ops_http import OpsServer
 
 
+def ops_host() -> str:
+    """The executor's HTTP bind: its own setting, GATEWATCH_EXECUTOR_HTTP_HOST (default 127.0.0.1).
+    GATEWATCH_HTTP_HOST, the other workers' setting, never moves the listener of the process that
+    holds the executor key."""
+    return os.environ.get("GATEWATCH_EXECUTOR_HTTP_HOST") or "127.0.0.1"
+
 @click.group()
 def executor() -> None:
     """Carry out actions from the actions topic; write INTENT/RESULT/REFUSED receipts."""
@@ -47,7 +53,8 @@ def executor_run(config_path, ledger_path, metrics_port, idle_s) -> None:
         worker = ExecutorWorker(cfg, ledger_path, bs, crash_after_effects=int(crash) if crash else None)
         ops = None
         if metrics_port is not None:
-            ops = OpsServer(metrics_port, ready=lambda: worker.ready, registry=worker.metrics.registry).start()
+            ops = OpsServer(metrics_port, ready=lambda: worker.ready, registry=worker.metrics.registry,
+                            host=ops_host()).start()
             log_event(log, "ops endpoints", port=ops.port)
         try:
             stats = worker.run(stop, idle_s)

@@ -1,6 +1,6 @@
 """`gatewatch` command line. Subcommands live in their own modules, listed in COMMAND_MODULES.
 
-Exit codes: 0 ok, 1 failure, 2 usage. Errors are one line on stderr, never a traceback
+Exit codes: 0 ok, 1 failure, 2 usage; a command may define more (`gatewatch verify`: 3, 4). Errors are one line on stderr, never a traceback
 (set GATEWATCH_DEBUG=1 to see one).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.errors import ExitStatus, GatewatchError
 
 # Each module exposes `commands`, a list of click commands or groups.
 COMMAND_MODULES = (
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.exceptions.Exit as e:
         return e.exit_code
+    except ExitStatus as e:  # a command's own exit code (e.g. `gatewatch verify`'s)
+        if str(e):
+            click.echo(f"gatewatch: error: {e}", err=True)
+        return e.code
     except SystemExit as e:  # a command's own exit status (click's Exit is swallowed in this mode)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (click.ClickException, GatewatchError) as e:

@@ -14,7 +14,10 @@ from gatewatch.streams.runtime.errors import GatewatchError
               help="Signals NDJSON: `gatewatch replay`/`tail` output lines or plain signal records.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @click.option("--title", default=None, help="Page title (default: gatewatch evidence report).")
-def report(bundle, signals_path, out, title) -> None:
+@click.option("--trusted-keys", default=None, type=click.Path(exists=True, file_okay=False),
+              help="The verifier's key directory (as `gatewatch verify --trusted-keys`); without it the bundle "
+                   "is at best self-consistent, not verified.")
+def report(bundle, signals_path, out, title, trusted_keys) -> None:
     """Write a self-contained HTML evidence report (inline SVG charts, no scripts, renders offline).
 
     To ship the report inside the bundle: export, report, then export again with
@@ -22,7 +25,7 @@ def report(bundle, signals_path, out, title) -> None:
     Exits 1 (after writing the page, which shows why) when the bundle does not verify.
     """
     from gatewatch.sinks.report.build import verification_summary
-    summary = verification_summary(bundle)
+    summary = verification_summary(bundle, trusted_keys)
     try:
         path = build_report(bundle, signals_path, out, title, summary)
     except OSError as e:

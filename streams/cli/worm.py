@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.errors import ExitStatus, GatewatchError
 
 
 def _existing_log(db: str) -> str:
@@ -160,9 +160,10 @@ def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_p
     """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint."""
     from gatewatch.sinks.worm.evidence import BundleError, build_files, write_bundle
     from gatewatch.sinks.worm.store import WormStore
-    from gatewatch.streams.runtime.keys import public_keys
+    from gatewatch.streams.runtime.keys import load_signing_key, public_keys
     db = _existing_log(db)
     policy = _policy(origin, witness_policy, keys_dir, 2)
+    log_key = load_signing_key("log", keys_dir)
     with WormStore(db) as store:
         if collect:
             from gatewatch.sinks.worm.sink import collect_cosignatures
@@ -171,27 +172,58 @@ def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_p
                 n = collect_cosignatures(store, policy, bs)
             click.echo(f"collected {n} cosigned notes", err=True)
         try:
-            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes))
+            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes), log_key)
         except BundleError as e:
             raise GatewatchError(str(e)) from None
     digest = write_bundle(files, out)
     click.echo(f"{out}: {len(files)} files, sha256 {digest}")
 
 
+# `gatewatch verify` exit codes (docs/security.md)
+VERIFIED, TAMPERED, USAGE, UNTRUSTED, UNPINNED = 0, 1, 2, 3, 4
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 @click.option("--trusted-keys", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Key directory (*.pub) the bundle's keys must match; without it the bundle's own keys are used.")
-def verify(bundle, trusted_keys) -> None:
-    """Verify an evidence bundle offline; exit 1 naming the first bad entry or file."""
+              help="The verifier's key directory (log.pub, witness-*.pub, decider.pub, executor.pub): the anchors. "
+                   "Keys and the witness policy inside the bundle are only compared with these.")
+@click.option("--trust-policy", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Pinned checkpoint policy (log/witness/group/quorum lines); overrides the log and witness keys "
+                   "and the quorum taken from --trusted-keys.")
+@click.option("--origin", default="gatewatch.local/worm", show_default=True,
+              help="Pinned log origin (with --trusted-keys and no --trust-policy).")
+@click.option("--quorum", type=click.IntRange(1, 3), default=2, show_default=True,
+              help="Pinned witness quorum k of witness-1..3 (with --trusted-keys and no --trust-policy).")
+def verify(bundle, trusted_keys, trust_policy, origin, quorum) -> None:
+    """Verify an evidence bundle offline against the verifier's pinned trust anchors.
+
+    Exit 0: verified against the trusted keys. 1: tampered or invalid (names the first bad entry
+    or file). 2: usage error. 3: untrusted signers (keys, witnesses or quorum differ from the
+    pinned ones). 4: self-consistent but NOT verified (no --trusted-keys: signers not pinned)."""
     from gatewatch.sinks.worm.evidence import BundleError, verify_bundle
-    from gatewatch.streams.runtime.keys import public_keys
+    from gatewatch.sinks.worm.trust import UntrustedError, trust_from_dir
+    if trust_policy and not trusted_keys:
+        raise click.UsageError("--trust-policy needs --trusted-keys DIR too (for the decider and executor keys)")
     try:
-        rep = verify_bundle(bundle, public_keys(trusted_keys) if trusted_keys else None)
+        trust = None
+        if trusted_keys:
+            text = None
+            if trust_policy:
+                with open(trust_policy, encoding="utf-8") as f:
+                    text = f.read(1 << 20)
+            trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
+        rep = verify_bundle(bundle, trust)
+    except UntrustedError as e:
+        raise ExitStatus(UNTRUSTED, f"verify failed: untrusted signers: {e}") from None
     except BundleError as e:
-        raise GatewatchError(f"verify failed: {e}") from None
+        raise ExitStatus(TAMPERED, f"verify failed: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GatewatchError(f"verify: cannot read {trust_policy}: {e}") from None
     for line in rep.lines:
         click.echo(line)
+    if not rep.pinned:
+        raise ExitStatus(UNPINNED)
 
 
 commands = [worm, witness, evidence, verify]

@@ -58,11 +58,11 @@ def _read_config_file(path: str) -> dict:
     except OSError as e:
         raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: cannot read {path}: {e.strerror}") from None
     if path.endswith((".yaml", ".yml")):
-        import yaml
+        from gatewatch.processors import safe_yaml
         try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {path} is not YAML: {str(e).splitlines()[0]}") from None
+            doc = safe_yaml.load(text, path) or {}
+        except safe_yaml.SafeYamlError as e:
+            raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {e}") from None
         if not isinstance(doc, dict):
             raise GatewatchError(f"GATEWATCH_KAFKA_CONFIG: {path} must be a mapping of client settings")
         return {str(k): str(v) for k, v in doc.items() if v is not None}

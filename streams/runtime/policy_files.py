@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from gatewatch.processors import safe_yaml
 from gatewatch.processors.policy import Policy, PolicyError
 from gatewatch.processors.policy import compose as compose_layers
 from gatewatch.processors.policy.overlays import Overlay, check_overlay, selector_patterns
@@ -100,8 +99,10 @@ DEFAULT_QUALITY_POLICY = config_path("quality.yml")
 def load_quality_policy(path: str | Path | None) -> CyclePolicy:
     p = Path(path) if path else DEFAULT_QUALITY_POLICY
     try:
-        doc = yaml.safe_load(p.read_text()) if p.exists() else None
-    except (OSError, yaml.YAMLError) as e:
+        doc = safe_yaml.load(p.read_text(), str(p)) if p.exists() else None
+    except safe_yaml.SafeYamlError as e:
+        raise GatewatchError(f"policy {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
         raise GatewatchError(f"policy {p}: {e}".splitlines()[0]) from None
     if path and not p.exists():
         raise GatewatchError(f"policy {p}: no such file")

@@ -142,6 +142,6 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
                          "--out", str(bundle), "--policy", "configs/policies", "--collect"],
                         env=env, capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr
-    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], env=env,
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", env["GATEWATCH_KEYS_DIR"]], env=env,
                        capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -32,5 +32,6 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     report = out / "report.html"
     assert report.exists() and "<svg" in report.read_text()
     # the bundle verifies again, offline, with a fresh process
-    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle)], capture_output=True, text=True)
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys")],
+                       capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -111,7 +111,7 @@ def test_executes_once_with_intent_then_result_and_dedupes(tmp_path, hook):
     rec = permitted(DECIDER, action_record(1))
     assert h.handle(canonical_json(rec)) == core.EXECUTED
     assert h.handle(canonical_json(rec)) == core.DUPLICATE
-    reissued = permitted(DECIDER, action_record(1), expires_ms=now_ms() + 7_200_000)
+    reissued = permitted(DECIDER, action_record(1), expires_ms=now_ms() + 1_800_000)
     assert h.handle(canonical_json(reissued)) == core.DUPLICATE  # a new permit does not mean a new effect
     intent, result = _receipts(h)
     assert (intent["type"], result["type"]) == ("INTENT", "RESULT")

@@ -89,11 +89,13 @@ def test_permits_are_signed_and_checkable():
     acts = run(Engine(make_policy(), permit_signer(KEY)), range(6), lambda i: {"invariant": 1} if i == 3 else None)
     inv = next(a for a in acts if a["rule"]["id"] == "inv")
     trusted = {key_id(KEY.verify_key): KEY.verify_key}
-    assert check_permit(inv, trusted, T0) is None
+    assert check_permit(inv, trusted, T0) == "not_yet_valid"  # not before the decision's own time
+    assert check_permit(inv, trusted, T0 + 3 * STEP) is None
+    assert inv["permit"]["not_before"] == format_ts(T0 + 3 * STEP)
     assert inv["permit"]["expires"] == format_ts(T0 + 3 * STEP + 3_600_000)
     assert check_permit(inv, trusted, T0 + 3 * STEP + 3_600_001) == "expired"
     tampered = {**inv, "action": "freeze"}
-    assert check_permit(tampered, trusted, T0) is not None
+    assert check_permit(tampered, trusted, T0 + 3 * STEP) is not None
     again = run(Engine(make_policy(), permit_signer(KEY)), range(6), lambda i: {"invariant": 1} if i == 3 else None)
     assert canonical_json(acts) == canonical_json(again)
 

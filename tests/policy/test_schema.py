@@ -8,6 +8,7 @@ import jsonschema
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.policy import Engine, permit_signer
 from gatewatch.processors.signing import check_permit, key_id
+from gatewatch.processors.timefmt import parse_time_ms
 from gatewatch.schemas import avro_schema, json_schema
 from tests.policy.helpers import T0, make_policy, sig, step_batches
 from tests.policy.test_engine import KEY, run
@@ -40,4 +41,4 @@ def test_actions_match_json_schema_and_roundtrip_avro():
         back = fastavro.schemaless_reader(io.BytesIO(buf.getvalue()), parsed)
         assert canonical_json(back) == canonical_json(a)
         if a["permit"]:
-            assert check_permit(back, trusted, T0) is None
+            assert check_permit(back, trusted, parse_time_ms(a["ts"])) is None  # valid from the action's ts

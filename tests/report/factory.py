@@ -65,7 +65,8 @@ def make_bundle(tmp: Path, witnesses=("witness-1", "witness-2")) -> dict:
     for w in witnesses:
         note = cp.add_signature(note, w, load_signing_key(w, keys))
     store.add_note("log", origin, store.size, note.text())
-    files = build_files(store, cp.default_policy(keys_path=str(keys)), public_keys(str(keys)), str(POLICIES))
+    files = build_files(store, cp.default_policy(keys_path=str(keys)), public_keys(str(keys)), str(POLICIES),
+                        log_key=load_signing_key("log", str(keys)))
     store.close()
     bundle = tmp / "evidence.tar.gz"
     write_bundle(files, str(bundle))

@@ -16,12 +16,13 @@ from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm.evidence import (
     build_files,
     read_bundle,
+    sign_manifest,
     verify_bundle,
     write_bundle,
 )
 from gatewatch.sinks.worm.store import WormStore
 from gatewatch.streams.cli.main import main
-from gatewatch.streams.runtime.keys import public_keys
+from gatewatch.streams.runtime.keys import load_signing_key, public_keys
 from tests.report.factory import POLICIES
 
 SIG = {"name": "burn_rate_5m", "scope": "s", "cohort": "canary", "subject": "", "value": 1.5,
@@ -43,7 +44,7 @@ def test_signal_lines_in_every_shape(tmp_path):
 def test_cli_report_of_a_verified_bundle(spike, tmp_path, capsys):
     out = tmp_path / "report.html"
     assert main(["report", "--bundle", str(spike["bundle"]), "--signals", str(spike["signals"]),
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--trusted-keys", str(spike["keys"])]) == 0
     assert "bundle verified" in capsys.readouterr().out
     html = out.read_text()
     assert "ROLLED BACK (rollback)" in html and "EVIDENCE VERIFIED" in html
@@ -56,7 +57,7 @@ def test_cli_report_of_a_verified_bundle(spike, tmp_path, capsys):
     root = verify_bundle(str(spike["bundle"])).decision_root
     assert f"<th style='width:200px'>decision root</th><td><code>{root}</code>" in html
     # the function the demo calls gives the same bytes
-    again = build_report(spike["bundle"], spike["signals"], tmp_path / "again.html")
+    again = build_report(spike["bundle"], spike["signals"], tmp_path / "again.html", trusted_keys=str(spike["keys"]))
     assert again.read_bytes() == out.read_bytes()
 
 
@@ -70,6 +71,7 @@ def test_tampered_bundle_is_reported_and_exits_1(spike, tmp_path, capsys):
     manifest = orjson.loads(files["manifest.json"])
     manifest["files"]["checkpoint.note"] = hashlib.sha256(files["checkpoint.note"]).hexdigest()
     files["manifest.json"] = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+    files["manifest.sig"] = sign_manifest(files, cp.DEFAULT_ORIGIN, load_signing_key("log", str(spike["keys"])))
     bad = tmp_path / "bad.tar.gz"
     write_bundle(files, str(bad))
     out = tmp_path / "bad.html"
@@ -91,7 +93,7 @@ def test_report_then_reexport_including_it(spike, tmp_path):
     store = WormStore(str(spike["bundle"].with_name("worm.db")))
     try:
         files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(POLICIES),
-                            (str(report),))
+                            (str(report),), load_signing_key("log", keys))
     finally:
         store.close()
     final = tmp_path / "final.tar.gz"

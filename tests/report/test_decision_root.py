@@ -32,7 +32,8 @@ def test_worm_status_and_replay_print_the_same_decision_root(spike):
     assert logged.groups() == replayed.groups()
     assert int(logged.group(1)) == len(spike["actions"]) > 0
     assert re.search(r"size (\d+)", status).group(1) == str(len(spike["actions"]) + len(spike["receipts"]))
-    bundle = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(spike["bundle"])], cwd=ROOT, env=env,
+    bundle = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(spike["bundle"]),
+                             "--trusted-keys", str(spike["keys"])], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert bundle.returncode == 0, bundle.stdout + bundle.stderr
     assert re.search(r"decision root (\S+) \(the (\d+) actions", bundle.stdout).groups() == \

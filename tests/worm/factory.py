@@ -7,6 +7,7 @@ import orjson
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import content_id
+from gatewatch.processors.policy.records import action_id
 from gatewatch.processors.signing import issue_permit
 from gatewatch.processors.timefmt import format_ts, parse_time_ms
 from gatewatch.sinks.executor.receipts import seal
@@ -33,7 +34,7 @@ def action(decider, i: int, kind: str = "abort") -> dict:
     rec = {"kind": kind, "action": "rollback", "scope": f"checkout-{i % 3}",
            "rule": {"id": "r1", "text": "err5xx_rate >= 0.001 for 5m"}, "policy_hash": POLICY_HASH,
            "ts": format_ts(T0 + i * 1000), "values": {"err5xx_rate": 0.002 + i * 1e-6}}
-    rec["id"] = content_id(rec)
+    rec["id"] = action_id(POLICY_HASH, rec["scope"], "r1", rec["ts"], rec["action"])  # as the engine derives it
     rec["permit"] = issue_permit(decider, rec, T0 + i * 1000 + 300_000)
     return rec
 

@@ -14,12 +14,17 @@ from gatewatch.sinks.worm.evidence import (
     BundleError,
     build_files,
     read_bundle,
+    sign_manifest,
     verify_bundle,
     write_bundle,
 )
 from gatewatch.streams.cli.main import main
 from gatewatch.streams.runtime.keys import public_keys
 from tests.worm import factory
+
+
+def _lk(keys):
+    return factory.load_signing_key("log", keys)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def base(tmp_path_factory):
     drill.write_text('{"drill":"ok"}\n')
     store = factory.log_with_quorum(str(tmp / "w.db"), keys, n_actions=7)
     policy = cp.default_policy(keys_path=keys)
-    files = build_files(store, policy, public_keys(keys), str(pol_dir), (str(drill),))
+    files = build_files(store, policy, public_keys(keys), str(pol_dir), (str(drill),), _lk(keys))
     store.close()
     return tmp, files
 
@@ -55,7 +60,10 @@ def test_export_and_verify(base, capsys):
                                                          "files": ["project.yml", "gate.yml"]}
     # deterministic bytes: same files -> same bundle hash
     assert read_bundle(out)[1] == read_bundle(_write(tmp, files, "again.tar.gz"))[1]
-    assert main(["verify", out]) == 0
+    assert main(["verify", out]) == 4  # no anchors: self-consistent, never "verified"
+    printed = capsys.readouterr().out
+    assert "self-consistent, NOT verified against trusted keys" in printed and "INV1" not in printed
+    assert main(["verify", out, "--trusted-keys", str(tmp / "keys")]) == 0
     printed = capsys.readouterr().out
     assert "INV1 EvidenceBound: ok" in printed and rep.bundle_sha256 in printed
 
@@ -64,7 +72,7 @@ def test_one_witness_is_not_a_quorum(tmp_path):
     keys = factory.keys(tmp_path)
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, 2, witnesses=("witness-2",))
     with pytest.raises(BundleError, match="no checkpoint"):
-        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys))
+        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), log_key=_lk(keys))
 
 
 # ---------------------------------------------------------------- tampering
@@ -75,8 +83,9 @@ def _lines(files, name):
 
 def _rehash(files):
     m = orjson.loads(files["manifest.json"])
-    m["files"] = {k: hashlib.sha256(v).hexdigest() for k, v in files.items() if k != "manifest.json"}
-    files["manifest.json"] = orjson.dumps(m)
+    m["files"] = {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())
+                  if k not in ("manifest.json", "manifest.sig")}
+    files["manifest.json"] = orjson.dumps(m, option=orjson.OPT_INDENT_2)
 
 
 def _alter_value(line: bytes) -> bytes:
@@ -183,13 +192,14 @@ def test_garbage_bundle(tmp_path):
 
 
 def test_trusted_keys_pin_the_bundle(base, tmp_path):
+    from gatewatch.sinks.worm.trust import trust_from_dir
     tmp, files = base
     out = _write(tmp_path, files)
-    own = orjson.loads(files["keys/public_keys.json"])
-    assert verify_bundle(out, own).size > 0
+    rep = verify_bundle(out, trust_from_dir(str(tmp / "keys")))
+    assert rep.size > 0 and rep.pinned
     other = factory.keys(tmp_path)  # a different key set
-    with pytest.raises(BundleError, match=r"^file keys/public_keys.json: \S+ key differs from the trusted keys"):
-        verify_bundle(out, public_keys(other))
+    with pytest.raises(BundleError, match=r"^file policy/witness.policy: log .* differs from the pinned log"):
+        verify_bundle(out, trust_from_dir(other))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -211,8 +221,8 @@ def test_random_byte_flips_never_pass_unnoticed_or_crash(base, tmp_path, data, r
         verify_bundle(out)
     except BundleError:
         return
-    # accepted: only possible for a re-hashed change that no check covers (free-form policy/include files)
-    assert rehash and (name.startswith(("policies/", "include/")) or name == "manifest.json"), (name, pos)
+    # the manifest is signed: a re-hashed manifest no longer matches its signature, so nothing passes
+    raise AssertionError(f"a flipped byte in {name} at {pos} was accepted")
 
 
 def test_a_policy_no_action_carries_is_refused(tmp_path):
@@ -222,7 +232,7 @@ def test_a_policy_no_action_carries_is_refused(tmp_path):
     other.mkdir()
     (other / "project.yml").write_text("permits:\n  ttl: 2h\n")
     with pytest.raises(BundleError, match="no logged action carries"):
-        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(other))
+        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(other), log_key=_lk(keys))
 
 
 def test_a_forged_receipt_in_the_log_is_named(tmp_path):
@@ -242,7 +252,7 @@ def test_a_forged_receipt_in_the_log_is_named(tmp_path):
     note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, store.size, store.root()).body(), cp.DEFAULT_ORIGIN,
                    factory.load_signing_key("log", keys))
     store.add_note("log", cp.DEFAULT_ORIGIN, store.size, factory.cosign(note, ["witness-1", "witness-2"], keys).text())
-    files = build_files(store, policy, public_keys(keys), factory.write_policy_dir(tmp_path / "p"))
+    files = build_files(store, policy, public_keys(keys), factory.write_policy_dir(tmp_path / "p"), log_key=_lk(keys))
     out = _write(tmp_path, files)
     with pytest.raises(BundleError, match=rf"entry {store.size - 1}: receipt refused: unknown_key"):
         verify_bundle(out)
@@ -257,7 +267,7 @@ def test_a_repeated_id_is_refused_even_when_the_log_key_signed_it(tmp_path):
     keys = factory.keys(tmp_path)
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
     files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys),
-                        factory.write_policy_dir(tmp_path / "p"))
+                        factory.write_policy_dir(tmp_path / "p"), log_key=_lk(keys))
     store.close()
     ents = [orjson.loads(line) for line in files["entries.ndjson"].splitlines()]
     ents.append({**ents[0], "index": len(ents)})
@@ -274,5 +284,6 @@ def test_a_repeated_id_is_refused_even_when_the_log_key_signed_it(tmp_path):
     m.update(size=len(leaves), root=base64.b64encode(merkle.root(leaves)).decode())
     files["manifest.json"] = orjson.dumps(m)
     _rehash(files)
+    files["manifest.sig"] = sign_manifest(files, cp.DEFAULT_ORIGIN, _lk(keys))  # the stolen log key re-signs
     with pytest.raises(BundleError, match=rf"entry {len(ents) - 1}: id {ents[0]['id']} repeats an earlier entry's"):
         verify_bundle(_write(tmp_path, files))

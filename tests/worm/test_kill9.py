@@ -12,9 +12,11 @@ import orjson
 import pytest
 
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.sinks.executor.receipts import seal
 from gatewatch.sinks.worm import merkle
 from gatewatch.sinks.worm.store import WormStore
 from gatewatch.streams.runtime import kafka, topics
+from gatewatch.streams.runtime.keys import load_signing_key
 from tests.worm import factory
 
 pytestmark = pytest.mark.integration
@@ -44,8 +46,9 @@ def test_kill9_midstream_then_restart(kafka_bootstrap, topic_prefix, tmp_path):
                GATEWATCH_KEYS_DIR=keys, GATEWATCH_LOG_LEVEL="WARNING")
     # One partition, so the consumed order (and so the uninterrupted root) is the produced order.
     values, expected = [], []
+    executor = load_signing_key("executor", keys)  # the sink admits only receipts this key signed
     for i in range(N):
-        v = {"id": f"r{i:06d}", "type": "INTENT" if i % 2 else "RESULT", "action_id": f"a{i // 2}", "seq": i}
+        v = seal(executor, {"type": "INTENT" if i % 2 else "RESULT", "action_id": f"a{i // 2}", "seq": i})
         values.append(orjson.dumps(v))
         expected.append(canonical_json(v))
         if i % 997 == 0:

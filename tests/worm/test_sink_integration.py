@@ -95,7 +95,7 @@ def test_sink_witnesses_evidence(kafka_bootstrap, topic_prefix, tmp_path):
         assert s.root() == merkle.root(leaves)
         logs = s.notes("log")
         assert len(logs) >= 2 and all(n["proof"] is not None for n in logs[1:])
-        files = build_files(s, policy, public_keys(keys))
+        files = build_files(s, policy, public_keys(keys), log_key=load_signing_key("log", keys))
     out = str(tmp_path / "bundle.tar.gz")
     write_bundle(files, out)
     rep = verify_bundle(out)

@@ -79,7 +79,8 @@ def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
     rep.write_text("# drill\n")
     out = str(tmp_path / "e.tar.gz")
     assert main(["evidence", "--db", db, "--out", out, "--policy", pol, "--include", str(rep)]) == 0
-    assert main(["verify", out]) == 0
+    assert main(["verify", out]) == 4  # self-consistent only: no anchors
+    assert main(["verify", out, "--trusted-keys", keys]) == 0
     printed = capsys.readouterr().out
     assert "INV1 EvidenceBound: ok" in printed and "4 action permits valid" in printed
     assert main(["worm", "status", "--db", db, "--json"]) == 0
