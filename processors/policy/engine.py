@@ -284,6 +284,7 @@ class Engine:
         return out
 
     def _sign(self, rec: dict, ts: int) -> dict:
+        rec.setdefault("incident", "")  # gate and promote actions belong to no incident
         rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms, ts) if self.signer else None
         return rec
 

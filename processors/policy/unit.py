@@ -2,17 +2,24 @@
 
 A unit's state is {"rules": {rule id: {"active", "streaks", "fingerprint"}}, "gate": {"state",
 "clean_since", "streaks", "last"}, "since": first step ms, "actions": [{id, kind, action, rule, ts}],
-"published": [ms, digest] of its last gate record}. Rules fire on the rising edge: one action per
+"published": [ms, digest] of its last gate record, "incident": [id, last action ms] (INCIDENT_GAP_MS)}. Rules fire on the rising edge: one action per
 breach, re-armed when the condition is known false; unknown (missing or thin) follows on_missing:
 hold (nothing changes) or abort (counts as a breach). The gate steps as processors.policy.gate says
 and reports, at every step, why it does not move (processors.policy.gatestatus).
 """
 from __future__ import annotations
 
+from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.evaluator import held, instant
 from gatewatch.processors.policy.gate import NEXT, STATES
 from gatewatch.processors.policy.gatestatus import blocking_reasons, missing_reasons, waiting_reason
 from gatewatch.processors.policy.records import action_record, gate_record
+from gatewatch.processors.timefmt import format_ts
+
+# Seed 004, one incident one call: the abort and hook actions of a unit belong to one incident
+# until none has fired for this long (event time); each carries the incident's id and the
+# executor calls a backend once per incident and action (sinks/executor/core.py).
+INCIDENT_GAP_MS = 30 * 60_000
 
 
 def new_unit(ts: int) -> dict:
@@ -35,7 +42,13 @@ def rule_step(engine, scope: str, release: str, unit: dict, rid: str, ts: int, v
     if rs["active"]:
         return None  # still the same breach
     rs["active"] = True
-    return action_record(engine.policy, rule, scope, ts, view, rs["streaks"], release)
+    rec = action_record(engine.policy, rule, scope, ts, view, rs["streaks"], release)
+    inc = unit.get("incident")
+    if inc is None or ts - inc[1] > INCIDENT_GAP_MS:
+        inc = [content_id({"scope": scope, "release": release, "opened": format_ts(ts)}), ts]
+    unit["incident"] = [inc[0], ts]
+    rec["incident"] = inc[0]
+    return rec
 
 
 def gate_step(engine, scope: str, release: str, unit: dict, ts: int, view: dict) -> tuple[dict | None, list]:

@@ -136,17 +136,21 @@ class ActionHandler:
                 self.before_effect(intent)
             record = row.record
             backend = self.backends.get(row.backend)
+            key, first = self._key_for(record)
             t0 = time.monotonic()
-            if backend is None:
+            if first not in (None, row.action_id):  # seed 004: one incident, one call per action kind
+                outcome = Outcome("deduplicated", 0, hashlib.sha256(b"").hexdigest(),
+                                  f"incident {record['incident']}: {record['action']} already sent by action {first}")
+            elif backend is None:
                 outcome = Outcome("failure", 0, hashlib.sha256(b"").hexdigest(), f"unknown backend {row.backend}")
             else:
-                outcome = backend.execute(record, canonical_json(record), row.action_id)
+                outcome = backend.execute(record, canonical_json(record), key)
             duration = time.monotonic() - t0
             self._maybe_crash()
             self.ledger.record_result(row.action_id, {
                 "type": "RESULT", "action_id": row.action_id, "scope": record["scope"],
                 "action": record["action"], "kind": record.get("kind"), "backend": row.backend,
-                "idempotency_key": row.action_id, "status": outcome.status, "attempts": outcome.attempts,
+                "idempotency_key": key, "status": outcome.status, "attempts": outcome.attempts,
                 "duration_ms": int(duration * 1000), "response_digest": outcome.response_digest,
                 "detail": outcome.detail, "run": run, "dry_run": outcome.dry_run or None,
                 "ts": format_ts(_wall_ms()),
@@ -155,7 +159,7 @@ class ActionHandler:
             m.executions.labels(record["action"], outcome.status).inc()
             m.attempts.labels(row.backend).inc(outcome.attempts)
             m.latency.labels(row.backend).observe(duration)
-            if outcome.status != "success":
+            if outcome.status not in ("success", "deduplicated"):
                 log_event(log, "action did not succeed", logging.WARNING, action_id=row.action_id,
                           status=outcome.status, detail=outcome.detail, attempts=outcome.attempts)
             return EXECUTED
@@ -163,9 +167,20 @@ class ActionHandler:
             with self._lock:
                 self._running.discard(row.action_id)
 
+    def _key_for(self, record: dict) -> tuple[str, str | None]:
+        """(idempotency key, the incident's first action when it already succeeded): an incident's
+        actions share incident:action; when its first call did not succeed, a later one tries anew
+        under its own id."""
+        key = L.incident_key(record)
+        first = self.ledger.incident_owner(key) if key else None
+        if key is None or first in (None, record["id"]):
+            return key or record["id"], None
+        row = self.ledger.lookup(first)
+        return (key, first) if row is not None and row.status == "success" else (record["id"], None)
+
     def _intent(self, record: dict, backend: str) -> dict:
         return {"type": "INTENT", "action_id": record["id"], "scope": record["scope"], "action": record["action"],
-                "kind": record.get("kind"), "backend": backend, "idempotency_key": record["id"],
+                "kind": record.get("kind"), "backend": backend, "idempotency_key": self._key_for(record)[0],
                 "permit_nonce": record["permit"]["nonce"], "record_digest": content_id(record),
                 "ts": format_ts(_wall_ms())}
 

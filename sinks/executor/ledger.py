@@ -10,7 +10,9 @@ Exactly-once effect discipline
 ------------------------------
 1. admit():  INTENT is written (action row state='intent', nonce taken, INTENT
    receipt appended) and fsynced BEFORE the backend is called.
-2. the backend runs the effect with idempotency key = action id.
+2. the backend runs the effect with idempotency key = action id, or incident:action for the
+   actions of an incident, of which only the first admitted is run (the rest: RESULT
+   "deduplicated", naming the first).
 3. record_result(): state='result' and the RESULT receipt, fsynced.
 4. Only then is the Kafka offset of the action committed.
 
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS actions(
   status     TEXT
 );
 CREATE TABLE IF NOT EXISTS nonces(nonce TEXT PRIMARY KEY, action_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents(key TEXT PRIMARY KEY, action_id TEXT NOT NULL);  -- incident:action -> first action
 CREATE TABLE IF NOT EXISTS refusals(record_cid TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS receipts(
   seq  INTEGER PRIMARY KEY,            -- 1, 2, 3 ... no gaps (one writer, one transaction each)
@@ -164,8 +167,17 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, ?, ?, 'intent')",
                 (action_id, record_cid, nonce, record["scope"], canonical_json(record), backend))
             self._db.execute("INSERT INTO nonces(nonce, action_id) VALUES (?, ?)", (nonce, action_id))
+            key = incident_key(record)
+            if key is not None:
+                self._db.execute("INSERT OR IGNORE INTO incidents(key, action_id) VALUES (?, ?)", (key, action_id))
             receipt = self._append(action_id, intent)
             return NEW, self._lookup(action_id), receipt
+
+    def incident_owner(self, key: str) -> str | None:
+        """The first action admitted for this incident and action kind (incident_key)."""
+        with self._lock:
+            row = self._db.execute("SELECT action_id FROM incidents WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def start_rerun(self, action_id: str) -> int:
         """Count one more run of an in-flight action (before re-running it). Returns the run number."""
@@ -241,3 +253,10 @@ class _Transaction:
         if self.ledger._pending_head is not None:
             self.ledger._head = self.ledger._pending_head
         return False
+
+
+def incident_key(record: dict) -> str | None:
+    """"<incident>:<action>" for an action of an incident (processors.policy.unit), else None: the
+    idempotency key every action of one incident and kind shares, so a backend sees one call."""
+    inc = record.get("incident")
+    return f"{inc}:{record['action']}" if isinstance(inc, str) and inc else None
