@@ -33,8 +33,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
-import orjson
-
 from gatewatch.processors.inputs import (
     MAX_TS_MS,
     Bad,
@@ -46,6 +44,7 @@ from gatewatch.processors.inputs.otlp_common import (
     any_proto,
     attrs_json,
     cohort_of,
+    decode_export,
     enum_of,
     list_of,
     nanos,
@@ -75,24 +74,11 @@ def decode_otlp(value: bytes | None, options: InputOptions | None = None,
                 key: bytes | None = None) -> OtlpBatch | Rejection:
     """One exporter record -> OtlpBatch | Rejection. Never raises."""
     opts = options or InputOptions()
-    if not value:
-        return Rejection("empty", "record value is empty")
     ignored: Counter = Counter()
     out: list = []
-    try:
-        if value[:1] == b"{":
-            try:
-                doc = orjson.loads(value)
-            except orjson.JSONDecodeError as e:
-                return Rejection("not_json", str(e)[:200])
-            _walk_json(doc, opts, key, out, ignored)
-        else:
-            _walk_proto(value, opts, key, out, ignored)
-    except Bad as b:
-        return b.rejection
-    except Exception as e:  # bad input must never crash a worker
-        return Rejection("unknown_format", f"otlp: {type(e).__name__}: {e}"[:200])
-    return OtlpBatch(out, dict(sorted(ignored.items())))
+    bad = decode_export(value, "otlp", lambda doc: _walk_json(doc, opts, key, out, ignored),
+                        lambda raw: _walk_proto(raw, opts, key, out, ignored))
+    return bad if bad is not None else OtlpBatch(out, dict(sorted(ignored.items())))
 
 
 # ---- one span -> one sample ----------------------------------------------------------------

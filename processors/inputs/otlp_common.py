@@ -2,7 +2,9 @@
 value and attribute forms, the service a resource names, the cohort and release its version maps to."""
 from __future__ import annotations
 
-from gatewatch.processors.inputs.samples import Bad, InputOptions
+import orjson
+
+from gatewatch.processors.inputs.samples import Bad, InputOptions, Rejection
 from gatewatch.processors.names import valid_name, why_not
 
 
@@ -94,4 +96,26 @@ def any_proto(v):
     which = v.WhichOneof("value")
     if which in ("string_value", "int_value", "bool_value", "double_value"):
         return getattr(v, which)
+    return None
+
+
+def decode_export(value: bytes | None, label: str, on_json, on_proto) -> Rejection | None:
+    """Parse one exporter record, told apart by content (otlp_json starts with "{", otlp_proto
+    does not), and hand it to on_json(doc) or on_proto(bytes); a Rejection when it is not one.
+    Never raises: bad input must never crash a worker."""
+    if not value:
+        return Rejection("empty", "record value is empty")
+    try:
+        if value[:1] == b"{":
+            try:
+                doc = orjson.loads(value)
+            except orjson.JSONDecodeError as e:
+                return Rejection("not_json", str(e)[:200])
+            on_json(doc)
+        else:
+            on_proto(value)
+    except Bad as b:
+        return b.rejection
+    except Exception as e:  # noqa: BLE001 - reported as the record's rejection
+        return Rejection("unknown_format", f"{label}: {type(e).__name__}: {e}"[:200])
     return None

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import math
 
-import orjson
-
 from gatewatch.processors.declared import roles_for
 from gatewatch.processors.inputs.otlp_common import (
     any_proto,
     attrs_json,
     cohort_of,
+    decode_export,
     enum_of,
     list_of,
     nanos,
@@ -113,23 +112,10 @@ def _exponential(m: _Metric, attrs, cumulative, start, t, count, scale, zero, of
 
 def decode_otlp_metrics(value: bytes | None, opts, key: bytes | None, skipped) -> list | Rejection:
     """One exporter record -> Points (skipped data points counted in `skipped` by reason) | Rejection."""
-    if not value:
-        return Rejection("empty", "record value is empty")
     out: list = []
-    try:
-        if value[:1] == b"{":
-            try:
-                doc = orjson.loads(value)
-            except orjson.JSONDecodeError as e:
-                return Rejection("not_json", str(e)[:200])
-            walk_json(doc, opts, key, out, skipped)
-        else:
-            walk_proto(value, opts, key, out, skipped)
-    except Bad as b:
-        return b.rejection
-    except Exception as e:  # bad input must never crash a worker
-        return Rejection("unknown_format", f"otlp_metrics: {type(e).__name__}: {e}"[:200])
-    return out
+    bad = decode_export(value, "otlp_metrics", lambda doc: walk_json(doc, opts, key, out, skipped),
+                        lambda raw: walk_proto(raw, opts, key, out, skipped))
+    return bad if bad is not None else out
 
 
 def walk_json(doc, opts, key, out: list, skipped) -> None:

@@ -82,31 +82,28 @@ class GateStore:
             self._by_scope.setdefault(k[0], set()).add(k[1])
         self.applied += 1
 
-    def apply_action(self, value: bytes | None) -> None:
-        if value is None:
-            return
+    def _record(self, value: bytes, ok) -> dict | None:
+        """The record as a dict when `ok(rec)`, else None (counted as rejected)."""
         try:
             rec = orjson.loads(value)
         except orjson.JSONDecodeError:
+            rec = None
+        if not isinstance(rec, dict) or not ok(rec):
             self.rejected += 1
-            return
-        if not isinstance(rec, dict) or "scope" not in rec:
-            self.rejected += 1
+            return None
+        return rec
+
+    def apply_action(self, value: bytes | None) -> None:
+        rec = None if value is None else self._record(value, lambda r: "scope" in r)
+        if rec is None:
             return
         with self._lock:
             self._actions.append(rec)
         self.applied += 1
 
     def apply_receipt(self, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            rec = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            self.rejected += 1
-            return
-        if not isinstance(rec, dict) or not isinstance(rec.get("action_id"), str):
-            self.rejected += 1
+        rec = None if value is None else self._record(value, lambda r: isinstance(r.get("action_id"), str))
+        if rec is None:
             return
         short = {k: rec.get(k) for k in ("id", "type", "status", "backend", "ts", "detail", "dry_run")}
         with self._lock:
