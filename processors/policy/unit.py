@@ -2,7 +2,7 @@
 
 A unit's state is {"rules": {rule id: {"active", "streaks", "fingerprint"}}, "gate": {"state",
 "clean_since", "streaks", "last"}, "since": first step ms, "actions": [{id, kind, action, rule, ts}],
-"published": [ms, digest] of its last gate record, "incident": [id, last action ms] (INCIDENT_GAP_MS)}. Rules fire on the rising edge: one action per
+"published": [ms, digest] of its last gate record}. Rules fire on the rising edge: one action per
 breach, re-armed when the condition is known false; unknown (missing or thin) follows on_missing:
 hold (nothing changes) or abort (counts as a breach). The gate steps as processors.policy.gate says
 and reports, at every step, why it does not move (processors.policy.gatestatus).
@@ -16,10 +16,19 @@ from gatewatch.processors.policy.gatestatus import blocking_reasons, missing_rea
 from gatewatch.processors.policy.records import action_record, gate_record
 from gatewatch.processors.timefmt import format_ts
 
-# Seed 004, one incident one call: the abort and hook actions of a unit belong to one incident
-# until none has fired for this long (event time); each carries the incident's id and the
-# executor calls a backend once per incident and action (sinks/executor/core.py).
-INCIDENT_GAP_MS = 30 * 60_000
+# Seed 004, one incident one call: the abort and hook actions of a release belong to one incident
+# (an aborted release stays failed), those of a release-less scope to one incident per UTC hour;
+# each carries the incident's id and the executor calls a backend once per incident and action
+# (sinks/executor/core.py). The id depends on nothing but the action's unit and step: rules of one
+# scope may run ahead of each other (the engine orders steps per rule), so "the first action of
+# the episode" would depend on delivery order, and decisions must not.
+INCIDENT_BUCKET_MS = 3_600_000
+
+
+def incident_id(scope: str, release: str, ts: int) -> str:
+    if release:
+        return content_id({"scope": scope, "release": release})
+    return content_id({"scope": scope, "release": "", "hour": format_ts(ts - ts % INCIDENT_BUCKET_MS)})
 
 
 def new_unit(ts: int) -> dict:
@@ -43,11 +52,7 @@ def rule_step(engine, scope: str, release: str, unit: dict, rid: str, ts: int, v
         return None  # still the same breach
     rs["active"] = True
     rec = action_record(engine.policy, rule, scope, ts, view, rs["streaks"], release)
-    inc = unit.get("incident")
-    if inc is None or ts - inc[1] > INCIDENT_GAP_MS:
-        inc = [content_id({"scope": scope, "release": release, "opened": format_ts(ts)}), ts]
-    unit["incident"] = [inc[0], ts]
-    rec["incident"] = inc[0]
+    rec["incident"] = incident_id(scope, release, ts)
     return rec
 
 
