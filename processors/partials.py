@@ -41,6 +41,7 @@ from gatewatch.processors.inputs import (
     is_tombstone,
 )
 from gatewatch.processors.inputs.points import Point, point_json
+from gatewatch.processors.partial_body import body_of, load_body
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig, later_sample
 
@@ -332,27 +333,7 @@ class PartitionAggregator:
                 self.first_shapes[(s.scope, s.table)] = [s.ts_ms, sid]
 
     def _body(self) -> dict:
-        buckets = []
-        for (svc, coh, rel, b), (n, e, h) in self.req.items():
-            buckets.append({"d": "requests", "k": [svc, coh, rel], "b": b, "n": n, "e": e, "h": h.to_json()})
-        for (svc, coh, name, rel, b), (n, t, v) in self.gauge.items():
-            buckets.append({"d": "gauges", "k": [svc, coh, name, rel], "b": b, "n": n, "t": t, "v": v})
-        for (scope, route, coh, metric, rel, b), h in self.rum.items():
-            buckets.append({"d": "rum", "k": [scope, route, coh, metric, rel], "b": b, "h": h.to_json()})
-        for (scope, table, b), (n, rows, lc, h, sh) in self.cdc.items():
-            buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
-                            "h": h.to_json(), "sh": dict(sorted(sh.items()))})
-        for (svc, coh, rel, role, b), ps in self.series.items():
-            buckets.append({"d": "series", "k": [svc, coh, rel, role], "b": b,
-                            "p": sorted(ps, key=lambda p: (p["t"], p["s"]))})
-        buckets.sort(key=lambda x: (x["d"], x["k"], x["b"]))
-        return {"source": self.source, "topic": self.topic, "partition": self.partition,
-                "first_offset": self.first_offset, "last_offset": self.last_offset,
-                "records": self.records, "rejected": self.rejected,
-                "origin_ms": self.origin_ms, "max_event_ms": self.max_event_ms,
-                "watermark_ms": self.watermark_ms, "buckets": buckets,
-                "shapes": dict(sorted(self.shapes.items())),
-                "first_shapes": sorted([s, t, sid, ts] for (s, t), (ts, sid) in self.first_shapes.items())}
+        return body_of(self)
 
     def flush(self, caught_up: bool = False) -> dict | None:
         """The partial for everything added since the last flush (None when nothing was added).
@@ -401,23 +382,4 @@ class PartitionAggregator:
         return agg
 
     def _load_body(self, body: dict) -> None:
-        self.first_offset, self.last_offset = body["first_offset"], body["last_offset"]
-        self.records, self.rejected = body["records"], body["rejected"]
-        for x in body["buckets"]:
-            d, k, b = x["d"], x["k"], x["b"]
-            if d == "requests":
-                self.req[(*k, b)] = [x["n"], x["e"], LogHistogram.from_json(x["h"])]
-            elif d == "gauges":
-                self.gauge[(*k, b)] = [x["n"], x["t"], x["v"]]
-            elif d == "rum":
-                self.rum[(*k, b)] = LogHistogram.from_json(x["h"])
-            elif d == "cdc":
-                self.cdc[(*k, b)] = [x["n"], x["rows"], x["lc"], LogHistogram.from_json(x["h"]),
-                                     dict(x["sh"])]
-            elif d == "series":
-                self.series[(*k, b)] = list(x["p"])
-        self.shapes = dict(body["shapes"])
-        for s, t, sid, ts in body["first_shapes"]:
-            self.first_shapes[(s, t)] = [ts, sid]
-        for sid, shape in self.shapes.items():
-            self._shape_ids[tuple(tuple(p) for p in shape)] = sid
+        load_body(self, body)

@@ -14,8 +14,8 @@ through `worker.dlq`) -> make it count, in one of two ways:
 Assignment: "static" owns `partitions` (default all) without group membership; "group" joins a
 consumer group (cooperative-sticky) for elastic scale-out; `stage.on_assign` restores state for
 the partitions it gets and says where to start, `stage.on_revoke` hands them back.
-Also here, once for every stage: SIGTERM/SIGINT (the stop flag), back-pressure on a full producer
-queue (BufferError), `stage.busy()` pausing consumption, idle exit, and the worker metrics.
+Also here, once for every stage: SIGTERM/SIGINT, back-pressure (BufferError, `stage.busy()`), idle
+exit once caught up, and the worker metrics (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -162,9 +162,7 @@ class Worker:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self._positions.items()) if (t, p) in self.assigned]
 
     def topic_exists(self, topic: str) -> bool:
-        if not topic:
-            return False
-        md = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        md = self.consumer.list_topics(topic, timeout=10).topics.get(topic) if topic else None
         return md is not None and md.error is None and bool(md.partitions)
 
     def add_inputs(self, new_topics: list[str]) -> None:
