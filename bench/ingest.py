@@ -52,7 +52,9 @@ def payloads(n: int) -> list[tuple[bytes, bytes, int]]:
     """(key, value, event time ms); producers stamp records with the event time."""
     from gatewatch.processors.timefmt import parse_time_ms
     out = []
-    for _t, key, value in Scenario(SPEC, start_ms=1_800_000_000_000).records():
+    # an hour that ends now: Apache Kafka refuses record timestamps over an hour ahead of its clock
+    start = int(time.time() * 1000) - 3_660_000
+    for _t, key, value in Scenario(SPEC, start_ms=start - start % 10_000).records():
         out.append((key.encode(), orjson.dumps(value), parse_time_ms(value["ts"])))
         if len(out) >= n:
             break
