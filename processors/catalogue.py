@@ -36,7 +36,7 @@ def _build() -> dict[str, SignalDef]:
     add("latency_p99_ms", "ms", "requests", "p99 request latency over the policy latency window")
     add("request_rate", "rps", "requests", "requests per second over 5m")
     add("latency_p95_ms_delta", "delta", "requests",
-        "p95 latency of the cohort vs the baseline cohort, fraction, with a seeded bootstrap interval")
+        "p95 latency of the cohort vs the baseline cohort, fraction, with a distribution-free 95 % interval")
     add("latency_p95_ms_delta_lo", "delta", "requests", "lower bound of latency_p95_ms_delta's 95 % interval")
     add("err5xx_rate_delta", "ratio", "requests",
         "5xx ratio of the cohort minus the baseline cohort's, with a normal-approximation interval")
