@@ -69,7 +69,7 @@ def worker_ingest(assignment, partitions, state_dir, metrics_port, exit_when_idl
     from gatewatch.streams.stages.ingest import IngestStage
     policy = _load_policy(policy_dir)
     cfg, opts = SignalConfig.from_policy(policy.doc, policy.hash), InputOptions.from_policy(policy.doc)
-    _run_stage(IngestStage(cfg, state_dir, inputs=opts, batch_size=batch_size),
+    _run_stage(IngestStage(cfg, state_dir, inputs=opts, batch_size=batch_size, policy_dir=policy_dir),
                metrics_port, assignment, partitions, exit_when_idle)
 
 

@@ -110,3 +110,26 @@ def load_quality_policy(path: str | Path | None) -> CyclePolicy:
         return CyclePolicy.from_dict(doc)
     except (ValueError, TypeError) as e:
         raise GatewatchError(f"policy {p}: {e}") from None
+
+
+class PolicyWatch:
+    """Whether a policy directory changed since the last look (file names and mtimes, overlays
+    under services/ included): what running workers poll to reload their policy."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._seen = self._stamp()
+
+    def _stamp(self) -> list:
+        try:
+            return sorted((str(p.relative_to(self.path)), p.stat().st_mtime_ns)
+                          for p in self.path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+        except OSError:
+            return []
+
+    def changed(self) -> bool:
+        now = self._stamp()
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True

@@ -17,6 +17,7 @@ from gatewatch.processors.policy.overlays import PolicySet
 from gatewatch.processors.policy.scoped import ScopedEngine
 from gatewatch.processors.signal_merge import BatchAssembler
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.policy_files import PolicyWatch
 from gatewatch.streams.runtime.snapshots import SnapshotStage
 
 ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind", "action"])
@@ -69,18 +70,13 @@ class DecideStage(SnapshotStage):
         self.policy_dir, self.loader = Path(policy_dir), loader
         self.signer = permit_signer(signing_key) if signing_key is not None else None
         self.policy = policy if policy is not None else loader(self.policy_dir)
-        self._mtimes = self._policy_mtimes()
+        self._watch = PolicyWatch(self.policy_dir)
         self.actions_topic, self.gates_topic = topics.topic("actions"), topics.topic("gates")
         POLICY_INFO.labels(_set_hash(self.policy)).set(1)
 
-    def _policy_mtimes(self):
-        return sorted((p.name, p.stat().st_mtime_ns) for p in self.policy_dir.glob("*.y*ml"))
-
     def maybe_reload(self) -> None:
-        now = self._policy_mtimes()
-        if now == self._mtimes:
+        if not self._watch.changed():  # overlays under services/ included
             return
-        self._mtimes = now
         try:
             new = self.loader(self.policy_dir)
         except Exception as e:  # keep the last good policy in force

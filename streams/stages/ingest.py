@@ -32,12 +32,15 @@ from prometheus_client import Counter, Gauge
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import InputAggregator
+from gatewatch.processors.policy import PolicyError
 from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.consuming import message_ts_ms, retry_on_load
+from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.policy_files import PolicyWatch, load_policy_dir
 from gatewatch.streams.runtime.statefiles import read_json, write_json_atomic
 from gatewatch.streams.runtime.worker import Stage
 
@@ -89,8 +92,12 @@ class IngestStage(Stage):
     progress_interval_s = 0.5
 
     def __init__(self, config: SignalConfig, state_dir: str | Path, inputs: InputOptions | None = None,
-                 group: str = "gatewatch-ingest", batch_size: int = 10_000):
+                 group: str = "gatewatch-ingest", batch_size: int = 10_000, policy_dir: str | Path | None = None):
         self.config, self.group, self.batch_size = config, group, batch_size
+        # decoding options (cohort tables, route templates, label mappings, cdc.services) follow
+        # the policy directory live; windows and steps need a restart (the signals state uses them)
+        self._watch = PolicyWatch(policy_dir) if policy_dir is not None else None
+        self._last_policy_check = 0.0
         self.state_dir = Path(state_dir)
         self.options = inputs or InputOptions()
         self.partials_topic = topics.topic("partials")
@@ -127,6 +134,20 @@ class IngestStage(Stage):
         agg = InputAggregator.from_state({**state, "topic": logical, "partition": partition}, self.config)
         agg.options = self.options
         return agg
+
+    def _maybe_reload(self) -> None:
+        if not self._watch.changed():
+            return
+        try:
+            opts = InputOptions.from_policy(load_policy_dir(self._watch.path).doc)
+        except (PolicyError, GatewatchError, ValueError) as e:  # keep the last good options
+            log_event(LOG, "policy reload refused, keeping the decoding options in force", logging.ERROR,
+                      error=str(e))
+            return
+        self.options = opts
+        for agg in self.aggs.values():
+            agg.options = opts
+        log_event(LOG, "policy reloaded: decoding options (cohorts, routes, mappings) now in force")
 
     def offset_metadata(self, topic: str, partition: int) -> str:
         agg = self.aggs[(topic, partition)]
@@ -228,8 +249,11 @@ class IngestStage(Stage):
 
     def tick(self, worker) -> None:
         """Idle partitions read to their end say so once (a transaction of progress partials); the
-        OTLP topic is taken on when it appears."""
+        OTLP topic is taken on when it appears; a changed policy's decoding options apply."""
         now = time.monotonic()
+        if self._watch is not None and now - self._last_policy_check >= 2:
+            self._last_policy_check = now
+            self._maybe_reload()
         absent = [t for t in topics.collector_topics().values() if t not in worker.inputs]
         if absent and now - self._last_otlp_check >= 30:
             self._last_otlp_check = now
