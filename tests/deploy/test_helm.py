@@ -26,6 +26,9 @@ HELM = Path.home() / ".cache/gatewatch/bin" / f"helm-{HELM_VERSION}"
 KEYED = {"decide": "decider", "executor": "executor", "worm": "log", "witness-1": "witness-1",
          "witness-2": "witness-2"}
 WORKLOADS = {"ingest", "signals", "decide", "executor", "worm", "witness-1", "witness-2", "serve"}
+# one xdist worker builds helm when it is missing (measured ~200 s here, beyond the suite's 300 s
+# default once the tests' own time is added): the module runs on one worker with a longer timeout
+pytestmark = [pytest.mark.xdist_group("helm"), pytest.mark.timeout(1800)]
 
 
 def helm_binary() -> Path:
