@@ -156,6 +156,17 @@ def test_args_are_cli_commands_and_config_is_mounted(docs):
         assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
 
 
+def test_topics_job_runs_before_the_workers(docs):
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    assert set(job["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    cmd = _resolve(c["args"])
+    assert cmd is not None and cmd.name == "create"
+    assert {w for w in c["args"] if w.startswith("--")} <= {o for p in cmd.params for o in p.opts}
+    assert {e["name"] for e in c["env"]} >= {"KAFKA_BOOTSTRAP_SERVERS", "GATEWATCH_TOPIC_PREFIX"}
+    assert not [d for d in render("topics.create=false") if d["kind"] == "Job"]
+
+
 def test_overrides_render(docs):
     more = render("stages.signals.replicas=3", "persistence.accessMode=ReadWriteMany", "serve.tokenSecret=mytoken",
                   "podDisruptionBudget.enabled=false", "policies.gate\\.yml=rules: []")
