@@ -74,6 +74,18 @@ def test_parser_finds_names_and_nothing_else():
     assert every and all(n.startswith("gatewatch_") for n in every), every
 
 
+def test_dashboard_uses_the_provisioned_datasource():
+    import yaml
+    prov = yaml.safe_load((ROOT / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = prov["datasources"][0]["uid"]
+    panels = [p for p in DASHBOARD["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in DASHBOARD["panels"]}) == len(DASHBOARD["panels"])
+    for p in panels:
+        assert p["datasource"]["uid"] == uid and all(t["datasource"]["uid"] == uid for t in p["targets"]), p["title"]
+    for v in DASHBOARD["templating"]["list"]:
+        assert v["datasource"]["uid"] == uid
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
