@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gatewatch.sinks.report import svg
+from gatewatch.sinks.report.gates import gates_section
 from gatewatch.sinks.report.sections import (
     Ctx,
     action_ts,
@@ -80,6 +81,8 @@ def render_report(signals: list[dict], actions: list[dict], receipts: list[dict]
         ("cwv", f"p75 per cohort on the busiest route, with the {cohort}'s 90% confidence interval; right: the "
                 "relative change the rules read.", cwv_section(ctx, scope, cohort)),
         ("cdc", "Replication lag p95 and time since the last change event, per table.", cdc_section(ctx)),
+        ("gates", "Each scope and release's gate as its logged actions leave it: final state, verdict (fail once "
+                  "an abort fired, pass at CANARY_READY), and why.", gates_section(ctx.actions, svg.utc)),
         ("actions", "Every decision in event-time order with the rule that fired, the signals it read and "
                     "what the executor did.", actions_section(ctx, by_action)),
         ("evidence", "Offline verification of the WORM bundle: manifest, keys, co-signed checkpoint, inclusion "

@@ -52,3 +52,27 @@ def test_every_worker_command_exists_and_is_scraped():
 
 def test_names_every_catalogue_topic():
     assert set(COMPOSE["x-gatewatch-topics"]) == {topics.topic(s.name, "gw.") for s in topics.CATALOGUE}
+
+
+def test_grafana_and_serve_are_provisioned_on_loopback():
+    services = COMPOSE["services"]
+    for name, port in (("grafana", "3000"), ("serve", "8088")):
+        assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}"], f"{name} must publish on 127.0.0.1 only"
+    mounts = {m.split(":")[1]: ROOT / "docker" / m.split(":")[0] for m in services["grafana"]["volumes"]}
+    for target in ("/etc/grafana/provisioning/datasources", "/etc/grafana/provisioning/dashboards",
+                   "/var/lib/grafana/dashboards"):
+        assert mounts[target].is_dir(), target
+    ds = yaml.safe_load((mounts["/etc/grafana/provisioning/datasources"] / "prometheus.yml").read_text())
+    assert ds["datasources"][0]["url"] == "http://prometheus:9090"
+    prov = yaml.safe_load((mounts["/etc/grafana/provisioning/dashboards"] / "gatewatch.yml").read_text())
+    assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert (mounts["/var/lib/grafana/dashboards"] / "gatewatch.json").is_file()
+    argv = services["serve"]["command"]
+    cmd = _resolve(argv)
+    opts = {o for p in cmd.params for o in p.opts}
+    assert {w for w in argv if w.startswith("--")} <= opts
+    # a non-loopback bind needs a token: the one-shot `topics` service writes the file serve reads
+    assert argv[argv.index("--token-file") + 1] in services["topics"]["entrypoint"][-1]
+    prom = yaml.safe_load((ROOT / "docker/prometheus.yml").read_text())
+    targets = {t for sc in prom["scrape_configs"] for cfg in sc["static_configs"] for t in cfg["targets"]}
+    assert "serve:8088" in targets

@@ -1,0 +1,68 @@
+"""The report's "Gates per release" table: one row per scope and release, replayed from the logged
+actions, and equal to the final gate record decide published for each release of the same stream."""
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import orjson
+
+from gatewatch.processors.timefmt import format_ts
+from gatewatch.sinks.report.gates import gate_rows
+from gatewatch.sinks.report.html import render_report
+from gatewatch.sinks.report.sections import action_ts
+from gatewatch.streams.runtime import topics
+from tests.policy.test_releases import two_releases
+from tests.report.test_html import VERIFIED
+
+T0 = 1_767_225_600_000
+
+
+def _table(html: str) -> list[list[str]]:
+    """The rows (cells as text) of the Gates section's table."""
+    sec = re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", sec, re.S)[1:]
+    return [[" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+            for r in rows]
+
+
+def test_two_releases_from_the_real_decide_match_their_gate_records():
+    out = two_releases()  # healthy_canary (1.5.0) then traffic_spike (1.6.0) through the real processors
+    actions = [orjson.loads(v) for t, _k, v in out if t == topics.topic("actions")]
+    final = {}
+    for t, k, v in out:
+        if t == topics.topic("gates"):
+            final[k.decode()] = orjson.loads(v)  # compacted: the last record per scope@release
+    html = render_report([], actions, [], VERIFIED, None)
+    rows = _table(html)
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == \
+        [(g["scope"], g["release"], g["state"], g["verdict"]) for g in sorted(final.values(), key=lambda g: g["since"])]
+    assert [r[3] for r in rows] == ["pass", "fail"]  # release 2 judged on its own actions only
+    assert any(":" in r[4] for r in rows if r[3] == "fail")  # the abort's rule is named
+
+
+def _act(kind, scope, release, minute, to=None, action="advance", rule="r"):
+    return {"id": f"{kind}{scope}{release}{minute}", "kind": kind, "action": action, "scope": scope,
+            "release": release, "ts": format_ts(T0 + minute * 60_000), "rule": {"id": rule, "text": rule},
+            "gate": {"from": "?", "to": to} if to else None, "signals": []}
+
+
+def test_rows_per_scope_and_release_without_release_and_hooks_only():
+    acts = [_act("gate", "checkout", "2.0.0", 1, "EXEC_FAST_OK"),
+            _act("hook", "search", "", 2, action="notify"),
+            _act("gate", "checkout", "2.0.0", 3, "EXEC_FULL_OK"),
+            _act("abort", "cart", "7", 4, action="rollback", rule="err5xx"),
+            {"kind": "gate", "scope": None, "ts": format_ts(T0)}]  # no scope: not a gate of anything
+    rows = gate_rows(sorted(((action_ts(a), a) for a in acts if action_ts(a) is not None), key=lambda x: x[0]))
+    assert [(r["scope"], r["release"], r["state"], r["verdict"]) for r in rows] == [
+        ("cart", "7", "PLAN_OK", "fail"), ("checkout", "2.0.0", "EXEC_FULL_OK", "pending"),
+        ("search", "", "PLAN_OK", "pending")]
+    assert rows[0]["aborts"] == ["err5xx: rollback"]
+    assert rows[1]["transitions"] == ["EXEC_FAST_OK", "EXEC_FULL_OK"]
+
+
+def test_escaped_and_empty():
+    html = render_report([], [_act("abort", "<b>x</b>", "<i>1</i>", 1, action="rollback")], [], VERIFIED, None)
+    sec = re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
+    assert "<b>x</b>" not in sec and "&lt;b&gt;x&lt;/b&gt;" in sec
+    assert "No action with a scope was logged." in render_report([], [], [], VERIFIED, None)
