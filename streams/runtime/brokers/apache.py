@@ -204,8 +204,10 @@ class ApacheKafka:
         if (n.dir / "data" / "meta.properties").exists():
             return
         for attempt in range(3):  # a JVM that cannot start on a loaded machine: try again
-            r = subprocess.run([java, "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool", "format", "-t",
-                                self.cluster_id, "-c", str(n.dir / "server.properties")], capture_output=True, text=True)
+            # --cluster-id=ID: a base64url id may start with "-", which argparse would take for an option
+            r = subprocess.run([java, "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool", "format",
+                                f"--cluster-id={self.cluster_id}", "-c", str(n.dir / "server.properties")],
+                               capture_output=True, text=True)
             if r.returncode == 0 or (n.dir / "data" / "meta.properties").exists():
                 return
             time.sleep(1 + attempt)
