@@ -41,8 +41,8 @@ def target(payload) -> tuple[str, str | None]:
         md = {}
     if not isinstance(md, dict):
         raise PayloadError("'metadata' must be an object of strings")
-    for k in ("scope", "release"):
-        if k in md and not isinstance(md[k], str):
+    for k, v in md.items():  # Flagger's metadata is a map of strings
+        if not isinstance(v, str):
             raise PayloadError(f"'metadata.{k}' must be a string")
     for k in ("namespace", "phase", "checksum"):
         if payload.get(k) is not None and not isinstance(payload[k], str):

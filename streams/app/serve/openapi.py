@@ -13,6 +13,9 @@ _REASON = {"type": "object", "required": ["kind", "detail"], "properties": {
     "op": {"type": ["string", "null"]}, "threshold": {"type": ["number", "null"]},
     "window_s": {"type": ["integer", "null"]}, "samples": {"type": ["integer", "null"]},
     "min_samples": {"type": ["integer", "null"]}}}
+# processors.names' grammar; a query parameter may also be empty (= not given)
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"}
+_OPT_NAME = {"type": "string", "pattern": "^([A-Za-z0-9][A-Za-z0-9._:/-]{0,127})?$"}
 _GATE = {"type": "object", "required": ["scope", "release", "state", "verdict", "reasons"], "properties": {
     "kind": {"const": "gate"}, "scope": {"type": "string"}, "release": {"type": "string"},
     "state": {"type": "string"}, "verdict": {"enum": ["pass", "fail", "pending"]},
@@ -26,10 +29,10 @@ _HOOK_ANSWER = {"type": "object", "required": ["hook", "go", "message", "scope"]
     "verdict": {"enum": ["pass", "fail", "pending"]}, "missing": {"type": "array", "items": {"type": "string"}},
     "reasons": {"type": "array", "items": {"type": ["string", "null"]}}}}
 _FLAGGER_PAYLOAD = {"type": "object", "required": ["name"], "properties": {
-    "name": {"type": "string", "minLength": 1}, "namespace": {"type": "string"}, "phase": {"type": "string"},
-    "checksum": {"type": "string"},
-    "metadata": {"type": "object", "additionalProperties": {"type": "string"},
-                 "properties": {"scope": {"type": "string"}, "release": {"type": "string"}}}}}
+    "name": _NAME, "namespace": {"type": ["string", "null"]},
+    "phase": {"type": ["string", "null"]}, "checksum": {"type": ["string", "null"]},
+    "metadata": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
+                 "properties": {"scope": _OPT_NAME, "release": _OPT_NAME}}}}
 
 
 def _json(ref_or_schema, description: str) -> dict:
@@ -41,7 +44,6 @@ def _err(description: str) -> dict:
     return _json("Error", description)
 
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\s]+$"}
 _SECURED = [{"bearer": []}, {}]
 
 OPENAPI: dict = {
@@ -65,14 +67,14 @@ OPENAPI: dict = {
             "summary": "The gate of one scope: a given release, else its latest release",
             "security": _SECURED,
             "parameters": [{"name": "scope", "in": "path", "required": True, "schema": _NAME},
-                           {"name": "release", "in": "query", "required": False, "schema": _NAME}],
+                           {"name": "release", "in": "query", "required": False, "schema": _OPT_NAME}],
             "responses": {"200": _json("Gate", "the gate record; `verdict` is pass, fail or pending"),
                           "400": _err("bad scope or release name"), "401": _err("bearer token missing or wrong"),
                           "404": _err("unknown scope, or no such release of it")}}},
         "/v1/actions": {"get": {
             "summary": "Recent actions (newest first)", "security": _SECURED,
-            "parameters": [{"name": "scope", "in": "query", "required": False, "schema": _NAME},
-                           {"name": "release", "in": "query", "required": False, "schema": _NAME},
+            "parameters": [{"name": "scope", "in": "query", "required": False, "schema": _OPT_NAME},
+                           {"name": "release", "in": "query", "required": False, "schema": _OPT_NAME},
                            {"name": "limit", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": _json({"type": "object", "required": ["actions"], "properties": {

@@ -139,9 +139,11 @@ class Api:
         if parts == ["actions"]:
             self._method(method, "GET")
             scope, release = self._param(query, "scope"), self._param(query, "release")
-            limit = self._param(query, "limit")
+            limit = query.get("limit")
+            if limit is not None and len(limit) > 1:
+                raise HttpError(400, "query parameter 'limit' given more than once")
             try:
-                n = 100 if limit is None else int(limit)
+                n = 100 if limit is None else int(limit[0])  # an empty limit= is no integer either
             except ValueError:
                 n = -1
             if not 1 <= n <= 1000:
@@ -272,6 +274,11 @@ def _handler(api: Api):
 
         def do_PATCH(self):  # noqa: N802
             self._answer("PATCH")
+
+        def __getattr__(self, name):  # any other method (TRACE, QUERY...): the documented 405, not 501
+            if name.startswith("do_") and name[3:].isascii() and name[3:].isalpha():
+                return lambda: self._answer(name[3:])
+            raise AttributeError(name)
 
         def send_error(self, code, message=None, explain=None):  # malformed requests: JSON too
             self.close_connection = True

@@ -13,19 +13,15 @@ from collections import OrderedDict, deque
 
 import orjson
 
+from gatewatch.processors.names import valid_name, why_not
+
 MAX_ACTIONS = 5000
-MAX_NAME = 200
 
 
 def bad_name(what: str, text: str) -> str | None:
-    """Why `text` is no valid scope or release name (None when it is)."""
-    if not text:
-        return f"{what} is empty"
-    if len(text) > MAX_NAME:
-        return f"{what} is longer than {MAX_NAME} characters"
-    if any(c.isspace() or not c.isprintable() for c in text):
-        return f"{what} contains whitespace or control characters"
-    return None
+    """Why `text` is no valid scope or release name (processors.names: the grammar ingest admits),
+    None when it is."""
+    return None if valid_name(text) else f"{what}: {why_not(text)}"
 
 
 def split_key(key: bytes | None) -> tuple[str, str] | None:
