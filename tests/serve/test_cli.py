@@ -50,7 +50,7 @@ def test_serve_restart_rematerializes_everything_and_gate_status_exit_codes(kafk
     assert gate_status(kafka_bootstrap, "checkout", "--release", "1.5.0").returncode == 0
     assert gate_status(kafka_bootstrap, "checkout", "--release", "0.0.1").returncode == 4
     r = gate_status(kafka_bootstrap, "bad scope")
-    assert r.returncode == 2 and "whitespace" in r.stderr
+    assert r.returncode == 2 and "contains ' '" in r.stderr
     assert gate_status(kafka_bootstrap).returncode == 2
 
 
