@@ -154,7 +154,11 @@ class IngestStage(Stage):
         return orjson.dumps({"max_event_ms": agg.max_event_ms, "origin_ms": agg.origin_ms}).decode()
 
     def on_assign(self, worker, tps):
-        committed = retry_on_load(lambda: worker.consumer.committed(tps, timeout=30), "reading committed offsets")
+        # committed offsets are read stable (KIP-447): while a killed member's transaction on these
+        # partitions is still open, the broker answers only once it has timed out and been aborted
+        # (transaction.timeout.ms below plus the coordinator's cleanup interval), later on a loaded host
+        committed = retry_on_load(lambda: worker.consumer.committed(tps, timeout=30), "reading committed offsets",
+                                  180)
         placed = []
         for tp in committed:
             key = (tp.topic, tp.partition)
