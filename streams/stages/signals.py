@@ -62,23 +62,29 @@ class SignalStage(SnapshotStage):
             self._expected[logical] = worker.partition_count(topics.input_topic(logical))
         return [f"{logical}:{p}" for p in range(self._expected[logical])]
 
-    def _expect_inputs(self, worker, task: SignalTask) -> None:
+    def input_topics(self, worker) -> list[str]:
+        # the input partitions every task waits for, looked up here, before the group join: the
+        # rebalance callback (new_state/load_state) must not call the consumer (list_topics there
+        # aborted the process on a confluent-kafka assertion, CallState_get, under load)
         for logical in topics.INPUTS:
-            task.expect(self._sources(worker, logical))
+            self._sources(worker, logical)
         for logical, t in topics.collector_topics().items():
-            if logical not in self._expected and worker.topic_exists(t):
-                self._sources(worker, logical)  # ingest reads it when it exists, so wait for it too
-            if logical in self._expected:
-                task.expect(self._sources(worker, logical))
+            if worker.topic_exists(t):  # ingest reads it when it exists, so wait for it too
+                self._sources(worker, logical)
+        return super().input_topics(worker)
+
+    def _expect_inputs(self, task: SignalTask) -> None:
+        for logical, n in self._expected.items():
+            task.expect([f"{logical}:{p}" for p in range(n)])
 
     def new_state(self, worker, partition):
         task = SignalTask(partition, self.config)
-        self._expect_inputs(worker, task)
+        self._expect_inputs(task)
         return task
 
     def load_state(self, worker, partition, doc):
         task = SignalTask.from_state(doc, self.config)
-        self._expect_inputs(worker, task)
+        self._expect_inputs(task)
         return task
 
     def dump_state(self, state):
@@ -93,9 +99,9 @@ class SignalStage(SnapshotStage):
             BAD_PARTIALS.inc()
             return []
         PARTIALS_IN.inc()
-        if logical == topics.OTLP and topics.OTLP not in self._expected:
+        if logical in topics.COLLECTOR and logical not in self._expected:
             for t in self.states.values():  # an optional input appeared: wait for all of its partitions
-                t.expect(self._sources(worker, topics.OTLP))
+                t.expect(self._sources(worker, logical))
         out = signal_outputs(task, partial, self.signals_topic)
         for source_topic, part, offset, detail in late_records(task):
             worker.dlq(source_topic, part, offset, "late_at_merge", None, detail)
