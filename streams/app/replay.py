@@ -11,6 +11,7 @@ streaming path would publish comes out as one NDJSON line {"topic","key","value"
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from typing import Iterable, Iterator
 
 import msgspec
@@ -190,6 +191,17 @@ class Replayer:
         for key in sorted(self.aggs):
             out.extend(self._flush(self.aggs[key], caught_up=True))
         return out
+
+
+def feed_files(rp: Replayer, paths: Iterable[str], bad: Counter) -> Iterator[list[tuple[str, bytes, bytes]]]:
+    """rp's outputs for the kcat -J files, chunk by chunk, then its finish(): what `gatewatch
+    replay` prints and `policy shadow` compares. Unreadable lines are counted in `bad`."""
+    for path in paths:
+        with open(path, "rb") as f:
+            envs = read_envelopes(f, bad)
+            while chunk := list(islice(envs, 4096)):
+                yield rp.feed_many(chunk)
+    yield rp.finish()
 
 
 def _value(env: Envelope) -> bytes | None:

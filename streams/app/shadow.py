@@ -4,28 +4,16 @@ shadow decisions are never executable."""
 from __future__ import annotations
 
 from collections import Counter
-from itertools import islice
 
 import orjson
 
 from gatewatch.processors.shadow import diverge
-from gatewatch.streams.app.replay import Replayer, read_envelopes, scan_sources
+from gatewatch.streams.app.replay import Replayer, feed_files, scan_sources
 
 
 def decisions(policy, paths: list[str]) -> list[dict]:
     rp = Replayer(policy, None, sources=scan_sources(paths))
-    out, bad = [], Counter()
-
-    def take(recs):
-        out.extend(orjson.loads(v) for t, _k, v in recs if t == rp.t_actions)
-
-    for path in paths:
-        with open(path, "rb") as f:
-            envs = read_envelopes(f, bad)
-            while chunk := list(islice(envs, 4096)):
-                take(rp.feed_many(chunk))
-    take(rp.finish())
-    return out
+    return [orjson.loads(v) for recs in feed_files(rp, paths, Counter()) for t, _k, v in recs if t == rp.t_actions]
 
 
 def shadow_report(active, candidate, paths: list[str]) -> dict:

@@ -128,9 +128,7 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     Ends with the decision root on stderr: with the decider's --keys-dir it equals the one
     `gatewatch worm status` prints for a WORM log of the same input.
     """
-    from itertools import islice
-
-    from gatewatch.streams.app.replay import Replayer, output_line, read_envelopes, scan_sources
+    from gatewatch.streams.app.replay import Replayer, feed_files, output_line, scan_sources
     policy = _load_policy(policy_dir)
     signer = None
     if keys_dir:
@@ -152,12 +150,8 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
                 if rec[0] == actions_topic:
                     decisions.append(rec[2])
 
-        for path in paths:
-            with open(path, "rb") as f:
-                envs = read_envelopes(f, bad)
-                while chunk := list(islice(envs, 4096)):
-                    emit(rp.feed_many(chunk))
-        emit(rp.finish())
+        for recs in feed_files(rp, paths, bad):
+            emit(recs)
     out.flush()
     _echo_decision_root(decisions, signer is not None)
     problems = bad + rp.skipped

@@ -2,7 +2,6 @@
 (JSON on partition 0, protobuf on partition 1) and as prometheus-kafka-adapter samples on
 gw.metrics goes through the ingest and signal workers on Apache Kafka to the same signals as
 `gatewatch replay` computes from those records, byte for byte, with nothing dead-lettered."""
-import threading
 from collections import Counter
 
 import pytest
@@ -18,7 +17,7 @@ from gatewatch.streams.stages.ingest import IngestStage
 from gatewatch.streams.stages.signals import SignalStage
 from tests.inputs import metrics_gen as gen
 from tests.inputs.test_metrics_equivalence import OPTS, run
-from tests.pipeline.helpers import read_topic
+from tests.pipeline.helpers import read_topic, run_until_idle
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +48,7 @@ def test_metrics_through_the_broker(kafka_bootstrap, topic_prefix, tmp_path, mon
     workers = [Worker(IngestStage(cfg, tmp_path / "ingest", inputs=OPTS, batch_size=50), kafka_bootstrap,
                       exit_when_idle_s=5, **quiet),
                Worker(SignalStage(cfg, tmp_path / "signals"), kafka_bootstrap, exit_when_idle_s=7, **quiet)]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-        assert not t.is_alive()
+    run_until_idle(workers, 180)
 
     streamed = [v for _p, _o, _k, v, _ts in read_topic(kafka_bootstrap, "signals")]
     envs = sorted(envs, key=lambda e: (e["topic"], e["partition"], e["offset"]))

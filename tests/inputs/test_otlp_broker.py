@@ -2,7 +2,6 @@
 partition 1, go through the ingest and signal workers to the same signals (minus `source`) as
 the equivalent request samples on gw.metrics; and the streamed signals equal `gatewatch replay`'s."""
 import base64
-import threading
 from collections import Counter
 
 import orjson
@@ -21,7 +20,7 @@ from gatewatch.streams.stages.signals import SignalStage
 from tests.inputs import otlp_gen
 from tests.inputs.test_otlp import OPTS
 from tests.inputs.test_otlp_replay import run
-from tests.pipeline.helpers import read_topic
+from tests.pipeline.helpers import read_topic, run_until_idle
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +54,7 @@ def test_otlp_through_the_broker(kafka_bootstrap, topic_prefix, tmp_path, monkey
     workers = [Worker(ingest, kafka_bootstrap, exit_when_idle_s=5, **quiet),
                Worker(SignalStage(cfg, tmp_path / "signals"), kafka_bootstrap, exit_when_idle_s=7, **quiet)]
     not_server = SKIPPED.labels("otlp", "not_server")._value.get()
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-        assert not t.is_alive()
+    run_until_idle(workers, 120)
     assert (otlp_topic, 1) in ingest.aggs
     # both partitions' non-server spans were counted (the metric the worker exposes)
     assert SKIPPED.labels("otlp", "not_server")._value.get() - not_server == \

@@ -1,6 +1,5 @@
 """Exactly-once on Apache Kafka: an ingest transaction aborted mid-batch never reaches the signals
 stage (read_committed), and the committed partials of every source cover its offsets exactly once."""
-import threading
 
 import orjson
 import pytest
@@ -16,7 +15,7 @@ from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.runtime.worker import Worker
 from gatewatch.streams.stages.ingest import IngestStage
 from gatewatch.streams.stages.signals import SignalStage
-from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
+from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, run_until_idle, streamed
 
 pytestmark = pytest.mark.integration
 
@@ -82,12 +81,7 @@ def test_aborted_ingest_transaction_never_reaches_signals(kafka_bootstrap, topic
     stages = [Worker(IngestStage(cfg, tmp_path / "ingest", batch_size=400), kafka_bootstrap, exit_when_idle_s=3,
                      **quiet),  # restarts from the committed offsets
               Worker(SignalStage(cfg, tmp_path / "signals"), kafka_bootstrap, exit_when_idle_s=4, **quiet)]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in stages]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-        assert not t.is_alive()
+    run_until_idle(stages, 120)
     assert_each_offset_once(partials(kafka_bootstrap, "read_committed"))
     want = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(SigningKey(b"\1" * 32)))
     assert set(streamed(kafka_bootstrap, "signals")) == set(want[f"{topic_prefix}signals"])

@@ -106,3 +106,14 @@ def replay_outputs(envs: list[dict], policy, signer) -> dict[str, list[tuple[byt
 
 def streamed(bootstrap: str, logical: str) -> list[tuple[bytes, bytes]]:
     return [(k, v) for _p, _o, k, v, _ts in read_topic(bootstrap, logical)]
+
+
+def run_until_idle(workers: list, timeout_s: float = 120.0) -> None:
+    """Run in-process Workers side by side until each has exited idle (caught up)."""
+    import threading
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout_s)
+        assert not t.is_alive(), "a worker did not drain within the timeout"

@@ -1,5 +1,4 @@
 """Records produced to the input topics come out of the workers exactly as `gatewatch replay` prints them."""
-import threading
 from collections import Counter
 
 import pytest
@@ -14,7 +13,7 @@ from gatewatch.streams.runtime.worker import Worker
 from gatewatch.streams.stages.decide import DecideStage
 from gatewatch.streams.stages.ingest import IngestStage
 from gatewatch.streams.stages.signals import SignalStage
-from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, streamed
+from tests.pipeline.helpers import envelopes, publish_inputs, replay_outputs, run_until_idle, streamed
 
 pytestmark = pytest.mark.integration
 POLICY_DIR = "configs/policies"
@@ -37,12 +36,7 @@ def test_streaming_equals_replay(broker, request, monkeypatch, tmp_path):
         Worker(DecideStage(POLICY_DIR, key, tmp_path / "decide", load_policy_dir), kafka_bootstrap,
                exit_when_idle_s=5, **quiet),
     ]
-    threads = [threading.Thread(target=s.run, daemon=True) for s in stages]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-        assert not t.is_alive()
+    run_until_idle(stages, 180)
 
     expected = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(key))
     for logical in ("signals", "actions", "dlq", "gates"):
