@@ -53,10 +53,10 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
                 n = write_envelopes(sc, f, bar)
         else:
             from gatewatch.streams.runtime.brokers import kafka_bootstrap
-            from gatewatch.streams.runtime.kafka import create_topics, producer
+            from gatewatch.streams.runtime.kafka import create_topics, ordered_producer
             with kafka_bootstrap() as bs:
                 create_topics(bs)
-                n = publish(sc, producer(bs, **{"linger.ms": 20}), speed, bar)
+                n = publish(sc, ordered_producer(bs, **{"linger.ms": 20}), speed, bar)
     finally:
         bar.close()
     click.echo(f"{sc.name}: {n} records" + (f" -> {out}" if out else " published"), err=True)

@@ -9,7 +9,7 @@ from gatewatch.processors.scenarios import Scenario
 from gatewatch.streams.app.simulate import event_ms, publish
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.consuming import message_ts_ms
-from gatewatch.streams.runtime.kafka import producer, read_to_end
+from gatewatch.streams.runtime.kafka import ordered_producer, read_to_end
 
 # Event time half an hour ago, to the minute: a real broker refuses record timestamps more than
 # message.timestamp.after.max.ms (1 h) ahead of its clock and deletes records older than retention.
@@ -26,15 +26,6 @@ SPEC = {
 }
 BAD = [(b"checkout", b"not json"), (b"checkout", b'{"service":"checkout","status":200}'),
        (b"checkout", b'[1,2]'), (None, b'{"status":"x","latency_ms":1,"ts":"2027-01-15T08:00:00Z"}')]
-
-
-def ordered_producer(bootstrap: str):
-    """One request in flight per connection: a retried batch cannot overtake the next one, so each
-    partition holds the records in the order they were produced. Without it a retry under load
-    moved minutes of event time ahead of older records, which then came out late (seen on Apache
-    Kafka: 1,977 late records, no decision). Not idempotence: tansu's idempotent path has its own
-    history (README, embedded broker limits)."""
-    return producer(bootstrap, **{"max.in.flight.requests.per.connection": 1})
 
 
 def publish_inputs(bootstrap: str, spread_seed: int | None = None) -> int:
