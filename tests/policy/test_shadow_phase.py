@@ -212,3 +212,15 @@ def test_never_leaves_shadow_without_min_duration_of_clean_evidence(steps):
         else:
             assert not moved
         assert eng.gate_state("svc-a", REL) == (STATES[0] if left_at is not None else SHADOW)
+
+
+def test_the_commented_example_of_the_builtin_layer_composes():
+    lines = open("configs/builtin.yml", encoding="utf-8").read().splitlines()
+    start = lines.index("  # shadow:")
+    block = ["gate:"]
+    for line in lines[start:]:
+        if not line.startswith("  #   ") and line != "  # shadow:":
+            break
+        block.append("  " + line[4:])
+    cfg = make_policy("\n".join(block) + "\n").gate.shadow
+    assert cfg.cohort == "shadow" and [r.id for r in cfg.rules] == ["shadow_latency", "shadow_errors"]
