@@ -224,3 +224,14 @@ def test_the_commented_example_of_the_builtin_layer_composes():
         block.append("  " + line[4:])
     cfg = make_policy("\n".join(block) + "\n").gate.shadow
     assert cfg.cohort == "shadow" and [r.id for r in cfg.rules] == ["shadow_latency", "shadow_errors"]
+
+
+def test_policy_check_names_the_shadow_phase(tmp_path, capsys):
+    from gatewatch.streams.cli.main import main
+    (tmp_path / "project.yml").write_text(SHADOW_BLOCK)
+    assert main(["policy", "check", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("cohort=canary shadow=shadow:1m shadow_rules=2")
+    (tmp_path / "project.yml").write_text("gate: {shadow: {min_duration: 1m}}\n")
+    assert main(["policy", "check", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "project.yml:1" in err[0] and "gate.shadow needs" in err[0]
