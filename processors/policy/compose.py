@@ -19,7 +19,7 @@ The policy hash is sha256 of the canonical JSON of the composed document
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gatewatch.processors import catalogue
@@ -30,6 +30,7 @@ from gatewatch.processors.policy.errors import PolicyError
 from gatewatch.processors.policy.gate import GateConfig, gate_config
 from gatewatch.processors.policy.grammar import conds
 from gatewatch.processors.policy.rules import Rule, compile_rules
+from gatewatch.processors.policy.shadowphase import shadow_config
 from gatewatch.processors.policy.source import (
     Located,
     Origin,
@@ -137,7 +138,8 @@ def compose(sources: list[tuple[str, str]], base: tuple[str, str] | None = None)
     except DeclaredError as e:
         fail(where, e.path, str(e).split(": ", 1)[1])
     policy.rules = compile_rules(doc, where, policy.signal_units)
-    policy.gate = gate_config(doc, where, policy.signal_units)
+    gate = gate_config(doc, where, policy.signal_units)
+    policy.gate = replace(gate, shadow=shadow_config(doc, where, gate, policy.rules, policy.signal_units))
     policy.warnings = _warnings(policy)
     return policy
 

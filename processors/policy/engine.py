@@ -20,8 +20,9 @@ as missing: fail-closed, never dropped in silence.
 Units: a scope's rules and gate run per release (processors.policy.unit). The gate cohort's signals
 carry the release they measure; at a step, each release present gets its own unit, seeing that
 release's signals and the release-less ones (shared domains, gauges published without a release);
-other cohorts are context. A new release starts its own gate from PLAN_OK; earlier releases keep
-their final state. A scope whose signals carry no release has the one unit "".
+other cohorts are context. A new release starts its own gate from PLAN_OK (from SHADOW with
+gate.shadow, where the shadow cohort's signals of the release, "~shadow" in its view, judge it and
+also make the release known: processors.policy.shadowphase); earlier releases keep their final state. A scope whose signals carry no release has the one unit "".
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
 from gatewatch.processors.policy.gatestatus import due, gate_status
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
+from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, shadow_step
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
@@ -64,6 +66,8 @@ class Engine:
         self.policy = policy
         self.signer = signer
         self.cohort = policy.gate.cohort
+        self.shadow_cohort = policy.gate.shadow.cohort if policy.gate.shadow is not None else None
+        self.initial_state = initial_state(policy)
         self.blocking = [r for r in policy.rules if r.blocking]
         # evaluators in a fixed order: rules as composed, the gate last
         self.evaluators = [(r.id, r.domains) for r in policy.rules]
@@ -120,7 +124,13 @@ class Engine:
         st.setdefault("dropped_steps", 0)
         changed = st.get("policy_hash", self.policy.hash) != self.policy.hash
         fingerprints = {r.fingerprint for r in self.blocking}
+        shadow_rules = {r.id: r.fingerprint for r in self.policy.gate.shadow.rules} if self.shadow_cohort else {}
         for unit in st["units"].values():
+            if unit["gate"]["state"] == SHADOW and not self.shadow_cohort:
+                unit["gate"]["state"] = STATES[0]  # the policy dropped its shadow phase: the canary gate starts
+            if "shadow" in unit:
+                unit["shadow"] = {rid: r for rid, r in unit["shadow"].items()
+                                  if shadow_rules.get(rid) == r.get("fingerprint")}
             # keep a rule's state only if the rule still means the same (policy reload)
             unit["rules"] = {rid: r for rid, r in unit["rules"].items()
                              if rid in self.rules and r.get("fingerprint") == self.rules[rid].fingerprint}
@@ -140,7 +150,7 @@ class Engine:
 
     def gate_state(self, scope: str, release: str = "") -> str:
         unit = (self.scopes.get(scope) or _new_scope())["units"].get(release)
-        return unit["gate"]["state"] if unit else STATES[0]
+        return unit["gate"]["state"] if unit else self.initial_state
 
     # ---- input -------------------------------------------------------------------------
     def on_batch(self, signals: list[dict]) -> list[dict]:
@@ -216,17 +226,27 @@ class Engine:
             for release, rview in view.items():
                 unit = st["units"].get(release)
                 if unit is None:
-                    unit = st["units"][release] = new_unit(ts)
+                    unit = st["units"][release] = new_unit(ts, self.initial_state)
                 if key == GATE:
-                    rec, reasons = gate_step(self, scope, release, unit, ts, rview)
+                    if unit["gate"]["state"] == SHADOW:
+                        fired, rec, reasons = shadow_step(self, scope, release, unit, ts, rview)
+                        for f in fired:
+                            self._record_action(unit, f)
+                            out.append(self._sign(f, ts))
+                    else:
+                        rec, reasons = gate_step(self, scope, release, unit, ts, rview)
                     self._gate_record(scope, release, unit, st, ts, reasons, rec)
                 else:
                     rec = rule_step(self, scope, release, unit, key, ts, rview)
                 if rec is not None:
-                    unit["actions"].append({"id": rec["id"], "kind": rec["kind"], "action": rec["action"],
-                                            "rule": rec["rule"]["id"], "ts": rec["ts"]})
+                    self._record_action(unit, rec)
                     out.append(self._sign(rec, ts))
         return out
+
+    @staticmethod
+    def _record_action(unit: dict, rec: dict) -> None:
+        unit["actions"].append({"id": rec["id"], "kind": rec["kind"], "action": rec["action"],
+                                "rule": rec["rule"]["id"], "ts": rec["ts"]})
 
     def _gate_record(self, scope, release, unit, st, ts, reasons, advanced) -> None:
         unit["steps"] = unit.get("steps", 0) + 1
@@ -264,6 +284,7 @@ class Engine:
         '~context' -> the other cohorts' signals}."""
         gate: dict[str, list] = {}
         context: dict[str, list] = {}
+        shadow: dict[str, list] = {}
         releases: set[str] = set()
         shared = self.policy.gate.shared_domains
         for domain, sigs in pending_at_ts.items():
@@ -275,11 +296,16 @@ class Engine:
                         releases.add(s["release"])
                 else:
                     context.setdefault(s["name"], []).append(s)
+                    if c == self.shadow_cohort:  # a release in shadow is known by its shadow signals
+                        shadow.setdefault(s["name"], []).append(s)
+                        if s["release"]:
+                            releases.add(s["release"])
         out = {}
         for release in sorted(releases) or [""]:
-            view = {name: [s for s in sigs if s["release"] in ("", release)] for name, sigs in gate.items()}
-            view = {name: sigs for name, sigs in view.items() if sigs}
+            view = _of_release(gate, release)
             view["~context"] = context
+            if self.shadow_cohort:
+                view["~shadow"] = _of_release(shadow, release)
             out[release] = view
         return out
 
@@ -287,6 +313,12 @@ class Engine:
         rec.setdefault("incident", "")  # gate and promote actions belong to no incident
         rec["permit"] = self.signer(rec, ts + self.policy.gate.ttl_ms, ts) if self.signer else None
         return rec
+
+
+def _of_release(by_name: dict, release: str) -> dict:
+    """{name: the signals of `release` and the release-less ones}, names without any left out."""
+    view = {name: [s for s in sigs if s["release"] in ("", release)] for name, sigs in by_name.items()}
+    return {name: sigs for name, sigs in view.items() if sigs}
 
 
 def _upgrade_v1(st: dict) -> dict:

@@ -11,6 +11,7 @@ A gate step at time E is *clean* when, in the gate cohort,
     (unset: as the rule fires; 0s: at once);
   * `invariant > 0` and `burn_rate_4h >= 1` (INV2, INV3: always), and every
     gate.block_when condition, are known to be false.
+With gate.shadow, a release first passes a SHADOW phase (processors.policy.shadowphase).
 The gate moves one state forward when it has been clean at every evaluated step
 for the next stage's window (gaps longer than evaluation.max_gap restart the
 count). Unknown is never clean (INV5, fail-closed); there is no averaging.
@@ -34,7 +35,8 @@ from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 STATES = ("PLAN_OK", "EXEC_FAST_OK", "EXEC_FULL_OK", "ORR_OK", "CANARY_READY")
 NEXT = dict(zip(STATES, STATES[1:]))
 ALWAYS_BLOCK = ("invariant > 0", "burn_rate_4h >= 1")
-GATE_KEYS = ("cohort", "shared_domains", "min_samples", "required", "block_when", "breach_tolerance", "stages")
+GATE_KEYS = ("cohort", "shared_domains", "min_samples", "required", "block_when", "breach_tolerance", "stages",
+             "shadow")
 STAGE_KEYS = ("window", "requires")
 
 
@@ -51,6 +53,7 @@ class GateConfig:
     max_gap_ms: int
     max_pending_steps: int
     breach_tolerance_ms: int | None  # None: a blocking rule blocks as it fires (its own `for`)
+    shadow: object = None      # processors.policy.shadowphase.ShadowConfig: the SHADOW phase, or None
 
 
 def _duration(doc_value, where, path) -> int:
@@ -172,5 +175,7 @@ def gate_domains(cfg: GateConfig, blocking_rules, declared: dict | None = None) 
     doms = {signal_info(n, declared).domain for n in names}
     for r in blocking_rules:
         doms.update(r.domains)
+    if cfg.shadow is not None:
+        doms.update(cfg.shadow.domains)
     return tuple(sorted(doms))
 

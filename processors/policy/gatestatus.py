@@ -45,22 +45,29 @@ def missing_reasons(view: dict, required, min_samples: int) -> list[dict]:
     return out
 
 
+def rule_reasons(rule, expr, view: dict, default_cohort=None) -> list[dict]:
+    """Each condition of `expr` (a rule as the gate reads it) breached or unknown in view, per subject."""
+    out = []
+    for c in conds(expr):
+        for s in view.get(c.signal) or [None]:
+            state = MISSING if s is None else signal_state(s, c, rule.min_samples)
+            if state in (BREACH, MISSING):
+                out.append(_reason("blocking", f"{rule.id}: {c.signal} {state}", rule=rule.id, text=rule.text,
+                                   signal=c.signal, op=c.op, threshold=c.threshold,
+                                   cohort=default_cohort if s is None else s.get("cohort"),
+                                   subject=None if s is None else s.get("subject"),
+                                   value=None if s is None else s.get("value"),
+                                   samples=None if s is None else s.get("samples"),
+                                   window_s=None if s is None else s.get("window_s"),
+                                   min_samples=rule.min_samples))
+    return out
+
+
 def blocking_reasons(engine, rules, blocks, view: dict) -> list[dict]:
     """Blocking rules (and gate.block_when conditions) that are breached or unknown now."""
     out = []
     for rule in rules:
-        for c in conds(engine.gate_exprs[rule.id][0]):
-            for s in view.get(c.signal) or [None]:
-                state = MISSING if s is None else signal_state(s, c, rule.min_samples)
-                if state in (BREACH, MISSING):
-                    out.append(_reason("blocking", f"{rule.id}: {c.signal} {state}", rule=rule.id, text=rule.text,
-                                       signal=c.signal, op=c.op, threshold=c.threshold,
-                                       cohort=None if s is None else s.get("cohort"),
-                                       subject=None if s is None else s.get("subject"),
-                                       value=None if s is None else s.get("value"),
-                                       samples=None if s is None else s.get("samples"),
-                                       window_s=None if s is None else s.get("window_s"),
-                                       min_samples=rule.min_samples))
+        out.extend(rule_reasons(rule, engine.gate_exprs[rule.id][0], view))
     for text, _expr in blocks:
         out.append(_reason("blocking", f"gate.block_when: {text} is true or unknown", text=text))
     return out

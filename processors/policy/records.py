@@ -76,7 +76,9 @@ def _baseline(policy, view: dict, names: set) -> dict:
     return {"signals": sigs, "routes": routes, "references": refs}
 
 
-def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict, release: str = "") -> dict:
+def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict, release: str = "",
+                  cohort: str | None = None) -> dict:
+    """cohort: the cohort an absent signal is named with (default the gate cohort)."""
     entries, cond_list = [], conds(rule.expr)
     seen = set()
     for i, c in enumerate(cond_list):
@@ -86,7 +88,7 @@ def action_record(policy, rule, scope: str, ts: int, view: dict, streaks: dict, 
         seen.add(key)
         sigs = view.get(c.signal) or [None]
         for s in sigs:
-            entries.append(_entry(s, c.signal, policy.cohort, c, rule.min_samples,
+            entries.append(_entry(s, c.signal, cohort or policy.cohort, c, rule.min_samples,
                                   streaks.get(str(i), {}), ts))
     entries.sort(key=_sort_key)
     ts_text = format_ts(ts)

@@ -4,7 +4,7 @@ A unit's state is {"rules": {rule id: {"active", "streaks", "fingerprint"}}, "ga
 "clean_since", "streaks", "last"}, "since": first step ms, "actions": [{id, kind, action, rule, ts}],
 "published": [ms, digest] of its last gate record}. Rules fire on the rising edge: one action per
 breach, re-armed when the condition is known false; unknown (missing or thin) follows on_missing:
-hold (nothing changes) or abort (counts as a breach). The gate steps as processors.policy.gate says
+hold (nothing changes) or abort (counts as a breach; not in SHADOW, whose gate cohort has no traffic). The gate steps as processors.policy.gate says
 and reports, at every step, why it does not move (processors.policy.gatestatus).
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from gatewatch.processors.policy.evaluator import held, instant
 from gatewatch.processors.policy.gate import NEXT, STATES
 from gatewatch.processors.policy.gatestatus import blocking_reasons, missing_reasons, waiting_reason
 from gatewatch.processors.policy.records import action_record, gate_record
+from gatewatch.processors.policy.shadowphase import SHADOW
 from gatewatch.processors.timefmt import format_ts
 
 # Seed 004, one incident one call: the abort and hook actions of a release belong to one incident
@@ -31,8 +32,8 @@ def incident_id(scope: str, release: str, ts: int) -> str:
     return content_id({"scope": scope, "release": "", "hour": format_ts(ts - ts % INCIDENT_BUCKET_MS)})
 
 
-def new_unit(ts: int) -> dict:
-    return {"rules": {}, "gate": {"state": STATES[0], "last": None, "clean_since": None, "streaks": {}},
+def new_unit(ts: int, state: str = STATES[0]) -> dict:
+    return {"rules": {}, "gate": {"state": state, "last": None, "clean_since": None, "streaks": {}},
             "since": ts, "actions": [], "published": None}
 
 
@@ -42,7 +43,8 @@ def rule_step(engine, scope: str, release: str, unit: dict, rid: str, ts: int, v
     value = held(rule.expr, engine.rule_conds[rid], view, rule.min_samples, rs["streaks"], ts,
                  engine.policy.gate.max_gap_ms)
     if value is None:
-        if rule.on_missing == "hold":
+        # in SHADOW the gate cohort gets no traffic yet: its absence is expected, not a breach
+        if rule.on_missing == "hold" or unit["gate"]["state"] == SHADOW:
             return None
         value = True
     if not value:

@@ -14,6 +14,7 @@ import orjson
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.policy.grammar import conds, render
+from gatewatch.processors.timefmt import format_duration
 from gatewatch.streams.runtime.policy_files import load_policy_or_fail
 
 
@@ -49,8 +50,11 @@ def policy_check(directory) -> None:
     hooks = len(pol.rules) - aborts
     for w in pol.warnings:
         click.echo(f"warning: {w}", err=True)
+    shadow = pol.gate.shadow
     click.echo(f"ok {pol.hash} files={','.join(pol.files)} abort_rules={aborts} hooks={hooks} "
-               f"cohort={pol.cohort}")
+               f"cohort={pol.cohort}" + ("" if shadow is None else
+                                         f" shadow={shadow.cohort}:{format_duration(shadow.min_duration_ms)}"
+                                         f" shadow_rules={len(shadow.rules)}"))
     for o in pol.overlays:
         for w in o.policy.warnings:
             click.echo(f"warning: {o.name}: {w}", err=True)
