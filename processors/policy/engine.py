@@ -34,7 +34,7 @@ from typing import Callable
 from gatewatch.processors.policy.compose import Policy
 from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
-from gatewatch.processors.policy.gatestatus import due, gate_status
+from gatewatch.processors.policy.gatestatus import due, gate_status, track_budget
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
@@ -218,6 +218,7 @@ class Engine:
                 if unit is None:
                     unit = st["units"][release] = new_unit(ts)
                 if key == GATE:
+                    track_budget(unit, rview, release, ts)
                     rec, reasons = gate_step(self, scope, release, unit, ts, rview)
                     self._gate_record(scope, release, unit, st, ts, reasons, rec)
                 else:
