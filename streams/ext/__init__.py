@@ -5,8 +5,18 @@
 - `SignalInput`: publish an agent's values as a declared signal input on gw.metrics.
 
 The rule for extension authors is in docs/extensions.md; examples/payment_declines is a whole one.
+Names load on first use, so the generator (codegen) runs even while records.py is being rewritten.
 """
-from gatewatch.streams.ext.app import SOURCE_HEADER, SignalInput, app, encode
-from gatewatch.streams.ext.records import RECORDS
+from __future__ import annotations
 
-__all__ = ["RECORDS", "SOURCE_HEADER", "SignalInput", "app", "encode"]
+import importlib
+
+_EXPORTS = {"SOURCE_HEADER": "kit", "SignalInput": "kit", "app": "kit", "encode": "kit",
+            "RECORDS": "records", "REQUIRED": "records"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

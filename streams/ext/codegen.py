@@ -19,7 +19,8 @@ HEADER = '''"""Typed faust Records of gatewatch's topic values. GENERATED from s
 `python -m gatewatch.streams.ext.codegen`: do not edit (tests/ext/test_records.py checks it).
 
 Each Record serializes as plain JSON without faust's metadata (include_metadata=False), so what an
-agent sends is what gatewatch's decoders read. `RECORDS` maps a schema name to its Record.
+agent sends is what gatewatch's decoders read. `RECORDS` maps a schema name to its Record,
+`REQUIRED` a Record to the properties its schema requires.
 """
 from __future__ import annotations
 
@@ -89,6 +90,9 @@ def render() -> str:
             out.append("\n\n" + src)
             names.append(name)
     out.append("\n\nRECORDS = {\n" + "".join(f"    {n!r}: {class_name(n)},\n" for n in names) + "}")
+    out.append("\n# the properties each value must carry, null or not (encode keeps them when None)\nREQUIRED = {\n"
+               + "".join(f"    {class_name(n)}: frozenset({sorted(schemas.json_schema(n).get('required', []))!r}),\n"
+                         for n in names) + "}")
     body = "\n".join(out)
     used = [t for t in ("Any", "Optional", "Union") if re.search(rf"\b{t}\b", body)]
     typing = f"from typing import {', '.join(used)}\n" if used else ""

@@ -2,7 +2,8 @@
 `python -m gatewatch.streams.ext.codegen`: do not edit (tests/ext/test_records.py checks it).
 
 Each Record serializes as plain JSON without faust's metadata (include_metadata=False), so what an
-agent sends is what gatewatch's decoders read. `RECORDS` maps a schema name to its Record.
+agent sends is what gatewatch's decoders read. `RECORDS` maps a schema name to its Record,
+`REQUIRED` a Record to the properties its schema requires.
 """
 from __future__ import annotations
 
@@ -206,4 +207,19 @@ RECORDS = {
     'signal': Signal,
     'trajectory_event': TrajectoryEvent,
     'web_vitals': WebVitals,
+}
+
+# the properties each value must carry, null or not (encode keeps them when None)
+REQUIRED = {
+    Action: frozenset(['action', 'baseline', 'gate', 'id', 'incident', 'kind', 'permit', 'policy_hash', 'release', 'rule', 'scope', 'signals', 'ts']),
+    CanonicalSpan: frozenset(['did', 'id', 'tenant', 'this', 'when', 'who']),
+    Checkpoint: frozenset(['kind', 'note', 'origin', 'size']),
+    DlqRecord: frozenset(['detail', 'offset', 'partition', 'payload', 'reason', 'source_topic']),
+    GaugeSample: frozenset(['name', 'value']),
+    Partial: frozenset(['buckets', 'first_offset', 'id', 'last_offset', 'next_offset', 'partition', 'source', 'topic', 'watermark_ms']),
+    Receipt: frozenset(['executor', 'id', 'seq', 'sig', 'ts', 'type']),
+    RequestSample: frozenset(['latency_ms', 'status']),
+    Signal: frozenset(['cohort', 'name', 'samples', 'scope', 'subject', 'ts', 'value', 'window_s']),
+    TrajectoryEvent: frozenset(['id', 'tenant', 'trajectory_id', 'ts', 'type']),
+    WebVitals: frozenset(['name', 'value']),
 }

@@ -54,3 +54,20 @@ def test_an_encoded_gauge_sample_is_valid_and_decodes_to_the_same_gauge(service,
     [g] = decode("metrics", service.encode(), body, None)
     assert (g.service, g.cohort, g.name, g.value, g.ts_ms, g.release) == \
         (service, cohort or "stable", metric, value, ts, release or "")
+
+
+def test_a_decided_action_and_a_null_signal_round_trip_through_their_records():
+    from gatewatch.processors.policy import Engine
+    from tests.policy.helpers import make_policy, sig, step_batches
+    eng, actions = Engine(make_policy()), []
+    for i in range(20):
+        for b in step_batches(i, overrides={"invariant": 1}):
+            actions += eng.on_batch(b)
+    assert any(a["gate"] is None and a["permit"] is None for a in actions)  # required, null
+    for a in actions:
+        body = encode(RECORDS["action"](**a))
+        assert orjson.loads(body) == a
+        jsonschema.validate(orjson.loads(body), schemas.json_schema("action"))
+    null = dict(sig("err5xx_rate", None, 1_767_225_600_000, samples=0), subject="", release="1.0")
+    assert orjson.loads(encode(RECORDS["signal"](**null))) == null  # value stays, as null
+    jsonschema.validate(null, schemas.json_schema("signal"))

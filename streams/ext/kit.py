@@ -22,7 +22,7 @@ import orjson
 
 from gatewatch.processors.names import valid_name, why_not
 from gatewatch.streams.ext.faust_import import faust
-from gatewatch.streams.ext.records import GaugeSample
+from gatewatch.streams.ext.records import REQUIRED, GaugeSample
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import SESSION_TIMEOUT_MS, faust_app_kwargs, security_settings
@@ -50,8 +50,10 @@ def app(app_id: str, *, bootstrap: str | None = None, env: dict | None = None, *
 
 
 def encode(record: faust.Record) -> bytes:
-    """A Record as gatewatch's decoders read it: plain JSON, optional fields left out when None."""
-    return orjson.dumps({k: v for k, v in record.asdict().items() if v is not None})
+    """A Record as gatewatch's decoders read it: plain JSON; an optional field that is None is left
+    out, a required one (its schema says so, e.g. a signal's null `value`) is kept as null."""
+    required = REQUIRED.get(type(record), frozenset())
+    return orjson.dumps({k: v for k, v in record.asdict().items() if v is not None or k in required})
 
 
 class SignalInput:
