@@ -35,7 +35,7 @@ from typing import Callable
 from gatewatch.processors.policy.compose import Policy
 from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
-from gatewatch.processors.policy.gatestatus import due, gate_status
+from gatewatch.processors.policy.gatestatus import due, gate_status, track_budget
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
 from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, shadow_step
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
@@ -228,6 +228,7 @@ class Engine:
                 if unit is None:
                     unit = st["units"][release] = new_unit(ts, self.initial_state)
                 if key == GATE:
+                    track_budget(unit, rview, release, ts)
                     if unit["gate"]["state"] == SHADOW:
                         fired, rec, reasons = shadow_step(self, scope, release, unit, ts, rview)
                         for f in fired:

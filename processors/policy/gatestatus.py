@@ -7,6 +7,12 @@ blocking rules and conditions that are breached or unknown (with value, threshol
 samples), or the clean streak still running towards the next stage. The record (schemas/
 gate_record.json) is published when any of that changes, and at least once a minute of event time
 while the gate is pending, so `gatewatch serve` and its readers always have a current one.
+
+Error budget: when the gate cohort of a scope has `error_budget_consumed` / `error_budget_remaining`
+(requests domain, every 5 minutes of event time over slo.availability.window), the unit keeps the
+latest pair it saw and the record carries it as `error_budget` {consumed, remaining, samples,
+window_s, at}. A scope without those signals gets no such field (its records' bytes are unchanged),
+and the field's value never decides whether a record is published (`due`).
 """
 from __future__ import annotations
 
@@ -83,6 +89,30 @@ def failed_reasons(actions: list[dict]) -> list[dict]:
             if a["kind"] == "abort"]
 
 
+BUDGET_SIGNALS = ("error_budget_consumed", "error_budget_remaining")
+
+
+def _budget_signal(view: dict, name: str, release: str) -> dict | None:
+    """The release's own service-level signal of `name`, else the release-less one."""
+    sigs = [s for s in view.get(name) or () if s.get("subject") in (None, "")]
+    for want in (release, ""):
+        for s in sigs:
+            if s.get("release", "") == want:
+                return s
+    return None
+
+
+def track_budget(unit: dict, view: dict, release: str, ts: int) -> None:
+    """Remember the latest error budget of the gate cohort at this step, if the step has one."""
+    consumed = _budget_signal(view, BUDGET_SIGNALS[0], release)
+    if consumed is None:
+        return
+    remaining = _budget_signal(view, BUDGET_SIGNALS[1], release)
+    unit["error_budget"] = {"consumed": consumed["value"],
+                            "remaining": None if remaining is None else remaining["value"],
+                            "samples": consumed["samples"], "window_s": consumed["window_s"], "at": format_ts(ts)}
+
+
 def verdict(unit: dict) -> str:
     if any(a["kind"] == "abort" for a in unit["actions"]):
         return "fail"
@@ -103,7 +133,8 @@ def gate_status(policy, scope: str, release: str, unit: dict, ts: int, reasons: 
             "missing": sorted({r["signal"] for r in reasons if r["kind"] in ("missing", "thin")}),
             "policy_hash": policy.hash, "ts": format_ts(ts), "since": format_ts(unit["since"]),
             "actions": list(unit["actions"]), "steps": unit.setdefault("steps", 0),
-            "dropped_steps": dropped_steps}
+            "dropped_steps": dropped_steps,
+            **({"error_budget": dict(unit["error_budget"])} if unit.get("error_budget") else {})}
 
 
 def due(unit: dict, record: dict, ts: int) -> bool:

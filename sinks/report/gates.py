@@ -5,10 +5,15 @@ the way decide judges it (processors.policy.gatestatus.verdict): the state is th
 transition's target (PLAN_OK before any), the verdict is fail once an abort fired for that scope and
 release, pass at CANARY_READY without one, pending otherwise. A release that never acted is not in
 the log and so not in the table.
+
+The error budget column (only when the report's signals hold `error_budget_consumed` /
+`error_budget_remaining`): the latest service-level values of the gate cohort for the row's scope
+and release, else the scope's release-less ones, as decide's gate record carries them.
 """
 from __future__ import annotations
 
 from gatewatch.processors.policy.gate import STATES
+from gatewatch.sinks.report.series import _num, ts_ms
 from gatewatch.sinks.report.widgets import badge, e
 
 VERDICT_COLOR = {"pass": "#16a34a", "fail": "#dc2626", "pending": "#d97706"}
@@ -38,10 +43,42 @@ def gate_rows(timed: list[tuple[int, dict]]) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["scope"], r["first_ts"], r["release"]))
 
 
-def gates_section(timed: list[tuple[int, dict]], utc) -> str:
+BUDGET = ("error_budget_consumed", "error_budget_remaining")
+
+
+def latest_budgets(signals: list[dict], cohort: str) -> dict[tuple[str, str], dict[str, float | None]]:
+    """(scope, release) -> {signal name: latest value} of the gate cohort's error budget signals
+    (the last record wins at equal ts, as in the series)."""
+    latest: dict[tuple[str, str], dict[str, tuple[int, float | None]]] = {}
+    for s in signals:
+        if not isinstance(s, dict) or s.get("name") not in BUDGET or s.get("cohort") != cohort or s.get("subject"):
+            continue
+        t = ts_ms(s["ts"]) if isinstance(s.get("ts"), (str, int)) else None
+        if t is None:
+            continue
+        release = s.get("release") if isinstance(s.get("release"), str) else ""
+        slot = latest.setdefault((str(s.get("scope", "")), release), {})
+        if s["name"] not in slot or t >= slot[s["name"]][0]:
+            slot[s["name"]] = (t, _num(s.get("value")))
+    return {k: {n: tv[1] for n, tv in v.items()} for k, v in latest.items()}
+
+
+def _pct(v: float | None) -> str:
+    return "?" if v is None else f"{v * 100:.1f}%"
+
+
+def _budget_cell(budget: dict | None) -> str:
+    if budget is None:
+        return '<td><span class="muted">&mdash;</span></td>'
+    return (f'<td class="mono nowrap">consumed {e(_pct(budget.get(BUDGET[0])))}<br>'
+            f'remaining {e(_pct(budget.get(BUDGET[1])))}</td>')
+
+
+def gates_section(timed: list[tuple[int, dict]], utc, signals: list[dict] = (), cohort: str = "canary") -> str:
     rows = gate_rows(timed)
     if not rows:
         return '<p class="empty">No action with a scope was logged.</p>'
+    budgets = latest_budgets(list(signals), cohort)
     out = []
     for r in rows:
         why = "<br>".join(e(x) for x in r["aborts"]) or \
@@ -49,6 +86,9 @@ def gates_section(timed: list[tuple[int, dict]], utc) -> str:
         out.append(f"<tr><td>{e(r['scope'])}</td><td class=\"mono\">{e(r['release']) or '<span class=muted>&mdash;</span>'}"
                    f"</td><td>{e(r['state'])}</td><td>{badge(r['verdict'], VERDICT_COLOR[r['verdict']])}</td>"
                    f"<td>{why}</td><td class=\"mono nowrap\">{e(utc(r['first_ts']).strftime('%m-%d %H:%M:%S'))} \u2013 "
-                   f"{e(utc(r['last_ts']).strftime('%m-%d %H:%M:%S'))}</td></tr>")
+                   f"{e(utc(r['last_ts']).strftime('%m-%d %H:%M:%S'))}</td>"
+                   + (_budget_cell(budgets.get((r["scope"], r["release"])) or budgets.get((r["scope"], "")))
+                      if budgets else "") + "</tr>")
     return ("<table><tr><th>scope</th><th>release</th><th>final state</th><th>verdict</th>"
-            "<th>aborts / transitions</th><th>actions (UTC)</th></tr>" + "".join(out) + "</table>")
+            "<th>aborts / transitions</th><th>actions (UTC)</th>" + ("<th>error budget</th>" if budgets else "")
+            + "</tr>" + "".join(out) + "</table>")

@@ -82,7 +82,7 @@ def render_report(signals: list[dict], actions: list[dict], receipts: list[dict]
                 "relative change the rules read.", cwv_section(ctx, scope, cohort)),
         ("cdc", "Replication lag p95 and time since the last change event, per table.", cdc_section(ctx)),
         ("gates", "Each scope and release's gate as its logged actions leave it: final state, verdict (fail once "
-                  "an abort fired, pass at CANARY_READY), and why.", gates_section(ctx.actions, svg.utc)),
+                  "an abort fired, pass at CANARY_READY), and why.", gates_section(ctx.actions, svg.utc, signals, cohort)),
         ("actions", "Every decision in event-time order with the rule that fired, the signals it read and "
                     "what the executor did.", actions_section(ctx, by_action)),
         ("evidence", "Offline verification of the WORM bundle: manifest, keys, co-signed checkpoint, inclusion "

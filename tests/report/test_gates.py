@@ -66,3 +66,31 @@ def test_escaped_and_empty():
     sec = re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
     assert "<b>x</b>" not in sec and "&lt;b&gt;x&lt;/b&gt;" in sec
     assert "No action with a scope was logged." in render_report([], [], [], VERIFIED, None)
+
+
+def _budget_sig(name, scope, release, minute, value, cohort="canary"):
+    s = {"name": name, "scope": scope, "cohort": cohort, "subject": "", "window_s": 2_419_200, "value": value,
+         "samples": 900, "ts": format_ts(T0 + minute * 60_000)}
+    return dict(s, release=release) if release else s
+
+
+def test_error_budget_column_shows_the_latest_gate_cohort_budget_per_release():
+    acts = [_act("gate", "checkout", "2.0.0", 1, "EXEC_FAST_OK"), _act("hook", "search", "", 2, action="notify"),
+            _act("gate", "cart", "7", 3, "EXEC_FAST_OK")]
+    sigs = [_budget_sig("error_budget_consumed", "checkout", "2.0.0", 5, 0.25),
+            _budget_sig("error_budget_remaining", "checkout", "2.0.0", 5, 0.75),
+            _budget_sig("error_budget_consumed", "checkout", "2.0.0", 0, 0.10),   # older: not shown
+            _budget_sig("error_budget_consumed", "checkout", "2.0.0", 10, 0.9, cohort="baseline"),  # context
+            _budget_sig("error_budget_consumed", "search", "", 5, 1.5),          # overspent
+            _budget_sig("error_budget_remaining", "search", "", 5, -0.5)]
+    rows = _table(render_report(sigs, acts, [], VERIFIED, None))
+    assert {r[0]: r[6] for r in rows} == {"cart": "\u2014", "checkout": "consumed 25.0% remaining 75.0%",
+                                          "search": "consumed 150.0% remaining -50.0%"}
+    html = render_report(sigs, acts, [], VERIFIED, None)
+    assert "<th>error budget</th>" in re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
+
+
+def test_no_error_budget_signals_no_column():
+    html = render_report([], [_act("gate", "checkout", "2.0.0", 1, "EXEC_FAST_OK")], [], VERIFIED, None)
+    sec = re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
+    assert "error budget" not in sec and len(_table(html)[0]) == 6

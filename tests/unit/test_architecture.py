@@ -2,7 +2,7 @@
 
     gatewatch.streams.cli              click commands only
     gatewatch.streams.app              demo, drill, replay, simulate, supervisor, serve, the pytest plugin
-    gatewatch.streams.stages | gatewatch.sinks      (independent of each other)
+    gatewatch.streams.stages | gatewatch.sinks | gatewatch.streams.ext   (independent of each other)
     gatewatch.streams.runtime          Kafka clients, the worker skeleton, brokers, keys, logs, HTTP
     gatewatch.processors               pure logic
     gatewatch.schemas | gatewatch.configs           data
@@ -20,12 +20,13 @@ FOLDERS = {"streams": "gatewatch.streams", "processors": "gatewatch.processors",
 LAYERS = [  # top to bottom; a module may import its own layer and those below
     ("gatewatch.streams.cli",),
     ("gatewatch.streams.app",),
-    ("gatewatch.streams.stages", "gatewatch.sinks"),
+    ("gatewatch.streams.stages", "gatewatch.sinks", "gatewatch.streams.ext"),
     ("gatewatch.streams.runtime",),
     ("gatewatch.processors",),
     ("gatewatch.schemas", "gatewatch.configs"),
 ]
-INDEPENDENT = [("gatewatch.streams.stages", "gatewatch.sinks")]
+INDEPENDENT = [("gatewatch.streams.stages", "gatewatch.sinks"), ("gatewatch.streams.stages", "gatewatch.streams.ext"),
+               ("gatewatch.sinks", "gatewatch.streams.ext")]
 IMPURE_STDLIB = {"socket", "sqlite3", "subprocess", "threading", "asyncio", "urllib", "http", "os", "shutil",
                  "tempfile", "signal", "select", "multiprocessing", "requests", "httpx"}
 IMPURE_CALLS = ("time.time", "time.monotonic", "datetime.now", "datetime.utcnow", "open")

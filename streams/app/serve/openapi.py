@@ -22,7 +22,13 @@ _GATE = {"type": "object", "required": ["scope", "release", "state", "verdict", 
     "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
     "missing": {"type": "array", "items": {"type": "string"}}, "policy_hash": {"type": "string"},
     "ts": {"type": "string"}, "since": {"type": "string"}, "actions": {"type": "array"},
-    "steps": {"type": "integer"}, "dropped_steps": {"type": "integer"}}}
+    "steps": {"type": "integer"}, "dropped_steps": {"type": "integer"},
+    # only when the scope has error budget signals (processors.policy.gatestatus)
+    "error_budget": {"type": "object", "required": ["consumed", "remaining", "samples", "window_s", "at"],
+                     "properties": {"consumed": {"type": ["number", "null"]},
+                                    "remaining": {"type": ["number", "null"]},
+                                    "samples": {"type": "integer"}, "window_s": {"type": ["integer", "null"]},
+                                    "at": {"type": "string"}}}}}
 _HOOK_ANSWER = {"type": "object", "required": ["hook", "go", "message", "scope"], "properties": {
     "hook": {"type": "string"}, "go": {"type": "boolean"}, "message": {"type": "string"},
     "scope": {"type": "string"}, "release": {"type": ["string", "null"]}, "state": {"type": ["string", "null"]},
