@@ -117,6 +117,24 @@ def test_any_response_body_gives_a_delivery_never_an_exception(body):
         "missing_ack", "malformed_ack", "unknown_key", "bad_signature")
 
 
+_text = st.text(max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(action_id=_text, idem=_text, recipient=_text, ts=_text, outcome=st.sampled_from(["success", "failure"]),
+       field=st.sampled_from(["action_id", "idempotency_key", "outcome", "recipient", "ts"]))
+def test_a_signed_ack_confirms_and_any_edited_field_does_not(action_id, idem, recipient, ts, outcome, field):
+    body = sign_ack(RECIPIENT, action_id, idem, outcome, recipient, ts)
+    d = check_response(orjson.dumps(body), trusted(RECIPIENT), action_id, idem, outcome)
+    assert d["delivery"] == "confirmed" and delivery_problem(
+        {"type": "RESULT", "action_id": action_id, "idempotency_key": idem, "status": outcome, **d},
+        trusted(RECIPIENT)) is None
+    swap = {"success": "failure", "failure": "success"}
+    edited = {**body["ack"], field: swap[outcome] if field == "outcome" else body["ack"][field] + "x"}
+    d = check_response(orjson.dumps({**body, "ack": edited}), trusted(RECIPIENT), action_id, idem, outcome)
+    assert (d["delivery"], d["delivery_reason"]) == ("unconfirmed", "bad_signature")
+
+
 def test_config_takes_the_recipient_key_as_hex_base64_or_pub_file(tmp_path):
     init_keys(tmp_path, roles=("recipient-deploy",))
     vk = load_verify_key("recipient-deploy", tmp_path)

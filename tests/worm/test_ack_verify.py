@@ -60,6 +60,9 @@ def test_a_confirmed_ack_verifies_offline_against_the_pinned_recipient(tmp_path,
     printed = capsys.readouterr().out
     assert "deliveries: 1 recipient acks verified, 0 unconfirmed" in printed
     assert "verified against trusted keys" in printed
+    # without anchors the bundle's own recipient key checks the ack: self-consistent, never "verified"
+    assert main(["verify", out]) == 4
+    assert "deliveries: 1 recipient acks verified" in capsys.readouterr().out
 
 
 def test_an_unconfirmed_delivery_is_reported_not_refused(tmp_path, capsys):
