@@ -2,7 +2,8 @@
 
 A Trust holds the checkpoint policy (log origin + key, witness keys, k-of-N quorum) and the
 decider and executor keys. Pinned anchors come from the verifier's side: a keys directory
-(log.pub, witness-*.pub, decider.pub, executor.pub) and optionally a checkpoint policy file
+(log.pub, witness-*.pub, decider.pub, executor.pub, recipient-<name>.pub for the webhook recipients
+whose signed delivery acks receipts carry) and optionally a checkpoint policy file
 that overrides the witness set and quorum. Everything inside a bundle (keys/public_keys.json,
 policy/witness.policy) is only compared with the anchors: a bundle naming other witnesses, a
 lower quorum or other keys is refused. Without anchors the bundle's own keys are used and the
@@ -31,6 +32,7 @@ class Trust:
     executor: dict[str, VerifyKey]  # key id -> key: receipts
     pinned: bool                   # True only for anchors the verifier supplied
     recipients: dict[str, VerifyKey] = field(default_factory=dict)  # key id -> key: delivery acks
+
 
 RECIPIENT_PREFIX = "recipient-"  # <keys dir>/recipient-<name>.pub: a webhook recipient's ack key
 
