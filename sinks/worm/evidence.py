@@ -26,7 +26,8 @@ altered key, policy, note or include is named by file); checkpoint signatures (l
 the bundled policies compose (gatewatch.processors.policy, order of gatewatch.streams.cli.policy) to the hash recorded;
 entries one by one (canonical bytes, as the exporter writes them; index, inclusion proof against
 the checkpoint root, the admission checks of gatewatch.sinks.worm.admission against the anchored
-decider and executor keys, each id once, every topic one of the logged
+decider and executor keys, a RESULT's confirmed delivery ack against the anchored recipient
+keys (gatewatch.processors.acks), each id once, every topic one of the logged
 topics under entry 0's prefix: the leaf covers the value, not the topic); entry count == size;
 policy_hashes.json is exactly
 what the verified actions and bundled policies imply;
