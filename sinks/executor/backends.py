@@ -17,11 +17,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from nacl.signing import SigningKey
+from nacl.signing import SigningKey, VerifyKey
 
+from gatewatch.processors import acks
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.names import valid_name, why_not
 from gatewatch.processors.signing import key_id, sign_b64
@@ -40,6 +41,8 @@ class Outcome:
     response_digest: str        # sha256 hex of the last response body (or of stdout)
     detail: str                 # e.g. "http 200", "http 404", "timeout", "exit 3"
     dry_run: bool = False
+    # RESULT receipt fields on the recipient's signed acknowledgement (gatewatch.processors.acks)
+    delivery: dict = field(default_factory=lambda: {"delivery": acks.NOT_REQUESTED})
 
 
 def _digest(data: bytes) -> str:
@@ -84,6 +87,9 @@ class WebhookBackend:
     backoff_base_s: float = 0.1
     backoff_max_s: float = 5.0
     headers: dict = field(default_factory=dict)
+    # recipient key id -> key: the signed acknowledgement the recipient must answer with (None = none asked)
+    ack_keys: dict[str, VerifyKey] | None = None
+    ack_required: bool = True  # an unconfirmed delivery is logged as a warning (always receipted and counted)
     rng: random.Random = field(default_factory=random.Random)  # jitter only: timing, never output
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
@@ -104,19 +110,32 @@ class WebhookBackend:
             per_attempt = min(self.timeout_s, self.deadline_s - (self.clock() - start))
             if per_attempt <= MIN_ATTEMPT_S:  # no time left (a backoff sleep overshot): as below
                 status = "failure" if attempt > 1 and detail != "timeout" else "timeout"
-                return Outcome(status, attempt - 1, _digest(last_body), detail)
+                return self._acked(Outcome(status, attempt - 1, _digest(last_body), detail), record, idempotency_key,
+                                   last_body)
             code, last_body, retry_after, detail = self._post(body, headers, per_attempt)
             if code is not None and 200 <= code < 300:
-                return Outcome("success", attempt, _digest(last_body), detail)
+                return self._acked(Outcome("success", attempt, _digest(last_body), detail), record,
+                                   idempotency_key, last_body)
             if code is not None and 400 <= code < 500 and code not in (408, 429):
-                return Outcome("failure", attempt, _digest(last_body), detail)
+                return self._acked(Outcome("failure", attempt, _digest(last_body), detail), record,
+                                   idempotency_key, last_body)
             delay = self.rng.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)))
             if retry_after is not None:
                 delay = max(delay, retry_after)
             if self.clock() - start + delay >= self.deadline_s:
                 status = "timeout" if detail == "timeout" else "failure"
-                return Outcome(status, attempt, _digest(last_body), detail)
+                return self._acked(Outcome(status, attempt, _digest(last_body), detail), record, idempotency_key,
+                                   last_body)
             self.sleep(delay)
+
+    def _acked(self, outcome: Outcome, record: dict, idempotency_key: str, last_body: bytes) -> Outcome:
+        """The outcome with the recipient's acknowledgement judged (last response body). An unconfirmed
+        delivery never turns into a retry: the HTTP answer decides the status, the receipt says unconfirmed."""
+        if self.ack_keys is None:
+            return outcome
+        delivery = acks.check_response(last_body, self.ack_keys, str(record.get("id")), idempotency_key,
+                                       acks.outcome_of(outcome.status))
+        return replace(outcome, delivery=delivery)
 
     def _post(self, body: bytes, headers: dict, timeout_s: float):
         """(status or None, response body, Retry-After seconds or None, detail)."""

@@ -1,6 +1,8 @@
 """configs/executor.yml: named backends, routes (action / kind / scope -> backend), consumer settings."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +134,37 @@ def _webhook_url(url, where: str) -> str:
     return url
 
 
+def _ack(spec, where: str) -> dict:
+    """`ack: {public_key: <hex or base64 Ed25519 key> | public_key_file: <.pub file>, required: true|false}`:
+    the recipient key whose signed acknowledgement confirms a delivery (docs/integrations/acks.md)."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or set(spec) - {"public_key", "public_key_file", "required"} \
+            or ("public_key" in spec) == ("public_key_file" in spec):
+        raise GatewatchError(f"{where}: a mapping with public_key (hex or base64) or public_key_file, "
+                             f"and optionally required: true|false")
+    if not isinstance(spec.get("required", True), bool):
+        raise GatewatchError(f"{where}.required: true or false")
+    if "public_key_file" in spec:
+        path = Path(str(spec["public_key_file"]))
+        if path.suffix != ".pub":
+            raise GatewatchError(f"{where}.public_key_file: a <name>.pub file of 64 hex digits (got {str(path)!r})")
+        try:
+            vk = keyfiles.load_verify_key(path.stem, path.parent)
+        except GatewatchError as e:
+            raise GatewatchError(f"{where}.public_key_file: {e}") from None
+    else:
+        text = str(spec["public_key"]).strip()
+        try:
+            raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != 32:
+            raise GatewatchError(f"{where}.public_key: not an Ed25519 public key (64 hex digits or 44 base64 characters)")
+        vk = VerifyKey(raw)
+    return {"ack_keys": {key_id(vk): vk}, "ack_required": spec.get("required", True)}
+
+
 def _backend(name: str, spec: dict, signing_key: SigningKey):
     where = f"backends.{name}"
     if not isinstance(spec, dict):
@@ -152,7 +185,8 @@ def _backend(name: str, spec: dict, signing_key: SigningKey):
                               deadline_s=_seconds(spec, "deadline", 30.0, where, above=MIN_ATTEMPT_S),
                               backoff_base_s=_seconds(spec, "backoff_base", 0.1, where),
                               backoff_max_s=_seconds(spec, "backoff_max", 5.0, where),
-                              headers=_headers(spec.get("headers"), where))
+                              headers=_headers(spec.get("headers"), where),
+                              **_ack(spec.get("ack"), f"{where}.ack"))
     if kind == "command":
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):

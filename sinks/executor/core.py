@@ -153,7 +153,7 @@ class ActionHandler:
                 "idempotency_key": key, "status": outcome.status, "attempts": outcome.attempts,
                 "duration_ms": int(duration * 1000), "response_digest": outcome.response_digest,
                 "detail": outcome.detail, "run": run, "dry_run": outcome.dry_run or None,
-                "ts": format_ts(_wall_ms()),
+                "ts": format_ts(_wall_ms()), **outcome.delivery,
             })
             m = self.metrics
             m.executions.labels(record["action"], outcome.status).inc()
@@ -162,10 +162,23 @@ class ActionHandler:
             if outcome.status not in ("success", "deduplicated"):
                 log_event(log, "action did not succeed", logging.WARNING, action_id=row.action_id,
                           status=outcome.status, detail=outcome.detail, attempts=outcome.attempts)
+            self._count_delivery(row, outcome, backend)
             return EXECUTED
         finally:
             with self._lock:
                 self._running.discard(row.action_id)
+
+    def _count_delivery(self, row: L.ActionRow, outcome: Outcome, backend) -> None:
+        """Unconfirmed deliveries are counted (and, when the backend requires an ack, logged as a
+        warning); the action is not retried: HTTP already answered, the receipt says unconfirmed."""
+        d = outcome.delivery
+        if d.get("delivery") == "not_requested":
+            return
+        self.metrics.deliveries.labels(row.backend, d["delivery"], d.get("delivery_reason", "")).inc()
+        if d["delivery"] != "confirmed":
+            log_event(log, "delivery not confirmed by the recipient",
+                      logging.WARNING if getattr(backend, "ack_required", True) else logging.INFO,
+                      action_id=row.action_id, backend=row.backend, reason=d.get("delivery_reason"))
 
     def _key_for(self, record: dict) -> tuple[str, str | None]:
         """(idempotency key, the incident's first action when it already succeeded): an incident's

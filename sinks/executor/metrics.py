@@ -26,5 +26,8 @@ class ExecutorMetrics:
         self.intent_unpublished = Counter("gatewatch_executor_intent_unpublished_total",
                                           "Effects started before their INTENT receipt reached Kafka (timeout)",
                                           registry=r)
+        self.deliveries = Counter("gatewatch_executor_deliveries_total",
+                                  "Webhook deliveries with a recipient ack configured, by confirmed/unconfirmed "
+                                  "and reason", ["backend", "delivery", "reason"], registry=r)
         self.receipts = Counter("gatewatch_executor_receipts_published_total", "Receipts delivered to Kafka",
                                 registry=r)

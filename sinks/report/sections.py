@@ -234,13 +234,22 @@ def _signals_cell(a: dict) -> str:
     return "<br>".join(parts) or '<span class="muted">&mdash;</span>'
 
 
+def _delivery(r: dict) -> str:
+    """The recipient's signed acknowledgement (verified by `gatewatch verify` before the report is built)."""
+    if r.get("delivery") == "confirmed":
+        return f' <span class="ok">acked by {e((r.get("ack") or {}).get("recipient"))}</span>'
+    if r.get("delivery") == "unconfirmed":
+        return f' <span class="bad">unconfirmed ({e(r.get("delivery_reason"))})</span>'
+    return ""
+
+
 def _receipts_cell(rs: list[dict]) -> str:
     out = []
     for r in rs:
         t = r.get("type")
         if t == "RESULT":
             ok = r.get("status") == "success"
-            out.append(f'<span class="{"ok" if ok else "bad"}">RESULT {e(r.get("status"))}</span>')
+            out.append(f'<span class="{"ok" if ok else "bad"}">RESULT {e(r.get("status"))}</span>{_delivery(r)}')
         elif t == "REFUSED":
             out.append(f'<span class="bad">REFUSED {e(r.get("reason"))}</span>')
         else:

@@ -26,7 +26,8 @@ altered key, policy, note or include is named by file); checkpoint signatures (l
 the bundled policies compose (gatewatch.processors.policy, order of gatewatch.streams.cli.policy) to the hash recorded;
 entries one by one (canonical bytes, as the exporter writes them; index, inclusion proof against
 the checkpoint root, the admission checks of gatewatch.sinks.worm.admission against the anchored
-decider and executor keys, each id once, every topic one of the logged
+decider and executor keys, a RESULT's confirmed delivery ack against the anchored recipient
+keys (gatewatch.processors.acks), each id once, every topic one of the logged
 topics under entry 0's prefix: the leaf covers the value, not the topic); entry count == size;
 policy_hashes.json is exactly
 what the verified actions and bundled policies imply;
@@ -45,6 +46,7 @@ from pathlib import Path
 import orjson
 from nacl.signing import SigningKey
 
+from gatewatch.processors.acks import delivery_problem
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
@@ -64,8 +66,8 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
     strict_hex,
     write_bundle,
 )
-from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root
-from gatewatch.sinks.worm.trust import Trust, compare, describe, trust_from_bundle
+from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_receipt
+from gatewatch.sinks.worm.trust import Trust, UntrustedError, compare, describe, trust_from_bundle
 
 # ---------------------------------------------------------------- export
 
@@ -184,6 +186,7 @@ class Report:
     files: int = 0
     decision_root: str = ""
     pinned: bool = False  # True only when checked against anchors the verifier supplied
+    deliveries: dict = field(default_factory=dict)  # RESULT receipts by delivery status (acks verified)
     lines: list[str] = field(default_factory=list)
 
 
@@ -253,7 +256,7 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
     if (composed[0] if composed else None) != ph.get("composed"):
         raise BundleError(f"file policies/: the policy files compose to {composed[0] if composed else None}, "
                           f"policy_hashes.json says {ph.get('composed')}")
-    actions, carried, decisions = _check_entries(files, c, trust)
+    actions, carried, decisions, deliveries = _check_entries(files, c, trust)
     check_hashes(files, signed, ENTRY_FILES)
     if composed and actions and composed[0] not in carried:
         raise BundleError(f"file policies/: the policy files compose to {composed[0]}, which no logged action carries")
@@ -277,7 +280,10 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
         f"{len(files)} files match the signed manifest",
         f"decision root {rep.decision_root} (the {actions} actions in id order; gatewatch replay --keys-dir prints it)",
         f"policy: {'bundled files compose to ' + composed[0] + ', carried by logged actions' if composed else 'no policy files bundled'}",
+        f"deliveries: {deliveries.get('confirmed', 0)} recipient acks verified, "
+        f"{deliveries.get('unconfirmed', 0)} unconfirmed, {deliveries.get('not_requested', 0)} without ack",
     ]
+    rep.deliveries = deliveries
     if trust.pinned:
         rep.lines.append("INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures by pinned keys)")
         rep.lines.append("verified against trusted keys")
@@ -287,7 +293,21 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
     return rep
 
 
-def _check_entries(files: dict, c: cp.Checkpoint, trust: Trust) -> tuple[int, set, list]:
+def _check_delivery(i: int, value: dict, trust: Trust) -> str | None:
+    """A RESULT's claimed delivery: a confirmed ack must verify against a pinned recipient key (an
+    executor key alone cannot forge a recipient's confirmation). Returns the delivery status."""
+    if value.get("type") != "RESULT":
+        return None
+    why = delivery_problem(value, trust.recipients)
+    if why == "unknown_key":
+        raise UntrustedError(f"entry {i}: receipt {value.get('id')}: delivery ack key {value.get('ack_key_id')} "
+                             f"is not a pinned recipient key")
+    if why:
+        raise BundleError(f"entry {i}: receipt {value.get('id')}: delivery ack refused: {why}")
+    return value.get("delivery", "not_requested")
+
+
+def _check_entries(files: dict, c: cp.Checkpoint, trust: Trust) -> tuple[int, set, list, dict]:
     entry_lines = files.get("entries.ndjson", b"").split(b"\n")
     proof_lines = files.get("proofs.ndjson", b"").split(b"\n")
     for name, lines in (("entries.ndjson", entry_lines), ("proofs.ndjson", proof_lines)):
@@ -298,6 +318,7 @@ def _check_entries(files: dict, c: cp.Checkpoint, trust: Trust) -> tuple[int, se
     ids: set[str] = set()
     log_prefix = None  # GATEWATCH_TOPIC_PREFIX of the sink that wrote the log, from entry 0
     decisions: list[tuple[str, bytes]] = []
+    deliveries: dict[str, int] = {}
     for i in range(max(len(entry_lines), len(proof_lines), c.size)):
         if i >= c.size:
             raise BundleError(f"entry {i}: beyond the checkpoint size {c.size} (inserted)")
@@ -316,11 +337,14 @@ def _check_entries(files: dict, c: cp.Checkpoint, trust: Trust) -> tuple[int, se
             raise BundleError(f"entry {i}: topic {topic!r} is not one of the logged topics "
                               f"{', '.join((log_prefix or '<prefix>') + k for k in LOGGED_KINDS)}")
         log_prefix = topic[:-len(kind)]
+        status = _check_delivery(i, value, trust) if is_receipt(value) else None
+        if status is not None:
+            deliveries[status] = deliveries.get(status, 0) + 1
         if is_act:
             actions += 1
             carried.add(value["policy_hash"])
             decisions.append((value["id"], canonical_json(value)))
-    return actions, carried, decisions
+    return actions, carried, decisions, deliveries
 
 
 def _check_entry(i: int, eline: bytes, pline: bytes, c: cp.Checkpoint, trust: Trust) -> tuple[str, dict, str, bool]:

@@ -2,7 +2,8 @@
 
 A Trust holds the checkpoint policy (log origin + key, witness keys, k-of-N quorum) and the
 decider and executor keys. Pinned anchors come from the verifier's side: a keys directory
-(log.pub, witness-*.pub, decider.pub, executor.pub) and optionally a checkpoint policy file
+(log.pub, witness-*.pub, decider.pub, executor.pub, recipient-<name>.pub for the webhook recipients
+whose signed delivery acks receipts carry) and optionally a checkpoint policy file
 that overrides the witness set and quorum. Everything inside a bundle (keys/public_keys.json,
 policy/witness.policy) is only compared with the anchors: a bundle naming other witnesses, a
 lower quorum or other keys is refused. Without anchors the bundle's own keys are used and the
@@ -10,7 +11,8 @@ result is "self-consistent", never "verified" (Trust.pinned is False).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from nacl.signing import VerifyKey
 
@@ -29,6 +31,10 @@ class Trust:
     decider: dict[str, VerifyKey]  # key id -> key: action permits
     executor: dict[str, VerifyKey]  # key id -> key: receipts
     pinned: bool                   # True only for anchors the verifier supplied
+    recipients: dict[str, VerifyKey] = field(default_factory=dict)  # key id -> key: delivery acks
+
+
+RECIPIENT_PREFIX = "recipient-"  # <keys dir>/recipient-<name>.pub: a webhook recipient's ack key
 
 
 def quorum_k(policy: cp.Policy) -> int:
@@ -41,7 +47,8 @@ def describe(policy: cp.Policy) -> str:
 
 def trust_from_dir(keys_dir: str, origin: str = cp.DEFAULT_ORIGIN, quorum: int = 2,
                    policy_text: str | None = None, policy_name: str = "policy") -> Trust:
-    """Pinned anchors: decider/executor (and, without a policy file, log + witness-1..3) from keys_dir."""
+    """Pinned anchors: decider/executor, every recipient-<name>.pub (and, without a policy file,
+    log + witness-1..3) from keys_dir."""
     from gatewatch.streams.runtime.keys import load_verify_key
     if policy_text is not None:
         try:
@@ -51,7 +58,9 @@ def trust_from_dir(keys_dir: str, origin: str = cp.DEFAULT_ORIGIN, quorum: int =
     else:
         policy = cp.default_policy(origin, keys_dir, quorum)
     dk, ek = load_verify_key("decider", keys_dir), load_verify_key("executor", keys_dir)
-    return Trust(policy, {key_id(dk): dk}, {key_id(ek): ek}, pinned=True)
+    recipients = [load_verify_key(p.stem, keys_dir) for p in sorted(Path(keys_dir).glob(RECIPIENT_PREFIX + "*.pub"))]
+    return Trust(policy, {key_id(dk): dk}, {key_id(ek): ek}, pinned=True,
+                 recipients={key_id(vk): vk for vk in recipients})
 
 
 def bundle_roles(keys: dict) -> dict[str, VerifyKey]:
@@ -76,7 +85,8 @@ def trust_from_bundle(keys: dict, policy: cp.Policy) -> Trust:
         raise BundleError("file keys/public_keys.json: no decider key")
     ex = by_role.get("executor")
     return Trust(policy, {key_id(by_role["decider"]): by_role["decider"]},
-                 {key_id(ex): ex} if ex else {}, pinned=False)
+                 {key_id(ex): ex} if ex else {}, pinned=False,
+                 recipients={key_id(vk): vk for r, vk in by_role.items() if r.startswith(RECIPIENT_PREFIX)})
 
 
 def compare(trust: Trust, keys: dict, policy: cp.Policy) -> None:
@@ -98,6 +108,10 @@ def compare(trust: Trust, keys: dict, policy: cp.Policy) -> None:
     pinned_roles = {"log": pin.log.key, **{n: v.key for n, v in pin.witnesses.items()}}
     pinned_roles.update({"decider": next(iter(trust.decider.values()))} if trust.decider else {})
     pinned_roles.update({"executor": next(iter(trust.executor.values()))} if trust.executor else {})
+    pinned_ids = set(trust.recipients)
+    for role, vk in sorted(by_role.items()):  # a recipient key the bundle names must be a pinned one
+        if role.startswith(RECIPIENT_PREFIX) and key_id(vk) not in pinned_ids:
+            raise UntrustedError(f"file keys/public_keys.json: {role} key is not a pinned recipient key")
     for role, vk in sorted(pinned_roles.items()):
         got = by_role.get(role)
         if got is not None and got.encode() != vk.encode():

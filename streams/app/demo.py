@@ -31,7 +31,7 @@ from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.brokers import kafka_bootstrap
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import create_topics, producer
-from gatewatch.streams.runtime.keys import init_keys, load_verify_key
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_verify_key
 
 ABORT_ACTIONS = ("rollback", "freeze", "block_release", "rollback_fe")
 SCENARIOS = "healthy_canary:80m,traffic_spike"
@@ -46,12 +46,18 @@ def scenario_list(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
-def executor_config(path: Path, webhook_url: str) -> None:
-    """Aborts and promotions go to the deploy webhook, hooks and gate steps to dry-run."""
+RECIPIENT = "recipient-deploy"  # the deploy webhook's ack key in the demo's key dir (pinned for verify too)
+
+
+def executor_config(path: Path, webhook_url: str, ack_pub: Path | None = None) -> None:
+    """Aborts and promotions go to the deploy webhook (its signed acks required when ack_pub is
+    given), hooks and gate steps to dry-run."""
+    deploy = {"type": "webhook", "url": webhook_url, "timeout": "2s", "deadline": "20s"}
+    if ack_pub is not None:
+        deploy["ack"] = {"public_key_file": str(ack_pub), "required": True}
     path.write_text(yaml.safe_dump({
         "executor": {"assignment": "static", "concurrency": 4, "intent_publish_timeout": "5s"},
-        "backends": {"dry-run": {"type": "dry-run"},
-                     "deploy": {"type": "webhook", "url": webhook_url, "timeout": "2s", "deadline": "20s"}},
+        "backends": {"dry-run": {"type": "dry-run"}, "deploy": deploy},
         "routes": [{"kind": "abort", "backend": "deploy"}, {"kind": "hook", "backend": "dry-run"},
                    {"kind": "promote", "backend": "deploy"}, {"kind": "gate", "backend": "dry-run"}],
         "default_backend": "dry-run",
@@ -67,15 +73,17 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
     (out / "logs").mkdir(parents=True)
     keys = out / "keys"
     init_keys(keys)
+    init_keys(keys, roles=(RECIPIENT,))  # the deploy system's own key: it signs its acknowledgements
     prefix = f"demo{uuid.uuid4().hex[:6]}."
     os.environ["GATEWATCH_TOPIC_PREFIX"] = prefix
     with kafka_bootstrap(engine) as bs:
         say(f"[1/6] Kafka at {bs}; topics under '{prefix}'")
         create_topics(bs, prefix)
-        hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys))
+        hook = DeployWebhook(load_verify_key("executor", keys), load_verify_key("decider", keys),
+                             ack_key=load_signing_key(RECIPIENT, keys))
         gates = Serve(bs, port=0).start()
         say(f"      gatewatch serve at {gates.url} (try: curl -s {gates.url}/v1/gates)")
-        executor_config(out / "executor.yml", hook.url)
+        executor_config(out / "executor.yml", hook.url, keys / f"{RECIPIENT}.pub")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
         sup = Supervisor(env, out / "logs")

@@ -46,6 +46,9 @@ def demo(out_dir, speed, policy_dir, scenarios, engine) -> None:
     click.echo(f"  rollbacks executed: {len(res['permitted_rollbacks'])} with a valid permit "
                f"(webhook calls: {res['webhook_calls']})")
     click.echo(f"  evidence bundle:    {res['bundle']}  ({'verified' if res['verified'] else 'VERIFY FAILED'})")
+    deliveries = next((ln for ln in res["verify_output"].splitlines() if ln.startswith("deliveries:")), None)
+    if deliveries:
+        click.echo(f"  {deliveries}")
     click.echo(f"  HTML report:        {res['report'] or 'not built'}")
     click.echo(f"  logs:               {res['out'] / 'logs'}")
     for g in res["gates"]:

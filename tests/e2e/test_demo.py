@@ -35,3 +35,6 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys")],
                        capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr
+    # the deploy webhook signed its acks; verify re-checked them against the pinned recipient key
+    for printed in (r.stdout, v.stdout):
+        assert re.search(r"deliveries: [1-9]\d* recipient acks verified, 0 unconfirmed", printed), printed

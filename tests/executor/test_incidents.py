@@ -45,12 +45,12 @@ def spike_actions(tmp_path_factory):
     return [a for a in acts if a["kind"] in ("abort", "hook")]
 
 
-def run(tmp_path, actions, respond=None):
-    with WebhookServer(respond) as hook:
+def run(tmp_path, actions, respond=None, reply=None, ack_keys=None):
+    with WebhookServer(respond, reply=reply) as hook:
         now = [0]
         led = Ledger(tmp_path / "ledger.db", lambda body: seal(EXECUTOR, body))
         backends = {"hook": WebhookBackend("hook", hook.url, EXECUTOR, timeout_s=1, deadline_s=2,
-                                           rng=random.Random(0))}
+                                           rng=random.Random(0), ack_keys=ack_keys)}
         h = core.ActionHandler(led, backends, lambda rec: "hook", trusted(DECIDER), clock_ms=lambda: now[0])
         for a in actions:
             now[0] = parse_time_ms(a["ts"]) + 1000  # the executor sees each action as it is published
@@ -81,3 +81,20 @@ def test_a_failed_first_call_is_tried_again_by_the_next_action(tmp_path, spike_a
     requests, receipts = run(tmp_path, rollbacks, respond=lambda n: (500, 0.0))
     assert len({r["key"] for r in requests}) == 2  # the second did not inherit the failed call's key
     assert all(r["status"] != "deduplicated" for r in receipts if r["type"] == "RESULT")
+
+
+def test_each_incident_call_is_confirmed_by_the_recipients_ack_of_its_incident_key(tmp_path, spike_actions):
+    from gatewatch.processors.acks import delivery_problem, sign_ack
+    recipient = SigningKey(b"r" * 32)
+
+    def reply(request, status):  # the recipient acks the incident key it was called with
+        return orjson.dumps(sign_ack(recipient, orjson.loads(request["body"])["id"], request["key"], "success",
+                                     "deploy", "2026-12-07T00:00:00.000Z"))
+    requests, receipts = run(tmp_path, spike_actions, reply=reply, ack_keys=trusted(recipient))
+    results = [r for r in receipts if r["type"] == "RESULT"]
+    sent = [r for r in results if r["status"] == "success"]
+    assert len(sent) == len(requests) and all(r["delivery"] == "confirmed" for r in sent)
+    assert all(r["ack"]["idempotency_key"] == r["idempotency_key"] and ":" in r["idempotency_key"] for r in sent)
+    assert all(delivery_problem(r, trusted(recipient)) is None for r in sent)
+    # a deduplicated action made no call: nothing to confirm
+    assert {r["delivery"] for r in results if r["status"] == "deduplicated"} == {"not_requested"}

@@ -8,10 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookServer:
-    """`respond(n_for_this_key) -> (status, delay_s)` decides each answer; default 200 at once."""
+    """`respond(n_for_this_key) -> (status, delay_s)` decides each answer; default 200 at once.
+    `reply(request, status) -> bytes`, when given, makes the response body (e.g. a signed ack)."""
 
-    def __init__(self, respond=None):
+    def __init__(self, respond=None, reply=None):
         self.respond = respond or (lambda n: (200, 0.0))
+        self.reply = reply
         self.requests: list[dict] = []
         self.keys: Counter = Counter()
         self._lock = threading.Lock()
@@ -26,11 +28,14 @@ class WebhookServer:
                 with outer._lock:
                     outer.keys[key] += 1
                     n = outer.keys[key]
-                    outer.requests.append({"key": key, "headers": dict(self.headers), "body": body})
+                    request = {"key": key, "headers": dict(self.headers), "body": body}
+                    outer.requests.append(request)
                 status, delay = outer.respond(n)
                 if delay:
                     time.sleep(delay)
                 reply = b'{"ok":true}' if status < 300 else b'{"ok":false}'
+                if outer.reply is not None:
+                    reply = outer.reply(request, status)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(reply)))

@@ -144,3 +144,11 @@ def test_verdicts():
     assert "PROMOTED" in render_report([], [GATE, promote], [], VERIFIED, None)
     html = render_report([], [GATE, ABORT], refused, VERIFIED, None)
     assert "ABORT DECIDED" in html and "REFUSED expired" in html
+
+
+def test_receipts_show_whether_the_recipient_confirmed_delivery():
+    confirmed = [{**RECEIPTS[1], "delivery": "confirmed", "ack": {"recipient": "deploy <prod>"}}]
+    assert "acked by deploy &lt;prod&gt;" in render_report([], [GATE, ABORT], confirmed, VERIFIED, None)
+    unconfirmed = [{**RECEIPTS[1], "delivery": "unconfirmed", "delivery_reason": "bad_signature"}]
+    html = render_report([], [GATE, ABORT], unconfirmed, VERIFIED, None)
+    assert '<span class="bad">unconfirmed (bad_signature)</span>' in html and "acked by" not in html
