@@ -18,6 +18,7 @@ import base64
 import hashlib
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 
@@ -71,13 +72,22 @@ def _logical(full: str | None) -> str | None:
     return name if name in INPUT_NAMES else None
 
 
+def _hashed(f, digest) -> Iterator[bytes]:
+    for line in f:
+        digest.update(line)
+        yield line
+
+
 def input_docs(paths: list[str], essential: dict[str, list[str]], target: float) -> tuple[dict, dict]:
-    """(span coverage report, input schema report) over the input envelopes in paths."""
-    meter, counts, bad = CoverageMeter(), Counter(), Counter()
+    """(span coverage report, input schema report) over the input envelopes in paths. Each names the
+    files it read with their sha256 and record count: same files, same reports (recomputable)."""
+    meter, counts, bad, read = CoverageMeter(), Counter(), Counter(), []
     for path in paths:
+        digest, n = hashlib.sha256(), 0
         try:
             with open(path, "rb") as f:
-                for env in read_envelopes(f, bad):
+                for env in read_envelopes(_hashed(f, digest), bad):
+                    n += 1
                     lg = _logical(env.topic)
                     if lg is None:
                         bad["not_an_input_topic"] += 1
@@ -90,10 +100,12 @@ def input_docs(paths: list[str], essential: dict[str, list[str]], target: float)
                         meter.add_record(value, key)
         except OSError as e:
             raise GatewatchError(f"inputs {path}: {e.strerror}") from None
+        read.append({"file": Path(path).name, "sha256": digest.hexdigest(), "records": n})
+    source = {"files": read, "skipped": dict(sorted(bad.items()))}
     cov = meter.report(essential, target)
-    cov["input"] = {"files": [Path(p).name for p in paths], "skipped": dict(sorted(bad.items()))}
+    cov["input"] = source
     sch = schema_report(dict(counts), schema_versions())
-    sch["input"] = cov["input"]
+    sch["input"] = source
     return cov, sch
 
 
@@ -106,7 +118,11 @@ def cardinality_doc(signals_path: str) -> dict:
     except OSError as e:
         raise GatewatchError(f"signals {signals_path}: {e.strerror}") from None
     rep = report(count_series(sigs))
-    rep["input"] = {"file": Path(signals_path).name, "signals": len(sigs)}
+    digest = hashlib.sha256()
+    with open(signals_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    rep["input"] = {"file": Path(signals_path).name, "sha256": digest.hexdigest(), "signals": len(sigs)}
     return rep
 
 
