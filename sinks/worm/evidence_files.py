@@ -82,7 +82,7 @@ def check_cardinality(doc) -> str:
         _need(isinstance(r, dict) and _int(r.get("series")) and (r.get("budget") is None or _int(r["budget"])),
               n, f"domain {dom}: malformed")
         total += r["series"]
-        want = "OK" if r["budget"] is None or r["series"] <= r["budget"] else "OVER"
+        want = "OK" if r.get("budget") is None or r["series"] <= r["budget"] else "OVER"
         _need(r.get("status") == want, n, f"domain {dom}: status contradicts series and budget")
         over += [dom] if want == "OVER" else []
     g = doc.get("budget_global")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.cardinality import count_series, report
 from gatewatch.processors.span_coverage import coverage_report
@@ -97,3 +99,22 @@ def test_reformatted_or_unknown_evidence_is_refused():
 def test_absent_evidence_is_said_so():
     assert ef.check_evidence({}) == ["span coverage: not in this bundle", "input schemas: not in this bundle",
                                      "cardinality: not in this bundle", "drill: not in this bundle"]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=20)
+
+
+def _mutations(name: str):
+    base = orjson.loads(_evidence()[name])
+    return st.builds(lambda k, v: {**base, k: v}, st.sampled_from(sorted(base)), JSON) | JSON
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(ef.CHECKS)), st.data())
+def test_any_evidence_document_is_accepted_or_named_never_a_crash(name, data):
+    doc = data.draw(_mutations(name))
+    try:
+        ef.check_evidence({name: ef.encode(doc) if isinstance(doc, dict) else orjson.dumps(doc)})
+    except BundleError as e:
+        assert str(e).startswith(f"file {name}: ")

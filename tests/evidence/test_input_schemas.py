@@ -4,8 +4,11 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatewatch.processors.input_schemas import SchemaKey, schema_report, schemas_of
+from gatewatch.processors.span_coverage import spans_of_export
 
 
 def _otlp_metric(body: dict) -> bytes:
@@ -45,3 +48,9 @@ def test_report_totals_and_histogram_list():
     rep = schema_report(counts, {"request_sample": "sha256:abc"})
     assert rep["records"] == 5 and rep["histogram_schemas"] == ["per-request samples"]
     assert [r["version"] for r in rep["rows"]] == ["", "sha256:abc"]
+
+
+@given(st.sampled_from(["metrics", "rum", "cdc", "otlp", "otlp_metrics", "x"]), st.binary(max_size=200))
+def test_random_bytes_are_counted_never_raised(topic, raw):
+    assert all(isinstance(k, SchemaKey) for k in schemas_of(topic, raw))
+    assert isinstance(spans_of_export(raw), (list, str))
