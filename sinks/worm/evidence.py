@@ -157,7 +157,7 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
     for inc in includes:
         files[f"include/{Path(inc).name}"] = Path(inc).read_bytes()
     files.update(evidence or {})
-    check_evidence(files)  # the exporter never writes what verify would refuse
+    check_evidence(files, composed[0] if composed else None)  # the exporter never writes what verify refuses
     files["manifest.json"] = orjson.dumps({
         "format": FORMAT, "origin": c.origin, "size": c.size, "root": base64.b64encode(c.root).decode(),
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
@@ -231,7 +231,6 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
         raise BundleError(f"file {ENTRY_FILES[0]}: missing")
     # entries/proofs after the entry checks (which name the entry), manifest.json (derived) last
     check_hashes(files, signed, set(signed) - set(ENTRY_FILES) - {"manifest.json"})
-    evidence_lines = check_evidence(files)
     manifest = load_json(files, "manifest.json")
     try:
         note = cp.parse_note(files["checkpoint.note"].decode())
@@ -257,6 +256,7 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
             or not all(isinstance(h, str) for h in ph["actions"]):
         raise BundleError("file policy_hashes.json: not a policy hash record")
     composed = compose_bundled(files)
+    evidence_lines = check_evidence(files, composed[0] if composed else None)
     if (composed[0] if composed else None) != ph.get("composed"):
         raise BundleError(f"file policies/: the policy files compose to {composed[0] if composed else None}, "
                           f"policy_hashes.json says {ph.get('composed')}")

@@ -109,16 +109,22 @@ def check_drill(doc) -> str:
 CHECKS = {COVERAGE: check_coverage, SCHEMAS: check_schemas, CARDINALITY: check_cardinality, DRILL: check_drill}
 
 
-def check_evidence(files: dict[str, bytes]) -> list[str]:
+def check_evidence(files: dict[str, bytes], policy_hash: str | None = None) -> list[str]:
     """One verify line per evidence file (present: well formed, else BundleError; absent: said so).
-    Any other evidence/ file is refused: the verifier would not know what it attests."""
+    Any other evidence/ file is refused: the verifier would not know what it attests. With the
+    bundled policy's hash, a drill must have been run under that policy (else it proves nothing
+    about the rules the bundle carries)."""
     for name in sorted(files):
         if name.startswith("evidence/") and name not in CHECKS:
             raise BundleError(f"file {name}: not a known evidence file")
     lines = []
     for name, check in CHECKS.items():
         if name in files:
-            lines.append(check(load_json(files, name, EVIDENCE_JSON)))
+            doc = load_json(files, name, EVIDENCE_JSON)
+            lines.append(check(doc))
+            if name == DRILL and policy_hash is not None and doc.get("policy_hash") != policy_hash:
+                raise BundleError(f"file {DRILL}: drilled policy {str(doc.get('policy_hash'))[:12]}, "
+                                  f"the bundled policy is {policy_hash[:12]}")
         else:
             lines.append(f"{name.split('/')[1].removesuffix('.json').replace('_', ' ')}: not in this bundle")
     return lines

@@ -6,8 +6,9 @@ signals, decide, executor, WORM sink, two witnesses) -> healthy_canary then traf
 with event-time compression, ending at the current time -> drain -> evidence bundle -> HTML
 report -> offline verify. The bundle carries span coverage (over a seeded OTLP trace sample the demo
 writes, processors.scenario_traces), the schemas of the input topics (read back after the drain), the
-cardinality of the signals and a drill of DRILL_HOOKS (a fast subset, labeled so in the report). `gatewatch serve` runs beside the workers on 127.0.0.1 (a free port) and
-the gates it answers are printed with a curl line each once the pipeline drained.
+cardinality of the signals and a drill of DRILL_HOOKS (a fast subset run beside the pipeline, labeled
+so in the report). `gatewatch serve` runs beside the workers on 127.0.0.1 (a free port) and the gates
+it answers are printed with a curl line each once the pipeline drained.
 """
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         executor_config(out / "executor.yml", hook.url)
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
-        drill = subprocess.Popen([sys.executable, "-m", "gatewatch", "drill", "--policy", str(policy_dir),
-                                  "--hooks", DRILL_HOOKS, "--no-controls", "--out", str(out / "drill.json"), "-q"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=open(out / "logs" / "drill.log", "wb"))
+        with open(out / "logs" / "drill.log", "wb") as drill_log:
+            drill = subprocess.Popen([sys.executable, "-m", "gatewatch", "drill", "--policy", str(policy_dir),
+                                      "--hooks", DRILL_HOOKS, "--no-controls", "--out", str(out / "drill.json"),
+                                      "-q"], env=env, stdout=subprocess.DEVNULL, stderr=drill_log)
         sup = Supervisor(env, out / "logs")
         sup.add_pipeline(out, idle_s=5, executor_idle_s=6, sink_idle_s=8, checkpoint_interval=2,
                          worker_args=("--policy", str(policy_dir)))
@@ -155,18 +157,20 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
 
         bundle, report = out / "evidence.tar.gz", out / "report.html"
         signals_file = out / "signals.ndjson"
-        tails = {t: subprocess.Popen([sys.executable, "-m", "gatewatch", "tail", t, "--idle", "2"], env=env,
-                                     stdout=open(signals_file if t == "signals" else out / f"inputs-{t}.ndjson", "wb"))
-                 for t in ("signals", "metrics", "rum", "cdc")}
-        n_traces = write_demo_traces(out / "inputs-otlp.ndjson", [spec for _, spec, _ in
-                                                                   _specs(scenarios)], *event_span)
+        tails = {}  # the signals and the input topics, read back in parallel
+        for t in ("signals", "metrics", "rum", "cdc"):
+            with open(signals_file if t == "signals" else out / f"inputs-{t}.ndjson", "wb") as f:
+                tails[t] = subprocess.Popen([sys.executable, "-m", "gatewatch", "tail", t, "--idle", "2"], env=env,
+                                            stdout=f)
+        n_traces = write_demo_traces(out / "inputs-otlp.ndjson", [spec for _, spec, _ in _specs(scenarios)],
+                                     *event_span)
         for t, p in tails.items():
             if p.wait() != 0:
                 raise GatewatchError(f"gatewatch tail {t} failed")
         if drill.wait() not in (0, 1):  # 1: a hook FAILed, which the drill table shows
             raise GatewatchError(f"drill failed: see {out / 'logs' / 'drill.log'}")
         label_drill_subset(out / "drill.json")
-        say(f"[5/6] exporting evidence (span coverage over {n_traces} sampled traces, drill of {DRILL_HOOKS})")
+        say(f"[5/6] exporting evidence (span coverage over {n_traces} seeded demo traces, drill of {DRILL_HOOKS})")
         evid = [sys.executable, "-m", "gatewatch", "evidence", "--db", str(out / "worm.db"), "--out", str(bundle),
                 "--policy", str(policy_dir), "--collect", "--signals", str(signals_file), "--drill", str(out / "drill.json")]
         for t in ("metrics", "rum", "cdc", "otlp"):

@@ -118,3 +118,10 @@ def test_any_evidence_document_is_accepted_or_named_never_a_crash(name, data):
         ef.check_evidence({name: ef.encode(doc) if isinstance(doc, dict) else orjson.dumps(doc)})
     except BundleError as e:
         assert str(e).startswith(f"file {name}: ")
+
+
+def test_a_drill_of_another_policy_is_refused():
+    files = {ef.DRILL: ef.encode(DRILL)}
+    assert ef.check_evidence(files, DRILL["policy_hash"])[3].startswith("drill: 1 PASS")
+    with pytest.raises(BundleError, match="drilled policy pppppppppppp, the bundled policy is 0123"):
+        ef.check_evidence(files, "0123" * 16)
