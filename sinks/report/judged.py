@@ -28,8 +28,8 @@ def coverage_section(doc: dict | None) -> str:
         f"<td>{e(', '.join(f'{k} ({v})' for k, v in (r.get('missing') or {}).items()) or '-')}</td></tr>"
         for svc, r in (doc.get("services") or {}).items())
     files = ", ".join(str(f.get("file")) for f in (doc.get("input") or {}).get("files") or [] if isinstance(f, dict))
-    return (f"<p>Overall {_status(doc.get('status'))} \u00b7 {e(doc.get('traces'))} traces from <code>{e(files or '-')}"
-            "</code></p><table><tr><th>service</th><th>traces</th><th>covered</th><th>coverage</th><th>target</th>"
+    return (f"<p>Overall {_status(doc.get('status'))} \u00b7 {e(doc.get('traces'))} traces \u00b7 inputs read: "
+            f"<code>{e(files or '-')}</code></p><table><tr><th>service</th><th>traces</th><th>covered</th><th>coverage</th><th>target</th>"
             "<th>result</th><th>essential spans</th><th>missing (traces)</th></tr>"
             f"{rows or '<tr><td colspan=8 class=muted>no traces</td></tr>'}</table>")
 

@@ -162,7 +162,7 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
             with open(signals_file if t == "signals" else out / f"inputs-{t}.ndjson", "wb") as f:
                 tails[t] = subprocess.Popen([sys.executable, "-m", "gatewatch", "tail", t, "--idle", "2"], env=env,
                                             stdout=f)
-        n_traces = write_demo_traces(out / "inputs-otlp.ndjson", [spec for _, spec, _ in _specs(scenarios)],
+        n_traces = write_demo_traces(out / "demo-traces-otlp.ndjson", [spec for _, spec, _ in _specs(scenarios)],
                                      *event_span)
         for t, p in tails.items():
             if p.wait() != 0:
@@ -173,8 +173,8 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         say(f"[5/6] exporting evidence (span coverage over {n_traces} seeded demo traces, drill of {DRILL_HOOKS})")
         evid = [sys.executable, "-m", "gatewatch", "evidence", "--db", str(out / "worm.db"), "--out", str(bundle),
                 "--policy", str(policy_dir), "--collect", "--signals", str(signals_file), "--drill", str(out / "drill.json")]
-        for t in ("metrics", "rum", "cdc", "otlp"):
-            evid += ["--inputs", str(out / f"inputs-{t}.ndjson")]
+        for name in ("inputs-metrics", "inputs-rum", "inputs-cdc", "demo-traces-otlp"):
+            evid += ["--inputs", str(out / f"{name}.ndjson")]
         r = subprocess.run(evid, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
