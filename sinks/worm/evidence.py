@@ -213,10 +213,11 @@ def _check_manifest(files: dict, signed: dict[str, str]) -> dict:
     return manifest
 
 
-def verify_bundle(path: str, trust: Trust | None = None) -> Report:
+def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool = False) -> Report:
     """Raise BundleError naming the first bad file or entry. With trust (pinned anchors,
     gatewatch.sinks.worm.trust.trust_from_dir) the bundle's keys and witness policy are only
-    compared with it; without, the bundle's own are used and Report.pinned is False."""
+    compared with it; without, the bundle's own are used and Report.pinned is False.
+    require_evidence: the four evidence/ files must be there (else only reported absent)."""
     files, bundle_hash = read_bundle(path)
     policy = _policy_of(files)
     bundle_keys = load_json(files, "keys/public_keys.json", KEYS_JSON)
@@ -256,7 +257,7 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
             or not all(isinstance(h, str) for h in ph["actions"]):
         raise BundleError("file policy_hashes.json: not a policy hash record")
     composed = compose_bundled(files)
-    evidence_lines = check_evidence(files, composed[0] if composed else None)
+    evidence_lines = check_evidence(files, composed[0] if composed else None, require_evidence)
     if (composed[0] if composed else None) != ph.get("composed"):
         raise BundleError(f"file policies/: the policy files compose to {composed[0] if composed else None}, "
                           f"policy_hashes.json says {ph.get('composed')}")

@@ -109,11 +109,11 @@ def check_drill(doc) -> str:
 CHECKS = {COVERAGE: check_coverage, SCHEMAS: check_schemas, CARDINALITY: check_cardinality, DRILL: check_drill}
 
 
-def check_evidence(files: dict[str, bytes], policy_hash: str | None = None) -> list[str]:
+def check_evidence(files: dict[str, bytes], policy_hash: str | None = None, require: bool = False) -> list[str]:
     """One verify line per evidence file (present: well formed, else BundleError; absent: said so).
     Any other evidence/ file is refused: the verifier would not know what it attests. With the
     bundled policy's hash, a drill must have been run under that policy (else it proves nothing
-    about the rules the bundle carries)."""
+    about the rules the bundle carries). require: a missing one is a BundleError too."""
     for name in sorted(files):
         if name.startswith("evidence/") and name not in CHECKS:
             raise BundleError(f"file {name}: not a known evidence file")
@@ -125,6 +125,8 @@ def check_evidence(files: dict[str, bytes], policy_hash: str | None = None) -> l
             if name == DRILL and policy_hash is not None and doc.get("policy_hash") != policy_hash:
                 raise BundleError(f"file {DRILL}: drilled policy {str(doc.get('policy_hash'))[:12]}, "
                                   f"the bundled policy is {policy_hash[:12]}")
+        elif require:
+            raise BundleError(f"file {name}: missing (evidence required)")
         else:
             lines.append(f"{name.split('/')[1].removesuffix('.json').replace('_', ' ')}: not in this bundle")
     return lines

@@ -96,7 +96,12 @@ def test_reformatted_or_unknown_evidence_is_refused():
         ef.check_evidence({"evidence/extra.json": b"{}"})
 
 
-def test_absent_evidence_is_said_so():
+def test_absent_evidence_is_said_so_or_refused_when_required(bundle):
+    tmp, files, _, _ = bundle
+    write_bundle(files, str(tmp / "all.tar.gz"))
+    assert verify_bundle(str(tmp / "all.tar.gz"), require_evidence=True).size > 0
+    with pytest.raises(BundleError, match="file evidence/drill.json: missing"):
+        ef.check_evidence({k: v for k, v in files.items() if k != ef.DRILL}, require=True)
     assert ef.check_evidence({}) == ["span coverage: not in this bundle", "input schemas: not in this bundle",
                                      "cardinality: not in this bundle", "drill: not in this bundle"]
 

@@ -73,3 +73,15 @@ def test_bad_config_and_bad_drill_are_one_line_errors(setup, capsys):
     (tmp / "drill.json").write_bytes(b'{"format": "gatewatch.drill/1", "hooks": [{"status": "MAYBE"}]}')
     assert main(["evidence", "--db", str(tmp / "w.db"), "--out", str(tmp / "x.tar.gz"), *args]) == 1
     assert "drill" in capsys.readouterr().err
+
+
+def test_require_evidence_fails_a_bundle_without_it(setup, capsys):
+    tmp, keys, args = setup
+    bare, full = str(tmp / "bare.tar.gz"), str(tmp / "full.tar.gz")
+    assert main(["evidence", "--db", str(tmp / "w.db"), "--out", bare]) == 0
+    assert main(["evidence", "--db", str(tmp / "w.db"), "--out", full, *args]) == 0
+    assert main(["verify", bare, "--trusted-keys", keys]) == 0  # absent evidence is only reported...
+    assert "drill: not in this bundle" in capsys.readouterr().out
+    assert main(["verify", bare, "--trusted-keys", keys, "--require-evidence"]) == 1  # ...unless required
+    assert "file evidence/span_coverage.json: missing (evidence required)" in capsys.readouterr().err
+    assert main(["verify", full, "--trusted-keys", keys, "--require-evidence"]) == 0
