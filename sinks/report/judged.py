@@ -17,6 +17,15 @@ def _absent(what: str) -> str:
     return f'<div class="empty">No {e(what)} in this bundle (`gatewatch evidence` was not given its input).</div>'
 
 
+def _lowest(windows) -> str:
+    """The window with the lowest coverage: a dip the total hides."""
+    ws = [w for w in windows or [] if isinstance(w, dict) and isinstance(w.get("coverage"), (int, float))]
+    if not ws:
+        return "-"
+    w = min(ws, key=lambda w: (w["coverage"], str(w.get("start"))))
+    return f"{w['coverage'] * 100:.2f} % <span class=muted>at {e(str(w.get('start'))[:16])}Z, {e(w.get('traces'))} traces</span>"
+
+
 def coverage_section(doc: dict | None) -> str:
     if not doc:
         return _absent("span coverage")
@@ -24,14 +33,15 @@ def coverage_section(doc: dict | None) -> str:
     rows = "".join(
         f"<tr><td>{e(svc)}</td><td class=num>{e(r.get('traces'))}</td><td class=num>{e(r.get('covered'))}</td>"
         f"<td class=num>{float(r.get('coverage', 0)) * 100:.2f} %</td><td class=num>{float(target) * 100:g} %</td>"
-        f"<td>{_status(r.get('status'))}</td><td>{e(', '.join(r.get('essential') or []) or '-')}</td>"
+        f"<td>{_status(r.get('status'))}</td><td>{_lowest(r.get('windows'))}</td>"
+        f"<td>{e(', '.join(r.get('essential') or []) or '-')}</td>"
         f"<td>{e(', '.join(f'{k} ({v})' for k, v in (r.get('missing') or {}).items()) or '-')}</td></tr>"
         for svc, r in (doc.get("services") or {}).items())
     files = ", ".join(str(f.get("file")) for f in (doc.get("input") or {}).get("files") or [] if isinstance(f, dict))
     return (f"<p>Overall {_status(doc.get('status'))} \u00b7 {e(doc.get('traces'))} traces \u00b7 inputs read: "
             f"<code>{e(files or '-')}</code></p><table><tr><th>service</th><th>traces</th><th>covered</th><th>coverage</th><th>target</th>"
-            "<th>result</th><th>essential spans</th><th>missing (traces)</th></tr>"
-            f"{rows or '<tr><td colspan=8 class=muted>no traces</td></tr>'}</table>")
+            "<th>result</th><th>lowest window</th><th>essential spans</th><th>missing (traces)</th></tr>"
+            f"{rows or '<tr><td colspan=9 class=muted>no traces</td></tr>'}</table>")
 
 
 def schemas_section(doc: dict | None) -> str:

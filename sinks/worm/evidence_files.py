@@ -48,6 +48,12 @@ def check_coverage(doc) -> str:
         _need(isinstance(r, dict) and _int(r.get("traces")) and _int(r.get("covered"))
               and 0 < r["traces"] and r["covered"] <= r["traces"], n, f"service {svc}: bad trace counts")
         _need(r.get("coverage") == round(r["covered"] / r["traces"], 6), n, f"service {svc}: coverage is not covered/traces")
+        ws = r.get("windows")
+        _need(isinstance(ws, list) and all(
+            isinstance(w, dict) and _int(w.get("traces")) and _int(w.get("covered")) and 0 < w["traces"]
+            and w["covered"] <= w["traces"] and w.get("coverage") == round(w["covered"] / w["traces"], 6) for w in ws)
+            and sum(w["traces"] for w in ws) <= r["traces"] and sum(w["covered"] for w in ws) <= r["covered"],
+            n, f"service {svc}: windows malformed or beyond the service's counts")
         want = ("PASS" if r["coverage"] >= target else "FAIL") if r.get("declared") is True else "UNDECLARED"
         _need(r.get("status") == want, n, f"service {svc}: status {r.get('status')} contradicts coverage and target")
         failing += [svc] if want == "FAIL" else []

@@ -29,7 +29,7 @@ def test_traces_are_judged_whole_across_records_and_attributed_to_their_root():
     rep = m.report(ESSENTIAL, 0.95)
     assert rep["services"]["checkout"] == {
         "traces": 2, "covered": 1, "coverage": 0.5, "essential": ["checkout.handle", "db.query"],
-        "declared": True, "missing": {"checkout.handle": 1}, "status": "FAIL"}
+        "declared": True, "missing": {"checkout.handle": 1}, "status": "FAIL", "windows": []}
     assert "db" not in rep["services"]  # a child service's spans count for the root's trace
     assert rep["status"] == "FAIL" and rep["failing"] == ["checkout"] and rep["rejected_records"] == {"bad_protobuf": 1}
 
@@ -85,3 +85,19 @@ def test_demo_traces_cover_about_the_drop_rate():
         m.add_record(orjson.dumps(doc), svc.encode())
     r = m.report({"checkout": ["checkout.handle", "db.query", "payment.authorize"]})["services"]["checkout"]
     assert r["traces"] == 3600 and 0.95 <= r["coverage"] < 1.0 and r["status"] == "PASS"
+
+
+def test_windows_show_a_dip_the_total_hides():
+    hour = 3_600_000
+    traces = [("checkout", {"checkout.handle", "db.query"}, t * 60_000) for t in range(120)]
+    traces[70] = ("checkout", {"db.query"}, 70 * 60_000)  # one bad trace in the second hour
+    r = coverage_report(traces, ESSENTIAL, window_ms=hour)["services"]["checkout"]
+    assert [(w["start"], w["traces"], w["covered"]) for w in r["windows"]] == [
+        ("1970-01-01T00:00:00.000Z", 60, 60), ("1970-01-01T01:00:00.000Z", 60, 59)]
+    assert sum(w["traces"] for w in r["windows"]) == r["traces"]
+
+
+def test_a_trace_is_windowed_by_its_root_start():
+    m = CoverageMeter()
+    m.add([SpanRef("t", "checkout", "db.query", False, 10), SpanRef("t", "checkout", "GET /", True, 3_600_001)])
+    assert m.report(ESSENTIAL)["services"]["checkout"]["windows"][0]["start"] == "1970-01-01T01:00:00.000Z"
