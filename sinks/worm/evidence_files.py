@@ -43,11 +43,17 @@ def check_coverage(doc) -> str:
     _need(isinstance(doc, dict) and doc.get("format") == span_coverage.FORMAT, n, "not a span coverage report")
     target, services = doc.get("target"), doc.get("services")
     _need(isinstance(target, (int, float)) and 0 <= target <= 1 and isinstance(services, dict), n, "bad target or services")
+    essential = doc.get("essential")
+    _need(isinstance(essential, dict) and all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                              for v in essential.values()), n, "bad essential span declaration")
     failing = []
     for svc, r in sorted(services.items()):
         _need(isinstance(r, dict) and _int(r.get("traces")) and _int(r.get("covered"))
               and 0 < r["traces"] and r["covered"] <= r["traces"], n, f"service {svc}: bad trace counts")
         _need(r.get("coverage") == round(r["covered"] / r["traces"], 6), n, f"service {svc}: coverage is not covered/traces")
+        names = span_coverage.essential_for(svc, essential)
+        _need((r.get("essential"), r.get("declared")) == (list(names or ()), names is not None), n,
+              f"service {svc}: essential spans differ from the declaration")
         ws = r.get("windows")
         _need(isinstance(ws, list) and all(
             isinstance(w, dict) and _int(w.get("traces")) and _int(w.get("covered")) and 0 < w["traces"]

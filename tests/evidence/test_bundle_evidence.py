@@ -130,3 +130,10 @@ def test_a_drill_of_another_policy_is_refused():
     assert ef.check_evidence(files, DRILL["policy_hash"])[3].startswith("drill: 1 PASS")
     with pytest.raises(BundleError, match="drilled policy pppppppppppp, the bundled policy is 0123"):
         ef.check_evidence(files, "0123" * 16)
+
+
+def test_a_service_cannot_claim_fewer_essential_spans_than_declared():
+    doc = orjson.loads(ef.encode(COVERAGE))
+    doc["services"]["checkout"]["essential"] = ["a"]
+    with pytest.raises(BundleError, match="service checkout: essential spans differ from the declaration"):
+        ef.check_evidence({ef.COVERAGE: ef.encode(doc)})
