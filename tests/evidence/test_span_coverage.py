@@ -101,3 +101,12 @@ def test_a_trace_is_windowed_by_its_root_start():
     m = CoverageMeter()
     m.add([SpanRef("t", "checkout", "db.query", False, 10), SpanRef("t", "checkout", "GET /", True, 3_600_001)])
     assert m.report(ESSENTIAL)["services"]["checkout"]["windows"][0]["start"] == "1970-01-01T01:00:00.000Z"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["checkout", "web"]), st.sets(NAMES), st.integers(0, 10 * 3_600_000)),
+                max_size=40))
+def test_windows_partition_the_traces(traces):
+    for r in coverage_report(traces, ESSENTIAL)["services"].values():
+        assert sum(w["traces"] for w in r["windows"]) == r["traces"]
+        assert sum(w["covered"] for w in r["windows"]) == r["covered"]
+        assert all(0.0 <= w["coverage"] <= 1.0 for w in r["windows"])
