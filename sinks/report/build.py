@@ -169,8 +169,9 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
     kwargs = {"title": title} if title else {}
     if verification is None:
         verification = verification_summary(bundle_path)
+    from gatewatch.sinks.worm.evidence_files import evidence_docs
     return render_report(signals, actions, receipts, verification, policy_hash,
-                         thresholds=thresholds, cohort=cohort, **kwargs)
+                         thresholds=thresholds, cohort=cohort, judged=evidence_docs(files), **kwargs)
 
 
 def build_report(bundle_path: str | os.PathLike, signals_path: str | os.PathLike | None,

@@ -10,7 +10,9 @@ render_report(signals, actions, receipts, verification, policy_hash, ...) -> str
   "origin","size","root","decision_root","signatures":[{"role","name","key_id","status"}],
   "quorum":{"k","n","met","signers"},"actions_verified","files","inv1","lines"};
 - policy_hash: the composed policy hash (or None); thresholds: [{"signal","op","threshold","rules"}]
-  (default: those the actions report).
+  (default: those the actions report);
+- judged: the bundle's evidence/ documents by short name (span_coverage, input_schemas, cardinality,
+  drill; gatewatch.sinks.worm.evidence_files.evidence_docs), shown as four tables.
 
 No scripts, no external resources: it renders offline from a file. Same input => same bytes.
 """
@@ -20,6 +22,7 @@ from collections import Counter
 
 from gatewatch.sinks.report import svg
 from gatewatch.sinks.report.gates import gates_section
+from gatewatch.sinks.report.judged import judged_sections
 from gatewatch.sinks.report.sections import (
     Ctx,
     action_ts,
@@ -42,7 +45,8 @@ from gatewatch.sinks.report.widgets import CSS, KIND_ORDER, SECTIONS, e
 
 def render_report(signals: list[dict], actions: list[dict], receipts: list[dict], verification: dict,
                   policy_hash: str | None, *, thresholds: list[dict] | None = None, scope: str | None = None,
-                  cohort: str = "canary", title: str = "gatewatch evidence report", max_points: int = 2000) -> str:
+                  cohort: str = "canary", title: str = "gatewatch evidence report", max_points: int = 2000,
+                  judged: dict[str, dict] | None = None) -> str:
     series = index_signals(signals)
     timed = sorted(((t, a) for a in actions if isinstance(a, dict) and (t := action_ts(a)) is not None),
                    key=lambda ta: (ta[0], KIND_ORDER.index(ta[1].get("kind")) if ta[1].get("kind") in KIND_ORDER
@@ -87,6 +91,7 @@ def render_report(signals: list[dict], actions: list[dict], receipts: list[dict]
                     "what the executor did.", actions_section(ctx, by_action)),
         ("evidence", "Offline verification of the WORM bundle: manifest, keys, co-signed checkpoint, inclusion "
                      "proofs, permits.", evidence_section(verification, policy_hash)),
+        *judged_sections(judged or {}),
     ]
     titles = dict(SECTIONS)
     sections = "".join(f'<section id="{sid}"><h2>{titles[sid]}</h2><p class="note">{e(note)}</p>{content}</section>'

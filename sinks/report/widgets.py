@@ -11,7 +11,9 @@ KIND_ORDER = ("abort", "hook", "gate", "promote")
 CWV = (("inp", "INP", "ms"), ("lcp", "LCP", "ms"), ("cls", "CLS", ""), ("fcp", "FCP", "ms"), ("ttfb", "TTFB", "ms"))
 OP_TEXT = {">=": "\u2265", "<=": "\u2264", "!=": "\u2260", ">": ">", "<": "<", "==": "="}
 SECTIONS = (("summary", "Summary"), ("burn-rate", "Error-budget burn rate"), ("cwv", "Core Web Vitals p75"),
-            ("cdc", "CDC freshness"), ("gates", "Gates per release"), ("actions", "Action timeline"), ("evidence", "Checkpoint and signatures"))
+            ("cdc", "CDC freshness"), ("gates", "Gates per release"), ("actions", "Action timeline"), ("evidence", "Checkpoint and signatures"),
+            ("span-coverage", "Span coverage"), ("schemas", "Input schema versions"),
+            ("cardinality", "Cardinality vs budgets"), ("drill", "Drill results"))
 
 CSS = """
 *{box-sizing:border-box}

@@ -15,7 +15,8 @@ the same log state gives the same bytes; its sha256 is the "bundle hash" of INV1
   policy_hashes.json     {"actions": sorted policy hashes the action entries carry,
                           "composed": hash of the policies/ files composed (or null), "files": their order}
   policies/...           the files of --policy DIR as given
-  include/<name>         drill results, reports (--include)
+  include/<name>         reports, other files (--include)
+  evidence/*.json        span coverage, input schemas, cardinality, drill (gatewatch.sinks.worm.evidence_files)
 
 verify order (the first failure is reported, naming a file or an entry index):
 trust anchors (gatewatch.sinks.worm.trust: pinned by the verifier, or the bundle's own when
@@ -32,7 +33,7 @@ topics under entry 0's prefix: the leaf covers the value, not the topic); entry 
 policy_hashes.json is exactly
 what the verified actions and bundled policies imply;
 sha256 of entries/proofs; the composed policy hash is one a logged (signed) action carries, so a
-re-hashed policy file is caught too. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
+re-hashed policy file is caught too; each evidence/ file well formed and self-consistent. Then INV1: bundle hash + Merkle root + valid k-of-N signatures.
 Every file the verifier parses must be spelled as the exporter writes it (JSON layout, lowercase
 hex, canonical base64, the note and policy text): one content, one byte string, so no edit passes.
 """
@@ -66,6 +67,7 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
     strict_hex,
     write_bundle,
 )
+from gatewatch.sinks.worm.evidence_files import check_evidence
 from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_receipt
 from gatewatch.sinks.worm.trust import Trust, UntrustedError, compare, describe, trust_from_bundle
 
@@ -114,8 +116,10 @@ def compose_bundled(files: dict[str, bytes]) -> tuple[str, list[str]] | None:
 
 
 def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_dir: str | None = None,
-                includes: tuple[str, ...] = (), log_key: SigningKey | None = None) -> dict[str, bytes]:
-    """The bundle's files; manifest.sig is signed with log_key (the key of the policy's log line)."""
+                includes: tuple[str, ...] = (), log_key: SigningKey | None = None,
+                evidence: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """The bundle's files; manifest.sig is signed with log_key (the key of the policy's log line).
+    evidence: evidence/ files (gatewatch.sinks.worm.evidence_files), bound by the manifest like the rest."""
     if log_key is None or log_key.verify_key.encode() != policy.log.key.encode():
         raise BundleError("the log's signing key is needed to sign the manifest (and must match the policy's log key)")
     note = latest_quorum_note(store, policy)
@@ -154,6 +158,8 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
          "files": composed[1] if composed else []}, option=orjson.OPT_INDENT_2)
     for inc in includes:
         files[f"include/{Path(inc).name}"] = Path(inc).read_bytes()
+    files.update(evidence or {})
+    check_evidence(files, composed[0] if composed else None)  # the exporter never writes what verify refuses
     files["manifest.json"] = orjson.dumps({
         "format": FORMAT, "origin": c.origin, "size": c.size, "root": base64.b64encode(c.root).decode(),
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
@@ -210,10 +216,11 @@ def _check_manifest(files: dict, signed: dict[str, str]) -> dict:
     return manifest
 
 
-def verify_bundle(path: str, trust: Trust | None = None) -> Report:
+def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool = False) -> Report:
     """Raise BundleError naming the first bad file or entry. With trust (pinned anchors,
     gatewatch.sinks.worm.trust.trust_from_dir) the bundle's keys and witness policy are only
-    compared with it; without, the bundle's own are used and Report.pinned is False."""
+    compared with it; without, the bundle's own are used and Report.pinned is False.
+    require_evidence: the four evidence/ files must be there (else only reported absent)."""
     files, bundle_hash = read_bundle(path)
     policy = _policy_of(files)
     bundle_keys = load_json(files, "keys/public_keys.json", KEYS_JSON)
@@ -253,6 +260,7 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
             or not all(isinstance(h, str) for h in ph["actions"]):
         raise BundleError("file policy_hashes.json: not a policy hash record")
     composed = compose_bundled(files)
+    evidence_lines = check_evidence(files, composed[0] if composed else None, require_evidence)
     if (composed[0] if composed else None) != ph.get("composed"):
         raise BundleError(f"file policies/: the policy files compose to {composed[0] if composed else None}, "
                           f"policy_hashes.json says {ph.get('composed')}")
@@ -282,6 +290,7 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
         f"policy: {'bundled files compose to ' + composed[0] + ', carried by logged actions' if composed else 'no policy files bundled'}",
         f"deliveries: {deliveries.get('confirmed', 0)} recipient acks verified, "
         f"{deliveries.get('unconfirmed', 0)} unconfirmed, {deliveries.get('not_requested', 0)} without ack",
+        *evidence_lines,
     ]
     rep.deliveries = deliveries
     if trust.pinned:

@@ -4,8 +4,11 @@ Broker (embedded unless KAFKA_BOOTSTRAP_SERVERS; Apache Kafka with engine="kafka
 keys -> a local webhook standing in for the deploy system -> workers as real subprocesses (ingest,
 signals, decide, executor, WORM sink, two witnesses) -> healthy_canary then traffic_spike published
 with event-time compression, ending at the current time -> drain -> evidence bundle -> HTML
-report -> offline verify. `gatewatch serve` runs beside the workers on 127.0.0.1 (a free port) and
-the gates it answers are printed with a curl line each once the pipeline drained.
+report -> offline verify. The bundle carries span coverage (over a seeded OTLP trace sample the demo
+writes, processors.scenario_traces), the schemas of the input topics (read back after the drain), the
+cardinality of the signals and a drill of DRILL_HOOKS (a fast subset run beside the pipeline, labeled
+so in the report). `gatewatch serve` runs beside the workers on 127.0.0.1 (a free port) and the gates
+it answers are printed with a curl line each once the pipeline drained.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from gatewatch.streams.runtime.keys import init_keys, load_signing_key, load_ver
 
 ABORT_ACTIONS = ("rollback", "freeze", "block_release", "rollback_fe")
 SCENARIOS = "healthy_canary:80m,traffic_spike"
+DRILL_HOOKS = "cdc_lag"  # a fast subset run beside the pipeline; `gatewatch drill` drills every hook
 
 
 def scenario_list(text: str) -> list[tuple[str, str | None]]:
@@ -86,6 +90,10 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         executor_config(out / "executor.yml", hook.url, keys / f"{RECIPIENT}.pub")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bs, GATEWATCH_TOPIC_PREFIX=prefix,
                    GATEWATCH_KEYS_DIR=str(keys), GATEWATCH_LOG_LEVEL="WARNING")
+        with open(out / "logs" / "drill.log", "wb") as drill_log:
+            drill = subprocess.Popen([sys.executable, "-m", "gatewatch", "drill", "--policy", str(policy_dir),
+                                      "--hooks", DRILL_HOOKS, "--no-controls", "--out", str(out / "drill.json"),
+                                      "-q"], env=env, stdout=subprocess.DEVNULL, stderr=drill_log)
         sup = Supervisor(env, out / "logs")
         sup.add_pipeline(out, idle_s=5, executor_idle_s=6, sink_idle_s=8, checkpoint_interval=2,
                          worker_args=("--policy", str(policy_dir)))
@@ -94,6 +102,7 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
             sup.start(name)
         watch = TopicCounter(bs)
         published = [0]
+        event_span = [0, 0]  # the published event time [start, end) in ms
         publishing = threading.Event()
         publishing.set()
         errors: list[BaseException] = []
@@ -106,13 +115,14 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
 
         def publisher():
             try:
-                specs = [(name, load_scenario_spec(name), duration) for name, duration in scenarios]
+                specs = _specs(scenarios)
                 t0 = ending_now(sum(Scenario(spec, duration=d).duration_ms for _, spec, d in specs))
+                event_span[0] = t0
                 for name, spec, duration in specs:
                     sc = Scenario(spec, start_ms=t0, duration=duration)
                     say(f"[3/6] scenario {name}: {sc.duration_ms // 60000} min of event time at {speed:g}x")
                     publish(sc, producer(bs, **{"linger.ms": 20}), speed, progress=counter)
-                    t0 = sc.start_ms + sc.duration_ms
+                    t0 = event_span[1] = sc.start_ms + sc.duration_ms
             except BaseException as e:  # surfaced in the main thread
                 errors.append(e)
             finally:
@@ -141,8 +151,9 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
             time.sleep(0.5)
             watch.stop.set()
             hook.stop()
-            if sys.exc_info()[0] is not None:  # an error: serve stops with the rest
+            if sys.exc_info()[0] is not None:  # an error: serve and the drill stop with the rest
                 gates.stop()
+                drill.kill()
         if tty:
             say("")
         say("[4/6] pipeline drained: " + watch.line(published[0]))
@@ -154,11 +165,24 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
 
         bundle, report = out / "evidence.tar.gz", out / "report.html"
         signals_file = out / "signals.ndjson"
-        subprocess.run([sys.executable, "-m", "gatewatch", "tail", "signals", "--idle", "2"],
-                       env=env, stdout=open(signals_file, "wb"), check=True)
-        say("[5/6] exporting evidence")
+        tails = {}  # the signals and the input topics, read back in parallel
+        for t in ("signals", "metrics", "rum", "cdc"):
+            with open(signals_file if t == "signals" else out / f"inputs-{t}.ndjson", "wb") as f:
+                tails[t] = subprocess.Popen([sys.executable, "-m", "gatewatch", "tail", t, "--idle", "2"], env=env,
+                                            stdout=f)
+        n_traces = write_demo_traces(out / "demo-traces-otlp.ndjson", [spec for _, spec, _ in _specs(scenarios)],
+                                     *event_span)
+        for t, p in tails.items():
+            if p.wait() != 0:
+                raise GatewatchError(f"gatewatch tail {t} failed")
+        if drill.wait() not in (0, 1):  # 1: a hook FAILed, which the drill table shows
+            raise GatewatchError(f"drill failed: see {out / 'logs' / 'drill.log'}")
+        label_drill_subset(out / "drill.json")
+        say(f"[5/6] exporting evidence (span coverage over {n_traces} seeded demo traces, drill of {DRILL_HOOKS})")
         evid = [sys.executable, "-m", "gatewatch", "evidence", "--db", str(out / "worm.db"), "--out", str(bundle),
-                "--policy", str(policy_dir), "--collect"]
+                "--policy", str(policy_dir), "--collect", "--signals", str(signals_file), "--drill", str(out / "drill.json")]
+        for name in ("inputs-metrics", "inputs-rum", "inputs-cdc", "demo-traces-otlp"):
+            evid += ["--inputs", str(out / f"{name}.ndjson")]
         r = subprocess.run(evid, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
@@ -169,7 +193,8 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         r = subprocess.run(evid + ["--include", str(report)], env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
-        v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(keys)], env=env,
+        v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(keys),
+                            "--require-evidence"], env=env,
                            capture_output=True, text=True)
         say("[6/6] offline verification: " + ((v.stdout + v.stderr).strip().splitlines() or ["(no output)"])[-1])
 
@@ -179,6 +204,33 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
             "verify_output": v.stdout + v.stderr, "webhook_calls": len(hook.calls), "rollbacks": rollbacks,
             "permitted_rollbacks": permitted, "actions": watch.kinds, "seconds": time.monotonic() - t_start,
             "out": out, "gates": gate_list, "serve_url": gates.url}
+
+
+def _specs(scenarios: list[tuple[str, str | None]]) -> list[tuple[str, dict, str | None]]:
+    return [(name, load_scenario_spec(name), duration) for name, duration in scenarios]
+
+
+def write_demo_traces(path: Path, specs: list[dict], start_ms: int, end_ms: int) -> int:
+    """A seeded OTLP trace sample (one trace a second) over the published event time, as kcat -J
+    envelopes of the Collector's traces topic. Written, not published: that topic is not prefixed
+    (shared by every run on the broker) and ingest would read it."""
+    from gatewatch.processors.scenario_traces import trace_records
+    services = list({s["name"]: s for spec in specs for s in spec.get("services", [])}.values()) or [{"name": "checkout"}]
+    topic = topics.otlp_topic() or topics.OTLP_DEFAULT_TOPIC
+    n = 0
+    with open(path, "wb") as f:
+        for i, (svc, doc) in enumerate(trace_records(services, start_ms, max(end_ms - start_ms, 60_000))):
+            f.write(orjson.dumps({"topic": topic, "partition": 0, "offset": i, "key": svc,
+                                  "payload": orjson.dumps(doc).decode()}) + b"\n")
+            n += 1
+    return n
+
+
+def label_drill_subset(path: Path) -> None:
+    """Say in the drill report that the demo drilled a subset (the report and verify print it)."""
+    doc = orjson.loads(path.read_bytes())
+    doc["subset"] = f"demo: hooks {DRILL_HOOKS} only; `gatewatch drill` drills every hook"
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 
 def served_gates(svc: Serve, bootstrap: str, timeout_s: float = 20.0) -> list[dict]:

@@ -150,20 +150,33 @@ def witness(name, state, exit_when_idle, metrics_port, origin, keys_dir) -> None
 @click.option("--policy", "policy_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Directory of the composed policy files, copied as given.")
 @click.option("--include", "includes", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Drill results, reports (repeatable).")
+              help="Reports, other files (repeatable).")
+@click.option("--inputs", "input_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="kcat -J envelopes of the judged input topics, OTLP traces included (`gatewatch tail metrics`): "
+                   "-> evidence/span_coverage.json and evidence/input_schemas.json (repeatable).")
+@click.option("--signals", "signals_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The judged signals (`gatewatch tail signals`) -> evidence/cardinality.json against the budgets.")
+@click.option("--drill", "drill_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A `gatewatch drill --out` report -> evidence/drill.json.")
+@click.option("--evidence-config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Essential spans and coverage target (default: the installed configs/evidence.yml).")
 @click.option("--collect", is_flag=True,
               help="First read gw.checkpoints and store the witnesses' cosignatures (when the sink is not running).")
 @_origin
 @_keys
 @_witness_policy
-def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_policy) -> None:
-    """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint."""
+def evidence(db, out, policy_dir, includes, input_files, signals_file, drill_file, evidence_config, collect, origin,
+             keys_dir, witness_policy) -> None:
+    """Export an offline-verifiable evidence bundle up to the newest quorum checkpoint, with the
+    span coverage, input schemas, cardinality and drill results of what was judged (evidence/)."""
     from gatewatch.sinks.worm.evidence import BundleError, build_files, write_bundle
     from gatewatch.sinks.worm.store import WormStore
+    from gatewatch.streams.app.evidence_inputs import evidence_files
     from gatewatch.streams.runtime.keys import load_signing_key, public_keys
     db = _existing_log(db)
     policy = _policy(origin, witness_policy, keys_dir, 2)
     log_key = load_signing_key("log", keys_dir)
+    extra = evidence_files(list(input_files), signals_file, drill_file, evidence_config)
     with WormStore(db) as store:
         if collect:
             from gatewatch.sinks.worm.sink import collect_cosignatures
@@ -172,7 +185,7 @@ def evidence(db, out, policy_dir, includes, collect, origin, keys_dir, witness_p
                 n = collect_cosignatures(store, policy, bs)
             click.echo(f"collected {n} cosigned notes", err=True)
         try:
-            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes), log_key)
+            files = build_files(store, policy, public_keys(keys_dir), policy_dir, tuple(includes), log_key, extra)
         except BundleError as e:
             raise GatewatchError(str(e)) from None
     digest = write_bundle(files, out)
@@ -195,7 +208,9 @@ VERIFIED, TAMPERED, USAGE, UNTRUSTED, UNPINNED = 0, 1, 2, 3, 4
               help="Pinned log origin (with --trusted-keys and no --trust-policy).")
 @click.option("--quorum", type=click.IntRange(1, 3), default=2, show_default=True,
               help="Pinned witness quorum k of witness-1..3 (with --trusted-keys and no --trust-policy).")
-def verify(bundle, trusted_keys, trust_policy, origin, quorum) -> None:
+@click.option("--require-evidence", is_flag=True,
+              help="Fail (exit 1) unless span coverage, input schemas, cardinality and drill results are bundled.")
+def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence) -> None:
     """Verify an evidence bundle offline against the verifier's pinned trust anchors.
 
     Exit 0: verified against the trusted keys. 1: tampered or invalid (names the first bad entry
@@ -213,7 +228,7 @@ def verify(bundle, trusted_keys, trust_policy, origin, quorum) -> None:
                 with open(trust_policy, encoding="utf-8") as f:
                     text = f.read(1 << 20)
             trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
-        rep = verify_bundle(bundle, trust)
+        rep = verify_bundle(bundle, trust, require_evidence)
     except UntrustedError as e:
         raise ExitStatus(UNTRUSTED, f"verify failed: untrusted signers: {e}") from None
     except BundleError as e:

@@ -29,8 +29,20 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     with tarfile.open(bundle) as t:
         names = t.getnames()
     assert "manifest.json" in names and "checkpoint.note" in names and "include/report.html" in names
+    assert {"evidence/span_coverage.json", "evidence/input_schemas.json", "evidence/cardinality.json",
+            "evidence/drill.json"} <= set(names)
     report = out / "report.html"
-    assert report.exists() and "<svg" in report.read_text()
+    html = report.read_text()
+    assert report.exists() and "<svg" in html
+    # the four tables of what was judged, each with data from this run
+    for sid in ("span-coverage", "schemas", "cardinality", "drill"):
+        section = html[html.index(f'<section id="{sid}">'):]
+        section = section[:section.index("</section>")]
+        assert "<table>" in section and "in this bundle" not in section, sid
+    assert re.search(r"<td>checkout</td><td class=num>\d+</td><td class=num>\d+</td><td class=num>9\d\.\d\d %</td>"
+                     r"<td class=num>95 %</td><td><span class=\"ok\">PASS</span>", html), "span coverage row"
+    assert "<td>request_sample</td>" in html and "per-request samples" in html
+    assert "<td>DEC</td>" in html and "<td>cdc_lag</td><td>hook</td>" in html
     # the bundle verifies again, offline, with a fresh process
     v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys")],
                        capture_output=True, text=True)
@@ -38,3 +50,5 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     # the deploy webhook signed its acks; verify re-checked them against the pinned recipient key
     for printed in (r.stdout, v.stdout):
         assert re.search(r"deliveries: [1-9]\d* recipient acks verified, 0 unconfirmed", printed), printed
+    assert "span coverage: PASS (1 services" in v.stdout and "cardinality: OK" in v.stdout
+    assert "drill: 1 PASS, 0 FAIL" in v.stdout and "input schemas:" in v.stdout

@@ -1,0 +1,46 @@
+"""The four tables of what was judged: span coverage, input schemas, cardinality, drill (from evidence/)."""
+from __future__ import annotations
+
+from gatewatch.sinks.report.build import build_report
+from gatewatch.sinks.worm.evidence_files import evidence_docs
+from tests.evidence.test_bundle_evidence import CARD, COVERAGE, DRILL, SCHEMAS, _evidence
+from tests.report.test_html import render
+
+
+def test_four_tables_with_verdicts():
+    docs = {"span_coverage": COVERAGE, "input_schemas": SCHEMAS, "cardinality": CARD, "drill": DRILL}
+    html = render(judged=docs)
+    for sid, title in (("span-coverage", "Span coverage"), ("schemas", "Input schema versions"),
+                       ("cardinality", "Cardinality vs budgets"), ("drill", "Drill results")):
+        assert f'<section id="{sid}"><h2>{title}</h2>' in html
+    cov = html[html.index('id="span-coverage"'):html.index('id="schemas"')]
+    assert "<td>checkout</td><td class=num>20</td><td class=num>19</td><td class=num>95.00 %</td>" in cov
+    assert '<span class="ok">PASS</span>' in cov and "b (1)" in cov
+    assert "<td>gauge_sample</td>" in html and "<td>DEC</td><td class=num>1</td><td class=num>2000</td>" in html
+    assert "<td>cdc_lag</td><td>hook</td><td>cdc_freeze</td>" in html
+    assert render(judged=docs) == html  # same input, same bytes
+
+
+def test_a_failing_service_and_absent_files_show():
+    failing = dict(COVERAGE, services={"checkout": dict(COVERAGE["services"]["checkout"], status="FAIL")})
+    html = render(judged={"span_coverage": failing})
+    assert '<span class="bad">FAIL</span>' in html
+    assert "No drill report in this bundle" in html and "No cardinality report in this bundle" in html
+
+
+def test_the_bundle_files_reach_the_report(tmp_path):
+    from gatewatch.sinks.worm import checkpoint as cp
+    from gatewatch.sinks.worm.evidence import build_files, write_bundle
+    from gatewatch.streams.runtime.keys import public_keys
+    from tests.worm import factory
+    keys = factory.keys(tmp_path)
+    store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
+    files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), None, (),
+                        factory.load_signing_key("log", keys), _evidence())
+    store.close()
+    write_bundle(files, str(tmp_path / "b.tar.gz"))
+    html = build_report(tmp_path / "b.tar.gz", None, tmp_path / "r.html", trusted_keys=keys).read_text()
+    assert "EVIDENCE VERIFIED" in html and "span coverage: PASS (1 services, 20 traces, target 95 %)" in html
+    assert "No drill report" not in html and "<td>cdc_lag</td>" in html and "<td>gauge_sample</td>" in html
+    assert evidence_docs(files)["span_coverage"] == COVERAGE
+    assert evidence_docs({"evidence/drill.json": b"{broken"}) == {}
