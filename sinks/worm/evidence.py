@@ -207,10 +207,11 @@ def _check_manifest(files: dict, signed: dict[str, str]) -> dict:
     return manifest
 
 
-def verify_bundle(path: str, trust: Trust | None = None) -> Report:
+def verify_bundle(path: str, trust: Trust | None = None, replay: bool = False) -> Report:
     """Raise BundleError naming the first bad file or entry. With trust (pinned anchors,
     gatewatch.sinks.worm.trust.trust_from_dir) the bundle's keys and witness policy are only
-    compared with it; without, the bundle's own are used and Report.pinned is False."""
+    compared with it; without, the bundle's own are used and Report.pinned is False. With replay,
+    then every action is re-derived from its attestation (gatewatch.sinks.worm.replay)."""
     files, bundle_hash = read_bundle(path)
     policy = _policy_of(files)
     bundle_keys = load_json(files, "keys/public_keys.json", KEYS_JSON)
@@ -263,6 +264,10 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
         raise BundleError("file policy_hashes.json: differs from the hashes the actions carry and the bundled policy")
     check_hashes(files, signed, ["manifest.json"])
     _check_manifest(files, signed)
+    replayed = None
+    if replay:
+        from gatewatch.sinks.worm.replay import replay_bundle
+        replayed = replay_bundle(files)
 
     rep = Report(bundle_hash, c.origin, c.size, base64.b64encode(c.root).decode(), signers,
                  describe(trust.policy), actions, len(files),
@@ -278,6 +283,9 @@ def verify_bundle(path: str, trust: Trust | None = None) -> Report:
         f"decision root {rep.decision_root} (the {actions} actions in id order; gatewatch replay --keys-dir prints it)",
         f"policy: {'bundled files compose to ' + composed[0] + ', carried by logged actions' if composed else 'no policy files bundled'}",
     ]
+    if replayed is not None:
+        rep.lines.append(f"replay: {replayed[1]} of {actions} actions re-derived from {replayed[0]} attestations "
+                         "(pre-state and inputs hash as recorded, post-state hash and records match)")
     if trust.pinned:
         rep.lines.append("INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures by pinned keys)")
         rep.lines.append("verified against trusted keys")

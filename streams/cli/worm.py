@@ -195,7 +195,10 @@ VERIFIED, TAMPERED, USAGE, UNTRUSTED, UNPINNED = 0, 1, 2, 3, 4
               help="Pinned log origin (with --trusted-keys and no --trust-policy).")
 @click.option("--quorum", type=click.IntRange(1, 3), default=2, show_default=True,
               help="Pinned witness quorum k of witness-1..3 (with --trusted-keys and no --trust-policy).")
-def verify(bundle, trusted_keys, trust_policy, origin, quorum) -> None:
+@click.option("--replay", is_flag=True,
+              help="Also re-run every action from its attestation (recorded pre-state and inputs) with the "
+                   "bundled policy and check the pre/post state hashes and the records (exit 1 names the action).")
+def verify(bundle, trusted_keys, trust_policy, origin, quorum, replay) -> None:
     """Verify an evidence bundle offline against the verifier's pinned trust anchors.
 
     Exit 0: verified against the trusted keys. 1: tampered or invalid (names the first bad entry
@@ -213,7 +216,7 @@ def verify(bundle, trusted_keys, trust_policy, origin, quorum) -> None:
                 with open(trust_policy, encoding="utf-8") as f:
                     text = f.read(1 << 20)
             trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
-        rep = verify_bundle(bundle, trust)
+        rep = verify_bundle(bundle, trust, replay=replay)
     except UntrustedError as e:
         raise ExitStatus(UNTRUSTED, f"verify failed: untrusted signers: {e}") from None
     except BundleError as e:
