@@ -31,7 +31,10 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     assert "manifest.json" in names and "checkpoint.note" in names and "include/report.html" in names
     report = out / "report.html"
     assert report.exists() and "<svg" in report.read_text()
-    # the bundle verifies again, offline, with a fresh process
-    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys")],
-                       capture_output=True, text=True)
+    # the bundle verifies again, offline, with a fresh process, and every action replays from its
+    # attestation (recorded pre-state and inputs -> recorded post-state hash and the same record)
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys"),
+                        "--replay"], capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr
+    m = re.search(r"replay: (\d+) of (\d+) actions re-derived from (\d+) attestations", v.stdout)
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 2 and int(m.group(3)) >= 1, v.stdout
