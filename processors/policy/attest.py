@@ -84,6 +84,8 @@ def check_id(value: dict) -> str | None:
 
 def replay(engine_factory, record: dict) -> tuple[str | None, list[dict], str]:
     """Re-run one attestation: (why it does not replay or None, the re-derived actions, post hash).
+    Then, when the actions and the post hash are the recorded ones, the re-derived attestation must
+    be the recorded record itself (same scope, ts, rng, every field): `why` says which field differs.
 
     engine_factory(policy_hash) -> a fresh unsigned Engine for that policy, or None if unknown.
     Checks the recorded documents against their recorded hashes, restores the pre-state, feeds
@@ -106,10 +108,14 @@ def replay(engine_factory, record: dict) -> tuple[str | None, list[dict], str]:
         if state_bytes(engine, scope) != pre.encode("utf-8"):
             return "the recorded pre-state is not an engine state as the engine writes it", [], ""
         actions = engine.on_batch(batch)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        return f"the recorded pre-state or inputs do not load ({type(e).__name__}: {e})"[:300], [], ""
-    engine.take_gate_records()
-    engine.take_dropped()
-    made = engine.take_attestations()
-    post = made[0]["hashes"]["post_state"] if made else sha256_hex(state_bytes(engine, scope))
+        engine.take_gate_records()
+        engine.take_dropped()
+        made = engine.take_attestations()
+        post = made[0]["hashes"]["post_state"] if made else sha256_hex(state_bytes(engine, scope))
+        if made and made[0] != record and post == hashes.get("post_state") \
+                and made[0]["actions"] == record.get("actions"):
+            fields = sorted(k for k in set(made[0]) | set(record) if made[0].get(k) != record.get(k))
+            return f"the recorded attestation differs from the one replay derives in {', '.join(fields)}", actions, post
+    except Exception as e:  # noqa: BLE001 - a recorded document the engine cannot run: say so, never a traceback
+        return f"the recorded pre-state or inputs do not run ({type(e).__name__}: {e})"[:300], [], ""
     return None, actions, post

@@ -67,6 +67,13 @@ def _entries(files: dict[str, bytes]) -> tuple[list[dict], list[dict]]:
     return attestations, actions
 
 
+def _listed(att: dict) -> list[str]:
+    """The action ids an attestation lists (anything else in the list is not an id: ignored here,
+    and the list then differs from what replay decides)."""
+    acts = att.get("actions")
+    return [a for a in acts if isinstance(a, str)] if isinstance(acts, list) else []
+
+
 def _without_permit(rec: dict) -> bytes:
     return canonical_json({k: v for k, v in rec.items() if k != "permit"})
 
@@ -79,7 +86,7 @@ def replay_bundle(files: dict[str, bytes]) -> tuple[int, int]:
     """(attestations replayed, actions re-derived); raises BundleError naming the first action that
     does not replay."""
     attestations, actions = _entries(files)
-    attested = {aid for att in attestations if isinstance(att.get("actions"), list) for aid in att["actions"]}
+    attested = {aid for att in attestations for aid in _listed(att)}
     logged = {a["id"]: a for a in actions}
     for act in actions:  # every decision must be attested, by an attestation the bundle holds
         if act["id"] not in attested:
@@ -88,12 +95,12 @@ def replay_bundle(files: dict[str, bytes]) -> tuple[int, int]:
     policies = bundled_policies(files) if attestations else {}
 
     def engine_for(policy_hash):
-        policy = policies.get(policy_hash)
+        policy = policies.get(policy_hash) if isinstance(policy_hash, str) else None
         return None if policy is None else Engine(policy)
 
     derived: set[str] = set()
     for att in attestations:
-        listed = att.get("actions") if isinstance(att.get("actions"), list) else []
+        listed = _listed(att)
         # its actions the bundle holds (a bundle cut at a checkpoint may end between the two)
         named = [logged[i] for i in listed if i in logged]
         why, got, post = replay(engine_for, att)

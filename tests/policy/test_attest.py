@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewatch.processors.canonical import canonical_json, sha256_hex
+from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
 from gatewatch.processors.policy import Engine, permit_signer
 from gatewatch.processors.policy.attest import RNG, replay, state_bytes
 from gatewatch.processors.policy.scoped import ScopedEngine
@@ -150,3 +150,12 @@ def test_attestations_match_their_json_schema_and_roundtrip_avro():
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, parsed, a)
         assert canonical_json(fastavro.schemaless_reader(io.BytesIO(buf.getvalue()), parsed)) == canonical_json(a)
+
+
+def test_every_field_of_the_attestation_is_re_derived():
+    eng = Engine(POLICY)
+    feed(eng, [b for i in range(10) for b in step_batches(i, "invariant" if i == 6 else "healthy", 1).values()])
+    att = eng.take_attestations()[-1]
+    claimed = dict(att, rng={"draws": 1, "seeds": [42], "note": "a seed the engine never used"})
+    claimed["id"] = content_id({k: v for k, v in claimed.items() if k != "id"})
+    assert replay(engine_for(POLICY), claimed)[0] == "the recorded attestation differs from the one replay derives in id, rng"

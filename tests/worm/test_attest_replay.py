@@ -3,8 +3,13 @@ action from its recorded pre-state and inputs; a recorded input that was altered
 that re-hashed it and the log that bound it) makes it name that action and exit 1."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
 from gatewatch.processors.policy import permit_signer
@@ -130,3 +135,25 @@ def test_the_log_admits_attestations_on_their_topic_only(decided):
     assert check_record("attestations", "gw.attestations", att, {}, {}) == (None, "attestation")
     assert check_record("trajectories", "gw.trajectories", att, {}, {})[0] == "attestation_on_trajectories"
     assert check_record("attestations", "gw.attestations", dict(att, scope="other"), {}, {})[0].startswith("bad_id")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["scope", "policy_hash", "pre_state", "inputs", "hashes", "actions", "rng", "ts",
+                        "state_version"]), JSON, st.booleans())
+def test_a_malformed_attestation_is_named_never_a_traceback(decided, field, value, as_text):
+    """Whatever a (re-hashed) attestation field holds, --replay fails with one named line or passes."""
+    _, keys, pol_dir, records = decided
+    _, att = abort_of(records)
+    bad = dict(att, **{field: canonical_json(value).decode() if as_text else value})
+    bad["id"] = content_id({k: v for k, v in bad.items() if k != "id"})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = bundle(Path(tmp), keys, pol_dir, [(k, bad if v is att else v) for k, v in records])
+        try:
+            verify_bundle(out, replay=True)
+        except BundleError as e:
+            assert str(e).startswith("action ") and "\n" not in str(e), str(e)
