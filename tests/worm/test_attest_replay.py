@@ -157,3 +157,16 @@ def test_a_malformed_attestation_is_named_never_a_traceback(decided, field, valu
             verify_bundle(out, replay=True)
         except BundleError as e:
             assert str(e).startswith("action ") and "\n" not in str(e), str(e)
+
+
+def test_an_attestation_under_another_policy_exports_and_is_named(decided, tmp_path):
+    """policy_hashes.json counts the actions' hashes only (as verify does), so the bundle exports
+    and verifies as a log; replay names the action whose attestation names a policy not bundled."""
+    _, keys, pol_dir, records = decided
+    act, att = abort_of(records)
+    other = dict(att, policy_hash="0" * 64)
+    other["id"] = content_id({k: v for k, v in other.items() if k != "id"})
+    out = bundle(tmp_path, keys, pol_dir, [(k, other if v is att else v) for k, v in records])
+    assert verify_bundle(out).actions == sum(k == "actions" for k, _ in records)
+    with pytest.raises(BundleError, match=f"action {act['id']} .*policy 0{{64}} is not among the bundled policies"):
+        verify_bundle(out, replay=True)
