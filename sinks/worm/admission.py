@@ -9,8 +9,8 @@ verify` (for every entry): nothing unsigned or mis-identified ever occupies an i
 - gw.trajectories: a diamond_candidate whose id is the content hash of the rest of it (these are
   not signed: whoever may write gw.trajectories can add one; docs/security.md).
 - gw.attestations: an attestation (processors.policy.attest) whose id is the content hash of the
-  rest of it; not signed itself: the actions it attests carry its id and hashes under their
-  permit, and `gatewatch verify --replay` re-derives them from it.
+  rest of it; not signed (Merkle-bound by the log): `gatewatch verify --replay` re-derives the
+  actions it names from it, so a forged one is named, or else is a true derivation.
 Anything else is refused with a reason (sink: to gw.dlq, never appended).
 """
 from __future__ import annotations
