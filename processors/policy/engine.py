@@ -32,6 +32,7 @@ import math
 from bisect import bisect_right
 from typing import Callable
 
+from gatewatch.processors.policy import attest
 from gatewatch.processors.policy.compose import Policy
 from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
@@ -85,6 +86,7 @@ class Engine:
         self.scopes: dict[str, dict] = {}
         self.dropped: list[tuple[str, int]] = []
         self.gate_records: list[dict] = []
+        self.attestations: list[dict] = []  # processors.policy.attest: one per (on_batch call, scope) that acted
 
     def requirements(self) -> dict:
         """What the gate needs to move, by domain: {domain: sorted signal names} (gate cohort)."""
@@ -155,18 +157,28 @@ class Engine:
     # ---- input -------------------------------------------------------------------------
     def on_batch(self, signals: list[dict]) -> list[dict]:
         """Feed one batch (or several, grouped here by scope/domain/ts); returns new actions
-        (gate records: take_gate_records)."""
+        (gate records: take_gate_records; attestations: take_attestations)."""
         groups: dict[tuple, list] = {}
         sources: dict[tuple, set] = {}
         for sig in signals:
             scope, domain, ts, compact = _validate(sig, self.declared)
             groups.setdefault((ts, scope, domain), []).append(compact)
             sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
-        actions: list[dict] = []
+        pre: dict[str, bytes] = {}  # each scope's state before this call touched it
+        made: list[tuple[str, dict]] = []
         for key in sorted(groups):
             ts, scope, domain = key
-            actions.extend(self._deliver(scope, domain, ts, groups[key], sources[key]))
-        return actions
+            if scope not in pre:
+                pre[scope] = attest.state_bytes(self, scope)
+            made.extend((scope, rec) for rec in self._deliver(scope, domain, ts, groups[key], sources[key]))
+        if made:
+            attest.seal(self, signals, pre, made)
+        return [rec for _, rec in made]
+
+    def take_attestations(self) -> list[dict]:
+        """Attestation records (processors.policy.attest) produced since the last call, in order."""
+        out, self.attestations = self.attestations, []
+        return out
 
     def take_dropped(self) -> list[tuple[str, int]]:
         """(scope, step ms) of the steps dropped undecided since the last call."""

@@ -8,6 +8,9 @@ verify` (for every entry): nothing unsigned or mis-identified ever occupies an i
   signature verifies against a pinned executor key (sinks.executor.receipts.verify_receipt);
 - gw.trajectories: a diamond_candidate whose id is the content hash of the rest of it (these are
   not signed: whoever may write gw.trajectories can add one; docs/security.md).
+- gw.attestations: an attestation (processors.policy.attest) whose id is the content hash of the
+  rest of it; not signed (Merkle-bound by the log): `gatewatch verify --replay` re-derives the
+  actions it names from it, so a forged one is named, or else is a true derivation.
 Anything else is refused with a reason (sink: to gw.dlq, never appended).
 """
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 from nacl.signing import VerifyKey
 
 from gatewatch.processors.canonical import content_id
+from gatewatch.processors.policy.attest import check_id as check_attestation_id
+from gatewatch.processors.policy.attest import is_attestation
 from gatewatch.processors.policy.records import action_id
 from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_permit
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
@@ -34,7 +39,7 @@ def expected_action_id(value: dict) -> str | None:
 
 def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKey],
                  executor: dict[str, VerifyKey]) -> tuple[str | None, str]:
-    """(refusal reason or None, class: "action" | "receipt" | "other") for a value logged from topic."""
+    """(refusal reason or None, class: "action" | "receipt" | "attestation" | "other") for a value logged from topic."""
     if is_receipt(value):
         if kind != "receipts":
             return f"receipt_on_{kind}", "receipt"
@@ -54,6 +59,10 @@ def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKe
             return "action refused: ts is not a timestamp", "action"
         why = check_permit(value, decider, now_ms, MAX_LIFETIME_CEILING_MS)  # the executor may allow less
         return (f"permit refused: {why}" if why else None), "action"
+    if is_attestation(value):
+        if kind != "attestations":
+            return f"attestation_on_{kind}", "attestation"
+        return check_attestation_id(value), "attestation"
     if kind != "trajectories" or value.get("type") != "diamond_candidate":
         return f"not_a_{kind[:-1]}", "other"
     if content_id({k: v for k, v in value.items() if k != "id"}) != value.get("id"):

@@ -68,7 +68,7 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
     write_bundle,
 )
 from gatewatch.sinks.worm.evidence_files import check_evidence
-from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_receipt
+from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
 from gatewatch.sinks.worm.trust import Trust, UntrustedError, compare, describe, trust_from_bundle
 
 # ---------------------------------------------------------------- export
@@ -133,7 +133,8 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         value = orjson.loads(e.leaf)
         entries.append(entry_line(e.index, e.id, e.topic, value))
         hashes.append(merkle.hash_leaf(e.leaf))
-        if isinstance(value, dict) and isinstance(value.get("policy_hash"), str):
+        # the actions' policy hashes, as verify counts them (attestations carry one too)
+        if isinstance(value, dict) and is_action(e.topic, value) and isinstance(value.get("policy_hash"), str):
             policy_hashes.add(value["policy_hash"])
     tree = merkle.Levels(hashes)
     proofs = [proof_line(i, h, tree.inclusion_proof(i)) for i, h in enumerate(hashes)]
@@ -216,11 +217,13 @@ def _check_manifest(files: dict, signed: dict[str, str]) -> dict:
     return manifest
 
 
-def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool = False) -> Report:
+def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool = False,
+                  replay: bool = False) -> Report:
     """Raise BundleError naming the first bad file or entry. With trust (pinned anchors,
     gatewatch.sinks.worm.trust.trust_from_dir) the bundle's keys and witness policy are only
     compared with it; without, the bundle's own are used and Report.pinned is False.
-    require_evidence: the four evidence/ files must be there (else only reported absent)."""
+    require_evidence: the four evidence/ files must be there (else only reported absent). With
+    replay, then every action is re-derived from its attestation (gatewatch.sinks.worm.replay)."""
     files, bundle_hash = read_bundle(path)
     policy = _policy_of(files)
     bundle_keys = load_json(files, "keys/public_keys.json", KEYS_JSON)
@@ -274,6 +277,10 @@ def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool 
         raise BundleError("file policy_hashes.json: differs from the hashes the actions carry and the bundled policy")
     check_hashes(files, signed, ["manifest.json"])
     _check_manifest(files, signed)
+    replayed = None
+    if replay:
+        from gatewatch.sinks.worm.replay import replay_bundle
+        replayed = replay_bundle(files)
 
     rep = Report(bundle_hash, c.origin, c.size, base64.b64encode(c.root).decode(), signers,
                  describe(trust.policy), actions, len(files),
@@ -293,6 +300,9 @@ def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool 
         *evidence_lines,
     ]
     rep.deliveries = deliveries
+    if replayed is not None:
+        rep.lines.append(f"replay: {replayed[1]} of {actions} actions re-derived from {replayed[0]} attestations "
+                         "(pre-state and inputs hash as recorded, post-state hash and records match)")
     if trust.pinned:
         rep.lines.append("INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures by pinned keys)")
         rep.lines.append("verified against trusted keys")

@@ -96,7 +96,7 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None, admit=None) 
     return Candidate(rid, topic, canonical_json(value))
 
 
-LOGGED_KINDS = ("actions", "receipts", "trajectories")  # the catalogue topics the sink logs
+LOGGED_KINDS = ("actions", "receipts", "trajectories", "attestations")  # the catalogue topics the sink logs
 ACTION_KINDS = ("hook", "abort", "promote", "gate")
 RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
 

@@ -193,9 +193,9 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         r = subprocess.run(evid + ["--include", str(report)], env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise GatewatchError(f"evidence export failed: {r.stderr.strip()[-800:]}")
+        # --replay: every action re-derived from its attestation (pre-state + inputs) too
         v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(keys),
-                            "--require-evidence"], env=env,
-                           capture_output=True, text=True)
+                            "--require-evidence", "--replay"], env=env, capture_output=True, text=True)
         say("[6/6] offline verification: " + ((v.stdout + v.stderr).strip().splitlines() or ["(no output)"])[-1])
 
     rollbacks = [c for c in hook.calls if c["action"].get("action") in ABORT_ACTIONS]

@@ -76,8 +76,8 @@ class Replayer:
         self.collector = {t: lg for lg, t in topics.collector_topics().items()}  # the Collector's (not prefixed)
         self.flush_every = flush_every
         self.prefix = topics.prefix()
-        self.t_signals, self.t_actions, self.t_dlq, self.t_gates = (
-            topics.topic(n) for n in ("signals", "actions", "dlq", "gates"))
+        self.t_signals, self.t_actions, self.t_dlq, self.t_gates, self.t_attestations = (
+            topics.topic(n) for n in ("signals", "actions", "dlq", "gates", "attestations"))
         self.aggs: dict[tuple[str, int], InputAggregator] = {}
         self.ends: dict[tuple[str, int], int] = {}
         self.task = SignalTask(0, self.config)  # one task owns every scope: same signals as any split
@@ -164,11 +164,11 @@ class Replayer:
 
     def _decide(self, signal_value: bytes) -> list[tuple[str, bytes, bytes]]:
         try:
-            actions, gates = self.decide.on_record(orjson.loads(signal_value))
+            actions, gates, attestations = self.decide.on_record(orjson.loads(signal_value))
         except (KeyError, TypeError, ValueError):  # the decide stage skips these too
             self.skipped["undecidable_signal"] += 1
             return []
-        return decision_outputs(actions, gates, self.t_actions, self.t_gates)
+        return decision_outputs(actions, gates, self.t_actions, self.t_gates, attestations, self.t_attestations)
 
     def _flush(self, agg: InputAggregator, caught_up: bool = False) -> list[tuple[str, bytes, bytes]]:
         partial = agg.flush(caught_up)

@@ -159,6 +159,7 @@ def policy_eval(directory, files, keys_dir) -> None:
         try:
             for a in engine.on_batch(batch):
                 click.echo(canonical_json(a).decode())
+            engine.take_attestations()  # eval prints decisions only: do not let these pile up
         except SignalError:
             bad["batches"] += 1
 

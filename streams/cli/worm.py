@@ -210,7 +210,10 @@ VERIFIED, TAMPERED, USAGE, UNTRUSTED, UNPINNED = 0, 1, 2, 3, 4
               help="Pinned witness quorum k of witness-1..3 (with --trusted-keys and no --trust-policy).")
 @click.option("--require-evidence", is_flag=True,
               help="Fail (exit 1) unless span coverage, input schemas, cardinality and drill results are bundled.")
-def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence) -> None:
+@click.option("--replay", is_flag=True,
+              help="Also re-run every action from its attestation (recorded pre-state and inputs) with the "
+                   "bundled policy and check the pre/post state hashes and the records (exit 1 names the action).")
+def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence, replay) -> None:
     """Verify an evidence bundle offline against the verifier's pinned trust anchors.
 
     Exit 0: verified against the trusted keys. 1: tampered or invalid (names the first bad entry
@@ -228,7 +231,7 @@ def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence)
                 with open(trust_policy, encoding="utf-8") as f:
                     text = f.read(1 << 20)
             trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
-        rep = verify_bundle(bundle, trust, require_evidence)
+        rep = verify_bundle(bundle, trust, require_evidence, replay=replay)
     except UntrustedError as e:
         raise ExitStatus(UNTRUSTED, f"verify failed: untrusted signers: {e}") from None
     except BundleError as e:

@@ -31,6 +31,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec("trajectories", "tenant", "trajectory_event", 3, "delete", 7 * DAY_MS, "linker, quality -> meter, WORM"),
     TopicSpec("actions", "scope", "action", 3, "delete", 30 * DAY_MS, "policy engine -> executor, WORM"),
     TopicSpec("receipts", "action id", "receipt", 3, "delete", 30 * DAY_MS, "executor -> WORM"),
+    TopicSpec("attestations", "scope", "attestation", 3, "delete", 30 * DAY_MS, "policy engine -> WORM"),
     TopicSpec("checkpoints", "log origin", "checkpoint", 1, "delete", -1, "WORM sink <-> witnesses"),
     TopicSpec("dlq", "source topic", "dlq_record", 1, "delete", 14 * DAY_MS, "all -> operators"),
     TopicSpec("partials", "source topic:partition", "partial", 3, "delete", 7 * DAY_MS,

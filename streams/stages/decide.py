@@ -24,6 +24,8 @@ ACTIONS = Counter("gatewatch_decide_actions_total", "Actions published", ["kind"
 POLICY_ERRORS = Counter("gatewatch_decide_policy_reload_errors_total", "Policy reloads refused")
 POLICY_INFO = Gauge("gatewatch_decide_policy_info", "Policy in force", ["hash"])
 GATE_RECORDS = Counter("gatewatch_decide_gate_records_total", "Gate records published to gw.gates", ["verdict"])
+ATTESTATIONS = Counter("gatewatch_decide_attestations_total",
+                       "Attestation records published (pre/post state hashes of batches that acted)")
 BAD_SIGNALS = Counter("gatewatch_decide_bad_signals_total", "Unreadable signal records skipped")
 DROPPED_STEPS = Counter("gatewatch_decide_dropped_steps_total",
                         "Steps that could no longer be decided (a domain never delivered them): evaluated as missing")
@@ -37,8 +39,8 @@ class DecisionState:
     def __init__(self, engine: ScopedEngine, assembler: BatchAssembler | None = None):
         self.engine, self.assembler = engine, assembler or BatchAssembler()
 
-    def on_record(self, rec: dict) -> tuple[list[dict], list[dict]]:
-        """(actions, gate records) that one gw.signals record completes."""
+    def on_record(self, rec: dict) -> tuple[list[dict], list[dict], list[dict]]:
+        """(actions, gate records, attestations) that one gw.signals record completes."""
         actions = []
         for batch in self.assembler.add(rec):
             actions.extend(self.engine.on_batch(batch))
@@ -46,13 +48,17 @@ class DecisionState:
             DROPPED_STEPS.inc()
             LOG.warning("step dropped undecided: a domain never delivered it (evaluated as missing)",
                         extra={"fields": {"scope": scope, "step_ms": ts}})
-        return actions, self.engine.take_gate_records()
+        return actions, self.engine.take_gate_records(), self.engine.take_attestations()
 
 
-def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str,
-                     gates_topic: str) -> list[tuple[str, bytes, bytes]]:
-    """Actions (key scope) and gate records (key scope@release), in that order (shared with replay)."""
+def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str, gates_topic: str,
+                     attestations: list[dict] = (), attestations_topic: str | None = None) -> list[tuple[str, bytes, bytes]]:
+    """Attestations (key scope), actions (key scope) and gate records (key scope@release), in that
+    order (shared with replay): the evidence for a decision is published with it, never after."""
     out = []
+    for a in attestations:
+        ATTESTATIONS.inc()
+        out.append((attestations_topic, str(a["scope"]).encode(), canonical_json(a)))
     for a in actions:
         ACTIONS.labels(a.get("kind", ""), a.get("action", "")).inc()
         out.append((actions_topic, str(a["scope"]).encode(), canonical_json(a)))
@@ -72,6 +78,7 @@ class DecideStage(SnapshotStage):
         self.policy = policy if policy is not None else loader(self.policy_dir)
         self._watch = PolicyWatch(self.policy_dir)
         self.actions_topic, self.gates_topic = topics.topic("actions"), topics.topic("gates")
+        self.attestations_topic = topics.topic("attestations")
         POLICY_INFO.labels(_set_hash(self.policy)).set(1)
 
     def maybe_reload(self) -> None:
@@ -104,12 +111,13 @@ class DecideStage(SnapshotStage):
     def handle(self, worker, state, msg):
         try:
             rec = orjson.loads(msg.value())
-            actions, gates = state.on_record(rec)
+            actions, gates, attestations = state.on_record(rec)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             BAD_SIGNALS.inc()
             LOG.warning("skipping unreadable signal at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), e)
             return []
-        return decision_outputs(actions, gates, self.actions_topic, self.gates_topic)
+        return decision_outputs(actions, gates, self.actions_topic, self.gates_topic, attestations,
+                                self.attestations_topic)
 
     def checkpoint(self, worker):
         offsets = super().checkpoint(worker)

@@ -6,8 +6,9 @@ What must hold after the pipeline drains (5 seeds):
 - the action ids on gw.actions are exactly those `gatewatch replay` computes from the same input;
 - every permitted action was executed exactly once (one RESULT receipt each; the deploy webhook saw
   every rollback, with a valid permit);
-- the WORM log holds each action and each receipt exactly once, its decision root (the actions in id
-  order) equals that of the uninterrupted computation, and its evidence bundle verifies.
+- the WORM log holds each action, attestation and receipt exactly once, its decision root (the actions
+  in id order) equals that of the uninterrupted computation, and its evidence bundle verifies, every
+  action replaying from its attestation (verify --replay).
 Receipts carry wall-clock times and entries arrive in consumption order, so the log's own root
 differs between two runs by design; the decision root is the part that must not.
 """
@@ -133,7 +134,9 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
     db = sqlite3.connect(tmp_path / "worm.db")
     ids = Counter(row[0] for row in db.execute("SELECT id FROM entries"))
     db.close()
-    assert set(ids) == set(want_actions) | set(receipts) and max(ids.values()) == 1
+    # decide's attestations too: a restarted decide attests from its restored state, as replay does
+    want_attestations = {orjson.loads(v)["id"] for _k, v in expected[f"{topic_prefix}attestations"]}
+    assert set(ids) == set(want_actions) | set(receipts) | want_attestations and max(ids.values()) == 1
     with WormStore(str(tmp_path / "worm.db")) as store:
         logged = [(e.id, e.leaf) for e in store.decisions()]
     assert decision_root(logged) == decision_root((i, canonical_json(a)) for i, a in want_actions.items())
@@ -142,6 +145,6 @@ def check_against_uninterrupted(kafka_bootstrap, topic_prefix, keys, tmp_path, h
                          "--out", str(bundle), "--policy", "configs/policies", "--collect"],
                         env=env, capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr
-    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", env["GATEWATCH_KEYS_DIR"]], env=env,
-                       capture_output=True, text=True)
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", env["GATEWATCH_KEYS_DIR"],
+                        "--replay"], env=env, capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr

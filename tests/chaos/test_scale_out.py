@@ -1,7 +1,7 @@
 """Scale-out by consumer groups, proven: two instances of ingest, signals and decide on Apache Kafka,
 inputs spread over every partition at random (producers that key by anything), one instance of
 each stage SIGKILLed at a random moment and started again (5 seeds). The distinct records on
-gw.signals, gw.actions and gw.dlq are exactly those `gatewatch replay` computes from the same input,
+gw.signals, gw.actions, gw.dlq and gw.attestations are exactly those `gatewatch replay` computes from the same input,
 byte for byte (a restarted instance re-publishes what came after its last checkpoint: the same
 bytes, which every consumer dedupes by content)."""
 import os
@@ -59,7 +59,7 @@ def run_group_pipeline(bootstrap, prefix, tmp_path, rng, kills: bool):
 def assert_equals_replay(bootstrap, prefix, tmp_path):
     policy = load_policy_dir("configs/policies")
     expected = replay_outputs(envelopes(bootstrap), policy, permit_signer(load_signing_key("decider", tmp_path / "keys")))
-    for logical in ("signals", "actions", "dlq"):
+    for logical in ("signals", "actions", "dlq", "attestations"):
         got = set(streamed(bootstrap, logical))
         want = set(expected.get(f"{prefix}{logical}", []))
         assert want or logical == "dlq", f"replay produced no {logical}"

@@ -43,10 +43,13 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
                      r"<td class=num>95 %</td><td><span class=\"ok\">PASS</span>", html), "span coverage row"
     assert "<td>request_sample</td>" in html and "per-request samples" in html
     assert "<td>DEC</td>" in html and "<td>cdc_lag</td><td>hook</td>" in html
-    # the bundle verifies again, offline, with a fresh process
-    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys")],
-                       capture_output=True, text=True)
+    # the bundle verifies again, offline, with a fresh process, and every action replays from its
+    # attestation (recorded pre-state and inputs -> recorded post-state hash and the same record)
+    v = subprocess.run([sys.executable, "-m", "gatewatch", "verify", str(bundle), "--trusted-keys", str(out / "keys"),
+                        "--replay"], capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr
+    m = re.search(r"replay: (\d+) of (\d+) actions re-derived from (\d+) attestations", v.stdout)
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 2 and int(m.group(3)) >= 1, v.stdout
     # the deploy webhook signed its acks; verify re-checked them against the pinned recipient key
     for printed in (r.stdout, v.stdout):
         assert re.search(r"deliveries: [1-9]\d* recipient acks verified, 0 unconfirmed", printed), printed

@@ -42,7 +42,9 @@ def test_sigkill_workers_mid_stream(kafka_bootstrap, topic_prefix, tmp_path, see
     policy = load_policy_dir("configs/policies")
     expected = replay_outputs(envelopes(kafka_bootstrap), policy,
                               permit_signer(load_signing_key("decider", tmp_path / "keys")))
-    for logical in ("signals", "actions"):
+    # attestations too: a restarted decide restores its engine from the snapshot, so the pre-state
+    # it attests hashes as an uninterrupted run's does
+    for logical in ("signals", "actions", "attestations"):
         got = set(streamed(kafka_bootstrap, logical))      # at-least-once: duplicates allowed,
         want = set(expected[f"{topic_prefix}{logical}"])   # but nothing missing, nothing different
         assert got == want, (f"{logical}: {len(got - want)} unexpected, {len(want - got)} missing; e.g.\n"

@@ -39,7 +39,7 @@ def test_streaming_equals_replay(broker, request, monkeypatch, tmp_path):
     run_until_idle(stages, 180)
 
     expected = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(key))
-    for logical in ("signals", "actions", "dlq", "gates"):
+    for logical in ("signals", "actions", "dlq", "gates", "attestations"):
         got = Counter(streamed(kafka_bootstrap, logical))
         want = Counter(expected.get(f"{topic_prefix}{logical}", []))
         assert want, f"replay produced no {logical}"

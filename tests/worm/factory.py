@@ -81,9 +81,14 @@ def log_with_quorum(db: str, keys_dir: str, n_actions: int = 6, witnesses=("witn
                     origin: str = cp.DEFAULT_ORIGIN) -> WormStore:
     """A store holding records(...) and a checkpoint over all of it cosigned by `witnesses`."""
     decider, executor = load_signing_key("decider", keys_dir), load_signing_key("executor", keys_dir)
+    return quorum_log(db, keys_dir, records(decider, n_actions, executor), witnesses, origin)
+
+
+def quorum_log(db: str, keys_dir: str, kind_values: list[tuple[str, dict]], witnesses=("witness-1", "witness-3"),
+               origin: str = cp.DEFAULT_ORIGIN) -> WormStore:
+    """A store holding these (catalogue kind, value) records and a checkpoint over them cosigned by `witnesses`."""
     store = WormStore(db)
-    store.append_batch([candidate_from_record(k, f"gw.{k}", orjson.dumps(v))
-                        for k, v in records(decider, n_actions, executor)])
+    store.append_batch([candidate_from_record(k, f"gw.{k}", orjson.dumps(v)) for k, v in kind_values])
     note = cp.sign(cp.Checkpoint(origin, store.size, store.root()).body(), origin, load_signing_key("log", keys_dir))
     store.add_note("log", origin, store.size, note.text())
     lk = load_signing_key("log", keys_dir).verify_key

@@ -1,0 +1,121 @@
+"""Attested decisions (seed 001 PROMOTE_ATTEST): for every action, an attestation record with the
+hash of the engine's scope state before and after the signal batch that produced it, and what an
+auditor needs to re-run that batch: the pre-state document and the input batch.
+
+Unit of attestation: one Engine.on_batch call and one scope (the decide stage calls it once per
+(scope, domain, step) batch). pre = the scope's state before the call's first signal of that
+scope, post = after the call. Only calls that produced actions are attested (gate transitions
+are actions: advance/promote); the gw.gates status records are not logged in the WORM and carry
+nothing new.
+
+State hash: sha256 of the canonical JSON of Engine.scope_state(scope) (version, frontier,
+pending steps, rule and gate units, policy hash): exactly what the batch can change, and what
+load_scope_state restores. Its size is bounded by evaluation.max_pending_steps per scope.
+
+Randomness: the engine draws none (the request-delta intervals are distribution-free order
+statistics; the RUM bootstrap runs in the signals stage with a seed derived from the policy hash
+and the window, and reaches the engine as input values). The record says so (`rng`) rather than
+leaving it out.
+
+The attestation record (topic attestations, logged by the WORM sink):
+  {"type": "attestation", "id", "scope", "policy_hash", "state_version", "ts" (of the last action),
+   "pre_state": canonical JSON text, "inputs": canonical JSON text of the call's signals of the scope,
+   "hashes": {"pre_state", "post_state", "inputs"}, "actions": [ids in order], "rng": {...}}
+id = content_id of the record without id. The documents are JSON text so that their hashes are
+over the very bytes recorded.
+
+Why the action records do not carry the hashes themselves: a state hash depends on how the
+domains' batches interleaved on the way in (what else was pending), while an action must not
+(INV4: the same signals give the same decisions, byte for byte, whatever the interleaving; its id,
+permit and the decision root rest on that). The attestation names the actions by id, and an
+action id is the content hash of the decision, so each action maps to the attestation that
+produced it; `gatewatch verify --replay` checks that mapping by re-deriving the actions.
+"""
+from __future__ import annotations
+
+import orjson
+
+from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
+
+TYPE = "attestation"
+RNG = {"draws": 0, "seeds": [],
+       "note": "the engine draws no random numbers; upstream intervals arrive as input values"}
+_STATE_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def state_bytes(engine, scope: str) -> bytes:
+    """canonical_json(engine.scope_state(scope)) without its deep copy: orjson writes the int step
+    keys as strings and sorts them as strings, as canonical JSON of the copy does."""
+    st = engine.scopes.get(scope)
+    if st is None:
+        return canonical_json(engine.scope_state(scope))
+    return orjson.dumps({**st, "policy_hash": engine.policy.hash}, option=_STATE_OPTS)
+
+
+def seal(engine, signals: list, pre: dict[str, bytes], made: list[tuple[str, dict]]) -> None:
+    """Append one attestation record per scope that acted in this call to engine.attestations."""
+    for scope in dict.fromkeys(s for s, _ in made):
+        recs = [rec for s, rec in made if s == scope]
+        inputs = canonical_json([s for s in signals if isinstance(s, dict) and s.get("scope") == scope])
+        engine.attestations.append(attestation(engine.policy.hash, scope, pre[scope], state_bytes(engine, scope),
+                                               inputs, [rec["id"] for rec in recs], recs[-1]["ts"]))
+
+
+def attestation(policy_hash: str, scope: str, pre: bytes, post: bytes, inputs: bytes, action_ids: list[str],
+                ts: str) -> dict:
+    from gatewatch.processors.policy.engine import STATE_VERSION
+    doc = {"type": TYPE, "scope": scope, "policy_hash": policy_hash, "state_version": STATE_VERSION,
+           "ts": ts, "pre_state": pre.decode("utf-8"), "inputs": inputs.decode("utf-8"),
+           "hashes": {"pre_state": sha256_hex(pre), "post_state": sha256_hex(post), "inputs": sha256_hex(inputs)},
+           "actions": list(action_ids), "rng": dict(RNG)}
+    return {"id": content_id(doc), **doc}
+
+
+def is_attestation(value) -> bool:
+    return isinstance(value, dict) and value.get("type") == TYPE
+
+
+def check_id(value: dict) -> str | None:
+    """None if the attestation's id is the content hash of the rest of it, else why not."""
+    if content_id({k: v for k, v in value.items() if k != "id"}) != value.get("id"):
+        return "bad_id: not the content hash of the attestation"
+    return None
+
+
+def replay(engine_factory, record: dict) -> tuple[str | None, list[dict], str]:
+    """Re-run one attestation: (why it does not replay or None, the re-derived actions, post hash).
+    Then, when the actions and the post hash are the recorded ones, the re-derived attestation must
+    be the recorded record itself (same scope, ts, rng, every field): `why` says which field differs.
+
+    engine_factory(policy_hash) -> a fresh unsigned Engine for that policy, or None if unknown.
+    Checks the recorded documents against their recorded hashes, restores the pre-state, feeds
+    the inputs and returns what the engine decides (permit null: the verifier holds no key)."""
+    hashes = record.get("hashes") if isinstance(record.get("hashes"), dict) else {}
+    pre, inputs = record.get("pre_state"), record.get("inputs")
+    if not isinstance(pre, str) or not isinstance(inputs, str):
+        return "pre_state and inputs must be JSON text", [], ""
+    if sha256_hex(pre.encode("utf-8")) != hashes.get("pre_state"):
+        return "the recorded pre-state does not hash to the recorded pre-state hash", [], ""
+    if sha256_hex(inputs.encode("utf-8")) != hashes.get("inputs"):
+        return "the recorded inputs do not hash to the recorded inputs hash", [], ""
+    engine = engine_factory(record.get("policy_hash"))
+    if engine is None:
+        return f"policy {record.get('policy_hash')} is not among the bundled policies", [], ""
+    scope = record.get("scope")
+    try:
+        state, batch = orjson.loads(pre), orjson.loads(inputs)
+        engine.load_scope_state(scope, state)
+        if state_bytes(engine, scope) != pre.encode("utf-8"):
+            return "the recorded pre-state is not an engine state as the engine writes it", [], ""
+        actions = engine.on_batch(batch)
+        engine.take_gate_records()
+        engine.take_dropped()
+        made = engine.take_attestations()
+        post = made[0]["hashes"]["post_state"] if made else sha256_hex(state_bytes(engine, scope))
+        if made and made[0] != record and post == hashes.get("post_state") \
+                and made[0]["actions"] == record.get("actions"):
+            fields = sorted(k for k in set(made[0]) | set(record) if made[0].get(k) != record.get(k))
+            return f"the recorded attestation differs from the one replay derives in {', '.join(fields)}", actions, post
+    except Exception as e:  # noqa: BLE001 - a recorded document the engine cannot run: say so, never a traceback
+        return f"the recorded pre-state or inputs do not run ({type(e).__name__}: {e})"[:300], [], ""
+    return None, actions, post
