@@ -41,6 +41,9 @@ class ScopedEngine:
     def take_gate_records(self) -> list[dict]:
         return [g for e in self.engines.values() for g in e.take_gate_records()]
 
+    def decided(self, scope: str, release: str = "") -> list[dict]:
+        return self.engine_for(scope).decided(scope, release)
+
     def gate_state(self, scope: str, release: str = "") -> str:
         return self.engine_for(scope).gate_state(scope, release)
 

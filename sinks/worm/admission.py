@@ -8,6 +8,9 @@ verify` (for every entry): nothing unsigned or mis-identified ever occupies an i
   signature verifies against a pinned executor key (sinks.executor.receipts.verify_receipt);
 - gw.trajectories: a diamond_candidate whose id is the content hash of the rest of it (these are
   not signed: whoever may write gw.trajectories can add one; docs/security.md).
+- gw.shadow: a shadow decision (processors.shadow.is_shadow_decision: marked, no permit, id the
+  content hash of the rest). Unsigned like diamond candidates, and never executable: its id cannot
+  be an action's, and on gw.actions it is an action without a permit (refused).
 Anything else is refused with a reason (sink: to gw.dlq, never appended).
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from nacl.signing import VerifyKey
 
 from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.records import action_id
+from gatewatch.processors.shadow import is_shadow_decision
 from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_permit
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 from gatewatch.sinks.executor.receipts import verify_receipt
@@ -54,6 +58,8 @@ def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKe
             return "action refused: ts is not a timestamp", "action"
         why = check_permit(value, decider, now_ms, MAX_LIFETIME_CEILING_MS)  # the executor may allow less
         return (f"permit refused: {why}" if why else None), "action"
+    if kind == "shadow":
+        return (None if is_shadow_decision(value) else "not_a_shadow_decision"), "shadow"
     if kind != "trajectories" or value.get("type") != "diamond_candidate":
         return f"not_a_{kind[:-1]}", "other"
     if content_id({k: v for k, v in value.items() if k != "id"}) != value.get("id"):
