@@ -64,7 +64,7 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
     strict_hex,
     write_bundle,
 )
-from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root
+from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action
 from gatewatch.sinks.worm.trust import Trust, compare, describe, trust_from_bundle
 
 # ---------------------------------------------------------------- export
@@ -127,7 +127,8 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         value = orjson.loads(e.leaf)
         entries.append(entry_line(e.index, e.id, e.topic, value))
         hashes.append(merkle.hash_leaf(e.leaf))
-        if isinstance(value, dict) and isinstance(value.get("policy_hash"), str):
+        # the hashes verify reads: those of the actions (a shadow decision carries its candidate's)
+        if isinstance(value, dict) and isinstance(value.get("policy_hash"), str) and is_action(e.topic, value):
             policy_hashes.add(value["policy_hash"])
     tree = merkle.Levels(hashes)
     proofs = [proof_line(i, h, tree.inclusion_proof(i)) for i, h in enumerate(hashes)]
