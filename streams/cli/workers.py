@@ -132,7 +132,8 @@ def _echo_decision_root(values: list[bytes], signed: bool) -> None:
               help="Records per partial, like ingest's batch (the signals do not depend on it).")
 @click.option("--quality-policy", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Trajectory/quality policy for gw.spans records (default: configs/quality.yml).")
-@_shadow
+@click.option("--shadow-policy", "shadow_dir", default=None, type=click.Path(file_okay=False),
+              help="A candidate policy decided beside the active one, as decide --shadow-policy: gw.shadow lines.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 def replay(policy_dir, keys_dir, flush_every, quality_policy, shadow_dir, files) -> None:
     """Run the streaming processors over kcat -J NDJSON FILES with no broker.

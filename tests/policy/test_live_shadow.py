@@ -171,3 +171,20 @@ def test_replay_cli_prints_the_shadow_topic(corpus, candidate, capsys):
 def test_live_needs_no_corpus_but_offline_does(candidate, capsys):
     assert main(["policy", "shadow", str(candidate)]) != 0
     assert "--corpus" in capsys.readouterr().err
+
+
+def test_a_bad_shadow_policy_is_a_one_line_error_before_any_broker(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "project.yml").write_text("rules: [\n")
+    assert main(["worker", "decide", "--shadow-policy", str(bad), "--state-dir", str(tmp_path / "s")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gatewatch: error: policy refused: project.yml:2:")
+
+
+def test_the_stack_runs_the_shadow_policy_in_decide_only(candidate, tmp_path):
+    from gatewatch.streams.app.stack import Stack
+    stack = Stack("127.0.0.1:1", "t.", ACTIVE, tmp_path / "stack", shadow_policy_dir=candidate)
+    argv = {n: w.argv for n, w in stack.supervisor.workers.items()}
+    assert argv["decide"][-2:] == ["--shadow-policy", str(candidate)]
+    assert not any("--shadow-policy" in a for n, a in argv.items() if n != "decide")
