@@ -6,6 +6,7 @@ want of a permit."""
 import shutil
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -26,7 +27,7 @@ from gatewatch.streams.stages.decide import DecideStage
 from gatewatch.streams.stages.ingest import IngestStage
 from gatewatch.streams.stages.signals import SignalStage
 from tests.executor.kafka_io import produce_actions, read_receipts
-from tests.pipeline.helpers import ordered_producer, read_topic, run_until_idle
+from tests.pipeline.helpers import envelopes, ordered_producer, read_topic, run_until_idle
 
 pytestmark = pytest.mark.integration
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -40,6 +41,15 @@ def _candidate(tmp_path) -> Path:
     assert 'when: "burn_rate_per_4h >= 1.0"' in text
     (cand / "project.yml").write_text(text.replace('when: "burn_rate_per_4h >= 1.0"', 'when: "burn_rate_per_4h >= 0.2"'))
     return cand
+
+
+def _replayed_shadow(envs: list[dict], policy, candidate) -> Counter:
+    from gatewatch.streams.app.replay import Replayer, envelope_from_dict, sources_of
+    from gatewatch.streams.runtime import topics
+    envs = [envelope_from_dict(e) for e in envs]
+    rp = Replayer(policy, None, sources=sources_of(envs), shadow_policy=candidate)
+    outs = [o for env in envs for o in rp.feed(env)] + rp.finish()
+    return Counter((k, v) for t, k, v in outs if t == topics.topic("shadow"))
 
 
 def test_live_shadow_decisions_never_reach_the_executor(kafka_bootstrap, topic_prefix, tmp_path, monkeypatch, capsys):
@@ -65,10 +75,19 @@ def test_live_shadow_decisions_never_reach_the_executor(kafka_bootstrap, topic_p
     decisions = [s for s in shadow if "verdict" not in s]
     assert actions and all(a["permit"] for a in actions) and not any(a.get("shadow") for a in actions)
     assert decisions and all(s["shadow"] is True and "permit" not in s for s in shadow)
-    active_burn = {(a["scope"], a.get("release") or ""): a["ts"] for a in actions if a["rule"]["id"] == "burn_4h"}
-    shadow_burn = {(s["scope"], s.get("release") or ""): s["ts"] for s in decisions if s["rule"]["id"] == "burn_4h"}
-    assert active_burn and shadow_burn.keys() == active_burn.keys()
-    assert all(shadow_burn[k] < active_burn[k] for k in active_burn)  # the candidate acts earlier
+    def burns(decided):  # (scope, release) -> the steps of the burn_4h decisions, in order
+        out: dict[tuple, list] = {}
+        for d in decided:
+            if d["rule"]["id"] == "burn_4h":
+                out.setdefault((d["scope"], d.get("release") or ""), []).append(d["ts"])
+        return {k: sorted(v) for k, v in out.items()}
+    active_burn, shadow_burn = burns(actions), burns(decisions)
+    assert active_burn and shadow_burn.keys() == active_burn.keys(), (active_burn, shadow_burn)
+    # the candidate acts earlier: its first burn decision precedes the active policy's
+    assert all(shadow_burn[k][0] < active_burn[k][0] for k in active_burn), (active_burn, shadow_burn)
+    # streaming = replay for the shadow topic: a pure function of the batches and the candidate
+    want = _replayed_shadow(envelopes(kafka_bootstrap), policy, load_policy_dir(cand))
+    assert Counter((k, v) for _p, _o, k, v, _ts in read_topic(kafka_bootstrap, "shadow")) == want
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     report = tmp_path / "live.json"
@@ -76,11 +95,12 @@ def test_live_shadow_decisions_never_reach_the_executor(kafka_bootstrap, topic_p
     out = capsys.readouterr().out
     rep = orjson.loads(report.read_bytes())
     assert "(live: gw.shadow vs gw.actions)" in out and rep["agree"] > 0
-    burns = [d for d in rep["diffs"] if d["rule"] == "burn_4h"]
-    assert {(d["scope"], d["release"]): d["candidate"]["ts"] for d in burns} == shadow_burn
-    for d in burns:  # the report names the exact steps
-        assert d["what"].endswith("s earlier") and d["active"]["ts"] == active_burn[(d["scope"], d["release"])]
-        assert f"candidate {d['candidate']['ts']}" in out
+    diffs = [d for d in rep["diffs"] if d["rule"] == "burn_4h"]
+    first = {(d["scope"], d["release"]): d for d in reversed(diffs)}  # each key's first (earliest) pair
+    assert first.keys() == active_burn.keys(), diffs
+    for key, d in first.items():  # the report names the exact steps: the candidate's and the active one's
+        assert (d["candidate"]["ts"], d["active"]["ts"]) == (shadow_burn[key][0], active_burn[key][0])
+        assert d["what"].endswith("s earlier") and f"candidate {d['candidate']['ts']}" in out
 
     mistaken = decisions[0]
     produce_actions(kafka_bootstrap, [mistaken])  # a shadow record on gw.actions by mistake
