@@ -188,3 +188,17 @@ def test_the_stack_runs_the_shadow_policy_in_decide_only(candidate, tmp_path):
     argv = {n: w.argv for n, w in stack.supervisor.workers.items()}
     assert argv["decide"][-2:] == ["--shadow-policy", str(candidate)]
     assert not any("--shadow-policy" in a for n, a in argv.items() if n != "decide")
+
+
+def test_the_live_report_filters_by_event_time_and_candidate_and_ignores_misplaced_shadow_records(replayed):
+    _plain, shadowed = replayed
+    acts = [v for _k, v in shadowed[topics.topic("actions")]]
+    shadow = [v for _k, v in shadowed[topics.topic("shadow")]]
+    full = live_report(acts, shadow)
+    # a shadow record on gw.actions (by mistake) and junk are not the active policy's decisions
+    assert live_report(acts + shadow[:3] + [b"junk", b"[]"], shadow) == full
+    assert live_report(acts, shadow, candidate_hashes={"0" * 64})["candidate_policy"] == "-"
+    cut = max(d["ts"] for d in map(orjson.loads, acts + shadow) if "verdict" not in d)
+    late = live_report(acts, shadow, since_ms=parse_time_ms(cut))
+    assert late["agree"] + late["divergence"] < full["agree"] + full["divergence"]
+    assert all((d["candidate"] or d["active"])["ts"] >= cut for d in late["diffs"])
