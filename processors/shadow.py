@@ -9,6 +9,7 @@ compared. Divergence 0 is the seed's bar for a policy change to pass.
 """
 from __future__ import annotations
 
+from gatewatch.processors.canonical import content_id
 from gatewatch.processors.timefmt import parse_time_ms
 
 
@@ -46,3 +47,35 @@ def diverge(active: list[dict], candidate: list[dict]) -> dict:
             diffs.append({**base, "what": what, "active": _brief(a) if a else None,
                           "candidate": _brief(c) if c else None})
     return {"agree": agree, "divergence": len(diffs), "diffs": diffs}
+
+
+# ---- live shadow (the decide stage): a candidate's decisions as records that can never execute ----
+
+def shadow_decision(action: dict, active_same_step: bool) -> dict:
+    """A candidate policy's decision as a shadow record: no permit (never signed, so any executor
+    refuses it with missing_permit), `shadow: true`, and an id that is the content hash of the rest.
+    That id can never equal an action id (those hash policy, scope, rule, ts, action, release), so a
+    shadow record logged beside the actions never occupies an executable action's id. The id the
+    action would carry if the candidate were promoted is kept as candidate_action_id."""
+    body = {k: v for k, v in action.items() if k not in ("id", "permit")}
+    body.update(shadow=True, candidate_action_id=action["id"], active_same_step=active_same_step)
+    return {**body, "id": content_id(body)}
+
+
+def shadow_gate(gate: dict) -> dict:
+    """A candidate policy's gate record, marked: it goes to the shadow topic, never to gw.gates."""
+    return {**gate, "shadow": True}
+
+
+def is_shadow_decision(value: dict) -> bool:
+    """A shadow decision by its shape: marked shadow, no permit, its id the hash of the rest."""
+    return (value.get("shadow") is True and "permit" not in value and isinstance(value.get("id"), str)
+            and value["id"] == content_id({k: v for k, v in value.items() if k != "id"}))
+
+
+def same_step(decided: list[dict], action: dict) -> bool:
+    """Whether the active policy already made this decision (kind, action, rule) at the same step:
+    `decided` is the active engine's record of one scope/release's actions (Engine.decided)."""
+    rule = (action.get("rule") or {}).get("id")
+    return any(d["ts"] == action["ts"] and d["rule"] == rule and d["kind"] == action["kind"]
+               and d["action"] == action["action"] for d in decided)

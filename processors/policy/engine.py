@@ -150,6 +150,11 @@ class Engine:
             eng.load_scope_state(scope, st)
         return eng
 
+    def decided(self, scope: str, release: str = "") -> list[dict]:
+        """The actions this engine took for one scope/release so far ({id, kind, action, rule, ts})."""
+        unit = (self.scopes.get(scope) or _new_scope())["units"].get(release)
+        return list(unit["actions"]) if unit else []
+
     def gate_state(self, scope: str, release: str = "") -> str:
         unit = (self.scopes.get(scope) or _new_scope())["units"].get(release)
         return unit["gate"]["state"] if unit else self.initial_state

@@ -44,6 +44,9 @@ class ScopedEngine:
     def take_attestations(self) -> list[dict]:
         return [a for e in self.engines.values() for a in e.take_attestations()]
 
+    def decided(self, scope: str, release: str = "") -> list[dict]:
+        return self.engine_for(scope).decided(scope, release)
+
     def gate_state(self, scope: str, release: str = "") -> str:
         return self.engine_for(scope).gate_state(scope, release)
 

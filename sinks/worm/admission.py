@@ -11,6 +11,9 @@ verify` (for every entry): nothing unsigned or mis-identified ever occupies an i
 - gw.attestations: an attestation (processors.policy.attest) whose id is the content hash of the
   rest of it; not signed (Merkle-bound by the log): `gatewatch verify --replay` re-derives the
   actions it names from it, so a forged one is named, or else is a true derivation.
+- gw.shadow: a shadow decision (processors.shadow.is_shadow_decision: marked, no permit, id the
+  content hash of the rest). Unsigned like diamond candidates, and never executable: its id cannot
+  be an action's, and on gw.actions it is an action without a permit (refused).
 Anything else is refused with a reason (sink: to gw.dlq, never appended).
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.attest import check_id as check_attestation_id
 from gatewatch.processors.policy.attest import is_attestation
 from gatewatch.processors.policy.records import action_id
+from gatewatch.processors.shadow import is_shadow_decision
 from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_permit
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 from gatewatch.sinks.executor.receipts import verify_receipt
@@ -63,6 +67,8 @@ def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKe
         if kind != "attestations":
             return f"attestation_on_{kind}", "attestation"
         return check_attestation_id(value), "attestation"
+    if kind == "shadow":
+        return (None if is_shadow_decision(value) else "not_a_shadow_decision"), "shadow"
     if kind != "trajectories" or value.get("type") != "diamond_candidate":
         return f"not_a_{kind[:-1]}", "other"
     if content_id({k: v for k, v in value.items() if k != "id"}) != value.get("id"):

@@ -31,6 +31,7 @@ from typing import Iterable, Iterator
 import orjson
 
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.shadow import is_shadow_decision
 from gatewatch.sinks.worm import merkle
 
 SCHEMA = """
@@ -86,6 +87,8 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None, admit=None) 
         raise Rejected("not_an_object")
     if kind == "trajectories" and value.get("type") != "diamond_candidate":
         return None
+    if kind == "shadow" and value.get("shadow") is True and "verdict" in value and "id" not in value:
+        return None  # a shadow gate record: status, not a decision
     rid = value.get("id")
     if not isinstance(rid, str) or not rid:
         raise Rejected("missing_id")
@@ -96,7 +99,7 @@ def candidate_from_record(kind: str, topic: str, raw: bytes | None, admit=None) 
     return Candidate(rid, topic, canonical_json(value))
 
 
-LOGGED_KINDS = ("actions", "receipts", "trajectories", "attestations")  # the catalogue topics the sink logs
+LOGGED_KINDS = ("actions", "receipts", "trajectories", "attestations", "shadow")  # the catalogue topics the sink logs
 ACTION_KINDS = ("hook", "abort", "promote", "gate")
 RECEIPT_TYPES = ("INTENT", "RESULT", "REFUSED")
 
@@ -108,8 +111,10 @@ def is_receipt(value: dict) -> bool:
 
 def is_action(topic: str, value: dict) -> bool:
     """A decider action by its topic's name or its shape: relabelling the topic (or another
-    GATEWATCH_TOPIC_PREFIX) cannot hide one."""
-    return not is_receipt(value) and (
+    GATEWATCH_TOPIC_PREFIX) cannot hide one. A shadow decision (processors.shadow: no permit,
+    marked, its id the hash of the rest) is none unless it sits on an actions topic, where it is
+    an action without a permit and refused as one."""
+    return not is_receipt(value) and not (is_shadow_decision(value) and not topic.endswith("actions")) and (
         topic.endswith("actions") or "permit" in value or value.get("kind") in ACTION_KINDS)
 
 

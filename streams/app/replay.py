@@ -26,7 +26,7 @@ from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.topics import INPUTS
-from gatewatch.streams.stages.decide import DecisionState, decision_outputs
+from gatewatch.streams.stages.decide import DecisionState, decision_outputs, shadow_outputs
 from gatewatch.streams.stages.signals import late_records, signal_outputs
 
 
@@ -70,7 +70,7 @@ class Replayer:
     it a source is waited for from its first record on."""
 
     def __init__(self, policy, signer=None, flush_every: int = 1000, quality_policy=None,
-                 inputs: InputOptions | None = None, sources=None):
+                 inputs: InputOptions | None = None, sources=None, shadow_policy=None):
         self.config = SignalConfig.from_policy(policy.doc, policy.hash)
         self.options = inputs or InputOptions.from_policy(policy.doc)
         self.collector = {t: lg for lg, t in topics.collector_topics().items()}  # the Collector's (not prefixed)
@@ -84,7 +84,9 @@ class Replayer:
         self.task.expect(sources or ())
         # decide is partitioned by scope in streaming; one state over all scopes gives the same
         # per-scope results because the engine keeps scopes apart.
-        self.decide = DecisionState(ScopedEngine(policy, signer))
+        self.decide = DecisionState(ScopedEngine(policy, signer),
+                                    shadow=ScopedEngine(shadow_policy) if shadow_policy is not None else None)
+        self.t_shadow = topics.topic("shadow")
         self.quality_policy = quality_policy
         self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
         self.skipped = Counter()
@@ -167,8 +169,10 @@ class Replayer:
             actions, gates, attestations = self.decide.on_record(orjson.loads(signal_value))
         except (KeyError, TypeError, ValueError):  # the decide stage skips these too
             self.skipped["undecidable_signal"] += 1
+            self.decide.take_shadow()
             return []
-        return decision_outputs(actions, gates, self.t_actions, self.t_gates, attestations, self.t_attestations)
+        return decision_outputs(actions, gates, self.t_actions, self.t_gates, attestations, self.t_attestations) + \
+            shadow_outputs(*self.decide.take_shadow(), self.t_shadow)
 
     def _flush(self, agg: InputAggregator, caught_up: bool = False) -> list[tuple[str, bytes, bytes]]:
         partial = agg.flush(caught_up)

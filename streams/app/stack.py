@@ -25,7 +25,8 @@ from gatewatch.streams.runtime.keys import init_keys
 class Stack:
     STAGES = ("ingest", "signals", "decide")
 
-    def __init__(self, bootstrap: str, prefix: str, policy_dir: str | os.PathLike, workdir: str | os.PathLike):
+    def __init__(self, bootstrap: str, prefix: str, policy_dir: str | os.PathLike, workdir: str | os.PathLike,
+                 shadow_policy_dir: str | os.PathLike | None = None):
         self.bootstrap, self.prefix = bootstrap, prefix
         self.workdir = Path(workdir)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -35,8 +36,9 @@ class Stack:
                    GATEWATCH_KEYS_DIR=str(self.keys_dir), GATEWATCH_LOG_LEVEL="WARNING")
         self.supervisor = Supervisor(env, self.workdir / "logs")
         common = ["--state-dir", str(self.workdir / "state"), "--policy", str(policy_dir), "--assignment", "group"]
+        shadow = ["--shadow-policy", str(shadow_policy_dir)] if shadow_policy_dir is not None else []
         for name, upstream in zip(self.STAGES, ((), ("ingest",), ("signals",))):
-            self.supervisor.add(name, ["worker", name, *common], upstream)
+            self.supervisor.add(name, ["worker", name, *common, *(shadow if name == "decide" else [])], upstream)
         self._producer = producer(bootstrap)
 
     def start(self) -> "Stack":

@@ -101,25 +101,35 @@ def policy_signals() -> None:
 
 
 @policy.command("shadow")
-@click.argument("candidate", type=click.Path(file_okay=False))
+@click.argument("candidate", required=False, type=click.Path(file_okay=False))
 @click.option("--policy", "active_dir", default="configs/policies", show_default=True,
               type=click.Path(file_okay=False), help="The active policy directory.")
-@click.option("--corpus", "files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--corpus", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="kcat -J NDJSON input (repeatable), e.g. `gatewatch tail` output or a drill scenario's records.")
+@click.option("--live", is_flag=True,
+              help="Report on the running pipeline instead: gw.shadow (a decide worker's --shadow-policy) "
+                   "against gw.actions. CANDIDATE, if given, picks its decisions on gw.shadow.")
+@click.option("--since", default=None, metavar="TS", help="--live: only decisions at or after this event time.")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the report as JSON (for `gatewatch evidence --include`).")
-def policy_shadow(candidate, active_dir, files, out_path) -> None:
+def policy_shadow(candidate, active_dir, files, live, since, out_path) -> None:
     """Replay a corpus with the active and a CANDIDATE policy; report where decisions diverge.
 
     Exit 0 when they agree everywhere (divergence 0), 1 when they diverge. Shadow decisions are
     never signed and never reach an executor.
     """
-    from gatewatch.streams.app.shadow import shadow_report
-    rep = shadow_report(load_policy_or_fail(active_dir), load_policy_or_fail(candidate), list(files))
+    if live:
+        rep = _live_report(candidate, since)
+    else:
+        if candidate is None or not files:
+            raise click.UsageError("CANDIDATE and --corpus are required (or --live)")
+        from gatewatch.streams.app.shadow import shadow_report
+        rep = shadow_report(load_policy_or_fail(active_dir), load_policy_or_fail(candidate), list(files))
     if out_path:
         with open(out_path, "wb") as f:
             f.write(orjson.dumps(rep, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    click.echo(f"# shadow: active {rep['active_policy'][:12]} vs candidate {rep['candidate_policy'][:12]}: "
+    where = " (live: gw.shadow vs gw.actions)" if live else ""
+    click.echo(f"# shadow{where}: active {_short(rep['active_policy'])} vs candidate {_short(rep['candidate_policy'])}: "
                f"{rep['agree']} decisions agree, divergence {rep['divergence']}")
     for d in rep["diffs"]:
         at = (d["candidate"] or d["active"])["ts"]
@@ -128,6 +138,26 @@ def policy_shadow(candidate, active_dir, files, out_path) -> None:
                    f"{d['candidate']['ts'] if d['candidate'] else '-'}; at {at})")
     if rep["divergence"]:
         sys.exit(1)  # not click's Exit: main() runs click in standalone_mode=False
+
+
+def _short(hashes: str) -> str:
+    return ",".join(h[:12] for h in hashes.split(","))
+
+
+def _live_report(candidate, since) -> dict:
+    from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
+    from gatewatch.streams.app.shadow import live_report, policy_hashes
+    from gatewatch.streams.runtime import topics
+    from gatewatch.streams.runtime.brokers import kafka_bootstrap
+    from gatewatch.streams.runtime.kafka import read_to_end
+    try:
+        since_ms = parse_time_ms(since) if since is not None else None
+    except TimeFormatError as e:
+        raise click.BadParameter(str(e), param_hint="--since") from None
+    wanted = policy_hashes(load_policy_or_fail(candidate)) if candidate else None
+    with kafka_bootstrap() as bs:
+        actions, shadow = ([m.value() for m in read_to_end(bs, topics.topic(t))] for t in ("actions", "shadow"))
+    return live_report(actions, shadow, wanted, since_ms)
 
 
 @policy.command("eval")

@@ -84,18 +84,31 @@ def worker_signals(assignment, partitions, state_dir, metrics_port, exit_when_id
     _run_stage(SignalStage(cfg, state_dir), metrics_port, assignment, partitions, exit_when_idle)
 
 
+_shadow = click.option("--shadow-policy", "shadow_dir", default=None, envvar="GATEWATCH_SHADOW_POLICY",
+                       type=click.Path(file_okay=False),
+                       help="A candidate policy directory run beside the active one; its decisions go to gw.shadow, "
+                            "unsigned, never executed ($GATEWATCH_SHADOW_POLICY).")
+
+
 @worker.command("decide")
 @_stage_options
 @click.option("--keys-dir", default=None, help="Key directory holding decider.key (default: $GATEWATCH_KEYS_DIR).")
-def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir) -> None:
-    """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions."""
+@_shadow
+def worker_decide(assignment, partitions, state_dir, metrics_port, exit_when_idle, policy_dir, keys_dir,
+                  shadow_dir) -> None:
+    """Evaluate the policy and gate over gw.signals; publish signed actions to gw.actions.
+
+    With --shadow-policy a candidate policy decides beside it on the same batches: its decisions and
+    gate records go to gw.shadow (marked shadow, no permit); `gatewatch policy shadow --live` reports
+    where they diverge from gw.actions."""
     from gatewatch.streams.runtime.keys import load_signing_key
     from gatewatch.streams.runtime.policy_files import load_policy_dir
     from gatewatch.streams.stages.decide import DecideStage
     policy = _load_policy(policy_dir)  # a bad policy at start is a one-line error
+    shadow = _load_policy(shadow_dir) if shadow_dir else None
     key = load_signing_key("decider", keys_dir)
-    _run_stage(DecideStage(policy_dir, key, state_dir, load_policy_dir, policy=policy), metrics_port, assignment,
-               partitions, exit_when_idle)
+    _run_stage(DecideStage(policy_dir, key, state_dir, load_policy_dir, policy=policy, shadow_policy=shadow),
+               metrics_port, assignment, partitions, exit_when_idle)
 
 
 def _echo_decision_root(values: list[bytes], signed: bool) -> None:
@@ -119,8 +132,10 @@ def _echo_decision_root(values: list[bytes], signed: bool) -> None:
               help="Records per partial, like ingest's batch (the signals do not depend on it).")
 @click.option("--quality-policy", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Trajectory/quality policy for gw.spans records (default: configs/quality.yml).")
+@click.option("--shadow-policy", "shadow_dir", default=None, type=click.Path(file_okay=False),
+              help="A candidate policy decided beside the active one, as decide --shadow-policy: gw.shadow lines.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
+def replay(policy_dir, keys_dir, flush_every, quality_policy, shadow_dir, files) -> None:
     """Run the streaming processors over kcat -J NDJSON FILES with no broker.
 
     Prints what the streaming path would publish, one {"topic","key","value"} line each:
@@ -139,7 +154,8 @@ def replay(policy_dir, keys_dir, flush_every, quality_policy, files) -> None:
     from gatewatch.streams.runtime.policy_files import load_quality_policy
     with contextlib.ExitStack() as spool:
         paths = [_spool_stdin(spool) if p == "-" else p for p in files]  # the files are read twice
-        rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy), sources=scan_sources(paths))
+        rp = Replayer(policy, signer, flush_every, load_quality_policy(quality_policy), sources=scan_sources(paths),
+                      shadow_policy=_load_policy(shadow_dir) if shadow_dir else None)
         bad: Counter = Counter()
         out = sys.stdout.buffer
         actions_topic, decisions = topics.topic("actions"), []

@@ -37,6 +37,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec("partials", "source topic:partition", "partial", 3, "delete", 7 * DAY_MS,
               "ingest stage -> signal stage (internal)", internal=True),
     TopicSpec("gates", "scope@release", "gate_record", 3, "compact", -1, "decide -> gatewatch serve"),
+    # a candidate policy's decisions (key scope) and gate records (key scope@release), unsigned:
+    # never read by the executor or serve. The name must not end in "actions" (sinks.worm.store.is_action).
+    TopicSpec("shadow", "scope | scope@release", "shadow_decision", 3, "delete", 30 * DAY_MS,
+              "decide (shadow policy) -> WORM, `gatewatch policy shadow --live`"),
 )
 
 BY_NAME = {t.name: t for t in CATALOGUE}

@@ -137,7 +137,7 @@ def test_the_log_admits_attestations_on_their_topic_only(decided):
     assert check_record("attestations", "gw.attestations", dict(att, scope="other"), {}, {})[0].startswith("bad_id")
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
                     | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 
