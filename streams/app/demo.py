@@ -175,7 +175,8 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
         for t, p in tails.items():
             if p.wait() != 0:
                 raise GatewatchError(f"gatewatch tail {t} failed")
-        if drill.wait() not in (0, 1):  # 1: a hook FAILed, which the drill table shows
+        # 1: a hook FAILed, which the drill table shows; an error exits 1 too, without a report
+        if drill.wait() not in (0, 1) or not (out / "drill.json").is_file():
             raise GatewatchError(f"drill failed: see {out / 'logs' / 'drill.log'}")
         label_drill_subset(out / "drill.json")
         say(f"[5/6] exporting evidence (span coverage over {n_traces} seeded demo traces, drill of {DRILL_HOOKS})")

@@ -90,7 +90,9 @@ def run_scenario(spec: dict, policy, start: str = DRILL_START) -> dict:
 
     def take(recs):
         for topic, _key, value in recs:
-            lists[topic].append(orjson.loads(value))
+            judged = lists.get(topic)  # attestations (and shadow decisions) are not what a drill judges
+            if judged is not None:
+                judged.append(orjson.loads(value))
 
     take(rp.feed_many(envs))
     take(rp.finish())
