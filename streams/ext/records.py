@@ -30,6 +30,22 @@ class Action(faust.Record, serializer="json", include_metadata=False,
     incident: str
 
 
+class Attestation(faust.Record, serializer="json", include_metadata=False,
+                  namespace="gatewatch.attestation"):
+    """attestation (gw.attestations): schemas/attestation.json."""
+    id: str
+    type: str
+    scope: str
+    policy_hash: str
+    state_version: int
+    ts: str
+    pre_state: str
+    inputs: str
+    hashes: dict
+    actions: list
+    rng: dict
+
+
 class CanonicalSpan(faust.Record, serializer="json", include_metadata=False,
                     namespace="gatewatch.canonical_span"):
     """canonical span (gw.spans), canonical_contract_v1; key = tenant: schemas/canonical_span.json."""
@@ -129,6 +145,11 @@ class Receipt(faust.Record, serializer="json", include_metadata=False,
     run: Optional[int] = None
     dry_run: Optional[bool] = None
     reason: Optional[str] = None
+    delivery: Optional[str] = None
+    delivery_reason: Optional[str] = None
+    ack: Optional[dict] = None
+    ack_key_id: Optional[str] = None
+    ack_sig: Optional[str] = None
 
 
 class RequestSample(faust.Record, serializer="json", include_metadata=False,
@@ -197,6 +218,7 @@ class WebVitals(faust.Record, serializer="json", include_metadata=False,
 
 RECORDS = {
     'action': Action,
+    'attestation': Attestation,
     'canonical_span': CanonicalSpan,
     'checkpoint': Checkpoint,
     'dlq_record': DlqRecord,
@@ -212,6 +234,7 @@ RECORDS = {
 # the properties each value must carry, null or not (encode keeps them when None)
 REQUIRED = {
     Action: frozenset(['action', 'baseline', 'gate', 'id', 'incident', 'kind', 'permit', 'policy_hash', 'release', 'rule', 'scope', 'signals', 'ts']),
+    Attestation: frozenset(['actions', 'hashes', 'id', 'inputs', 'policy_hash', 'pre_state', 'rng', 'scope', 'state_version', 'ts', 'type']),
     CanonicalSpan: frozenset(['did', 'id', 'tenant', 'this', 'when', 'who']),
     Checkpoint: frozenset(['kind', 'note', 'origin', 'size']),
     DlqRecord: frozenset(['detail', 'offset', 'partition', 'payload', 'reason', 'source_topic']),
