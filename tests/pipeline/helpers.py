@@ -100,11 +100,28 @@ def streamed(bootstrap: str, logical: str) -> list[tuple[bytes, bytes]]:
 
 
 def run_until_idle(workers: list, timeout_s: float = 120.0) -> None:
-    """Run in-process Workers side by side until each has exited idle (caught up)."""
+    """Run in-process Workers (upstream first) side by side until each has exited idle (caught up).
+    A worker that idled out while a worker upstream of it was still running is run again, as the
+    supervisor does: it was caught up with an input that was still growing (on a loaded host decide
+    left before signals had published anything, and the run decided nothing)."""
     import threading
+    deadline = time.monotonic() + timeout_s
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout_s)
-        assert not t.is_alive(), "a worker did not drain within the timeout"
+    ended: list[float | None] = [None] * len(workers)
+    while time.monotonic() < deadline:
+        for i, t in enumerate(threads):
+            if ended[i] is None and not t.is_alive():
+                ended[i] = time.monotonic()
+        if any(e is None for e in ended):
+            time.sleep(0.1)
+            continue
+        early = [i for i in range(1, len(workers)) if ended[i] <= max(ended[:i])]
+        if not early:
+            return
+        for i in early:
+            ended[i] = None
+            threads[i] = threading.Thread(target=workers[i].run, daemon=True)
+            threads[i].start()
+    raise AssertionError("a worker did not drain within the timeout")
