@@ -10,7 +10,16 @@ nothing new.
 
 State hash: sha256 of the canonical JSON of Engine.scope_state(scope) (version, frontier,
 pending steps, rule and gate units, policy hash): exactly what the batch can change, and what
-load_scope_state restores. Its size is bounded by evaluation.max_pending_steps per scope.
+load_scope_state restores. Its size is NOT bounded: pending steps are (evaluation.max_pending_steps),
+but a scope keeps one unit per release it ever saw and each unit every action it took (measured:
+~1.35 KB per release, ~155 bytes per action of a unit). A record over MAX_ATTESTATION_BYTES (well
+under Kafka's 1 MB default) leaves its pre-state document out, marked in `omitted`, and verify
+--replay names its actions "not replayable" instead of decide stalling on a publish that cannot
+succeed (from ~350 releases of one scope on). Pruning finished units would change what a late signal
+of a finished release decides, so it is not done here.
+
+Signature: the decider key signs b"gatewatch-attestation-v1\0" + id (processors.signing); the id
+covers everything but the id and the signature. The WORM log admits signed attestations only.
 
 Randomness: the engine draws none (the request-delta intervals are distribution-free order
 statistics; the RUM bootstrap runs in the signals stage with a seed derived from the policy hash
@@ -20,8 +29,9 @@ leaving it out.
 The attestation record (topic attestations, logged by the WORM sink):
   {"type": "attestation", "id", "scope", "policy_hash", "state_version", "ts" (of the last action),
    "pre_state": canonical JSON text, "inputs": canonical JSON text of the call's signals of the scope,
-   "hashes": {"pre_state", "post_state", "inputs"}, "actions": [ids in order], "rng": {...}}
-id = content_id of the record without id. The documents are JSON text so that their hashes are
+   "hashes": {"pre_state", "post_state", "inputs"}, "actions": [ids in order], "rng": {...},
+   "omitted": null | {"pre_state_bytes", "inputs_bytes", "limit"}, "signature": null | {alg, key_id, sig}}
+id = content_id of the record without id and signature. The documents are JSON text so that their hashes are
 over the very bytes recorded.
 
 Why the action records do not carry the hashes themselves: a state hash depends on how the
