@@ -115,3 +115,35 @@ def check_permit(record: dict, trusted: dict[str, VerifyKey], now_ms: int,
     if now_ms - leeway_ms > expires:
         return "expired"
     return None
+
+
+# Attestations (processors.policy.attest) are signed by the decider key over their content id
+# with this prefix: a permit message is canonical JSON (it starts with "{"), so no attestation
+# signature is ever a valid permit signature, nor the reverse.
+ATTESTATION_DOMAIN = b"gatewatch-attestation-v1\0"
+
+
+def attestation_message(att_id: str) -> bytes:
+    return ATTESTATION_DOMAIN + att_id.encode("utf-8")
+
+
+def sign_attestation(signing_key: SigningKey, att_id: str) -> dict:
+    """The `signature` field of an attestation whose content id is att_id."""
+    return {"alg": "ed25519", "key_id": key_id(signing_key.verify_key),
+            "sig": sign_b64(signing_key, attestation_message(att_id))}
+
+
+def check_attestation_signature(record: dict, trusted: dict[str, VerifyKey]) -> str | None:
+    """None when the attestation's signature is a pinned decider key's over its id, else why not."""
+    sig = record.get("signature")
+    if not isinstance(sig, dict):
+        return "missing_signature"
+    if sig.get("alg") != "ed25519" or not isinstance(sig.get("key_id"), str) or not isinstance(sig.get("sig"), str) \
+            or not isinstance(record.get("id"), str):
+        return "malformed_signature"
+    vk = trusted.get(sig["key_id"])
+    if vk is None:
+        return "unknown_key"
+    if not verify_b64(vk, attestation_message(record["id"]), sig["sig"]):
+        return "bad_signature"
+    return None

@@ -27,7 +27,6 @@ also make the release known: processors.policy.shadowphase); earlier releases ke
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from bisect import bisect_right
 from typing import Callable
@@ -49,10 +48,25 @@ SIGNALS_STAGE_DOMAINS = frozenset(("requests", "gauges", "rum", "cdc"))  # emitt
 Signer = Callable[[dict, int, int], dict]  # (record, expires_ms, not_before_ms) -> permit
 
 
+class DeciderSigner:
+    """Engine's signer: permits for actions (issue_permit) and the signature of attestations
+    (sign_attestation, a separate domain), both with the decider key the caller loads."""
+
+    def __init__(self, signing_key):
+        self.signing_key = signing_key
+
+    def __call__(self, record: dict, expires_ms: int, not_before_ms: int) -> dict:
+        from gatewatch.processors.signing import issue_permit
+        return issue_permit(self.signing_key, record, expires_ms, not_before_ms)
+
+    def attestation_signature(self, att_id: str) -> dict:
+        from gatewatch.processors.signing import sign_attestation
+        return sign_attestation(self.signing_key, att_id)
+
+
 def permit_signer(signing_key) -> Signer:
-    """A signer for Engine: issue_permit with the decider key (the caller loads the key)."""
-    from gatewatch.processors.signing import issue_permit
-    return functools.partial(issue_permit, signing_key)
+    """A signer for Engine (the caller loads the key)."""
+    return DeciderSigner(signing_key)
 
 
 SIGNALS_STAGE = "signals"

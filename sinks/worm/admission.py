@@ -9,8 +9,9 @@ verify` (for every entry): nothing unsigned or mis-identified ever occupies an i
 - gw.trajectories: a diamond_candidate whose id is the content hash of the rest of it (these are
   not signed: whoever may write gw.trajectories can add one; docs/security.md).
 - gw.attestations: an attestation (processors.policy.attest) whose id is the content hash of the
-  rest of it; not signed (Merkle-bound by the log): `gatewatch verify --replay` re-derives the
-  actions it names from it, so a forged one is named, or else is a true derivation.
+  rest of it (its signature aside) and whose signature verifies against a pinned decider key over
+  that id (processors.signing.check_attestation_signature, a domain no permit is signed in): only
+  the decider vouches for what it saw; `gatewatch verify --replay` then re-derives its actions.
 - gw.shadow: a shadow decision (processors.shadow.is_shadow_decision: marked, no permit, id the
   content hash of the rest). Unsigned like diamond candidates, and never executable: its id cannot
   be an action's, and on gw.actions it is an action without a permit (refused).
@@ -25,7 +26,7 @@ from gatewatch.processors.policy.attest import check_id as check_attestation_id
 from gatewatch.processors.policy.attest import is_attestation
 from gatewatch.processors.policy.records import action_id
 from gatewatch.processors.shadow import is_shadow_decision
-from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_permit
+from gatewatch.processors.signing import MAX_LIFETIME_CEILING_MS, check_attestation_signature, check_permit
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 from gatewatch.sinks.executor.receipts import verify_receipt
 from gatewatch.sinks.worm.store import is_action, is_receipt
@@ -66,7 +67,8 @@ def check_record(kind: str, topic: str, value: dict, decider: dict[str, VerifyKe
     if is_attestation(value):
         if kind != "attestations":
             return f"attestation_on_{kind}", "attestation"
-        return check_attestation_id(value), "attestation"
+        why = check_attestation_id(value) or check_attestation_signature(value, decider)
+        return (f"attestation refused: {why}" if why else None), "attestation"
     if kind == "shadow":
         return (None if is_shadow_decision(value) else "not_a_shadow_decision"), "shadow"
     if kind != "trajectories" or value.get("type") != "diamond_candidate":

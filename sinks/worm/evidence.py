@@ -303,6 +303,7 @@ def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool 
     if replayed is not None:
         rep.lines.append(f"replay: {replayed[1]} of {actions} actions re-derived from {replayed[0]} attestations "
                          "(pre-state and inputs hash as recorded, post-state hash and records match)")
+        rep.lines += replayed[2]
     if trust.pinned:
         rep.lines.append("INV1 EvidenceBound: ok (bundle hash, Merkle root, k-of-N signatures by pinned keys)")
         rep.lines.append("verified against trusted keys")

@@ -54,10 +54,15 @@ class DecisionState:
     def on_record(self, rec: dict) -> tuple[list[dict], list[dict], list[dict]]:
         """(actions, gate records, attestations) that one gw.signals record completes; the shadow's
         wait in take_shadow."""
-        actions = []
-        batches = self.assembler.add(rec)
-        for batch in batches:
-            actions.extend(self.engine.on_batch(batch))
+        actions, batches = [], []
+        for batch in self.assembler.add(rec):
+            try:  # each batch on its own: one the engine refuses must not lose the others' actions
+                actions.extend(self.engine.on_batch(batch))
+            except (KeyError, TypeError, ValueError) as e:  # refused at validation, before any state changed
+                BAD_SIGNALS.inc()
+                LOG.warning("skipping an unreadable signal batch: %s", e)
+                continue
+            batches.append(batch)  # the shadow sees what the active engine decided
         for scope, ts in self.engine.take_dropped():
             DROPPED_STEPS.inc()
             LOG.warning("step dropped undecided: a domain never delivered it (evaluated as missing)",
@@ -84,6 +89,13 @@ class DecisionState:
         self.shadow.take_attestations()  # only the active policy's decisions are attested
         gates.extend(shadow_gate(g) for g in self.shadow.take_gate_records())
 
+    def drain(self) -> None:
+        """Drop whatever the engines queued (attestations, gate records, dropped steps, shadow output)."""
+        for eng in (self.engine, self.shadow):
+            if eng is not None:
+                eng.take_attestations(), eng.take_gate_records(), eng.take_dropped()
+        self.take_shadow()
+
     def take_shadow(self) -> tuple[list[dict], list[dict]]:
         """(shadow decisions, shadow gate records) since the last call."""
         out, self._shadow_out = self._shadow_out, ([], [])
@@ -92,15 +104,16 @@ class DecisionState:
 
 def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str, gates_topic: str,
                      attestations: list[dict] = (), attestations_topic: str | None = None) -> list[tuple[str, bytes, bytes]]:
-    """Attestations (key scope), actions (key scope) and gate records (key scope@release), in that
-    order (shared with replay): the evidence for a decision is published with it, never after."""
+    """Actions (key scope), attestations (key scope) and gate records (key scope@release), in that
+    order (shared with replay): the action first, so that nothing about its evidence can keep the
+    decision from being published (attestations are also size-guarded: processors.policy.attest)."""
     out = []
-    for a in attestations:
-        ATTESTATIONS.inc()
-        out.append((attestations_topic, str(a["scope"]).encode(), canonical_json(a)))
     for a in actions:
         ACTIONS.labels(a.get("kind", ""), a.get("action", "")).inc()
         out.append((actions_topic, str(a["scope"]).encode(), canonical_json(a)))
+    for a in attestations:
+        ATTESTATIONS.inc()
+        out.append((attestations_topic, str(a["scope"]).encode(), canonical_json(a)))
     for g in gates:
         GATE_RECORDS.labels(g["verdict"]).inc()
         out.append((gates_topic, f"{g['scope']}@{g['release']}".encode(), canonical_json(g)))
@@ -174,7 +187,7 @@ class DecideStage(SnapshotStage):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             BAD_SIGNALS.inc()
             LOG.warning("skipping unreadable signal at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), e)
-            state.take_shadow()
+            state.drain()  # nothing of a refused record may be published with the next one
             return []
         return decision_outputs(actions, gates, self.actions_topic, self.gates_topic, attestations,
                                 self.attestations_topic) + shadow_outputs(*state.take_shadow(), self.shadow_topic)

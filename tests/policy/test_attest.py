@@ -86,7 +86,7 @@ def test_a_changed_input_or_pre_state_does_not_replay():
     assert replay(engine_for(POLICY), forged)[0] == "the recorded inputs do not hash to the recorded inputs hash"
     forged["hashes"] = dict(att["hashes"], inputs=sha256_hex(forged["inputs"].encode()))
     why, again, post = replay(engine_for(POLICY), forged)
-    assert why is None and post != att["hashes"]["post_state"] and [a["id"] for a in again] != att["actions"]
+    assert why is not None and post != att["hashes"]["post_state"] and [a["id"] for a in again] != att["actions"]
     pre = dict(att, pre_state=att["pre_state"].replace('"dropped_steps":0', '"dropped_steps":1'))
     assert replay(engine_for(POLICY), pre)[0].startswith("the recorded pre-state does not hash")
     assert replay(lambda h: None, att)[0].startswith(f"policy {POLICY.hash} is not among")

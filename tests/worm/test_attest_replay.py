@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
 from gatewatch.processors.policy import permit_signer
 from gatewatch.processors.policy.scoped import ScopedEngine
+from gatewatch.processors.signing import key_id, sign_attestation
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm.admission import check_record
 from gatewatch.sinks.worm.evidence import BundleError, build_files, verify_bundle, write_bundle
 from gatewatch.streams.cli.main import main
-from gatewatch.streams.runtime.keys import load_signing_key, public_keys
+from gatewatch.streams.runtime.keys import load_signing_key, load_verify_key, public_keys
 from gatewatch.streams.runtime.policy_files import load_policy_dir
 from tests.policy.helpers import TEST_POLICY
 from tests.policy.test_properties import step_batches
@@ -56,6 +57,14 @@ def bundle(tmp_path, keys, pol_dir, records) -> str:
     return out
 
 
+def reseal(att: dict, keys) -> dict:
+    """The attestation re-identified and signed with the decider key: what a decider (or whoever
+    holds its key) that doctored it would log."""
+    body = {k: v for k, v in att.items() if k not in ("id", "signature")}
+    aid = content_id(body)
+    return {"id": aid, **body, "signature": sign_attestation(load_signing_key("decider", keys), aid)}
+
+
 def abort_of(records, scope="svc-a"):
     act = next(v for k, v in records if k == "actions" and v["kind"] == "abort" and v["scope"] == scope)
     att = next(v for k, v in records if k == "attestations" and act["id"] in v["actions"])
@@ -86,7 +95,7 @@ def test_an_altered_input_names_its_action(decided, tmp_path, capsys):
         s["value"] = 0.2  # the burn that fired the rollback, recorded as healthy
     forged = dict(att, inputs=canonical_json(inputs).decode())
     forged["hashes"] = dict(att["hashes"], inputs=sha256_hex(forged["inputs"].encode()))
-    forged["id"] = content_id({k: v for k, v in forged.items() if k != "id"})
+    forged = reseal(forged, keys)
     out = bundle(tmp_path, keys, pol_dir, [(k, forged if v is att else v) for k, v in records])
     assert main(["verify", out, "--trusted-keys", keys]) == 0  # a consistent log of a wrong record
     capsys.readouterr()
@@ -94,8 +103,7 @@ def test_an_altered_input_names_its_action(decided, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"action {act['id']} (scope svc-a): attestation {forged['id']}:" in err, err
     # an input changed without re-hashing is caught by its hash, naming the same action
-    lazy = dict(att, inputs=forged["inputs"])
-    lazy["id"] = content_id({k: v for k, v in lazy.items() if k != "id"})
+    lazy = reseal(dict(att, inputs=forged["inputs"]), keys)
     with pytest.raises(BundleError, match=f"action {act['id']} \\(scope svc-a\\): .*inputs do not hash"):
         verify_bundle(bundle(tmp_path / "lazy", keys, pol_dir, [(k, lazy if v is att else v) for k, v in records]),
                       replay=True)
@@ -108,7 +116,7 @@ def test_an_altered_pre_state_names_its_action(decided, tmp_path):
     state["units"][""]["gate"]["state"] = "PLAN_OK"  # as if the gate had not advanced
     forged = dict(att, pre_state=canonical_json(state).decode())
     forged["hashes"] = dict(att["hashes"], pre_state=sha256_hex(forged["pre_state"].encode()))
-    forged["id"] = content_id({k: v for k, v in forged.items() if k != "id"})
+    forged = reseal(forged, keys)
     out = bundle(tmp_path, keys, pol_dir, [(k, forged if v is att else v) for k, v in records])
     with pytest.raises(BundleError, match=f"action {act['id']} \\(scope svc-b\\)"):
         verify_bundle(out, replay=True)
@@ -130,11 +138,14 @@ def test_replay_needs_the_bundled_policy(decided, tmp_path):
 
 
 def test_the_log_admits_attestations_on_their_topic_only(decided):
-    _, _, _, records = decided
+    _, keys, _, records = decided
+    vk = load_verify_key("decider", keys)
+    decider = {key_id(vk): vk}
     att = next(v for k, v in records if k == "attestations")
-    assert check_record("attestations", "gw.attestations", att, {}, {}) == (None, "attestation")
-    assert check_record("trajectories", "gw.trajectories", att, {}, {})[0] == "attestation_on_trajectories"
-    assert check_record("attestations", "gw.attestations", dict(att, scope="other"), {}, {})[0].startswith("bad_id")
+    assert check_record("attestations", "gw.attestations", att, decider, {}) == (None, "attestation")
+    assert check_record("trajectories", "gw.trajectories", att, decider, {})[0] == "attestation_on_trajectories"
+    assert check_record("attestations", "gw.attestations", dict(att, scope="other"), decider, {})[0] \
+        == "attestation refused: bad_id: not the content hash of the attestation"
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
@@ -149,8 +160,7 @@ def test_a_malformed_attestation_is_named_never_a_traceback(decided, field, valu
     """Whatever a (re-hashed) attestation field holds, --replay fails with one named line or passes."""
     _, keys, pol_dir, records = decided
     _, att = abort_of(records)
-    bad = dict(att, **{field: canonical_json(value).decode() if as_text else value})
-    bad["id"] = content_id({k: v for k, v in bad.items() if k != "id"})
+    bad = reseal(dict(att, **{field: canonical_json(value).decode() if as_text else value}), keys)
     with tempfile.TemporaryDirectory() as tmp:
         out = bundle(Path(tmp), keys, pol_dir, [(k, bad if v is att else v) for k, v in records])
         try:
@@ -164,8 +174,7 @@ def test_an_attestation_under_another_policy_exports_and_is_named(decided, tmp_p
     and verifies as a log; replay names the action whose attestation names a policy not bundled."""
     _, keys, pol_dir, records = decided
     act, att = abort_of(records)
-    other = dict(att, policy_hash="0" * 64)
-    other["id"] = content_id({k: v for k, v in other.items() if k != "id"})
+    other = reseal(dict(att, policy_hash="0" * 64), keys)
     out = bundle(tmp_path, keys, pol_dir, [(k, other if v is att else v) for k, v in records])
     assert verify_bundle(out).actions == sum(k == "actions" for k, _ in records)
     with pytest.raises(BundleError, match=f"action {act['id']} .*policy 0{{64}} is not among the bundled policies"):
