@@ -39,11 +39,13 @@ class Attestation(faust.Record, serializer="json", include_metadata=False,
     policy_hash: str
     state_version: int
     ts: str
-    pre_state: str
-    inputs: str
+    pre_state: Optional[str]
+    inputs: Optional[str]
     hashes: dict
     actions: list
     rng: dict
+    omitted: Optional[dict]
+    signature: Optional[dict]
 
 
 class CanonicalSpan(faust.Record, serializer="json", include_metadata=False,
@@ -234,7 +236,7 @@ RECORDS = {
 # the properties each value must carry, null or not (encode keeps them when None)
 REQUIRED = {
     Action: frozenset(['action', 'baseline', 'gate', 'id', 'incident', 'kind', 'permit', 'policy_hash', 'release', 'rule', 'scope', 'signals', 'ts']),
-    Attestation: frozenset(['actions', 'hashes', 'id', 'inputs', 'policy_hash', 'pre_state', 'rng', 'scope', 'state_version', 'ts', 'type']),
+    Attestation: frozenset(['actions', 'hashes', 'id', 'inputs', 'omitted', 'policy_hash', 'pre_state', 'rng', 'scope', 'signature', 'state_version', 'ts', 'type']),
     CanonicalSpan: frozenset(['did', 'id', 'tenant', 'this', 'when', 'who']),
     Checkpoint: frozenset(['kind', 'note', 'origin', 'size']),
     DlqRecord: frozenset(['detail', 'offset', 'partition', 'payload', 'reason', 'source_topic']),
