@@ -30,7 +30,7 @@ from gatewatch.processors.policy.errors import PolicyError
 from gatewatch.processors.policy.gate import GateConfig, gate_config
 from gatewatch.processors.policy.grammar import conds
 from gatewatch.processors.policy.rules import Rule, compile_rules
-from gatewatch.processors.policy.shadowphase import shadow_config
+from gatewatch.processors.policy.shadowphase import shadow_config, shadow_hold_warnings
 from gatewatch.processors.policy.source import (
     Located,
     Origin,
@@ -145,8 +145,11 @@ def compose(sources: list[tuple[str, str]], base: tuple[str, str] | None = None)
 
 
 def _warnings(policy: Policy) -> list[str]:
-    """Legal but probably not meant: blocking on gauges nobody publishes yet."""
+    """Legal but probably not meant: blocking on gauges nobody publishes yet; with gate.shadow,
+    on_missing: abort rules that hold while a release has no canary traffic."""
     out = []
+    if policy.gate.shadow is not None:
+        out.extend(shadow_hold_warnings(policy))
     for r in policy.rules:
         if not r.blocking:
             continue

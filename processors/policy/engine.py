@@ -37,7 +37,7 @@ from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.gate import STATES, gate_domains, tolerate
 from gatewatch.processors.policy.gatestatus import due, gate_status, track_budget
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
-from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, shadow_step
+from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, note_releaseless, shadow_step
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
@@ -82,7 +82,6 @@ class Engine:
         self.signer = signer
         self.cohort = policy.gate.cohort
         self.shadow_cohort = policy.gate.shadow.cohort if policy.gate.shadow is not None else None
-        self.initial_state = initial_state(policy)
         self.blocking = [r for r in policy.rules if r.blocking]
         # evaluators in a fixed order: rules as composed, the gate last
         self.evaluators = [(r.id, r.domains) for r in policy.rules]
@@ -141,9 +140,9 @@ class Engine:
         changed = st.get("policy_hash", self.policy.hash) != self.policy.hash
         fingerprints = {r.fingerprint for r in self.blocking}
         shadow_rules = {r.id: r.fingerprint for r in self.policy.gate.shadow.rules} if self.shadow_cohort else {}
-        for unit in st["units"].values():
-            if unit["gate"]["state"] == SHADOW and not self.shadow_cohort:
-                unit["gate"]["state"] = STATES[0]  # the policy dropped its shadow phase: the canary gate starts
+        for release, unit in st["units"].items():
+            if unit["gate"]["state"] == SHADOW and (not self.shadow_cohort or not release):
+                unit["gate"]["state"] = STATES[0]  # no shadow phase (any more, or release-less): the canary gate
             if "shadow" in unit:
                 unit["shadow"] = {rid: r for rid, r in unit["shadow"].items()
                                   if shadow_rules.get(rid) == r.get("fingerprint")}
@@ -171,7 +170,7 @@ class Engine:
 
     def gate_state(self, scope: str, release: str = "") -> str:
         unit = (self.scopes.get(scope) or _new_scope())["units"].get(release)
-        return unit["gate"]["state"] if unit else self.initial_state
+        return unit["gate"]["state"] if unit else initial_state(self.policy, release)
 
     # ---- input -------------------------------------------------------------------------
     def on_batch(self, signals: list[dict]) -> list[dict]:
@@ -214,6 +213,8 @@ class Engine:
         if ts <= st["frontier"].get(domain, -1):
             return []  # re-delivered or out of order: already decided
         st["frontier"][domain] = ts
+        if self.shadow_cohort:
+            note_releaseless(self, st, domain, ts, sigs)
         known = st.setdefault("sources", {}).setdefault(domain, [])
         for src in sorted(sources - set(known)):
             known.append(src)
@@ -257,7 +258,7 @@ class Engine:
             for release, rview in view.items():
                 unit = st["units"].get(release)
                 if unit is None:
-                    unit = st["units"][release] = new_unit(ts, self.initial_state)
+                    unit = st["units"][release] = new_unit(ts, initial_state(self.policy, release))
                 if key == GATE:
                     track_budget(unit, rview, release, ts)
                     if unit["gate"]["state"] == SHADOW:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gatewatch.processors.policy.document import fail, suggest
-from gatewatch.processors.policy.evaluator import held, instant
+from gatewatch.processors.policy.evaluator import MISSING, held, instant, signal_state
 from gatewatch.processors.policy.gate import STATES, _duration, _signals
 from gatewatch.processors.policy.gatestatus import missing_reasons, rule_reasons, waiting_reason
 from gatewatch.processors.policy.grammar import conds, render, signal_info
@@ -94,8 +94,55 @@ def shadow_config(doc: dict, where: dict, gate, rules, declared: dict | None = N
     )
 
 
-def initial_state(policy) -> str:
-    return SHADOW if policy.gate.shadow is not None else STATES[0]
+def initial_state(policy, release: str = "") -> str:
+    """A release starts in SHADOW with the block; a release-less unit never does: it has no release
+    whose shadow phase could end, and SHADOW would hold its rules' missing signals for good."""
+    return SHADOW if policy.gate.shadow is not None and release else STATES[0]
+
+
+def note_releaseless(engine, st: dict, domain: str, ts: int, sigs: list[dict]) -> None:
+    """Remember (scope state "releaseless_since") the first step at which `domain` carried a
+    release-less gate-cohort signal: a signal of that domain missing later is no release's own.
+    A step, not a flag: an evaluation at step E reads only deliveries at or before E (it waits for
+    them), so what it decides does not depend on how far other domains have run ahead."""
+    since = st.setdefault("releaseless_since", {})
+    if domain not in since and any(not s["release"] and s["cohort"] in (None, "", "all", engine.cohort) for s in sigs):
+        since[domain] = ts
+
+
+def shadow_holds(engine, release: str, cond_list: list, view: dict, min_samples: int, st: dict, ts: int) -> bool:
+    """Whether a scope rule whose value is unknown at step ts holds, instead of following its
+    on_missing, while `release` is in SHADOW. Only the release's own gate-cohort traffic is expected
+    to be absent (the canary gets none yet), so it holds only if the release has no gate-cohort
+    signal of its own at this step and every unknown condition reads a signal that is absent from
+    the view, outside gate.shared_domains, in a domain that carried no release-less signal at or
+    before ts. Anything else missing (shared or release-less telemetry, thin or null values, any
+    signal once the canary has traffic) keeps on_missing: fail closed."""
+    if not release or any(s["release"] == release for n, sigs in view.items() if not n.startswith("~") for s in sigs):
+        return False
+    shared, since = engine.policy.gate.shared_domains, st.get("releaseless_since", {})
+    for c in cond_list:
+        sigs = view.get(c.signal, [])
+        if sigs and all(signal_state(s, c, min_samples) != MISSING for s in sigs):
+            continue  # known: not what is missing
+        domain = signal_info(c.signal, engine.declared).domain
+        if sigs or domain in shared or since.get(domain, ts + 1) <= ts:
+            return False
+    return True
+
+
+def shadow_hold_warnings(policy) -> list[str]:
+    """policy check: the on_missing: abort rules whose signals shadow_holds may hold in SHADOW."""
+    out = []
+    for r in policy.rules:
+        names = sorted({c.signal for c in conds(r.expr)
+                        if signal_info(c.signal, policy.signal_units).domain not in policy.gate.shared_domains})
+        if r.on_missing == "abort" and names:
+            out.append(f"{r.origin}: {r.id} has on_missing: abort, but while a release is in SHADOW without canary"
+                       f" traffic of its own, a missing {', '.join(names)} holds (the release's gate-cohort signals"
+                       " are not live yet) unless its domain carries release-less signals; it aborts again once"
+                       " the canary has traffic or the release reaches PLAN_OK")
+    return out
 
 
 def shadow_view(view: dict) -> dict:

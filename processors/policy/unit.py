@@ -4,8 +4,10 @@ A unit's state is {"rules": {rule id: {"active", "streaks", "fingerprint"}}, "ga
 "clean_since", "streaks", "last"}, "since": first step ms, "actions": [{id, kind, action, rule, ts}],
 "published": [ms, digest] of its last gate record}. Rules fire on the rising edge: one action per
 breach, re-armed when the condition is known false; unknown (missing or thin) follows on_missing:
-hold (nothing changes) or abort (counts as a breach; not in SHADOW, whose gate cohort has no traffic). The gate steps as processors.policy.gate says
-and reports, at every step, why it does not move (processors.policy.gatestatus).
+hold (nothing changes) or abort (counts as a breach). In SHADOW an unknown that is only the release's
+own, not yet live, gate-cohort traffic holds (processors.policy.shadowphase.shadow_holds). The gate
+steps as processors.policy.gate says and reports, at every step, why it does not move
+(processors.policy.gatestatus).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from gatewatch.processors.policy.evaluator import held, instant
 from gatewatch.processors.policy.gate import NEXT, STATES
 from gatewatch.processors.policy.gatestatus import blocking_reasons, missing_reasons, waiting_reason
 from gatewatch.processors.policy.records import action_record, gate_record
-from gatewatch.processors.policy.shadowphase import SHADOW
+from gatewatch.processors.policy.shadowphase import SHADOW, shadow_holds
 from gatewatch.processors.timefmt import format_ts
 
 # Seed 004, one incident one call: the abort and hook actions of a release belong to one incident
@@ -43,8 +45,8 @@ def rule_step(engine, scope: str, release: str, unit: dict, rid: str, ts: int, v
     value = held(rule.expr, engine.rule_conds[rid], view, rule.min_samples, rs["streaks"], ts,
                  engine.policy.gate.max_gap_ms)
     if value is None:
-        # in SHADOW the gate cohort gets no traffic yet: its absence is expected, not a breach
-        if rule.on_missing == "hold" or unit["gate"]["state"] == SHADOW:
+        if rule.on_missing == "hold" or (unit["gate"]["state"] == SHADOW and shadow_holds(
+                engine, release, engine.rule_conds[rid], view, rule.min_samples, engine.scopes[scope], ts)):
             return None
         value = True
     if not value:

@@ -6,6 +6,13 @@ transition's target (PLAN_OK before any), the verdict is fail once an abort fire
 release, pass at CANARY_READY without one, pending otherwise. A release that never acted is not in
 the log and so not in the table.
 
+The shadow phase (gate.shadow) is read from the actions too, without the policy: a transition
+`gate.from: SHADOW` says the release was in SHADOW before it, and an abort before any transition
+that read only another cohort than the gate cohort (its signals all of one non-gate cohort: the
+shadow cohort, what gate.shadow.abort rules read) is a failed shadow comparison, after which the
+release stays in SHADOW for good. A release in SHADOW whose only actions are scope-rule aborts is
+not recognisable so: it shows PLAN_OK.
+
 The error budget column (only when the report's signals hold `error_budget_consumed` /
 `error_budget_remaining`): the latest service-level values of the gate cohort for the row's scope
 and release, else the scope's release-less ones, as decide's gate record carries them.
@@ -13,15 +20,17 @@ and release, else the scope's release-less ones, as decide's gate record carries
 from __future__ import annotations
 
 from gatewatch.processors.policy.gate import STATES
+from gatewatch.processors.policy.shadowphase import SHADOW
 from gatewatch.sinks.report.series import _num, ts_ms
 from gatewatch.sinks.report.widgets import badge, e
 
 VERDICT_COLOR = {"pass": "#16a34a", "fail": "#dc2626", "pending": "#d97706"}
 
 
-def gate_rows(timed: list[tuple[int, dict]]) -> list[dict]:
+def gate_rows(timed: list[tuple[int, dict]], cohort: str = "canary") -> list[dict]:
     """[{scope, release, state, verdict, transitions, aborts, first_ts, last_ts}] from (ts, action)
-    pairs in event-time order; one row per (scope, release), ordered by scope then first action."""
+    pairs in event-time order; one row per (scope, release), ordered by scope then first action.
+    cohort: the gate cohort (to tell a failed shadow comparison from a scope rule's abort)."""
     rows: dict[tuple[str, str], dict] = {}
     for t, a in timed:
         scope = a.get("scope")
@@ -33,14 +42,26 @@ def gate_rows(timed: list[tuple[int, dict]]) -> list[dict]:
         row["last_ts"] = t
         gate = a.get("gate")
         if a.get("kind") in ("gate", "promote") and isinstance(gate, dict) and isinstance(gate.get("to"), str):
+            if not row["transitions"] and gate.get("from") == SHADOW:
+                row["transitions"].append(SHADOW)
             row["state"] = gate["to"]
             row["transitions"].append(gate["to"])
         elif a.get("kind") == "abort":
             rule = a.get("rule") if isinstance(a.get("rule"), dict) else {}
-            row["aborts"].append(f"{rule.get('id', '?')}: {a.get('action')}")
+            shadow = not row["transitions"] and _shadow_comparison(a, cohort)
+            if shadow:
+                row["state"] = SHADOW
+            row["aborts"].append(f"{rule.get('id', '?')}: {a.get('action')}" + (" (shadow)" if shadow else ""))
     for row in rows.values():
         row["verdict"] = "fail" if row["aborts"] else "pass" if row["state"] == STATES[-1] else "pending"
     return sorted(rows.values(), key=lambda r: (r["scope"], r["first_ts"], r["release"]))
+
+
+def _shadow_comparison(action: dict, cohort: str) -> bool:
+    """An abort that read one cohort other than the gate cohort only: a gate.shadow comparison."""
+    signals = action.get("signals") if isinstance(action.get("signals"), list) else []
+    cohorts = {s.get("cohort") if isinstance(s, dict) else None for s in signals}
+    return len(cohorts) == 1 and not cohorts & {None, "", "all", cohort}
 
 
 BUDGET = ("error_budget_consumed", "error_budget_remaining")
@@ -75,7 +96,7 @@ def _budget_cell(budget: dict | None) -> str:
 
 
 def gates_section(timed: list[tuple[int, dict]], utc, signals: list[dict] = (), cohort: str = "canary") -> str:
-    rows = gate_rows(timed)
+    rows = gate_rows(timed, cohort)
     if not rows:
         return '<p class="empty">No action with a scope was logged.</p>'
     budgets = latest_budgets(list(signals), cohort)

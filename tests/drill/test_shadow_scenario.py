@@ -9,6 +9,7 @@ import copy
 import pytest
 
 from gatewatch.processors.timefmt import parse_time_ms
+from gatewatch.sinks.report.gates import gate_rows
 from gatewatch.streams.app.drill import DRILL_START, run_scenario
 from gatewatch.streams.runtime.policy_files import compose, policy_files
 from tests.drill.conftest import POLICY_DIR
@@ -62,6 +63,7 @@ def test_clean_shadow_reaches_the_canary_phase_after_min_duration(shadow_policy)
     assert ("PLAN_OK", "EXEC_FAST_OK") == moves[1][:2] and moves[1][2] - moves[0][2] >= 5 * 60_000
     states = [g["state"] for g in run["gates"] if g["release"] == "2.0.0"]
     assert states[0] == "SHADOW" and states[-1] == "EXEC_FAST_OK"
+    assert _report_row(run) == ("EXEC_FAST_OK", "pending", "SHADOW")
 
 
 def test_regressing_shadow_never_reaches_the_canary_phase(shadow_policy):
@@ -72,6 +74,17 @@ def test_regressing_shadow_never_reaches_the_canary_phase(shadow_policy):
     assert [(a["kind"], a["rule"]["id"], a["action"]) for a in acts] == [("abort", "shadow_latency", "block_release")]
     gates = [g for g in run["gates"] if g["release"] == "2.0.0"]
     assert {g["state"] for g in gates} == {"SHADOW"} and gates[-1]["verdict"] == "fail"
+    assert _report_row(run) == ("SHADOW", "fail", None)  # the report's gates table agrees with decide
+
+
+def _report_row(run):
+    """The report's gates row of release 2.0.0, rebuilt from the logged actions alone: (final state,
+    verdict, first transition), checked against decide's last gate record of the release."""
+    timed = sorted(((parse_time_ms(a["ts"]), a) for a in run["actions"]), key=lambda x: x[0])
+    [row] = [r for r in gate_rows(timed) if r["release"] == "2.0.0"]
+    last = [g for g in run["gates"] if g["release"] == "2.0.0"][-1]
+    assert (row["state"], row["verdict"]) == (last["state"], last["verdict"])
+    return row["state"], row["verdict"], (row["transitions"] or [None])[0]
 
 
 def test_without_the_block_the_shadow_cohort_is_context(default_policy):

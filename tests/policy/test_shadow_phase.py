@@ -235,3 +235,111 @@ def test_policy_check_names_the_shadow_phase(tmp_path, capsys):
     assert main(["policy", "check", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "project.yml:1" in err[0] and "gate.shadow needs" in err[0]
+
+
+# ---- gate.shadow never silences a fail-closed rule on telemetry that is not the release's own ----
+INV_ABORT = "abort:\n  - {id: inv_missing, when: 'invariant > 0', action: block_release, on_missing: abort}\n"
+INVARIANT = {"ok": 0, "breach": 1, "absent": "absent", "null": None, "thin": ("thin", 0)}
+
+
+def inv_step(eng, i, invariant, canary=False, gauges=True, shadow=True):
+    """step() with the invariant gauge as given (release-less unless `canary`: then every gate
+    signal is the release's own), the whole gauges domain left out when not `gauges`."""
+    ts = T0 + i * STEP
+    out = []
+    for d in DOMAINS:
+        if d == "gauges" and not gauges:
+            continue
+        b = batch(d, ts, overrides={"invariant": INVARIANT[invariant]})
+        b = released(b) if canary else [s for s in b if d == "gauges" or s["cohort"] != "canary"]
+        if d == "requests" and shadow:
+            b += shadow_sigs(ts)
+        out.extend(eng.on_batch(b))
+    return [(a["rule"]["id"], a.get("release", ""), a["ts"]) for a in out if a["rule"]["id"] == "inv_missing"]
+
+
+def test_release_less_scope_never_starts_in_shadow_and_aborts_on_missing():
+    # shadow_failopen2: no release at all, the invariant telemetry gone
+    for policy in (make_policy(INV_ABORT), make_policy(INV_ABORT + SHADOW_BLOCK)):
+        eng = Engine(policy)
+        assert eng.gate_state("svc-a") == STATES[0]
+        acts = []
+        for i in range(12):
+            acts += inv_step(eng, i, "absent", shadow=False)
+        assert [a[0] for a in acts] == ["inv_missing"] and eng.gate_state("svc-a") == STATES[0]
+
+
+def test_a_release_less_unit_in_shadow_from_an_earlier_state_is_moved_to_plan_ok():
+    eng = Engine(make_policy(INV_ABORT + SHADOW_BLOCK))
+    inv_step(eng, 0, "ok", shadow=False)
+    state = eng.to_state()
+    state["scopes"]["svc-a"]["units"][""]["gate"]["state"] = SHADOW  # as the previous version left it
+    eng = Engine.from_state(make_policy(INV_ABORT + SHADOW_BLOCK), state)
+    assert eng.gate_state("svc-a") == STATES[0]
+    assert [a[0] for a in inv_step(eng, 1, "absent", shadow=False)] == ["inv_missing"]
+
+
+@pytest.mark.parametrize("case", ["release-less gauge", "own canary traffic", "thin"])
+def test_in_shadow_a_missing_release_less_or_live_signal_still_aborts(case):
+    eng = Engine(make_policy(INV_ABORT + SHADOW_BLOCK))
+    acts = inv_step(eng, 0, "thin" if case == "thin" else "absent", canary=case == "own canary traffic")
+    assert [a[0] for a in acts] == ["inv_missing"] and eng.gate_state("svc-a", REL) == SHADOW
+
+
+ERR_ABORT = "abort:\n  - {id: err_missing, when: 'err5xx_rate > 0.5', action: rollback, on_missing: abort}\n"
+INP_ABORT = "abort:\n  - {id: inp_missing, when: 'rum_inp_p75_ms > 900', action: rollback, on_missing: abort}\n"
+
+
+def fired_ids(acts):
+    return [a["rule"]["id"] for a in acts if a["kind"] == "abort"]
+
+
+def test_in_shadow_only_the_releases_own_not_yet_live_signal_holds():
+    # the requests domain carries only the release's shadow cohort: its canary err5xx_rate is not live
+    eng = Engine(make_policy(ERR_ABORT + SHADOW_BLOCK))
+    assert fired_ids(step(eng, 0) + step(eng, 1)) == []
+    # the canary starts: its signals are expected now, and a missing one aborts
+    ts = T0 + 2 * STEP
+    acts = eng.on_batch(released([s for s in batch("requests", ts) if s["name"] != "err5xx_rate"]) + shadow_sigs(ts))
+    assert fired_ids(acts) == ["err_missing"]
+
+
+def test_in_shadow_a_domain_that_carried_release_less_signals_is_not_the_releases_own():
+    eng = Engine(make_policy(ERR_ABORT + SHADOW_BLOCK))
+    ts = T0
+    assert fired_ids(eng.on_batch(batch("requests", ts) + shadow_sigs(ts))) == []  # release-less canary
+    assert fired_ids(step(eng, 1)) == ["err_missing"]  # then the release-less err5xx_rate is gone
+    assert eng.gate_state("svc-a", REL) == SHADOW
+
+
+def test_in_shadow_a_missing_signal_of_a_shared_domain_aborts():
+    def fired(block):
+        eng = Engine(make_policy(INP_ABORT + block))
+        acts = eng.on_batch(shadow_sigs(T0))
+        # the rum domain without the canary: only its baseline cohort, release-less
+        acts += eng.on_batch([s for s in batch("rum", T0, overrides={"rum_inp_p75_ms": "absent"})
+                              if s["cohort"] != "canary"])
+        assert eng.gate_state("svc-a", REL) == SHADOW
+        return fired_ids(acts)
+    assert fired(SHADOW_BLOCK.replace("gate:\n", "gate:\n  shared_domains: [rum]\n")) == ["inp_missing"]
+    assert fired(SHADOW_BLOCK) == []  # not shared: the canary's own rum, not live yet
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.booleans(), st.lists(st.sampled_from(sorted(INVARIANT)), min_size=1, max_size=15))
+def test_a_shadow_block_never_silences_an_abort_on_release_less_or_live_telemetry(canary, values):
+    """Adding gate.shadow changes no firing of an on_missing: abort rule on the invariant gauge,
+    whether the gauge is release-less (no canary yet) or the release's own with canary traffic."""
+    def fired(policy):
+        eng = Engine(policy)
+        return [ts for i, v in enumerate(values) for _rule, _rel, ts in inv_step(eng, i, v, canary=canary)]
+    assert fired(make_policy(INV_ABORT + SHADOW_BLOCK)) == fired(make_policy(INV_ABORT))
+
+
+def test_policy_check_warns_which_abort_rules_hold_in_shadow():
+    policy = make_policy(INV_ABORT + SHADOW_BLOCK)
+    [w] = [w for w in policy.warnings if "SHADOW" in w]
+    assert "inv_missing" in w and "invariant" in w and "extra.yml" in w
+    assert not [w for w in make_policy(INV_ABORT).warnings if "SHADOW" in w]
+    shared = make_policy(INV_ABORT + SHADOW_BLOCK.replace("gate:\n", "gate:\n  shared_domains: [gauges]\n"))
+    assert not [w for w in shared.warnings if "SHADOW" in w]

@@ -94,3 +94,26 @@ def test_no_error_budget_signals_no_column():
     html = render_report([], [_act("gate", "checkout", "2.0.0", 1, "EXEC_FAST_OK")], [], VERIFIED, None)
     sec = re.search(r'<section id="gates">(.*?)</section>', html, re.S).group(1)
     assert "error budget" not in sec and len(_table(html)[0]) == 6
+
+
+def _sig(cohort, state="breach"):
+    return {"name": "latency_p95_ms_delta_lo", "cohort": cohort, "subject": None, "state": state}
+
+
+def test_a_release_that_failed_its_shadow_phase_shows_shadow_and_fail():
+    shadow_abort = dict(_act("abort", "checkout", "2.0.0", 1, action="block_release", rule="shadow_latency"),
+                        signals=[_sig("shadow")])
+    canary_abort = dict(_act("abort", "checkout", "3.0.0", 1, action="rollback", rule="err"),
+                        signals=[_sig("canary"), _sig("shadow", "ok")])
+    moved = dict(_act("gate", "checkout", "4.0.0", 2, "PLAN_OK"), gate={"from": "SHADOW", "to": "PLAN_OK"})
+    later = dict(_act("abort", "checkout", "4.0.0", 3, action="rollback", rule="err"), signals=[_sig("shadow")])
+    acts = [shadow_abort, canary_abort, moved, later]
+    rows = gate_rows(sorted(((action_ts(a), a) for a in acts), key=lambda x: x[0]))
+    assert [(r["release"], r["state"], r["verdict"]) for r in rows] == [
+        ("2.0.0", "SHADOW", "fail"), ("3.0.0", "PLAN_OK", "fail"), ("4.0.0", "PLAN_OK", "fail")]
+    assert rows[0]["aborts"] == ["shadow_latency: block_release (shadow)"]
+    assert rows[2]["transitions"] == ["SHADOW", "PLAN_OK"] and rows[2]["aborts"] == ["err: rollback"]
+    # the gate cohort is the report's: a policy whose gate cohort is "shadow" reads it as a scope rule
+    assert gate_rows([(action_ts(shadow_abort), shadow_abort)], cohort="shadow")[0]["state"] == "PLAN_OK"
+    table = _table(render_report([], acts, [], VERIFIED, None))
+    assert table[0][2:4] == ["SHADOW", "fail"] and "(shadow)" in table[0][4]
