@@ -33,8 +33,8 @@ def _names(v) -> str:
     return ", ".join(map(str, v)) if isinstance(v, list) else ""
 
 
-def _share(v) -> str:
-    return f"{v * 100:.2f} %" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+def _share(v, fmt: str = ".2f") -> str:
+    return f"{v * 100:{fmt}} %" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
 
 def _lowest(windows) -> str:
@@ -52,7 +52,7 @@ def coverage_section(doc: dict | None, withheld: str | None = None) -> str:
     target = doc.get("target")
     rows = "".join(
         f"<tr><td>{e(svc)}</td><td class=num>{e(r.get('traces'))}</td><td class=num>{e(r.get('covered'))}</td>"
-        f"<td class=num>{_share(r.get('coverage'))}</td><td class=num>{_share(target)}</td>"
+        f"<td class=num>{_share(r.get('coverage'))}</td><td class=num>{_share(target, 'g')}</td>"
         f"<td>{_status(r.get('status'))}</td><td>{_lowest(r.get('windows'))}</td>"
         f"<td>{e(_names(r.get('essential')) or '-')}</td>"
         f"<td>{e(', '.join(f'{k} ({v})' for k, v in _dict(r.get('missing')).items()) or '-')}</td></tr>"

@@ -113,3 +113,8 @@ def test_the_judged_tables_render_any_document_shape_never_a_crash(data):
     docs = {"span_coverage": data.draw(_mangled(COVERAGE)), "input_schemas": data.draw(_mangled(SCHEMAS)),
             "cardinality": data.draw(_mangled(CARD)), "drill": data.draw(_mangled(DRILL))}
     assert len(judged_sections(docs)) == 4
+
+
+def test_the_coverage_target_shows_as_written():
+    html = render(judged={"span_coverage": COVERAGE})
+    assert "<td class=num>95.00 %</td><td class=num>95 %</td>" in html
