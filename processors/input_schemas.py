@@ -156,11 +156,16 @@ def _otlp_traces_proto(value: bytes, key) -> list[SchemaKey]:
             for rs in req.resource_spans] or [SchemaKey(_key(key) or "?", "otlp", "unreadable", NO_HISTOGRAM)]
 
 
-def schema_report(counts: dict[SchemaKey, int], versions: dict[str, str] | None = None) -> dict:
-    """Rows sorted by key; versions maps a gatewatch schema name to its version (content hash)."""
+def schema_report(counts: dict[SchemaKey, int], versions: dict[str, str] | None = None,
+                  records: int | None = None) -> dict:
+    """Rows sorted by key; versions maps a gatewatch schema name to its version (content hash).
+    counts: per key, the input records that carried it (a record counted once per key, though an
+    OTLP record may carry several keys, one per resource or metric kind); records: the input
+    records read (default: the sum of counts, right when each record has one key)."""
     versions = versions or {}
     rows = [{"service": k.service, "input": k.input, "schema": k.schema,
              "version": versions.get(k.schema.split(" ")[0], ""), "histogram": k.histogram, "records": n}
             for k, n in sorted(counts.items())]
     hist = sorted({r["histogram"] for r in rows if r["histogram"] != NO_HISTOGRAM})
-    return {"format": FORMAT, "rows": rows, "records": sum(counts.values()), "histogram_schemas": hist}
+    total = sum(counts.values()) if records is None else records
+    return {"format": FORMAT, "rows": rows, "records": total, "histogram_schemas": hist}

@@ -7,9 +7,12 @@ span without a parent); a trace whose root was not seen is attributed to the fir
 in it, so a trace cut by sampling still counts. Essential names are declared per service pattern
 (fnmatch, the first matching pattern in declaration order wins):
 
-    {"checkout*": ["checkout.validate", "db.query"], "*": []}
+    {"checkout*": ["checkout.validate", "db.query"], "payments-*": ["payment.authorize"]}
 
-A service no pattern matches is reported with `declared: false` and no verdict. Each service's
+A service no pattern matches is reported with `declared: false` and no verdict (UNDECLARED); the
+overall status is PASS only if at least one service was declared and none fails (all UNDECLARED:
+UNDECLARED, no traces: NO_DATA). An empty list would declare a service that every trace covers,
+so the config parser (streams.app.evidence_inputs) and `verify` refuse it. Each service's
 traces are also counted per event-time window (default 1 h, by the root span's start, else the
 earliest start seen), so a dip hidden by the total shows as its window's coverage. Pure: no I/O,
 no clock; traces are counted the same whatever order their spans come in.
@@ -160,5 +163,15 @@ def coverage_report(traces: Iterable[tuple], essential: dict[str, list[str]], ta
     return {"format": FORMAT, "target": target, "window_s": window_ms // 1000, "essential": {k: list(v) for k, v in essential.items()},
             "services": services, "traces": sum(r["traces"] for r in services.values()),
             "rejected_records": dict(sorted((rejected or {}).items())),
-            "status": "FAIL" if failing else ("PASS" if services else "NO_DATA"), "failing": failing}
+            "status": overall_status(services, failing), "failing": failing}
+
+
+def overall_status(services: dict, failing: list) -> str:
+    """FAIL if any declared service fails; PASS only when at least one service was declared and
+    judged: services that are all UNDECLARED judge nothing, so they never make a PASS."""
+    if failing:
+        return "FAIL"
+    if any(r["declared"] for r in services.values()):
+        return "PASS"
+    return "UNDECLARED" if services else "NO_DATA"
 

@@ -170,8 +170,12 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
     if verification is None:
         verification = verification_summary(bundle_path)
     from gatewatch.sinks.worm.evidence_files import evidence_docs
+    # the judged tables only from a bundle verify_bundle accepted (its "lines"; self-consistent at
+    # least): an edited evidence file must not be shown as what the gate judged
+    checked = bool(verification.get("ok") or verification.get("lines"))
     return render_report(signals, actions, receipts, verification, policy_hash,
-                         thresholds=thresholds, cohort=cohort, judged=evidence_docs(files), **kwargs)
+                         thresholds=thresholds, cohort=cohort, judged=evidence_docs(files) if checked else None,
+                         judged_withheld=None if checked else "the bundle failed verification", **kwargs)
 
 
 def build_report(bundle_path: str | os.PathLike, signals_path: str | os.PathLike | None,

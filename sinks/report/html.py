@@ -46,7 +46,7 @@ from gatewatch.sinks.report.widgets import CSS, KIND_ORDER, SECTIONS, e
 def render_report(signals: list[dict], actions: list[dict], receipts: list[dict], verification: dict,
                   policy_hash: str | None, *, thresholds: list[dict] | None = None, scope: str | None = None,
                   cohort: str = "canary", title: str = "gatewatch evidence report", max_points: int = 2000,
-                  judged: dict[str, dict] | None = None) -> str:
+                  judged: dict[str, dict] | None = None, judged_withheld: str | None = None) -> str:
     series = index_signals(signals)
     timed = sorted(((t, a) for a in actions if isinstance(a, dict) and (t := action_ts(a)) is not None),
                    key=lambda ta: (ta[0], KIND_ORDER.index(ta[1].get("kind")) if ta[1].get("kind") in KIND_ORDER
@@ -91,7 +91,7 @@ def render_report(signals: list[dict], actions: list[dict], receipts: list[dict]
                     "what the executor did.", actions_section(ctx, by_action)),
         ("evidence", "Offline verification of the WORM bundle: manifest, keys, co-signed checkpoint, inclusion "
                      "proofs, permits.", evidence_section(verification, policy_hash)),
-        *judged_sections(judged or {}),
+        *judged_sections(judged or {}, judged_withheld),
     ]
     titles = dict(SECTIONS)
     sections = "".join(f'<section id="{sid}"><h2>{titles[sid]}</h2><p class="note">{e(note)}</p>{content}</section>'

@@ -235,9 +235,11 @@ def _signals_cell(a: dict) -> str:
 
 
 def _delivery(r: dict) -> str:
-    """The recipient's signed acknowledgement (verified by `gatewatch verify` before the report is built)."""
+    """The recipient's signed acknowledgement (verified by `gatewatch verify` before the report is built):
+    named by the pinned key it was checked against, recipient-<backend>, never the ack's free-text
+    "recipient", which the signer could set to anything."""
     if r.get("delivery") == "confirmed":
-        return f' <span class="ok">acked by {e((r.get("ack") or {}).get("recipient"))}</span>'
+        return f' <span class="ok">acked by recipient-{e(r.get("backend"))}</span>'
     if r.get("delivery") == "unconfirmed":
         return f' <span class="bad">unconfirmed ({e(r.get("delivery_reason"))})</span>'
     return ""

@@ -49,6 +49,7 @@ from nacl.signing import SigningKey
 
 from gatewatch.processors.acks import delivery_problem
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.processors.signing import key_id
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
 from gatewatch.sinks.worm.admission import check_record
@@ -69,7 +70,7 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
 )
 from gatewatch.sinks.worm.evidence_files import check_evidence
 from gatewatch.sinks.worm.store import LOGGED_KINDS, WormStore, decision_root, is_action, is_receipt
-from gatewatch.sinks.worm.trust import Trust, UntrustedError, compare, describe, trust_from_bundle
+from gatewatch.sinks.worm.trust import RECIPIENT_PREFIX, Trust, UntrustedError, compare, describe, trust_from_bundle
 
 # ---------------------------------------------------------------- export
 
@@ -314,14 +315,22 @@ def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool 
 
 
 def _check_delivery(i: int, value: dict, trust: Trust) -> str | None:
-    """A RESULT's claimed delivery: a confirmed ack must verify against a pinned recipient key (an
-    executor key alone cannot forge a recipient's confirmation). Returns the delivery status."""
+    """A RESULT's claimed delivery: a confirmed ack must verify against the pinned key of the receipt's
+    own backend, recipient-<backend> (an executor key alone cannot forge a recipient's confirmation,
+    and one recipient cannot confirm a delivery to another). Returns the delivery status."""
     if value.get("type") != "RESULT":
         return None
-    why = delivery_problem(value, trust.recipients)
+    backend = value.get("backend")
+    name = RECIPIENT_PREFIX + backend if isinstance(backend, str) else None
+    pinned = trust.recipients.get(name) if name else None
+    why = delivery_problem(value, {key_id(pinned): pinned} if pinned else {})
     if why == "unknown_key":
+        other = next((n for n, vk in sorted(trust.recipients.items()) if key_id(vk) == value.get("ack_key_id")), None)
+        if other:  # a pinned key, but another recipient's: the ack is not bound to this delivery
+            raise BundleError(f"entry {i}: receipt {value.get('id')}: delivery ack refused: signed by {other}, "
+                              f"not by {name or 'a recipient'} of backend {backend!r}")
         raise UntrustedError(f"entry {i}: receipt {value.get('id')}: delivery ack key {value.get('ack_key_id')} "
-                             f"is not a pinned recipient key")
+                             f"is not the pinned recipient key {name or '(receipt names no backend)'}")
     if why:
         raise BundleError(f"entry {i}: receipt {value.get('id')}: delivery ack refused: {why}")
     return value.get("delivery", "not_requested")

@@ -44,8 +44,9 @@ def check_coverage(doc) -> str:
     target, services = doc.get("target"), doc.get("services")
     _need(isinstance(target, (int, float)) and 0 <= target <= 1 and isinstance(services, dict), n, "bad target or services")
     essential = doc.get("essential")
-    _need(isinstance(essential, dict) and all(isinstance(v, list) and all(isinstance(x, str) for x in v)
-                                              for v in essential.values()), n, "bad essential span declaration")
+    _need(isinstance(essential, dict) and all(isinstance(v, list) and v and all(isinstance(x, str) for x in v)
+                                              for v in essential.values()), n, "bad essential span declaration "
+          "(each pattern needs at least one span name)")
     failing = []
     for svc, r in sorted(services.items()):
         _need(isinstance(r, dict) and _int(r.get("traces")) and _int(r.get("covered"))
@@ -63,7 +64,7 @@ def check_coverage(doc) -> str:
         want = ("PASS" if r["coverage"] >= target else "FAIL") if r.get("declared") is True else "UNDECLARED"
         _need(r.get("status") == want, n, f"service {svc}: status {r.get('status')} contradicts coverage and target")
         failing += [svc] if want == "FAIL" else []
-    status = "FAIL" if failing else ("PASS" if services else "NO_DATA")
+    status = span_coverage.overall_status(services, failing)
     _need(doc.get("status") == status and doc.get("failing") == failing, n, "overall status contradicts the services")
     _need(doc.get("traces") == sum(r["traces"] for r in services.values()), n, "trace total differs from the services")
     return (f"span coverage: {status} ({len(services)} services, {doc['traces']} traces, target "
@@ -78,7 +79,19 @@ def check_schemas(doc) -> str:
     for row in doc["rows"]:
         _need(isinstance(row, dict) and set(row) == keys and _int(row["records"])
               and all(isinstance(row[k], str) for k in keys - {"records"}), n, "malformed row")
-    _need(doc.get("records") == sum(r["records"] for r in doc["rows"]), n, "record total differs from the rows")
+    # each input record is in one row at least and in several only when it carries several schemas
+    # (an OTLP export with resources of different schema_urls): max(row) <= records <= sum(rows)
+    rows = [r["records"] for r in doc["rows"]]
+    _need(_int(doc.get("records")) and max(rows, default=0) <= doc["records"] <= sum(rows), n,
+          "record total contradicts the rows")
+    source = doc.get("input")
+    if source is not None:  # the exporter's own count of what it read, minus records of other topics
+        files_ = source.get("files") if isinstance(source, dict) else None
+        skipped = source.get("skipped") if isinstance(source, dict) else None
+        _need(isinstance(files_, list) and all(isinstance(f, dict) and _int(f.get("records")) for f in files_)
+              and isinstance(skipped, dict) and _int(skipped.get("not_an_input_topic", 0)), n, "malformed input")
+        _need(sum(f["records"] for f in files_) - skipped.get("not_an_input_topic", 0) == doc["records"], n,
+              "record total differs from the input files' records")
     hist = sorted({r["histogram"] for r in doc["rows"] if r["histogram"] != input_schemas.NO_HISTOGRAM})
     _need(doc.get("histogram_schemas") == hist, n, "histogram_schemas differs from the rows")
     return f"input schemas: {len(doc['rows'])} (service, input, schema) rows over {doc['records']} records; " \
@@ -110,6 +123,7 @@ def check_drill(doc) -> str:
           n, "not a drill report")
     statuses = [h.get("status") if isinstance(h, dict) else None for h in doc["hooks"]]
     _need(all(s in ("PASS", "FAIL") for s in statuses), n, "malformed hook result")
+    _need(bool(statuses), n, "no hook was drilled (a drill of nothing proves nothing)")
     n_pass = statuses.count("PASS")
     _need((doc.get("pass"), doc.get("fail"), doc.get("ok")) == (n_pass, len(statuses) - n_pass, n_pass == len(statuses)),
           n, "pass/fail counts contradict the hook results")
@@ -134,6 +148,9 @@ def check_evidence(files: dict[str, bytes], policy_hash: str | None = None, requ
         if name in files:
             doc = load_json(files, name, EVIDENCE_JSON)
             lines.append(check(doc))
+            if require and name == COVERAGE and doc["status"] in ("NO_DATA", "UNDECLARED"):
+                raise BundleError(f"file {name}: span coverage {doc['status']}: no declared service was judged "
+                                  "(evidence required)")
             if name == DRILL and policy_hash is not None and doc.get("policy_hash") != policy_hash:
                 raise BundleError(f"file {DRILL}: drilled policy {str(doc.get('policy_hash'))[:12]}, "
                                   f"the bundled policy is {policy_hash[:12]}")
@@ -145,11 +162,14 @@ def check_evidence(files: dict[str, bytes], policy_hash: str | None = None, requ
 
 
 def evidence_docs(files: dict[str, bytes]) -> dict[str, dict]:
-    """The evidence documents a bundle holds (for the report), by short name; unreadable ones left out."""
+    """The evidence documents a bundle holds (for the report), by short name: only those that pass
+    their check (so the report's tables can rely on their shape); unreadable or malformed ones left out."""
     out = {}
-    for name in CHECKS:
+    for name, check in CHECKS.items():
         try:
-            out[name.split("/")[1].removesuffix(".json")] = orjson.loads(files[name])
-        except (KeyError, orjson.JSONDecodeError):
+            doc = orjson.loads(files[name])
+            check(doc)
+        except (KeyError, orjson.JSONDecodeError, BundleError):
             continue
+        out[name.split("/")[1].removesuffix(".json")] = doc
     return out

@@ -31,7 +31,7 @@ class Trust:
     decider: dict[str, VerifyKey]  # key id -> key: action permits
     executor: dict[str, VerifyKey]  # key id -> key: receipts
     pinned: bool                   # True only for anchors the verifier supplied
-    recipients: dict[str, VerifyKey] = field(default_factory=dict)  # key id -> key: delivery acks
+    recipients: dict[str, VerifyKey] = field(default_factory=dict)  # "recipient-<backend>" -> key: delivery acks
 
 
 RECIPIENT_PREFIX = "recipient-"  # <keys dir>/recipient-<name>.pub: a webhook recipient's ack key
@@ -58,9 +58,9 @@ def trust_from_dir(keys_dir: str, origin: str = cp.DEFAULT_ORIGIN, quorum: int =
     else:
         policy = cp.default_policy(origin, keys_dir, quorum)
     dk, ek = load_verify_key("decider", keys_dir), load_verify_key("executor", keys_dir)
-    recipients = [load_verify_key(p.stem, keys_dir) for p in sorted(Path(keys_dir).glob(RECIPIENT_PREFIX + "*.pub"))]
-    return Trust(policy, {key_id(dk): dk}, {key_id(ek): ek}, pinned=True,
-                 recipients={key_id(vk): vk for vk in recipients})
+    recipients = {p.stem: load_verify_key(p.stem, keys_dir)
+                  for p in sorted(Path(keys_dir).glob(RECIPIENT_PREFIX + "*.pub"))}
+    return Trust(policy, {key_id(dk): dk}, {key_id(ek): ek}, pinned=True, recipients=recipients)
 
 
 def bundle_roles(keys: dict) -> dict[str, VerifyKey]:
@@ -86,7 +86,7 @@ def trust_from_bundle(keys: dict, policy: cp.Policy) -> Trust:
     ex = by_role.get("executor")
     return Trust(policy, {key_id(by_role["decider"]): by_role["decider"]},
                  {key_id(ex): ex} if ex else {}, pinned=False,
-                 recipients={key_id(vk): vk for r, vk in by_role.items() if r.startswith(RECIPIENT_PREFIX)})
+                 recipients={r: vk for r, vk in by_role.items() if r.startswith(RECIPIENT_PREFIX)})
 
 
 def compare(trust: Trust, keys: dict, policy: cp.Policy) -> None:
@@ -108,7 +108,7 @@ def compare(trust: Trust, keys: dict, policy: cp.Policy) -> None:
     pinned_roles = {"log": pin.log.key, **{n: v.key for n, v in pin.witnesses.items()}}
     pinned_roles.update({"decider": next(iter(trust.decider.values()))} if trust.decider else {})
     pinned_roles.update({"executor": next(iter(trust.executor.values()))} if trust.executor else {})
-    pinned_ids = set(trust.recipients)
+    pinned_ids = {key_id(vk) for vk in trust.recipients.values()}
     for role, vk in sorted(by_role.items()):  # a recipient key the bundle names must be a pinned one
         if role.startswith(RECIPIENT_PREFIX) and key_id(vk) not in pinned_ids:
             raise UntrustedError(f"file keys/public_keys.json: {role} key is not a pinned recipient key")

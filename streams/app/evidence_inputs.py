@@ -50,6 +50,10 @@ def load_config(path: str | None) -> tuple[dict[str, list[str]], float]:
     if not isinstance(essential, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v) for k, v in essential.items()):
         raise GatewatchError(f"evidence config {p}: evidence.essential_spans must map service patterns to span name lists")
+    empty = [k for k, v in essential.items() if not v]
+    if empty:  # every trace would cover an empty list: a 100 % PASS that judged nothing
+        raise GatewatchError(f"evidence config {p}: evidence.essential_spans[{empty[0]!r}] is empty "
+                             "(list at least one span name, or leave the pattern out to report UNDECLARED)")
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 <= target <= 1:
         raise GatewatchError(f"evidence config {p}: evidence.coverage_target must be a share in [0, 1]")
     return essential, float(target)
@@ -81,7 +85,7 @@ def _hashed(f, digest) -> Iterator[bytes]:
 def input_docs(paths: list[str], essential: dict[str, list[str]], target: float) -> tuple[dict, dict]:
     """(span coverage report, input schema report) over the input envelopes in paths. Each names the
     files it read with their sha256 and record count: same files, same reports (recomputable)."""
-    meter, counts, bad, read = CoverageMeter(), Counter(), Counter(), []
+    meter, counts, bad, read, judged = CoverageMeter(), Counter(), Counter(), [], 0
     for path in paths:
         digest, n = hashlib.sha256(), 0
         try:
@@ -95,7 +99,8 @@ def input_docs(paths: list[str], essential: dict[str, list[str]], target: float)
                     value = base64.b64decode(env.payload_b64) if env.payload_b64 is not None else \
                         (None if env.payload is None else env.payload.encode())
                     key = None if env.key is None else env.key.encode()
-                    counts.update(schemas_of(lg, value, key))
+                    judged += 1
+                    counts.update(set(schemas_of(lg, value, key)))  # rows count records, not resources
                     if lg == "otlp":
                         meter.add_record(value, key)
         except OSError as e:
@@ -104,7 +109,7 @@ def input_docs(paths: list[str], essential: dict[str, list[str]], target: float)
     source = {"files": read, "skipped": dict(sorted(bad.items()))}
     cov = meter.report(essential, target)
     cov["input"] = source
-    sch = schema_report(dict(counts), schema_versions())
+    sch = schema_report(dict(counts), schema_versions(), records=judged)
     sch["input"] = source
     return cov, sch
 

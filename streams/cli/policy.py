@@ -110,16 +110,20 @@ def policy_signals() -> None:
               help="Report on the running pipeline instead: gw.shadow (a decide worker's --shadow-policy) "
                    "against gw.actions. CANDIDATE, if given, picks its decisions on gw.shadow.")
 @click.option("--since", default=None, metavar="TS", help="--live: only decisions at or after this event time.")
+@click.option("--keys-dir", default=None,
+              help="--live: count only actions whose permit verifies against this directory's decider.pub "
+                   "(default: $GATEWATCH_KEYS_DIR or .gatewatch/keys, when it holds decider.pub).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the report as JSON (for `gatewatch evidence --include`).")
-def policy_shadow(candidate, active_dir, files, live, since, out_path) -> None:
+def policy_shadow(candidate, active_dir, files, live, since, keys_dir, out_path) -> None:
     """Replay a corpus with the active and a CANDIDATE policy; report where decisions diverge.
 
     Exit 0 when they agree everywhere (divergence 0), 1 when they diverge. Shadow decisions are
-    never signed and never reach an executor.
+    never signed and never reach an executor. --live is advisory (gw.shadow records are unsigned,
+    so a writer to that topic shapes the candidate side); --corpus is the authoritative check.
     """
     if live:
-        rep = _live_report(candidate, since)
+        rep = _live_report(candidate, since, keys_dir)
     else:
         if candidate is None or not files:
             raise click.UsageError("CANDIDATE and --corpus are required (or --live)")
@@ -131,6 +135,12 @@ def policy_shadow(candidate, active_dir, files, live, since, out_path) -> None:
     where = " (live: gw.shadow vs gw.actions)" if live else ""
     click.echo(f"# shadow{where}: active {_short(rep['active_policy'])} vs candidate {_short(rep['candidate_policy'])}: "
                f"{rep['agree']} decisions agree, divergence {rep['divergence']}")
+    if live:
+        click.echo("# advisory: gw.shadow records are unsigned; `policy shadow --corpus` is the authoritative check; "
+                   f"active-side permits {rep['permits']}")
+        for topic, why in rep["not_counted"].items():
+            if why:
+                click.echo(f"# not counted on gw.{topic}: " + ", ".join(f"{n} {r}" for r, n in why.items()))
     for d in rep["diffs"]:
         at = (d["candidate"] or d["active"])["ts"]
         click.echo(f"{d['scope']}@{d['release'] or '-'} {d['kind']} {d['action']} {d['rule']}: {d['what']} "
@@ -144,7 +154,21 @@ def _short(hashes: str) -> str:
     return ",".join(h[:12] for h in hashes.split(","))
 
 
-def _live_report(candidate, since) -> dict:
+def _decider_keys(keys_dir: str | None) -> dict | None:
+    """key id -> decider key when one is available; an explicit --keys-dir must hold decider.pub."""
+    from gatewatch.processors.signing import key_id
+    from gatewatch.streams.runtime.keys import keys_dir as resolve
+    from gatewatch.streams.runtime.keys import load_verify_key
+    path = resolve(keys_dir)
+    if not (path / "decider.pub").exists():
+        if keys_dir is not None:
+            raise click.BadParameter(f"{path}: no decider.pub", param_hint="--keys-dir")
+        return None
+    vk = load_verify_key("decider", path)
+    return {key_id(vk): vk}
+
+
+def _live_report(candidate, since, keys_dir=None) -> dict:
     from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
     from gatewatch.streams.app.shadow import live_report, policy_hashes
     from gatewatch.streams.runtime import topics
@@ -155,9 +179,10 @@ def _live_report(candidate, since) -> dict:
     except TimeFormatError as e:
         raise click.BadParameter(str(e), param_hint="--since") from None
     wanted = policy_hashes(load_policy_or_fail(candidate)) if candidate else None
+    decider = _decider_keys(keys_dir)
     with kafka_bootstrap() as bs:
         actions, shadow = ([m.value() for m in read_to_end(bs, topics.topic(t))] for t in ("actions", "shadow"))
-    return live_report(actions, shadow, wanted, since_ms)
+    return live_report(actions, shadow, wanted, since_ms, decider)
 
 
 @policy.command("eval")

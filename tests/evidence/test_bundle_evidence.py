@@ -137,3 +137,23 @@ def test_a_service_cannot_claim_fewer_essential_spans_than_declared():
     doc["services"]["checkout"]["essential"] = ["a"]
     with pytest.raises(BundleError, match="service checkout: essential spans differ from the declaration"):
         ef.check_evidence({ef.COVERAGE: ef.encode(doc)})
+
+
+def test_evidence_that_judged_nothing_never_passes():
+    """Review finding 9: all services UNDECLARED, an empty essential list, a drill of no hooks."""
+    undeclared = coverage_report([("payments-api", {"a"})] * 3, {"checkout*": ["a"]})
+    assert undeclared["status"] == "UNDECLARED"
+    files = {ef.COVERAGE: ef.encode(undeclared)}
+    assert ef.check_evidence(files)[0].startswith("span coverage: UNDECLARED (1 services, 3 traces")
+    with pytest.raises(BundleError, match="span coverage UNDECLARED: no declared service was judged"):
+        ef.check_evidence({**_evidence(), **files}, require=True)
+    with pytest.raises(BundleError, match="overall status contradicts"):  # the old rule's PASS is refused
+        ef.check_evidence({ef.COVERAGE: ef.encode({**undeclared, "status": "PASS"})})
+    empty = coverage_report([("checkout", {"x"})], {"*": []})  # every trace "covers" nothing
+    with pytest.raises(BundleError, match="bad essential span declaration"):
+        ef.check_evidence({ef.COVERAGE: ef.encode(empty)})
+    with pytest.raises(BundleError, match="no hook was drilled"):
+        ef.check_evidence({ef.DRILL: ef.encode({**DRILL, "hooks": [], "pass": 0, "fail": 0, "ok": True})})
+    no_data = coverage_report([], {"checkout*": ["a"]})
+    with pytest.raises(BundleError, match="span coverage NO_DATA"):
+        ef.check_evidence({**_evidence(), ef.COVERAGE: ef.encode(no_data)}, require=True)

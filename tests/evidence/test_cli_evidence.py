@@ -70,6 +70,11 @@ def test_bad_config_and_bad_drill_are_one_line_errors(setup, capsys):
                  "--evidence-config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert "essential_spans must map service patterns" in err and "Traceback" not in err
+    cfg.write_text('evidence: {essential_spans: {"checkout*": [a], "*": []}}\n')  # "*": [] would pass anything
+    assert main(["evidence", "--db", str(tmp / "w.db"), "--out", str(tmp / "x.tar.gz"), *args,
+                 "--evidence-config", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evidence.essential_spans['*'] is empty" in err[0]
     (tmp / "drill.json").write_bytes(b'{"format": "gatewatch.drill/1", "hooks": [{"status": "MAYBE"}]}')
     assert main(["evidence", "--db", str(tmp / "w.db"), "--out", str(tmp / "x.tar.gz"), *args]) == 1
     assert "drill" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewatch.processors.input_schemas import SchemaKey, schema_report, schemas_of
@@ -50,7 +50,39 @@ def test_report_totals_and_histogram_list():
     assert [r["version"] for r in rep["rows"]] == ["", "sha256:abc"]
 
 
+@settings(deadline=None)  # the first example imports the OTLP protobuf modules: seconds on a loaded machine
 @given(st.sampled_from(["metrics", "rum", "cdc", "otlp", "otlp_metrics", "x"]), st.binary(max_size=200))
 def test_random_bytes_are_counted_never_raised(topic, raw):
     assert all(isinstance(k, SchemaKey) for k in schemas_of(topic, raw))
     assert isinstance(spans_of_export(raw), (list, str))
+
+
+def _two_resources(kinds: list[dict]) -> bytes:
+    return orjson.dumps({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+        "scopeMetrics": [{"metrics": [{"name": f"m{i}", **k} for i, k in enumerate(kinds)]}]} for svc in ("a", "b")]})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([{"histogram": {"dataPoints": [{}]}}, {"sum": {"dataPoints": [{}]}}]),
+                         min_size=1, max_size=4), min_size=1, max_size=5), st.integers(0, 3))
+def test_records_count_input_records_as_the_input_files_do(tmp_path_factory, otlp_records, plain):
+    """An OTLP record with several resources and metrics is one input record (review finding 12):
+    `records` agrees with input.files[].records, and verify checks it does."""
+    import pytest
+
+    from gatewatch.sinks.worm import evidence_files as ef
+    from gatewatch.streams.app.evidence_inputs import input_docs
+    path = tmp_path_factory.mktemp("in") / "inputs.ndjson"
+    envs = [{"topic": "otlp_metrics", "key": "a", "payload": _two_resources(k).decode()} for k in otlp_records]
+    envs += [{"topic": "gw.metrics", "key": "c", "payload": '{"type": "gauge", "name": "x", "value": 1}'}] * plain
+    envs += [{"topic": "gw.elsewhere", "key": "c", "payload": "{}"}]  # not an input topic: read, not judged
+    path.write_bytes(b"".join(orjson.dumps({"partition": 0, "offset": i, **e}) + b"\n" for i, e in enumerate(envs)))
+    _cov, sch = input_docs([str(path)], {"checkout*": ["x"]}, 0.95)
+    assert sch["records"] == len(otlp_records) + plain
+    assert sch["input"]["files"][0]["records"] - sch["input"]["skipped"]["not_an_input_topic"] == sch["records"]
+    assert all(r["records"] <= sch["records"] for r in sch["rows"])
+    assert ef.check_schemas(sch).startswith(f"input schemas: {len(sch['rows'])} (service, input, schema) rows over "
+                                            f"{len(otlp_records) + plain} records")
+    with pytest.raises(ef.BundleError, match="record total"):
+        ef.check_schemas({**sch, "records": sch["records"] + 1})

@@ -35,9 +35,21 @@ def test_traces_are_judged_whole_across_records_and_attributed_to_their_root():
 
 
 def test_undeclared_services_get_no_verdict():
+    # services that are all UNDECLARED judged nothing: never an overall PASS (review finding 9)
     rep = coverage_report([("web", {"x"})], ESSENTIAL)
-    assert rep["services"]["web"]["status"] == "UNDECLARED" and rep["status"] == "PASS"
+    assert rep["services"]["web"]["status"] == "UNDECLARED" and rep["status"] == "UNDECLARED"
     assert coverage_report([], ESSENTIAL)["status"] == "NO_DATA"
+    both = coverage_report([("web", {"x"}), ("checkout", {"checkout.handle", "db.query"})], ESSENTIAL)
+    assert both["status"] == "PASS"  # a declared service judged and passing
+
+
+@given(TRACES)
+def test_the_overall_status_is_pass_only_when_a_declared_service_was_judged(traces):
+    rep = coverage_report(traces, ESSENTIAL, 0.5)
+    statuses = [r["status"] for r in rep["services"].values()]
+    if rep["status"] == "PASS":
+        assert "PASS" in statuses and "FAIL" not in statuses
+    assert (rep["status"] == "NO_DATA") == (not traces)
 
 
 def test_proto_and_json_give_the_same_spans():

@@ -195,8 +195,15 @@ def test_the_live_report_filters_by_event_time_and_candidate_and_ignores_misplac
     acts = [v for _k, v in shadowed[topics.topic("actions")]]
     shadow = [v for _k, v in shadowed[topics.topic("shadow")]]
     full = live_report(acts, shadow)
-    # a shadow record on gw.actions (by mistake) and junk are not the active policy's decisions
-    assert live_report(acts + shadow[:3] + [b"junk", b"[]"], shadow) == full
+    # a shadow record on gw.actions (by mistake) and junk are not the active policy's decisions;
+    # the report counts each left out, by reason
+    misplaced = [v for v in shadow if "verdict" not in orjson.loads(v)][:3] + shadow[:3]
+    mixed = live_report(acts + misplaced + [b"junk", b"[]"], shadow)
+    assert {k: v for k, v in mixed.items() if k != "not_counted"} == {k: v for k, v in full.items() if k != "not_counted"}
+    gates = sum("verdict" in orjson.loads(v) for v in misplaced)
+    assert mixed["not_counted"]["actions"] == {"gate_record": gates, "shadow_record": len(misplaced) - gates,
+                                               "not_a_decision": 1, "not_json": 1}
+    assert full["not_counted"]["actions"] == {} and full["permits"] == "not checked (no decider key)"
     assert live_report(acts, shadow, candidate_hashes={"0" * 64})["candidate_policy"] == "-"
     cut = max(d["ts"] for d in map(orjson.loads, acts + shadow) if "verdict" not in d)
     late = live_report(acts, shadow, since_ms=parse_time_ms(cut))

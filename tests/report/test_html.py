@@ -147,8 +147,11 @@ def test_verdicts():
 
 
 def test_receipts_show_whether_the_recipient_confirmed_delivery():
-    confirmed = [{**RECEIPTS[1], "delivery": "confirmed", "ack": {"recipient": "deploy <prod>"}}]
-    assert "acked by deploy &lt;prod&gt;" in render_report([], [GATE, ABORT], confirmed, VERIFIED, None)
+    # named by the pinned key verify checked the ack against (recipient-<backend>), never by the
+    # ack's free-text "recipient", which the signer chooses
+    confirmed = [{**RECEIPTS[1], "backend": "deploy", "delivery": "confirmed", "ack": {"recipient": "CISO <prod>"}}]
+    html = render_report([], [GATE, ABORT], confirmed, VERIFIED, None)
+    assert "acked by recipient-deploy" in html and "CISO" not in html
     unconfirmed = [{**RECEIPTS[1], "delivery": "unconfirmed", "delivery_reason": "bad_signature"}]
     html = render_report([], [GATE, ABORT], unconfirmed, VERIFIED, None)
     assert '<span class="bad">unconfirmed (bad_signature)</span>' in html and "acked by" not in html

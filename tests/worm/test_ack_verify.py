@@ -104,3 +104,21 @@ def test_an_ack_by_a_recipient_key_that_is_not_pinned_is_untrusted(tmp_path, cap
     shutil.copytree(keys, verifier, ignore=shutil.ignore_patterns("*.key", "recipient-*"))
     assert main(["verify", out, "--trusted-keys", str(verifier)]) == 3
     assert "recipient-deploy key is not a pinned recipient key" in capsys.readouterr().err
+
+
+def test_an_ack_is_bound_to_the_pinned_key_of_its_receipts_backend(tmp_path, capsys):
+    """A genuine ack signed by another pinned recipient (the pager's key on a deploy receipt) confirms
+    nothing: the ack key must be recipient-<receipt.backend>."""
+    pager = SigningKey(b"\x07" * 32)
+    out, keys = _bundle(tmp_path, lambda ex, rk: _result(ex, **_confirmed(pager)))
+    (tmp_path / "keys" / "recipient-pager.pub").write_text(pager.verify_key.encode().hex() + "\n")
+    assert main(["verify", out, "--trusted-keys", keys]) == 1
+    assert "delivery ack refused: signed by recipient-pager, not by recipient-deploy of backend 'deploy'" \
+        in capsys.readouterr().err
+
+
+def test_an_ack_on_a_receipt_of_another_backend_confirms_nothing(tmp_path, capsys):
+    """The deploy recipient's genuine ack copied onto a receipt of a backend with no pinned key."""
+    out, keys = _bundle(tmp_path, lambda ex, rk: _result(ex, backend="pager", **_confirmed(rk)))
+    assert main(["verify", out, "--trusted-keys", keys]) == 1
+    assert "signed by recipient-deploy, not by recipient-pager of backend 'pager'" in capsys.readouterr().err
