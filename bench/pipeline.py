@@ -221,6 +221,9 @@ def main() -> None:
                     help="event seconds the dense backlog spans: more than the lateness, so its own windows close")
     ap.add_argument("--engine", choices=ENGINES, default="tansu",
                     help="broker: the embedded tansu or Apache Kafka from Maven jars (Java 17)")
+    ap.add_argument("--workers-root", type=Path, default=ROOT,
+                    help="source tree the workers import gatewatch from (bench/ab.py: another commit's)")
+    ap.add_argument("--pids", type=Path, help="write the workers' process ids here (JSON), for a profiler")
     a = ap.parse_args()
     prefix = f"load{uuid.uuid4().hex[:6]}."
     os.environ["GATEWATCH_TOPIC_PREFIX"] = prefix
@@ -231,11 +234,13 @@ def main() -> None:
         create_topics(b.bootstrap)
         init_keys(tmp / "keys", roles=("decider",))
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=b.bootstrap, GATEWATCH_KEYS_DIR=str(tmp / "keys"),
-                   GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+                   GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(a.workers_root))
         workers = {s: subprocess.Popen([sys.executable, "-m", "gatewatch", "worker", s, "--state-dir", str(tmp / "st"),
                                         "--policy", str(ROOT / "configs/policies")], env=env,
                                        stdout=subprocess.DEVNULL, stderr=open(tmp / f"{s}.log", "wb"))
                    for s in ("ingest", "signals", "decide")}
+        if a.pids:
+            a.pids.write_bytes(orjson.dumps({s: w.pid for s, w in workers.items()}))
         sc = Scenario(SPEC, start_ms=int(time.time() * 1000), duration=f"{int(event_seconds)}s", rate=rps_total)
         records = list(sc.records())
         last_live = max(event_ms(v) for _t, _k, v in records[-2000:])
