@@ -47,9 +47,9 @@ def main() -> None:
     ap.add_argument("ref")
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each commit, alternating")
-    ap.add_argument("pipeline_args", nargs=argparse.REMAINDER)
-    a = ap.parse_args()
-    args = [x for x in a.pipeline_args if x != "--"]
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a, args = ap.parse_args(argv[:cut]), argv[cut + 1:]
     with tempfile.TemporaryDirectory() as tmp:
         trees = {c: export(c, Path(tmp) / f"t{i}") for i, c in enumerate((a.ref, a.new))}
         results: dict[str, list[list[dict[str, float]]]] = {a.ref: [], a.new: []}
