@@ -58,9 +58,9 @@ def main() -> None:
                 got, stdout = run(trees[commit], args)
                 results[commit].append(got)
                 print(f"--- round {r + 1}, workers of {commit}:")
-                print("\n".join(line for line in stdout.splitlines() if line.startswith(("capacity", "  CPU"))),
+                print("\n".join(line for line in stdout.splitlines() if line.startswith(("live phase", "capacity", "  CPU"))),
                       flush=True)
-    backlogs = ("live density", "dense")
+    backlogs = ("live phase", "live-density backlog", "dense backlog")
     print("\nCPU microseconds per record, each run (ref | new), and the new/ref ratio of the means:")
     for b, backlog in enumerate(backlogs):
         for stage in ("plain", "ingest", "signals", "decide"):
@@ -69,7 +69,7 @@ def main() -> None:
             if not ref or not new:
                 continue
             spread = max(_spread(ref), _spread(new))
-            print(f"  {backlog:12} {stage:8} ref {' '.join(f'{x:5.2f}' for x in ref)} | new "
+            print(f"  {backlog:20} {stage:8} ref {' '.join(f'{x:5.2f}' for x in ref)} | new "
                   f"{' '.join(f'{x:5.2f}' for x in new)}   -> {statistics.mean(new) / statistics.mean(ref):.2f}x"
                   f"   (same-commit spread up to {spread:.0%})")
 
