@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from itertools import accumulate, chain
 
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -29,17 +28,15 @@ def bucket_of(x: float) -> int:
     return _ceil(_log(x) * _INV_LN_GAMMA)
 
 
-class _Reps(dict):
-    """bucket k -> the value representing it: (gamma^(k-1), gamma^k] -> within ALPHA of any member
-    (computed once per k; a lookup is a plain dict index)."""
-
-    def __missing__(self, k: int) -> float:
-        v = self[k] = 2.0 * GAMMA ** k / (GAMMA + 1.0)
-        return v
+_REPS: dict[int, float] = {}
 
 
-_REPS = _Reps()
-_rep = _REPS.__getitem__
+def _rep(k: int) -> float:
+    """The value representing bucket k: (gamma^(k-1), gamma^k] -> within ALPHA of any member."""
+    v = _REPS.get(k)
+    if v is None:
+        v = _REPS[k] = 2.0 * GAMMA ** k / (GAMMA + 1.0)
+    return v
 
 
 class LogHistogram:
@@ -99,16 +96,20 @@ class LogHistogram:
 
     def ranked(self) -> "Ranked":
         """An immutable sorted view for quantile queries (build once, query many)."""
-        reps, pos = _REPS, self.pos
-        keys = sorted(pos)
-        values = [reps[k] for k in keys]
-        counts = [pos[k] for k in keys]
-        if self.zero or self.neg:  # rare: below the positive buckets, in ascending value
-            neg = self.neg
-            low = sorted(neg, reverse=True)
-            values[:0] = [-reps[k] for k in low] + ([0.0] if self.zero else [])
-            counts[:0] = [neg[k] for k in low] + ([self.zero] if self.zero else [])
-        return Ranked(values, list(accumulate(counts)))
+        values, cum, total = [], [], 0
+        for k in sorted(self.neg, reverse=True):
+            total += self.neg[k]
+            values.append(-_rep(k))
+            cum.append(total)
+        if self.zero:
+            total += self.zero
+            values.append(0.0)
+            cum.append(total)
+        for k in sorted(self.pos):
+            total += self.pos[k]
+            values.append(_rep(k))
+            cum.append(total)
+        return Ranked(values, cum)
 
     def quantile(self, q: float) -> float | None:
         return self.ranked().quantile(q)
@@ -155,10 +156,13 @@ class LogHistogram:
 
     # ---- JSON form ----
     def to_json(self) -> dict:
-        # [k, c, k, c, ...] by k: the sorted (k, c) pairs flattened (keys are unique, so the sort
-        # never compares counts)
-        return {"z": self.zero, "p": list(chain.from_iterable(sorted(self.pos.items()))),
-                "n": list(chain.from_iterable(sorted(self.neg.items())))}
+        def flat(d):
+            out = []
+            for k in sorted(d):
+                out.append(k)
+                out.append(d[k])
+            return out
+        return {"z": self.zero, "p": flat(self.pos), "n": flat(self.neg)}
 
     @classmethod
     def from_json(cls, j: dict) -> "LogHistogram":

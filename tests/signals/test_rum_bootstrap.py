@@ -1,5 +1,5 @@
-"""The RUM bootstrap's hoisted Beta sampler and the sketch's faster views give the very floats and
-lists of the code they replaced: the stdlib's betavariate, and the plain loops kept here as the law."""
+"""The RUM bootstrap's hoisted Beta sampler gives the very floats of the code it replaced: the
+stdlib's betavariate (and gammavariate), and delta_ci's per-replicate loop kept here as the law."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewatch.processors import rum
-from gatewatch.processors.digest import LogHistogram, Ranked
+from gatewatch.processors.digest import LogHistogram
 
 
 def _reference_delta_ci(cur, base, base_value, seed, resamples, q=rum.P):
@@ -79,40 +79,3 @@ def test_delta_ci_equals_the_per_replicate_betavariate_loop(cur, base, base_valu
         b = None  # the caller never passes an empty baseline cohort (vitals.py)
     bv = base_value if b is None else (b.quantile(q) or base_value)
     assert _same_floats(rum.delta_ci(c, b, bv, seed, resamples, q), _reference_delta_ci(c, b, bv, seed, resamples, q))
-
-
-def _reference_ranked(h: LogHistogram) -> Ranked:
-    rep = lambda k: 2.0 * ((1 + 0.005) / (1 - 0.005)) ** k / ((1 + 0.005) / (1 - 0.005) + 1.0)  # noqa: E731
-    values, cum, total = [], [], 0
-    for k in sorted(h.neg, reverse=True):
-        total += h.neg[k]
-        values.append(-rep(k))
-        cum.append(total)
-    if h.zero:
-        total += h.zero
-        values.append(0.0)
-        cum.append(total)
-    for k in sorted(h.pos):
-        total += h.pos[k]
-        values.append(rep(k))
-        cum.append(total)
-    return Ranked(values, cum)
-
-
-def _reference_json(h: LogHistogram) -> dict:
-    def flat(d):
-        out = []
-        for k in sorted(d):
-            out += [k, d[k]]
-        return out
-    return {"z": h.zero, "p": flat(h.pos), "n": flat(h.neg)}
-
-
-@settings(max_examples=200, deadline=None)
-@given(xs=values, ys=values)
-def test_ranked_view_and_json_form_equal_the_plain_loops(xs, ys):
-    h = _hist(xs).subtract_signed(_hist(ys))  # negative and zero counts too
-    for sketch in (_hist(xs), h):
-        got, want = sketch.ranked(), _reference_ranked(sketch)
-        assert _same_floats(got.values, want.values) and got.cum == want.cum and got.n == want.n
-        assert sketch.to_json() == _reference_json(sketch)
