@@ -58,7 +58,7 @@ def main() -> None:
                 got, stdout = run(trees[commit], args)
                 results[commit].append(got)
                 print(f"--- round {r + 1}, workers of {commit}:")
-                print("\n".join(line for line in stdout.splitlines() if line.startswith(("live phase", "capacity", "  CPU"))),
+                print("\n".join(line for line in stdout.splitlines() if line.startswith(("live phase", "capacity", "  CPU", "  ingest committed", "decision latency"))),
                       flush=True)
     backlogs = ("live phase", "live-density backlog", "dense backlog")
     print("\nCPU microseconds per record, each run (ref | new), and the new/ref ratio of the means:")
