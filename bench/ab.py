@@ -11,6 +11,7 @@ by side and the spread between runs of the same commit (how noisy the host was).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -29,6 +30,11 @@ def export(commit: str, dest: Path) -> Path:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     for folder in FOLDERS:
         (dest / "gatewatch" / folder).symlink_to(dest / folder, target_is_directory=True)
+    # the workers run `python -m gatewatch` from there (pipeline.py): make sure that is what they import
+    where = subprocess.run([sys.executable, "-c", "import gatewatch.streams.stages.ingest as m; print(m.__file__)"],
+                           cwd=dest, env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True)
+    if not where.stdout.startswith(str(dest)):
+        raise SystemExit(f"the workers of {commit} would import {where.stdout.strip() or where.stderr[-500:]}")
     return dest
 
 

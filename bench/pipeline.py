@@ -240,6 +240,7 @@ def main() -> None:
                    GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(a.workers_root))
         workers = {s: subprocess.Popen([sys.executable, "-m", "gatewatch", "worker", s, "--state-dir", str(tmp / "st"),
                                         "--policy", str(ROOT / "configs/policies")], env=env,
+                                       cwd=a.workers_root,  # `-m` puts the cwd first on sys.path
                                        stdout=subprocess.DEVNULL, stderr=open(tmp / f"{s}.log", "wb"))
                    for s in ("ingest", "signals", "decide")}
         if a.pids:
