@@ -16,6 +16,9 @@ backlogs: one at the live load's density (--rate / 30 records per event second),
 packs the same count into --span event seconds (default 240: longer than the 120 s lateness, so
 its own windows close), where a record carries several times less signal and decision work.
 
+Live-phase CPU: each process's CPU time from the first live record to the pipeline having caught
+up, per live record (small batches at the offered rate: where fixed per-batch/per-step costs show).
+
 Decision latency = wall time from producing the record that makes a rule true to seeing the
 action on gw.actions. A rule at step end E becomes decidable when its source partition's
 watermark passes E, i.e. when the first record with event time >= E + lateness arrives; that
@@ -221,6 +224,9 @@ def main() -> None:
                     help="event seconds the dense backlog spans: more than the lateness, so its own windows close")
     ap.add_argument("--engine", choices=ENGINES, default="tansu",
                     help="broker: the embedded tansu or Apache Kafka from Maven jars (Java 17)")
+    ap.add_argument("--workers-root", type=Path, default=ROOT,
+                    help="source tree the workers import gatewatch from (bench/ab.py: another commit's)")
+    ap.add_argument("--pids", type=Path, help="write the workers' process ids here (JSON), for a profiler")
     a = ap.parse_args()
     prefix = f"load{uuid.uuid4().hex[:6]}."
     os.environ["GATEWATCH_TOPIC_PREFIX"] = prefix
@@ -231,11 +237,14 @@ def main() -> None:
         create_topics(b.bootstrap)
         init_keys(tmp / "keys", roles=("decider",))
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=b.bootstrap, GATEWATCH_KEYS_DIR=str(tmp / "keys"),
-                   GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+                   GATEWATCH_LOG_LEVEL="WARNING", PYTHONPATH=str(a.workers_root))
         workers = {s: subprocess.Popen([sys.executable, "-m", "gatewatch", "worker", s, "--state-dir", str(tmp / "st"),
                                         "--policy", str(ROOT / "configs/policies")], env=env,
+                                       cwd=a.workers_root,  # `-m` puts the cwd first on sys.path
                                        stdout=subprocess.DEVNULL, stderr=open(tmp / f"{s}.log", "wb"))
                    for s in ("ingest", "signals", "decide")}
+        if a.pids:
+            a.pids.write_bytes(orjson.dumps({s: w.pid for s, w in workers.items()}))
         sc = Scenario(SPEC, start_ms=int(time.time() * 1000), duration=f"{int(event_seconds)}s", rate=rps_total)
         records = list(sc.records())
         last_live = max(event_ms(v) for _t, _k, v in records[-2000:])
@@ -278,6 +287,7 @@ def main() -> None:
         p = producer(b.bootstrap, **{"linger.ms": 5})
         rss_samples: list[tuple[int, dict]] = []
         t0, sent, next_rss = time.monotonic(), 0, time.monotonic()
+        live_cpu0 = {s: cpu_s(w.pid) for s, w in {"plain": plain, **workers}.items()}
 
         def on_delivery(err, msg, ev_ms, t_produce):
             if err is None and msg.topic() == topics.topic("metrics"):
@@ -306,6 +316,8 @@ def main() -> None:
         t_last = time.monotonic()
         caught_up = wait_signals_until(b.bootstrap, last_live - LATENESS_MS - 20_000, 120)
         catch_up_s = time.monotonic() - t_last if caught_up else None
+        # small batches at the offered rate: where fixed per-batch and per-step costs show
+        live_cpu = {s: cpu_s(w.pid) - live_cpu0[s] for s, w in {"plain": plain, **workers}.items()}
         rss_samples.append((sent, {s: rss_kb(w.pid) for s, w in workers.items()}))
         stop.set()
         live_plain = list(plain_lines)
@@ -344,6 +356,8 @@ def main() -> None:
     else:
         print(f"live: the pipeline kept up with {sent / wall:,.0f} rec/s offered (last windows out "
               f"{catch_up_s:.1f} s after the last record)")
+    print(f"live phase, {sent:,} records (all of them processed): CPU microseconds per record: "
+          + ", ".join(f"{k} {v * 1e6 / sent:.2f}" for k, v in live_cpu.items()))
     print_capacity(f"the live load's density ({rps_total:,.0f} records per event second)", len(burst), capacity)
     print_capacity(f"dense ({dense_rate:,.0f} records per event second over {a.span:g} event s)", len(dense),
                    capacity_dense)

@@ -121,6 +121,7 @@ class Worker:
         self._committed: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
         self._delivery_error: str | None = None
+        self._produced: dict[str, object] = {}  # topic -> its PRODUCED child (labels() per record was costly)
 
     # ---- what stages call --------------------------------------------------------------
     def produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
@@ -134,7 +135,10 @@ class Worker:
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self.producer.poll(0.1)
-        PRODUCED.labels(self.stage.name, topic).inc()
+        counter = self._produced.get(topic)
+        if counter is None:
+            counter = self._produced[topic] = PRODUCED.labels(self.stage.name, topic)
+        counter.inc()
 
     def _delivered(self, err, msg) -> None:
         if err is not None and self._delivery_error is None:
@@ -253,15 +257,12 @@ class Worker:
         RECORDS.labels(st.name).inc(len(msgs))
         if not st.transactional:
             st.process(self, msgs)
-            for m in msgs:
-                self._positions[(m.topic(), m.partition())] = m.offset() + 1
+            self._advance(msgs)
         else:
             self.producer.begin_transaction()
             try:
                 st.process(self, msgs)
-                for m in msgs:
-                    self._positions[(m.topic(), m.partition())] = m.offset() + 1
-                offsets = self._transaction_offsets(msgs)
+                offsets = self._transaction_offsets(self._advance(msgs))
                 self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
                 self.producer.commit_transaction(30)
             except KafkaException as e:
@@ -298,11 +299,17 @@ class Worker:
             except KafkaException:  # being revoked right now: the next owner starts at the commit
                 pass
 
-    def _transaction_offsets(self, msgs: list) -> list[TopicPartition]:
-        touched = {(m.topic(), m.partition()) for m in msgs}
+    def _advance(self, msgs: list) -> list[tuple[str, int]]:
+        """Each partition of the batch: next offset after its last message; the partitions, sorted."""
+        last = {(m.topic(), m.partition()): m.offset() for m in msgs}  # one pass: the last one wins
+        for key, offset in last.items():
+            self._positions[key] = offset + 1
+        return sorted(last)
+
+    def _transaction_offsets(self, touched: list[tuple[str, int]]) -> list[TopicPartition]:
         meta = getattr(self.stage, "offset_metadata", None)
         out = []
-        for t, p in sorted(touched):
+        for t, p in touched:
             if meta is not None:
                 out.append(TopicPartition(t, p, self._positions[(t, p)], metadata=meta(t, p)))
             else:

@@ -13,8 +13,12 @@ gatewatch_ingest_skipped_total{topic,reason}.
 
 State: a source partition's max event time (its watermark) and first event time. It is committed
 with the offsets as their metadata, so it moves with the partition to whichever member gets it;
-also written to a state file after each commit (for brokers that drop offset metadata: tansu).
-Without either, it is recomputed by re-reading the partition up to the committed offset.
+also written to a state file (for brokers that drop offset metadata: tansu), at most once per
+`state_file_interval_s` (and on revoke and stop) with the offset of the last commit it reflects:
+its fsyncs were most of ingest's time when written after every commit. A file behind the
+committed offset (a crash) is topped up by re-reading only the records in between (the state is a
+fold over the records: max event time, first event time); without a usable file, the partition is
+re-read from its start up to the committed offset.
 """
 from __future__ import annotations
 
@@ -90,6 +94,7 @@ class IngestStage(Stage):
     transactional = True
     poll_timeout_s = 0.1
     progress_interval_s = 0.5
+    state_file_interval_s = 1.0
 
     def __init__(self, config: SignalConfig, state_dir: str | Path, inputs: InputOptions | None = None,
                  group: str = "gatewatch-ingest", batch_size: int = 10_000, policy_dir: str | Path | None = None):
@@ -109,6 +114,9 @@ class IngestStage(Stage):
         # fault injection for the zombie test: hold the 3rd batch's open transaction this long
         self._hold_s = float(os.environ.get("GATEWATCH_INGEST_HOLD_BEFORE_COMMIT_S", "0"))
         self._batches = 0
+        # committed but not yet in a state file: partition -> (next offset, state at that commit)
+        self._unsaved: dict[tuple[str, int], tuple[int, dict]] = {}
+        self._last_state_write = time.monotonic()
 
     def input_topics(self, worker) -> list[str]:
         self.tasks = worker.partition_count(self.partials_topic)
@@ -177,17 +185,22 @@ class IngestStage(Stage):
             except (orjson.JSONDecodeError, TypeError, KeyError):
                 pass  # not ours: recompute below
         saved = read_json(self._state_path(tp.topic, tp.partition))
-        if saved and saved.get("next_offset") == tp.offset:
+        saved_at = saved.get("next_offset") if isinstance(saved, dict) else None
+        if saved_at == tp.offset:
             return self._agg(tp.topic, tp.partition, saved["agg"])
-        agg = self._agg(tp.topic, tp.partition)
-        n = _reread(worker.bootstrap, self.group, agg, tp)
+        if type(saved_at) is int and 0 <= saved_at < tp.offset:  # behind the commit: top it up
+            agg = self._agg(tp.topic, tp.partition, saved["agg"])
+        else:  # none, or ahead of the commit (offsets reset, topic re-created): from the start
+            agg, saved_at = self._agg(tp.topic, tp.partition), None
+        n = _reread(worker.bootstrap, self.group, agg, tp, saved_at)
         agg.take_skipped()  # counted when these records were first consumed
         agg.flush()         # their partials were published before
         log_event(LOG, "restored watermark by re-reading input", topic=tp.topic, partition=tp.partition,
-                  records=n, committed=tp.offset)
+                  records=n, committed=tp.offset, state_file_offset=saved_at)
         return agg
 
     def on_revoke(self, worker, tps) -> None:
+        self._write_state_files([(tp.topic, tp.partition) for tp in tps])  # for the next owner
         for tp in tps:
             key = (tp.topic, tp.partition)
             for d in (self.aggs, self.position, self.reported):
@@ -247,14 +260,30 @@ class IngestStage(Stage):
             agg = self.aggs.get((tp.topic, tp.partition))
             if agg is None:
                 continue
-            write_json_atomic(self._state_path(tp.topic, tp.partition), {"next_offset": tp.offset, "agg": agg.to_state()})
+            self._unsaved[(tp.topic, tp.partition)] = (tp.offset, agg.to_state())
             if agg.watermark_ms is not None:
                 WATERMARK.labels(agg.topic, str(tp.partition)).set(agg.watermark_ms / 1000)
+        if time.monotonic() - self._last_state_write >= self.state_file_interval_s:
+            self._write_state_files()
+
+    def _write_state_files(self, keys=None) -> None:
+        """The committed states not yet on disk (all, or those of `keys`), each with its offset."""
+        if keys is None:
+            self._last_state_write = time.monotonic()
+            keys = list(self._unsaved)
+        for key in sorted(k for k in keys if k in self._unsaved):
+            offset, state = self._unsaved.pop(key)
+            write_json_atomic(self._state_path(*key), {"next_offset": offset, "agg": state})
+
+    def close(self, worker) -> None:
+        self._write_state_files()
 
     def tick(self, worker) -> None:
         """Idle partitions read to their end say so once (a transaction of progress partials); the
         OTLP topic is taken on when it appears; a changed policy's decoding options apply."""
         now = time.monotonic()
+        if self._unsaved and now - self._last_state_write >= self.state_file_interval_s:
+            self._write_state_files()  # the last commits before a quiet spell
         if self._watch is not None and now - self._last_policy_check >= 2:
             self._last_policy_check = now
             self._maybe_reload()
@@ -282,12 +311,14 @@ class IngestStage(Stage):
             self.reported[key] = True
 
 
-def _reread(bootstrap: str, group: str, agg: InputAggregator, tp: TopicPartition) -> int:
-    """Feed records [earliest, tp.offset) into agg, only to recompute its stream time."""
+def _reread(bootstrap: str, group: str, agg: InputAggregator, tp: TopicPartition, start: int | None = None) -> int:
+    """Feed records [start or earliest, tp.offset) into agg, only to recompute its stream time."""
     c = make_consumer(bootstrap, f"{group}-restore-{uuid.uuid4().hex[:8]}")
     n, end = 0, tp.offset
     try:
         lo, _hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+        if start is not None:
+            lo = max(lo, start)
         if lo >= end:
             return 0
         c.assign([TopicPartition(tp.topic, tp.partition, lo)])
