@@ -10,3 +10,7 @@ import pytest
 def topic_prefix(gatewatch_topics):
     """A fresh topic prefix with the whole catalogue created under it, so tests never share topics."""
     return gatewatch_topics
+
+
+# a WormSink fed fake messages (tests/worm/fake_sink.py), for the admission tests of tests/security and tests/worm
+from tests.worm.fake_sink import sink  # noqa: E402, F401

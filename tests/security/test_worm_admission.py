@@ -6,60 +6,14 @@ forged one with its id is appended, and the log still exports a bundle that veri
 from __future__ import annotations
 
 import orjson
-import pytest
 from nacl.signing import SigningKey
 
 from gatewatch.processors.canonical import content_id
 from gatewatch.processors.signing import issue_permit
 from gatewatch.sinks.executor.receipts import seal
-from gatewatch.sinks.worm.sink import SinkConfig, WormSink
-from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.keys import init_keys, load_signing_key
+from gatewatch.streams.runtime.keys import load_signing_key
 from tests.worm import factory
-
-
-class Msg:
-    def __init__(self, kind: str, value, offset: int):
-        self._t, self._o = topics.topic(kind), offset
-        self._v = value if isinstance(value, bytes) else orjson.dumps(value)
-
-    def topic(self):
-        return self._t
-
-    def partition(self):
-        return 0
-
-    def offset(self):
-        return self._o
-
-    def value(self):
-        return self._v
-
-
-class FakeWorker:
-    def __init__(self):
-        self.dlqs: list[tuple[str, str]] = []
-
-    def dlq(self, topic, partition, offset, reason, value, detail=""):
-        self.dlqs.append((topic, reason))
-
-
-@pytest.fixture
-def sink(tmp_path, monkeypatch):
-    monkeypatch.delenv("GATEWATCH_TOPIC_PREFIX", raising=False)
-    keys = str(tmp_path / "keys")
-    init_keys(keys)
-    s = WormSink(SinkConfig(db=str(tmp_path / "w.db"), keys_dir=keys))
-    s.worker = FakeWorker()
-    s.keys = keys
-    yield s
-    s.store.close()
-
-
-def _feed(sink, *items):
-    sink.worker.dlqs.clear()
-    sink.process(sink.worker, [Msg(k, v, i) for i, (k, v) in enumerate(items)])
-    return [r for _, r in sink.worker.dlqs]
+from tests.worm.fake_sink import feed as _feed
 
 
 def _genuine(sink, i=0):
@@ -137,21 +91,12 @@ def test_diamond_candidate_needs_its_content_id(sink):
 
 
 def test_log_after_refusals_still_exports_a_verified_bundle(sink, tmp_path):
-    from gatewatch.sinks.worm import checkpoint as cp
-    from gatewatch.sinks.worm.evidence import build_files, verify_bundle, write_bundle
+    from gatewatch.sinks.worm.evidence import verify_bundle
     from gatewatch.sinks.worm.trust import trust_from_dir
-    from gatewatch.streams.runtime.keys import public_keys
     a = _genuine(sink)
     forged = dict(a, scope="payments")
     _feed(sink, ("actions", forged), ("actions", {"id": "junk", "kind": "abort"}), ("actions", a),
           ("receipts", _receipt(sink, a["id"], key=SigningKey.generate())), ("receipts", _receipt(sink, a["id"])))
     assert sink.store.size == 2
-    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, sink.store.size, sink.store.root()).body(), cp.DEFAULT_ORIGIN,
-                   load_signing_key("log", sink.keys))
-    note = factory.cosign(note, ["witness-1", "witness-2"], sink.keys)
-    sink.store.add_note("log", cp.DEFAULT_ORIGIN, sink.store.size, note.text())
-    files = build_files(sink.store, cp.default_policy(keys_path=sink.keys), public_keys(sink.keys),
-                        log_key=load_signing_key("log", sink.keys))
-    out = str(tmp_path / "b.tar.gz")
-    write_bundle(files, out)
+    out = factory.export_cosigned(sink.store, sink.keys, tmp_path / "b.tar.gz")
     assert verify_bundle(out, trust_from_dir(sink.keys)).pinned

@@ -77,6 +77,20 @@ def cosign(note: cp.Note, names, keys_dir: str) -> cp.Note:
     return note
 
 
+def export_cosigned(store: WormStore, keys_dir: str, out, policy_dir: str | None = None) -> str:
+    """Checkpoint the store as it is now, cosigned by witness-1 and -2, and export its bundle to
+    `out` (with policy_dir's files, when given); the bundle's path."""
+    from gatewatch.sinks.worm.evidence import build_files, write_bundle
+    from gatewatch.streams.runtime.keys import public_keys
+    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, store.size, store.root()).body(), cp.DEFAULT_ORIGIN,
+                   load_signing_key("log", keys_dir))
+    store.add_note("log", cp.DEFAULT_ORIGIN, store.size, cosign(note, ["witness-1", "witness-2"], keys_dir).text())
+    files = build_files(store, cp.default_policy(keys_path=keys_dir), public_keys(keys_dir), policy_dir,
+                        log_key=load_signing_key("log", keys_dir))
+    write_bundle(files, str(out))
+    return str(out)
+
+
 def log_with_quorum(db: str, keys_dir: str, n_actions: int = 6, witnesses=("witness-1", "witness-3"),
                     origin: str = cp.DEFAULT_ORIGIN) -> WormStore:
     """A store holding records(...) and a checkpoint over all of it cosigned by `witnesses`."""

@@ -12,11 +12,10 @@ from nacl.signing import SigningKey
 from gatewatch.processors.acks import sign_ack
 from gatewatch.processors.signing import key_id
 from gatewatch.sinks.executor.receipts import seal
-from gatewatch.sinks.worm import checkpoint as cp
-from gatewatch.sinks.worm.evidence import build_files, read_bundle, write_bundle
+from gatewatch.sinks.worm.evidence import read_bundle, write_bundle
 from gatewatch.sinks.worm.store import candidate_from_record
 from gatewatch.streams.cli.main import main
-from gatewatch.streams.runtime.keys import init_keys, load_signing_key, public_keys
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key
 from tests.worm import factory
 
 ACTION_ID = "a" * 64
@@ -43,14 +42,8 @@ def _bundle(tmp_path, make_receipt) -> tuple[str, str]:
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=2)
     receipt = make_receipt(load_signing_key("executor", keys), load_signing_key("recipient-deploy", keys))
     store.append_batch([candidate_from_record("receipts", "gw.receipts", orjson.dumps(receipt))])
-    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, store.size, store.root()).body(), cp.DEFAULT_ORIGIN,
-                   load_signing_key("log", keys))
-    store.add_note("log", cp.DEFAULT_ORIGIN, store.size, factory.cosign(note, ["witness-1", "witness-2"], keys).text())
-    files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys),
-                        factory.write_policy_dir(tmp_path / "p"), log_key=load_signing_key("log", keys))
+    out = factory.export_cosigned(store, keys, tmp_path / "b.tar.gz", factory.write_policy_dir(tmp_path / "p"))
     store.close()
-    out = str(tmp_path / "b.tar.gz")
-    write_bundle(files, out)
     return out, keys
 
 

@@ -7,62 +7,19 @@ from __future__ import annotations
 import base64
 
 import orjson
-import pytest
 from nacl.signing import SigningKey
 
 from gatewatch.processors.shadow import shadow_decision, shadow_gate
-from gatewatch.sinks.worm import checkpoint as cp
-from gatewatch.sinks.worm.evidence import build_files, verify_bundle, write_bundle
-from gatewatch.sinks.worm.sink import SinkConfig, WormSink
+from gatewatch.sinks.worm.bundle import read_bundle
+from gatewatch.sinks.worm.evidence import verify_bundle
 from gatewatch.sinks.worm.store import candidate_from_record, decision_root, is_action
 from gatewatch.sinks.worm.trust import trust_from_dir
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.keys import init_keys, load_signing_key, public_keys
+from gatewatch.streams.runtime.keys import load_signing_key
 from tests.worm import factory
+from tests.worm.fake_sink import feed as _feed
 
 CANDIDATE_HASH = "c" * 64
-
-
-class Msg:
-    def __init__(self, kind: str, value, offset: int):
-        self._t, self._o, self._v = topics.topic(kind), offset, orjson.dumps(value)
-
-    def topic(self):
-        return self._t
-
-    def partition(self):
-        return 0
-
-    def offset(self):
-        return self._o
-
-    def value(self):
-        return self._v
-
-
-class FakeWorker:
-    def __init__(self):
-        self.dlqs: list[str] = []
-
-    def dlq(self, topic, partition, offset, reason, value, detail=""):
-        self.dlqs.append(reason)
-
-
-@pytest.fixture
-def sink(tmp_path, monkeypatch):
-    monkeypatch.delenv("GATEWATCH_TOPIC_PREFIX", raising=False)
-    keys = str(tmp_path / "keys")
-    init_keys(keys)
-    s = WormSink(SinkConfig(db=str(tmp_path / "w.db"), keys_dir=keys))
-    s.worker, s.keys = FakeWorker(), keys
-    yield s
-    s.store.close()
-
-
-def _feed(sink, *items):
-    sink.worker.dlqs.clear()
-    sink.process(sink.worker, [Msg(k, v, i) for i, (k, v) in enumerate(items)])
-    return list(sink.worker.dlqs)
 
 
 def _shadow(i: int, same: bool = False) -> dict:
@@ -107,16 +64,11 @@ def test_a_bundle_carrying_shadow_decisions_verifies_with_the_same_decision_root
 
     store = factory.log_with_quorum(str(tmp_path / "w.db"), keys, n_actions=3)
     store.append_batch([candidate_from_record("shadow", "gw.shadow", orjson.dumps(_shadow(i))) for i in range(4)])
-    note = cp.sign(cp.Checkpoint(cp.DEFAULT_ORIGIN, store.size, store.root()).body(), cp.DEFAULT_ORIGIN,
-                   load_signing_key("log", keys))
-    store.add_note("log", cp.DEFAULT_ORIGIN, store.size, factory.cosign(note, ["witness-1", "witness-2"], keys).text())
-    files = build_files(store, cp.default_policy(keys_path=keys), public_keys(keys),
-                        factory.write_policy_dir(tmp_path / "p"), log_key=load_signing_key("log", keys))
+    out = factory.export_cosigned(store, keys, tmp_path / "b.tar.gz", factory.write_policy_dir(tmp_path / "p"))
     store.close()
-    out = str(tmp_path / "b.tar.gz")
-    write_bundle(files, out)
     rep = verify_bundle(out, trust_from_dir(keys))
     assert rep.pinned
+    files, _ = read_bundle(out)
     assert rep.actions == 3 and rep.size == len(files["entries.ndjson"].splitlines())
     assert sum(b'"gw.shadow"' in line for line in files["entries.ndjson"].splitlines()) == 4
     assert rep.decision_root == base64.b64encode(want_root).decode()
