@@ -14,7 +14,7 @@ batch arrives after the others have moved on joins from its own first step.
 from __future__ import annotations
 
 from gatewatch.processors.canonical import canonical_json
-from gatewatch.processors.timefmt import parse_time_ms
+from gatewatch.processors.timefmt import parse_time_ms_cached
 
 
 def wire_records(batch: list[dict], domain: str, source: str) -> list[tuple[bytes, bytes]]:
@@ -40,7 +40,7 @@ class BatchAssembler:
     def add(self, rec: dict) -> list[list[dict]]:
         """Feed one record from gw.signals; returns merged batches now complete, in ts order."""
         scope, domain, source = rec["scope"], rec["domain"], rec["source"]
-        ts = parse_time_ms(rec["ts"])
+        ts = parse_time_ms_cached(rec["ts"])
         st = self.streams.setdefault((scope, domain), {"done": {}, "open": {}, "ready": {}, "released": None})
         if ts <= st["done"].get(source, -1) or (st["released"] is not None and ts <= st["released"]):
             return []  # re-delivery of a completed batch

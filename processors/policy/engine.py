@@ -39,7 +39,7 @@ from gatewatch.processors.policy.gatestatus import due, gate_status, track_budge
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
 from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, note_releaseless, shadow_step
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
-from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms_cached
 
 GATE = "__gate__"
 STATE_VERSION = 2
@@ -86,6 +86,7 @@ class Engine:
         # evaluators in a fixed order: rules as composed, the gate last
         self.evaluators = [(r.id, r.domains) for r in policy.rules]
         self.declared = policy.signal_units
+        self._infos: dict[str, SignalInfo] = {}  # _validate's signal lookups by name
         self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking, self.declared)))
         self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
         self.rules = {r.id: r for r in policy.rules}
@@ -179,7 +180,7 @@ class Engine:
         groups: dict[tuple, list] = {}
         sources: dict[tuple, set] = {}
         for sig in signals:
-            scope, domain, ts, compact = _validate(sig, self.declared)
+            scope, domain, ts, compact = _validate(sig, self.declared, self._infos)
             groups.setdefault((ts, scope, domain), []).append(compact)
             sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
         pre: dict[str, bytes] = {}  # each scope's state before this call touched it
@@ -226,20 +227,28 @@ class Engine:
         self._prune(scope, st)
         return actions
 
-    def _ready_until(self, st: dict, domain: str) -> int:
-        mine = st["frontier"].get(domain, -1)
-        if domain not in SIGNALS_STAGE_DOMAINS or set(st["sources"].get(domain, ())) - {SIGNALS_STAGE}:
-            return mine
-        group = max((t for d, t in st["frontier"].items()
-                     if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in st["sources"].get(d, ())), default=-1)
-        return max(mine, group - 1)  # the signals stage moved past this step: it is complete
+    def _ready_until(self, st: dict) -> dict[str, int]:
+        """Each used domain's last step that is ready (computed once per delivery: every
+        evaluator of the scope reads the same frontier)."""
+        frontier, sources = st["frontier"], st["sources"]
+        group = max((t for d, t in frontier.items()
+                     if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in sources.get(d, ())), default=-1)
+        out = {}
+        for domain in self.used_domains:
+            mine = frontier.get(domain, -1)
+            if domain not in SIGNALS_STAGE_DOMAINS or set(sources.get(domain, ())) - {SIGNALS_STAGE}:
+                out[domain] = mine
+            else:
+                out[domain] = max(mine, group - 1)  # the signals stage moved past this step: it is complete
+        return out
 
     def _run_ready(self, scope: str, st: dict) -> list[dict]:
         tasks = []
         steps = sorted(st["pending"])
+        ready = self._ready_until(st)
         for key, doms in self.evaluators:
             last = st["last"].get(key)
-            ready_until = min(self._ready_until(st, d) for d in doms)
+            ready_until = min([ready[d] for d in doms])
             # steps at or before `last` are done for this evaluator: start after them, so a scope
             # whose pending steps wait for another evaluator costs nothing here
             for i in range(0 if last is None else bisect_right(steps, last), len(steps)):
@@ -367,20 +376,26 @@ def _upgrade_v1(st: dict) -> dict:
             "units": {"": unit}, "dropped_steps": st.get("dropped_steps", 0), "policy_hash": st.get("policy_hash")}
 
 
-def _validate(sig, declared: dict | None = None) -> tuple:
+def _validate(sig, declared: dict | None = None, infos: dict | None = None) -> tuple:
+    """(scope, domain, step ms, the compact signal), or SignalError. infos: a cache of the
+    catalogue/declared lookups by name (an engine's declared signals never change)."""
     if not isinstance(sig, dict):
         raise SignalError(f"a signal must be an object, got {type(sig).__name__}")
     name, scope = sig.get("name"), sig.get("scope")
     if not isinstance(name, str) or not isinstance(scope, str) or not scope:
         raise SignalError(f"signal needs string name and scope: {sig!r:.200}")
-    info = signal_info(name, declared)
+    info = infos.get(name) if infos is not None else None
+    if info is None:
+        info = signal_info(name, declared)
+        if info is not None and infos is not None:
+            infos[name] = info
     if info is None and sig.get("domain") == "gauges":
         # a named gauge outside the catalogue: context only (policy check refuses rules on unknown names)
         info = SignalInfo(name, "count", "gauges")
     if info is None:
         raise SignalError(f"unknown signal {name!r}")
     try:
-        ts = parse_time_ms(sig.get("ts"))
+        ts = parse_time_ms_cached(sig.get("ts"))
     except TimeFormatError as e:
         raise SignalError(f"signal {name}: {e}") from None
     value, samples = sig.get("value"), sig.get("samples", 0)
@@ -392,14 +407,18 @@ def _validate(sig, declared: dict | None = None) -> tuple:
         raise SignalError(f"signal {name}: samples must be a non-negative integer, got {samples!r}")
     # plain, Avro-stable types: floats for values, ints for counts, strings or null for labels,
     # so that an action survives the Avro round trip with its digest (and permit) intact
-    compact = {"name": info.name, "cohort": _label(sig.get("cohort")), "subject": _label(sig.get("subject")),
-               "window_s": _whole(sig.get("window_s")), "value": None if value is None else float(value),
-               "samples": samples, "release": _label(sig.get("release")) or ""}
-    ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
-    if ref:
-        compact["reference"] = {"baseline": _num(ref.get("baseline")), "baseline_samples": _whole(ref.get("baseline_samples")),
-                                "baseline_source": _label(ref.get("baseline_source")),
-                                "ci_low": _num(ref.get("ci_low")), "ci_high": _num(ref.get("ci_high"))}
+    cohort, subject, release = sig.get("cohort"), sig.get("subject"), sig.get("release")
+    compact = {"name": info.name, "cohort": None if cohort is None else str(cohort),
+               "subject": None if subject is None else str(subject), "window_s": _whole(sig.get("window_s")),
+               "value": None if value is None else float(value), "samples": samples,
+               "release": "" if release is None else str(release)}
+    if not sig.keys().isdisjoint(REFERENCE_FIELDS):  # most signals carry no reference: skip the lookups
+        ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
+        if ref:
+            compact["reference"] = {"baseline": _num(ref.get("baseline")),
+                                    "baseline_samples": _whole(ref.get("baseline_samples")),
+                                    "baseline_source": _label(ref.get("baseline_source")),
+                                    "ci_low": _num(ref.get("ci_low")), "ci_high": _num(ref.get("ci_high"))}
     return scope, info.domain, ts, compact
 
 
