@@ -89,6 +89,11 @@ class Engine:
         self._infos: dict[str, SignalInfo] = {}  # _validate's signal lookups by name
         self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking, self.declared)))
         self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
+        # the evaluators by the domains they read (_run_ready, _prune): those reading the same
+        # domains see the same steps ready, found once per delivery for all of them
+        self.by_domains: dict[tuple, list[tuple[int, str]]] = {}
+        for key, doms in self.evaluators:
+            self.by_domains.setdefault(doms, []).append((self.order[key], key))
         self.rules = {r.id: r for r in policy.rules}
         self.used_domains = {d for _, doms in self.evaluators for d in doms}
         self.rule_conds = {r.id: conds(r.expr) for r in policy.rules}
@@ -242,22 +247,33 @@ class Engine:
                 out[domain] = max(mine, group - 1)  # the signals stage moved past this step: it is complete
         return out
 
-    def _run_ready(self, scope: str, st: dict) -> list[dict]:
+    def _ready_tasks(self, st: dict) -> list[tuple[int, int, str]]:
+        """(step, evaluator order, evaluator) of every pending step an evaluator can run now, sorted."""
         tasks = []
-        steps = sorted(st["pending"])
+        pending, done = st["pending"], st["last"]
+        steps = sorted(pending)
         ready = self._ready_until(st)
-        for key, doms in self.evaluators:
-            last = st["last"].get(key)
+        for doms, keys in self.by_domains.items():
             ready_until = min([ready[d] for d in doms])
-            # steps at or before `last` are done for this evaluator: start after them, so a scope
+            lasts = [done.get(key) for _, key in keys]
+            # steps at or before every reader's `last` are done: start after them, so a scope
             # whose pending steps wait for another evaluator costs nothing here
-            for i in range(0 if last is None else bisect_right(steps, last), len(steps)):
+            first = 0 if None in lasts else bisect_right(steps, min(lasts))
+            due = []  # steps ready for these domains that deliver one of them
+            for i in range(first, len(steps)):
                 ts = steps[i]
                 if ts > ready_until:
                     break
-                if any(d in st["pending"][ts] for d in doms):
-                    tasks.append((ts, self.order[key], key))
-        tasks.sort()
+                if any(d in pending[ts] for d in doms):
+                    due.append(ts)
+            if due:
+                for (order, key), last in zip(keys, lasts):
+                    tasks.extend((ts, order, key) for ts in due if last is None or ts > last)
+        tasks.sort()  # by step, then evaluator order: the same whatever the grouping above
+        return tasks
+
+    def _run_ready(self, scope: str, st: dict) -> list[dict]:
+        tasks = self._ready_tasks(st)
         out, views = [], {}
         for ts, _, key in tasks:
             view = views.get(ts)
@@ -306,10 +322,11 @@ class Engine:
         # Per domain, the earliest `last` of its readers decides (None: one never ran): the same
         # test as asking every evaluator, at a cost per step of its domains, not of the rules.
         earliest: dict[str, float] = {}
-        for key, doms in self.evaluators:
-            last = st["last"].get(key)
+        for doms, keys in self.by_domains.items():
+            lasts = [st["last"].get(key) for _, key in keys]
+            first = -math.inf if None in lasts else min(lasts)
             for d in doms:
-                earliest[d] = min(earliest.get(d, math.inf), -math.inf if last is None else last)
+                earliest[d] = min(earliest.get(d, math.inf), first)
         for ts in [t for t, doms in st["pending"].items()
                    if not any(earliest.get(d, math.inf) < t for d in doms)]:
             del st["pending"][ts]
@@ -399,17 +416,20 @@ def _validate(sig, declared: dict | None = None, infos: dict | None = None) -> t
     except TimeFormatError as e:
         raise SignalError(f"signal {name}: {e}") from None
     value, samples = sig.get("value"), sig.get("samples", 0)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+    # the exact-type tests first are only shortcuts for the common case (a finite float, an int count)
+    if value is not None and not (type(value) is float and math.isfinite(value)) and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
         raise SignalError(f"signal {name}: value must be a number or null, got {value!r}")
     if samples is None:
         samples = 0
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+    if type(samples) is not int and (isinstance(samples, bool) or not isinstance(samples, int)) or samples < 0:
         raise SignalError(f"signal {name}: samples must be a non-negative integer, got {samples!r}")
     # plain, Avro-stable types: floats for values, ints for counts, strings or null for labels,
     # so that an action survives the Avro round trip with its digest (and permit) intact
-    cohort, subject, release = sig.get("cohort"), sig.get("subject"), sig.get("release")
+    cohort, subject, release, window_s = sig.get("cohort"), sig.get("subject"), sig.get("release"), sig.get("window_s")
     compact = {"name": info.name, "cohort": None if cohort is None else str(cohort),
-               "subject": None if subject is None else str(subject), "window_s": _whole(sig.get("window_s")),
+               "subject": None if subject is None else str(subject),
+               "window_s": window_s if type(window_s) is int else _whole(window_s),
                "value": None if value is None else float(value), "samples": samples,
                "release": "" if release is None else str(release)}
     if not sig.keys().isdisjoint(REFERENCE_FIELDS):  # most signals carry no reference: skip the lookups

@@ -100,9 +100,11 @@ def cond_held(cond: Cond, sigs: list[dict], min_samples: int, streaks: dict, ts:
 def held(expr, cond_list: list, view: dict, min_samples: int, streaks: dict, ts: int, max_gap: int):
     """The condition with its `for` durations at step ts, advancing `streaks`
     ({cond index: {subject: [since, seen]}}) first. cond_list = grammar.conds(expr)."""
-    index = {id(c): i for i, c in enumerate(cond_list)}
     for i, c in enumerate(cond_list):
         if c.for_ms:
             update_streaks(c, view.get(c.signal, []), min_samples, streaks.setdefault(str(i), {}), ts, max_gap)
+    if len(cond_list) == 1 and cond_list[0] is expr:  # one condition, nothing to combine (most rules)
+        return cond_held(expr, view.get(expr.signal, []), min_samples, streaks.get("0", {}), ts)
+    index = {id(c): i for i, c in enumerate(cond_list)}
     return combine(expr, lambda c: cond_held(c, view.get(c.signal, []), min_samples,
                                              streaks.get(str(index[id(c)]), {}), ts))

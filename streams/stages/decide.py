@@ -125,6 +125,8 @@ def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str,
 
 def shadow_outputs(decisions: list[dict], gates: list[dict], shadow_topic: str) -> list[tuple[str, bytes, bytes]]:
     """Shadow decisions and gate records on the shadow topic, keyed like the live ones (scope, scope@release)."""
+    if not decisions and not gates:  # the common case, asked once per signal record
+        return []
     return [(shadow_topic, str(d["scope"]).encode(), canonical_json(d)) for d in decisions] + \
         [(shadow_topic, f"{g['scope']}@{g['release']}".encode(), canonical_json(g)) for g in gates]
 
