@@ -49,7 +49,9 @@ class BatchAssembler:
         """Feed one record from gw.signals; returns merged batches now complete, in ts order."""
         scope, domain, source = rec["scope"], rec["domain"], rec["source"]
         ts = parse_time_ms_cached(rec["ts"])
-        st = self.streams.setdefault((scope, domain), {"done": {}, "open": {}, "ready": {}, "released": None})
+        st = self.streams.get((scope, domain))
+        if st is None:  # (not setdefault: its default would be built for every record)
+            st = self.streams[(scope, domain)] = {"done": {}, "open": {}, "ready": {}, "released": None}
         if ts <= st["done"].get(source, -1) or (st["released"] is not None and ts <= st["released"]):
             return []  # re-delivery of a completed batch
         sig = rec.copy()  # the source stays: the engine reads it

@@ -184,10 +184,14 @@ class Engine:
         (gate records: take_gate_records; attestations: take_attestations)."""
         groups: dict[tuple, list] = {}
         sources: dict[tuple, set] = {}
+        key = None
         for sig in signals:
             scope, domain, ts, compact = _validate(sig, self.declared, self._infos)
-            groups.setdefault((ts, scope, domain), []).append(compact)
-            sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
+            if key != (ts, scope, domain):  # a batch is one run of a key: looked up once per run
+                key = (ts, scope, domain)
+                members, srcs = groups.setdefault(key, []), sources.setdefault(key, set())
+            members.append(compact)
+            srcs.add(str(sig.get("source") or SIGNALS_STAGE))
         pre: dict[str, bytes] = {}  # each scope's state before this call touched it
         made: list[tuple[str, dict]] = []
         for key in sorted(groups):
@@ -259,13 +263,8 @@ class Engine:
             # steps at or before every reader's `last` are done: start after them, so a scope
             # whose pending steps wait for another evaluator costs nothing here
             first = 0 if None in lasts else bisect_right(steps, min(lasts))
-            due = []  # steps ready for these domains that deliver one of them
-            for i in range(first, len(steps)):
-                ts = steps[i]
-                if ts > ready_until:
-                    break
-                if any(d in pending[ts] for d in doms):
-                    due.append(ts)
+            # steps ready for these domains that deliver one of them
+            due = [ts for ts in steps[first:] if ts <= ready_until and not pending[ts].keys().isdisjoint(doms)]
             if due:
                 for (order, key), last in zip(keys, lasts):
                     tasks.extend((ts, order, key) for ts in due if last is None or ts > last)
@@ -346,10 +345,12 @@ class Engine:
         shadow: dict[str, list] = {}
         releases: set[str] = set()
         shared = self.policy.gate.shared_domains
+        gate_cohorts = (None, "", "all", self.cohort)
         for domain, sigs in pending_at_ts.items():
+            all_gate = domain in shared
             for s in sigs:
                 c = s["cohort"]
-                if c in (None, "", "all", self.cohort) or domain in shared:
+                if all_gate or c in gate_cohorts:
                     gate.setdefault(s["name"], []).append(s)
                     if s["release"]:
                         releases.add(s["release"])
