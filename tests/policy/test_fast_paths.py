@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gatewatch.processors.policy import Engine
 from gatewatch.processors.policy.engine import REFERENCE_FIELDS, SignalError, _label, _num, _validate, _whole
-from gatewatch.processors.policy.evaluator import held
+from gatewatch.processors.policy.evaluator import BREACH, MISSING, cond_held, held, signal_state, subject_key
 from gatewatch.processors.policy.grammar import Or, SignalInfo, parse_condition, signal_info
 from gatewatch.processors.signal_merge import _order
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms, parse_time_ms_cached
@@ -164,3 +164,28 @@ def test_grouped_readiness_scan_equals_the_scan_per_evaluator(frontier, sources,
     state = {"frontier": frontier, "sources": sources, "last": last,
              "pending": {ts: {d: [] for d in doms} for ts, doms in pending.items()}}
     assert ENGINE._ready_tasks(state) == _tasks_plain(ENGINE, state)
+
+
+def _cond_held_plain(cond, sigs, min_samples, streaks, ts):
+    """evaluator.cond_held before its shortcuts (52b0844)."""
+    states = [(subject_key(s.get("subject")), signal_state(s, cond, min_samples)) for s in sigs]
+    for key, state in states:
+        if state == BREACH:
+            since = streaks.get(key, [ts, ts])[0]
+            if ts - since >= cond.for_ms:
+                return True
+    if not states or any(state == MISSING for _, state in states):
+        return None
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.sampled_from(["latency_p95_ms > 800ms for 20s", "err5xx_rate >= 0.5", "invariant != 0",
+                             "latency_p95_ms <= 100ms for 10s", "err5xx_rate == 0", "invariant < 1"]),
+       sigs=SUBJECT_SIGNALS, min_samples=st.integers(0, 20),
+       streaks=st.dictionaries(st.sampled_from(["", "/", "/a", "t1"]),
+                               st.lists(st.integers(0, 60_000), min_size=2, max_size=2)),
+       ts=st.integers(0, 60_000))
+def test_cond_held_equals_the_plain_one(text, sigs, min_samples, streaks, ts):
+    cond = parse_condition(text)
+    assert cond_held(cond, sigs, min_samples, streaks, ts) == _cond_held_plain(cond, sigs, min_samples, streaks, ts)
