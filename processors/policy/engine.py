@@ -129,7 +129,9 @@ class Engine:
 
     def scope_state(self, scope: str) -> dict:
         st = self.scopes.get(scope) or _new_scope()
-        out = copy.deepcopy(st)
+        # a deep copy of all but the pending steps, which it shares as it always did (a step's
+        # signals are never changed once pending); each key keeps its place in the state
+        out = copy.deepcopy({k: None if k == "pending" else v for k, v in st.items()})
         out["pending"] = {str(ts): doms for ts, doms in sorted(st["pending"].items())}
         out["policy_hash"] = self.policy.hash
         return out
