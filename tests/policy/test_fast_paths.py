@@ -1,21 +1,33 @@
 """The decide stage's shortcuts equal the plain code they replace (hypothesis properties):
 signal validation with its lookup cache and exact-type shortcuts, the cached ts parse, the
-one-condition evaluation, the assembler's batch order and the grouped readiness scan."""
+one-condition evaluation, the assembler's batch order, the grouped readiness scan and the
+snapshot copy of a scope's state."""
 from __future__ import annotations
 
+import copy
 import math
 from bisect import bisect_right
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewatch.processors.policy import Engine
-from gatewatch.processors.policy.engine import REFERENCE_FIELDS, SignalError, _label, _num, _validate, _whole
+from gatewatch.processors.policy.engine import (
+    REFERENCE_FIELDS,
+    SIGNALS_STAGE,
+    SIGNALS_STAGE_DOMAINS,
+    SignalError,
+    _label,
+    _num,
+    _validate,
+    _whole,
+)
 from gatewatch.processors.policy.evaluator import BREACH, MISSING, cond_held, held, signal_state, subject_key
 from gatewatch.processors.policy.grammar import Or, SignalInfo, parse_condition, signal_info
 from gatewatch.processors.signal_merge import _order
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms, parse_time_ms_cached
-from tests.policy.helpers import make_policy
+from tests.policy.helpers import STEP, T0, batch, make_policy
 
 
 def _validate_plain(sig, declared=None) -> tuple:
@@ -133,13 +145,23 @@ def test_batch_order_equals_the_plain_sort_key(keys):
     assert sorted(keys, key=_order) == sorted(keys, key=lambda k: tuple("" if x is None else str(x) for x in k))
 
 
+def _ready_until_plain(st_: dict, domain: str) -> int:
+    """Engine._ready_until of one domain as it was (52b0844)."""
+    mine = st_["frontier"].get(domain, -1)
+    if domain not in SIGNALS_STAGE_DOMAINS or set(st_["sources"].get(domain, ())) - {SIGNALS_STAGE}:
+        return mine
+    group = max((t for d, t in st_["frontier"].items()
+                 if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in st_["sources"].get(d, ())), default=-1)
+    return max(mine, group - 1)
+
+
 def _tasks_plain(engine: Engine, state: dict) -> list:
-    """The ready (step, evaluator order, evaluator) as _run_ready found them, evaluator by evaluator,
-    before the evaluators were grouped by the domains they read (52b0844)."""
-    ready, tasks, steps = engine._ready_until(state), [], sorted(state["pending"])
+    """The ready (step, evaluator order, evaluator) as _run_ready found them, evaluator by evaluator
+    and domain by domain, before the evaluators were grouped by the domains they read (52b0844)."""
+    tasks, steps = [], sorted(state["pending"])
     for key, doms in engine.evaluators:
         last = state["last"].get(key)
-        until = min(ready[d] for d in doms)
+        until = min(_ready_until_plain(state, d) for d in doms)
         for ts in steps[0 if last is None else bisect_right(steps, last):]:
             if ts > until:
                 break
@@ -150,7 +172,6 @@ def _tasks_plain(engine: Engine, state: dict) -> list:
 
 ENGINE = Engine(make_policy())
 DOMAINS = sorted(ENGINE.used_domains)
-SOME_DOMAINS = st.lists(st.sampled_from(DOMAINS), unique=True)
 
 
 @settings(max_examples=400, deadline=None)
@@ -189,3 +210,27 @@ def _cond_held_plain(cond, sigs, min_samples, streaks, ts):
 def test_cond_held_equals_the_plain_one(text, sigs, min_samples, streaks, ts):
     cond = parse_condition(text)
     assert cond_held(cond, sigs, min_samples, streaks, ts) == _cond_held_plain(cond, sigs, min_samples, streaks, ts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["healthy", "burn", "absent", "thin"]),
+                                st.lists(st.sampled_from(["requests", "gauges", "rum", "cdc"]), unique=True)),
+                      min_size=1, max_size=8))
+def test_scope_state_equals_the_full_deep_copy(steps):
+    """scope_state copies all but the pending steps (which it always shared): the same document."""
+    engine = Engine(make_policy())
+    over = {"healthy": {}, "burn": {"burn_rate_4h": 2.0}, "absent": {"latency_p95_ms": "absent"},
+            "thin": {"err5xx_rate": ("thin", 0.0)}}
+    for i, (kind, domains) in enumerate(steps):
+        for d in domains:
+            if d in ("requests", "gauges", "rum"):
+                engine.on_batch(batch(d, T0 + i * STEP, "svc-a", over[kind]))
+        plain = copy.deepcopy(engine.scopes["svc-a"]) if "svc-a" in engine.scopes else None
+        if plain is None:
+            continue
+        plain["pending"] = {str(ts): doms for ts, doms in sorted(engine.scopes["svc-a"]["pending"].items())}
+        plain["policy_hash"] = engine.policy.hash
+        got = engine.scope_state("svc-a")
+        assert orjson.dumps(got) == orjson.dumps(plain)  # insertion order too: the snapshot bytes
+        got["units"].clear(), got["frontier"].clear()  # a copy: the engine's state is untouched
+        assert engine.scopes["svc-a"]["frontier"]
