@@ -14,7 +14,7 @@ batch arrives after the others have moved on joins from its own first step.
 from __future__ import annotations
 
 from gatewatch.processors.canonical import canonical_json
-from gatewatch.processors.timefmt import parse_time_ms
+from gatewatch.processors.timefmt import parse_time_ms_cached
 
 
 def wire_records(batch: list[dict], domain: str, source: str) -> list[tuple[bytes, bytes]]:
@@ -31,6 +31,14 @@ def _sig_key(sig: dict) -> tuple:
     return (sig["name"], sig.get("cohort"), sig.get("subject"), sig.get("window_s"), sig.get("release") or "")
 
 
+def _order(key: tuple) -> tuple:
+    """A released batch's order: its signal keys (_sig_key) as text, None as "" (written out: sorted per batch)."""
+    name, cohort, subject, window_s, release = key
+    return ("" if name is None else str(name), "" if cohort is None else str(cohort),
+            "" if subject is None else str(subject), "" if window_s is None else str(window_s),
+            "" if release is None else str(release))
+
+
 class BatchAssembler:
     def __init__(self):
         # (scope, domain) -> {"done": {source: last complete ts}, "open": {(source, ts): {sigkey: sig}},
@@ -40,11 +48,14 @@ class BatchAssembler:
     def add(self, rec: dict) -> list[list[dict]]:
         """Feed one record from gw.signals; returns merged batches now complete, in ts order."""
         scope, domain, source = rec["scope"], rec["domain"], rec["source"]
-        ts = parse_time_ms(rec["ts"])
-        st = self.streams.setdefault((scope, domain), {"done": {}, "open": {}, "ready": {}, "released": None})
+        ts = parse_time_ms_cached(rec["ts"])
+        st = self.streams.get((scope, domain))
+        if st is None:  # (not setdefault: its default would be built for every record)
+            st = self.streams[(scope, domain)] = {"done": {}, "open": {}, "ready": {}, "released": None}
         if ts <= st["done"].get(source, -1) or (st["released"] is not None and ts <= st["released"]):
             return []  # re-delivery of a completed batch
-        sig = {k: v for k, v in rec.items() if k != "batch_n"}  # the source stays: the engine reads it
+        sig = rec.copy()  # the source stays: the engine reads it
+        sig.pop("batch_n", None)
         group = st["open"].setdefault((source, ts), {})
         group[_sig_key(sig)] = sig
         if len(group) < rec["batch_n"]:
@@ -60,7 +71,7 @@ class BatchAssembler:
         out = []
         for ts in sorted(t for t in st["ready"] if t <= frontier):
             sigs = st["ready"].pop(ts)
-            out.append([sigs[k] for k in sorted(sigs, key=lambda k: tuple("" if x is None else str(x) for x in k))])
+            out.append([sigs[k] for k in sorted(sigs, key=_order)])
             st["released"] = ts
         return out
 

@@ -26,6 +26,25 @@ def parse_time_ms(value) -> int:
     raise TimeFormatError(f"not a timestamp: {value!r}")
 
 
+_PARSED: dict[str, int] = {}  # timestamp text -> epoch ms, for parse_time_ms_cached
+_PARSED_MAX = 4096
+
+
+def parse_time_ms_cached(value) -> int:
+    """parse_time_ms, remembering the strings it parsed: the signals of one step share their ts
+    text, so decide parses each step once instead of once per signal. Same result and the same
+    errors (a string that does not parse is never remembered); other types are not cached."""
+    if type(value) is str:
+        ms = _PARSED.get(value)
+        if ms is None:
+            ms = parse_time_ms(value)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()  # bounded: steps move forward, old texts are not read again
+            _PARSED[value] = ms
+        return ms
+    return parse_time_ms(value)
+
+
 def _epoch_number_ms(v) -> int:
     a = abs(v)
     if a < 1e11:  # seconds (until year 5138)

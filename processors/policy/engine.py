@@ -39,7 +39,7 @@ from gatewatch.processors.policy.gatestatus import due, gate_status, track_budge
 from gatewatch.processors.policy.grammar import SignalInfo, conds, signal_info
 from gatewatch.processors.policy.shadowphase import SHADOW, initial_state, note_releaseless, shadow_step
 from gatewatch.processors.policy.unit import gate_step, new_unit, rule_step
-from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
+from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms_cached
 
 GATE = "__gate__"
 STATE_VERSION = 2
@@ -86,8 +86,14 @@ class Engine:
         # evaluators in a fixed order: rules as composed, the gate last
         self.evaluators = [(r.id, r.domains) for r in policy.rules]
         self.declared = policy.signal_units
+        self._infos: dict[str, SignalInfo] = {}  # _validate's signal lookups by name
         self.evaluators.append((GATE, gate_domains(policy.gate, self.blocking, self.declared)))
         self.order = {k: i for i, (k, _) in enumerate(self.evaluators)}
+        # the evaluators by the domains they read (_run_ready, _prune): those reading the same
+        # domains see the same steps ready, found once per delivery for all of them
+        self.by_domains: dict[tuple, list[tuple[int, str]]] = {}
+        for key, doms in self.evaluators:
+            self.by_domains.setdefault(doms, []).append((self.order[key], key))
         self.rules = {r.id: r for r in policy.rules}
         self.used_domains = {d for _, doms in self.evaluators for d in doms}
         self.rule_conds = {r.id: conds(r.expr) for r in policy.rules}
@@ -123,7 +129,9 @@ class Engine:
 
     def scope_state(self, scope: str) -> dict:
         st = self.scopes.get(scope) or _new_scope()
-        out = copy.deepcopy(st)
+        # a deep copy of all but the pending steps, which it shares as it always did (a step's
+        # signals are never changed once pending); each key keeps its place in the state
+        out = copy.deepcopy({k: None if k == "pending" else v for k, v in st.items()})
         out["pending"] = {str(ts): doms for ts, doms in sorted(st["pending"].items())}
         out["policy_hash"] = self.policy.hash
         return out
@@ -178,10 +186,14 @@ class Engine:
         (gate records: take_gate_records; attestations: take_attestations)."""
         groups: dict[tuple, list] = {}
         sources: dict[tuple, set] = {}
+        key = None
         for sig in signals:
-            scope, domain, ts, compact = _validate(sig, self.declared)
-            groups.setdefault((ts, scope, domain), []).append(compact)
-            sources.setdefault((ts, scope, domain), set()).add(str(sig.get("source") or SIGNALS_STAGE))
+            scope, domain, ts, compact = _validate(sig, self.declared, self._infos)
+            if key != (ts, scope, domain):  # a batch is one run of a key: looked up once per run
+                key = (ts, scope, domain)
+                members, srcs = groups.setdefault(key, []), sources.setdefault(key, set())
+            members.append(compact)
+            srcs.add(str(sig.get("source") or SIGNALS_STAGE))
         pre: dict[str, bytes] = {}  # each scope's state before this call touched it
         made: list[tuple[str, dict]] = []
         for key in sorted(groups):
@@ -226,29 +238,43 @@ class Engine:
         self._prune(scope, st)
         return actions
 
-    def _ready_until(self, st: dict, domain: str) -> int:
-        mine = st["frontier"].get(domain, -1)
-        if domain not in SIGNALS_STAGE_DOMAINS or set(st["sources"].get(domain, ())) - {SIGNALS_STAGE}:
-            return mine
-        group = max((t for d, t in st["frontier"].items()
-                     if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in st["sources"].get(d, ())), default=-1)
-        return max(mine, group - 1)  # the signals stage moved past this step: it is complete
+    def _ready_until(self, st: dict) -> dict[str, int]:
+        """Each used domain's last step that is ready (computed once per delivery: every
+        evaluator of the scope reads the same frontier)."""
+        frontier, sources = st["frontier"], st["sources"]
+        group = max((t for d, t in frontier.items()
+                     if d in SIGNALS_STAGE_DOMAINS and SIGNALS_STAGE in sources.get(d, ())), default=-1)
+        out = {}
+        for domain in self.used_domains:
+            mine = frontier.get(domain, -1)
+            if domain not in SIGNALS_STAGE_DOMAINS or set(sources.get(domain, ())) - {SIGNALS_STAGE}:
+                out[domain] = mine
+            else:
+                out[domain] = max(mine, group - 1)  # the signals stage moved past this step: it is complete
+        return out
+
+    def _ready_tasks(self, st: dict) -> list[tuple[int, int, str]]:
+        """(step, evaluator order, evaluator) of every pending step an evaluator can run now, sorted."""
+        tasks = []
+        pending, done = st["pending"], st["last"]
+        steps = sorted(pending)
+        ready = self._ready_until(st)
+        for doms, keys in self.by_domains.items():
+            ready_until = min([ready[d] for d in doms])
+            lasts = [done.get(key) for _, key in keys]
+            # steps at or before every reader's `last` are done: start after them, so a scope
+            # whose pending steps wait for another evaluator costs nothing here
+            first = 0 if None in lasts else bisect_right(steps, min(lasts))
+            # steps ready for these domains that deliver one of them
+            due = [ts for ts in steps[first:] if ts <= ready_until and not pending[ts].keys().isdisjoint(doms)]
+            if due:
+                for (order, key), last in zip(keys, lasts):
+                    tasks.extend((ts, order, key) for ts in due if last is None or ts > last)
+        tasks.sort()  # by step, then evaluator order: the same whatever the grouping above
+        return tasks
 
     def _run_ready(self, scope: str, st: dict) -> list[dict]:
-        tasks = []
-        steps = sorted(st["pending"])
-        for key, doms in self.evaluators:
-            last = st["last"].get(key)
-            ready_until = min(self._ready_until(st, d) for d in doms)
-            # steps at or before `last` are done for this evaluator: start after them, so a scope
-            # whose pending steps wait for another evaluator costs nothing here
-            for i in range(0 if last is None else bisect_right(steps, last), len(steps)):
-                ts = steps[i]
-                if ts > ready_until:
-                    break
-                if any(d in st["pending"][ts] for d in doms):
-                    tasks.append((ts, self.order[key], key))
-        tasks.sort()
+        tasks = self._ready_tasks(st)
         out, views = [], {}
         for ts, _, key in tasks:
             view = views.get(ts)
@@ -297,10 +323,11 @@ class Engine:
         # Per domain, the earliest `last` of its readers decides (None: one never ran): the same
         # test as asking every evaluator, at a cost per step of its domains, not of the rules.
         earliest: dict[str, float] = {}
-        for key, doms in self.evaluators:
-            last = st["last"].get(key)
+        for doms, keys in self.by_domains.items():
+            lasts = [st["last"].get(key) for _, key in keys]
+            first = -math.inf if None in lasts else min(lasts)
             for d in doms:
-                earliest[d] = min(earliest.get(d, math.inf), -math.inf if last is None else last)
+                earliest[d] = min(earliest.get(d, math.inf), first)
         for ts in [t for t, doms in st["pending"].items()
                    if not any(earliest.get(d, math.inf) < t for d in doms)]:
             del st["pending"][ts]
@@ -320,10 +347,12 @@ class Engine:
         shadow: dict[str, list] = {}
         releases: set[str] = set()
         shared = self.policy.gate.shared_domains
+        gate_cohorts = (None, "", "all", self.cohort)
         for domain, sigs in pending_at_ts.items():
+            all_gate = domain in shared
             for s in sigs:
                 c = s["cohort"]
-                if c in (None, "", "all", self.cohort) or domain in shared:
+                if all_gate or c in gate_cohorts:
                     gate.setdefault(s["name"], []).append(s)
                     if s["release"]:
                         releases.add(s["release"])
@@ -367,39 +396,52 @@ def _upgrade_v1(st: dict) -> dict:
             "units": {"": unit}, "dropped_steps": st.get("dropped_steps", 0), "policy_hash": st.get("policy_hash")}
 
 
-def _validate(sig, declared: dict | None = None) -> tuple:
+def _validate(sig, declared: dict | None = None, infos: dict | None = None) -> tuple:
+    """(scope, domain, step ms, the compact signal), or SignalError. infos: a cache of the
+    catalogue/declared lookups by name (an engine's declared signals never change)."""
     if not isinstance(sig, dict):
         raise SignalError(f"a signal must be an object, got {type(sig).__name__}")
     name, scope = sig.get("name"), sig.get("scope")
     if not isinstance(name, str) or not isinstance(scope, str) or not scope:
         raise SignalError(f"signal needs string name and scope: {sig!r:.200}")
-    info = signal_info(name, declared)
+    info = infos.get(name) if infos is not None else None
+    if info is None:
+        info = signal_info(name, declared)
+        if info is not None and infos is not None:
+            infos[name] = info
     if info is None and sig.get("domain") == "gauges":
         # a named gauge outside the catalogue: context only (policy check refuses rules on unknown names)
         info = SignalInfo(name, "count", "gauges")
     if info is None:
         raise SignalError(f"unknown signal {name!r}")
     try:
-        ts = parse_time_ms(sig.get("ts"))
+        ts = parse_time_ms_cached(sig.get("ts"))
     except TimeFormatError as e:
         raise SignalError(f"signal {name}: {e}") from None
     value, samples = sig.get("value"), sig.get("samples", 0)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+    # the exact-type tests first are only shortcuts for the common case (a finite float, an int count)
+    if value is not None and not (type(value) is float and math.isfinite(value)) and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
         raise SignalError(f"signal {name}: value must be a number or null, got {value!r}")
     if samples is None:
         samples = 0
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+    if type(samples) is not int and (isinstance(samples, bool) or not isinstance(samples, int)) or samples < 0:
         raise SignalError(f"signal {name}: samples must be a non-negative integer, got {samples!r}")
     # plain, Avro-stable types: floats for values, ints for counts, strings or null for labels,
     # so that an action survives the Avro round trip with its digest (and permit) intact
-    compact = {"name": info.name, "cohort": _label(sig.get("cohort")), "subject": _label(sig.get("subject")),
-               "window_s": _whole(sig.get("window_s")), "value": None if value is None else float(value),
-               "samples": samples, "release": _label(sig.get("release")) or ""}
-    ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
-    if ref:
-        compact["reference"] = {"baseline": _num(ref.get("baseline")), "baseline_samples": _whole(ref.get("baseline_samples")),
-                                "baseline_source": _label(ref.get("baseline_source")),
-                                "ci_low": _num(ref.get("ci_low")), "ci_high": _num(ref.get("ci_high"))}
+    cohort, subject, release, window_s = sig.get("cohort"), sig.get("subject"), sig.get("release"), sig.get("window_s")
+    compact = {"name": info.name, "cohort": None if cohort is None else str(cohort),
+               "subject": None if subject is None else str(subject),
+               "window_s": window_s if type(window_s) is int else _whole(window_s),
+               "value": None if value is None else float(value), "samples": samples,
+               "release": "" if release is None else str(release)}
+    if not sig.keys().isdisjoint(REFERENCE_FIELDS):  # most signals carry no reference: skip the lookups
+        ref = {k: sig.get(k) for k in REFERENCE_FIELDS if sig.get(k) is not None}
+        if ref:
+            compact["reference"] = {"baseline": _num(ref.get("baseline")),
+                                    "baseline_samples": _whole(ref.get("baseline_samples")),
+                                    "baseline_source": _label(ref.get("baseline_source")),
+                                    "ci_low": _num(ref.get("ci_low")), "ci_high": _num(ref.get("ci_high"))}
     return scope, info.domain, ts, compact
 
 

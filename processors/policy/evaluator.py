@@ -11,13 +11,11 @@ unknown value at a delivered step holds it, a healthy value ends it.
 """
 from __future__ import annotations
 
+import operator
+
 from gatewatch.processors.policy.grammar import And, Cond, Or
 
-_CMP = {
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
-}
+_CMP = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 
 BREACH, OK, MISSING = "breach", "ok", "missing"
 
@@ -86,13 +84,13 @@ def update_streaks(cond: Cond, sigs: list[dict], min_samples: int, streaks: dict
 
 def cond_held(cond: Cond, sigs: list[dict], min_samples: int, streaks: dict, ts: int):
     """The condition with its `for` duration at step ts (after update_streaks)."""
-    states = [(subject_key(s.get("subject")), signal_state(s, cond, min_samples)) for s in sigs]
-    for key, state in states:
+    states = [signal_state(s, cond, min_samples) for s in sigs]
+    for s, state in zip(sigs, states):
         if state == BREACH:
-            since = streaks.get(key, [ts, ts])[0]
-            if ts - since >= cond.for_ms:
+            streak = streaks.get(subject_key(s.get("subject")))
+            if ts - (ts if streak is None else streak[0]) >= cond.for_ms:
                 return True
-    if not states or any(st == MISSING for _, st in states):
+    if not states or MISSING in states:
         return None
     return False
 
@@ -100,9 +98,11 @@ def cond_held(cond: Cond, sigs: list[dict], min_samples: int, streaks: dict, ts:
 def held(expr, cond_list: list, view: dict, min_samples: int, streaks: dict, ts: int, max_gap: int):
     """The condition with its `for` durations at step ts, advancing `streaks`
     ({cond index: {subject: [since, seen]}}) first. cond_list = grammar.conds(expr)."""
-    index = {id(c): i for i, c in enumerate(cond_list)}
     for i, c in enumerate(cond_list):
         if c.for_ms:
             update_streaks(c, view.get(c.signal, []), min_samples, streaks.setdefault(str(i), {}), ts, max_gap)
+    if len(cond_list) == 1 and cond_list[0] is expr:  # one condition, nothing to combine (most rules)
+        return cond_held(expr, view.get(expr.signal, []), min_samples, streaks.get("0", {}), ts)
+    index = {id(c): i for i, c in enumerate(cond_list)}
     return combine(expr, lambda c: cond_held(c, view.get(c.signal, []), min_samples,
                                              streaks.get(str(index[id(c)]), {}), ts))

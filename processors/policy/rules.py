@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from gatewatch.processors.canonical import content_id
 from gatewatch.processors.policy.document import at, fail, lookup, substitute, suggest
@@ -44,7 +45,7 @@ class Rule:
     origin: Origin
     path: str           # where in the composed document
 
-    @property
+    @cached_property  # the rule is frozen: hashed once, not at every step that reads it
     def fingerprint(self) -> str:
         """Changes when anything that decides the rule's outcome changes."""
         return content_id([self.id, self.kind, self.action, render(self.expr), self.severity,

@@ -26,6 +26,8 @@ class ScopedEngine:
         return self.engines[name]
 
     def on_batch(self, signals: list[dict]) -> list[dict]:
+        if len(self.engines) == 1:  # no overlays: every scope is the base engine's, in the same order
+            return self.engines[""].on_batch(signals)
         parts: dict[int, tuple[Engine, list]] = {}
         for sig in signals:
             eng = self.engine_for(sig.get("scope") if isinstance(sig, dict) else None)

@@ -54,8 +54,11 @@ class DecisionState:
     def on_record(self, rec: dict) -> tuple[list[dict], list[dict], list[dict]]:
         """(actions, gate records, attestations) that one gw.signals record completes; the shadow's
         wait in take_shadow."""
+        ready = self.assembler.add(rec)
+        if not ready:  # most records only join an open batch: the engines ran nothing, their queues
+            return [], [], []  # are as the last call (or drain) left them: empty
         actions, batches = [], []
-        for batch in self.assembler.add(rec):
+        for batch in ready:
             try:  # each batch on its own: one the engine refuses must not lose the others' actions
                 actions.extend(self.engine.on_batch(batch))
             except (KeyError, TypeError, ValueError) as e:  # refused at validation, before any state changed
@@ -122,6 +125,8 @@ def decision_outputs(actions: list[dict], gates: list[dict], actions_topic: str,
 
 def shadow_outputs(decisions: list[dict], gates: list[dict], shadow_topic: str) -> list[tuple[str, bytes, bytes]]:
     """Shadow decisions and gate records on the shadow topic, keyed like the live ones (scope, scope@release)."""
+    if not decisions and not gates:  # the common case, asked once per signal record
+        return []
     return [(shadow_topic, str(d["scope"]).encode(), canonical_json(d)) for d in decisions] + \
         [(shadow_topic, f"{g['scope']}@{g['release']}".encode(), canonical_json(g)) for g in gates]
 
