@@ -37,6 +37,7 @@ from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.policy import PolicyError
+from gatewatch.processors.request_batch import LazyColumn
 from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
@@ -56,21 +57,6 @@ SKIPPED = Counter("gatewatch_ingest_skipped_total",
                   ["topic", "reason"])
 WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark per source partition",
                   ["topic", "partition"])
-
-
-class _Lazy:
-    """get(run[i]) on demand, as a sequence: add_batch reads offsets and keys only for the first
-    and last record and for the records its fast loop does not take."""
-    __slots__ = ("run", "get")
-
-    def __init__(self, run: list, get):
-        self.run, self.get = run, get
-
-    def __len__(self) -> int:
-        return len(self.run)
-
-    def __getitem__(self, i: int):
-        return self.get(self.run[i])
 
 
 _OFFSET, _KEY = methodcaller("offset"), methodcaller("key")
@@ -214,7 +200,7 @@ class IngestStage(Stage):
             if agg is None:  # a revoke raced the batch: the new owner reads it
                 continue
             if agg.fast_path:  # its loop reads the offsets and keys of few records
-                offsets, keys = _Lazy(run, _OFFSET), _Lazy(run, _KEY)
+                offsets, keys = LazyColumn(run, _OFFSET), LazyColumn(run, _KEY)
             else:
                 offsets, keys = [m.offset() for m in run], [m.key() for m in run]
             values = [m.value() for m in run]

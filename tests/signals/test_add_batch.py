@@ -25,7 +25,7 @@ GOOD = {"service": st.sampled_from(["svc-a", "svc-b", "ü"]),
         "ts": good_ts,
         "cohort": st.sampled_from(["baseline", "canary", None]),
         "route": st.sampled_from(["/a", "", None])}
-ODD = {"service": st.sampled_from(["", None, 3]),
+ODD = {"service": st.sampled_from(["", None, 3, "a b", "-lead", "x" * 129, "svc\n", "svc-a\u0301"]),
        "status": st.one_of(st.integers(90, 610), st.sampled_from([True, "200", 200.0, None])),
        "latency_ms": st.sampled_from([-1, -0.5, "12", None, True]),
        "ts": odd_ts,
@@ -130,3 +130,33 @@ def test_timestamp_strings_outside_the_fast_range_go_to_the_general_path():
         want = [(i, r) for i, v in enumerate(vals) if (r := one.add(i, None, v, kts)) is not None]
         assert many.add_batch(list(range(len(vals))), [None] * len(vals), vals, [kts] * len(vals)) == want
         assert (many.max_event_ms, many.origin_ms, many.flush()) == (one.max_event_ms, one.origin_ms, one.flush())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(records(), st.one_of(kafka_ts, st.just(0)), st.sampled_from(["svc-k", None]),
+                          st.sampled_from(["payload"] * 4 + ["b64", "none"])), min_size=1, max_size=60))
+def test_replay_runs_equal_add_loop(recs):
+    """replay's columns (payload strings decoded as they are; keys, offsets and bytes read lazily)
+    give add()'s rejections and partial, record by record."""
+    import base64
+
+    from gatewatch.streams.app.replay import Envelope, _add_run
+    envs = []
+    for off, (v, kts, key, form) in enumerate(recs):
+        text = v.decode("utf-8", "replace")
+        if form == "b64":
+            envs.append(Envelope(partition=0, offset=off, ts=kts, key=key, payload_b64=base64.b64encode(v).decode()))
+        else:
+            envs.append(Envelope(partition=0, offset=off, ts=kts, key=key, payload=None if form == "none" else text))
+    one, many = PartitionAggregator("metrics", 0, CONFIG), PartitionAggregator("metrics", 0, CONFIG)
+    want = []
+    for i, e in enumerate(envs):
+        value = base64.b64decode(e.payload_b64) if e.payload_b64 is not None else \
+            None if e.payload is None else e.payload.encode()
+        rej = one.add(e.offset, None if e.key is None else e.key.encode(), value,
+                      e.ts if e.ts is not None and e.ts > 0 else None)
+        if rej is not None:
+            want.append((i, rej, value))
+    rejects, values = _add_run(many, envs)
+    assert [(i, r, values[i]) for i, r in rejects] == want
+    assert many.max_event_ms == one.max_event_ms and many.flush() == one.flush()
