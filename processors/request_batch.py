@@ -45,22 +45,20 @@ def add_request_batch(agg, offsets, keys, values, kafka_ts, raw_values=None) -> 
     general = 0  # records handed to add(), which counts them itself
     mx = agg.max_event_ms
     floor = None if mx is None else mx - lateness
-    for i, v in enumerate(values):
+    for i, (v, kts) in enumerate(zip(values, kafka_ts)):
         try:
             r = dec(v)
         except errors:
             r = None
-        if r is not None and r.type is unset and (r.service in names or _learn_name(names, r.service)):
+        if r is not None and r.type is unset and ((svc := r.service) in names or _learn_name(names, svc)):
             ts = r.ts
             if type(ts) is str:
                 sec = seconds.get(ts[:19])  # cached_rfc3339_ms, inlined for a seen second
                 ms = millis.get(ts[19:])
                 ts = sec + ms if sec is not None and ms is not None else parse_ts(ts)
-            if ts is not None and not 100_000_000_000 <= ts < 100_000_000_000_000:
-                ts = None  # fast_request's range: anything else is for the general path
             lat = r.latency_ms
-            kts = kafka_ts[i]
-            if (ts is not None and lat < _INF and (floor is None or ts >= floor)
+            if (ts is not None and 100_000_000_000 <= ts < 100_000_000_000_000  # else for the general path
+                    and lat < _INF and (floor is None or ts >= floor)
                     and (kts is None or not MIN_TS_MS < kts < MAX_TS_MS or ts <= kts + max_future)):
                 if mx is None:
                     agg.origin_ms = mx = ts
@@ -68,7 +66,7 @@ def add_request_batch(agg, offsets, keys, values, kafka_ts, raw_values=None) -> 
                 elif ts > mx:
                     mx = ts
                     floor = mx - lateness
-                k = (r.service, r.cohort, r.release, ts - ts % step)
+                k = (svc, r.cohort, r.release, ts - ts % step)
                 lats = groups.get(k)
                 if lats is None:
                     lats = groups[k] = []
@@ -78,7 +76,7 @@ def add_request_batch(agg, offsets, keys, values, kafka_ts, raw_values=None) -> 
                 continue
         agg.max_event_ms = mx
         general += 1
-        rej = agg.add(offsets[i], keys[i], v if raw_values is None else raw_values[i], kafka_ts[i])
+        rej = agg.add(offsets[i], keys[i], v if raw_values is None else raw_values[i], kts)
         if rej is not None:
             out.append((i, rej))
         mx = agg.max_event_ms

@@ -32,7 +32,7 @@ from gatewatch.streams.stages.decide import DecisionState, decision_outputs, sha
 from gatewatch.streams.stages.signals import late_records, signal_outputs
 
 
-class Envelope(msgspec.Struct, kw_only=True):
+class Envelope(msgspec.Struct, kw_only=True, gc=False):
     """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
     `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
     broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""

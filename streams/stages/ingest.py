@@ -26,7 +26,8 @@ import logging
 import os
 import time
 import uuid
-from operator import methodcaller
+from itertools import groupby
+from operator import itemgetter, methodcaller
 from pathlib import Path
 
 import orjson
@@ -59,20 +60,24 @@ WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark pe
                   ["topic", "partition"])
 
 
-_OFFSET, _KEY = methodcaller("offset"), methodcaller("key")
+_OFFSET, _KEY, _VALUE = methodcaller("offset"), methodcaller("key"), methodcaller("value")
+_TOPIC, _PARTITION, _TIMESTAMP = methodcaller("topic"), methodcaller("partition"), methodcaller("timestamp")
+_KIND, _MS = itemgetter(0), itemgetter(1)
 
 
 def partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
-    """Consecutive messages of one partition (a consumed batch comes in such runs)."""
-    runs: list[tuple[tuple[str, int], list]] = []
-    key, run = None, None
-    for m in msgs:
-        k = (m.topic(), m.partition())
-        if k != key:
-            key, run = k, []
-            runs.append((k, run))
-        run.append(m)
-    return runs
+    """Consecutive messages of one partition (a consumed batch comes in such runs), cut in C."""
+    return [((topic, partition), run)
+            for partition, same_partition in groupby(msgs, _PARTITION)
+            for topic, run in ((t, list(g)) for t, g in groupby(same_partition, _TOPIC))]
+
+
+def kafka_timestamps(run: list) -> list[int | None]:
+    """The messages' timestamps in ms, None where there is none (message_ts_ms of each)."""
+    stamps = list(map(_TIMESTAMP, run))
+    if all(map(_KIND, stamps)) and min(map(_MS, stamps)) > 0:  # the usual batch: every one stamped
+        return list(map(_MS, stamps))
+    return [t if kind != 0 and t > 0 else None for kind, t in stamps]
 
 
 class IngestStage(Stage):
@@ -202,11 +207,9 @@ class IngestStage(Stage):
             if agg.fast_path:  # its loop reads the offsets and keys of few records
                 offsets, keys = LazyColumn(run, _OFFSET), LazyColumn(run, _KEY)
             else:
-                offsets, keys = [m.offset() for m in run], [m.key() for m in run]
-            values = [m.value() for m in run]
-            kafka_ts = [t if kind != 0 and t > 0 else None  # message_ts_ms, inlined
-                        for kind, t in (m.timestamp() for m in run)]
-            for i, rej in agg.add_batch(offsets, keys, values, kafka_ts):
+                offsets, keys = list(map(_OFFSET, run)), list(map(_KEY, run))
+            values = list(map(_VALUE, run))
+            for i, rej in agg.add_batch(offsets, keys, values, kafka_timestamps(run)):
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 worker.dlq(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
             self.position[(topic, partition)] = run[-1].offset() + 1
