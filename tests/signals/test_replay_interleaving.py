@@ -42,7 +42,7 @@ def interleaved(seed: int, n: int) -> list[Envelope]:
     order = [lane for lane, envs in envs_of.items() for _ in envs]
     rng.shuffle(order)
     if rng.random() < 0.3:  # runs of one partition, as fetches return them
-        order = [lane for _i, lane in sorted(enumerate(order), key=lambda x: (x[0] // 50, x[1]))]
+        order = [lane for _i, lane in sorted(enumerate(order), key=lambda x: (x[0] // 500, x[1]))]
     pos = {lane: 0 for lane in envs_of}
     out = []
     for lane in order:
