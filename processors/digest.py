@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import _count_elements  # Counter.update's C loop: counts an iterable into a dict
 
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -59,15 +58,6 @@ class LogHistogram:
             n[k] = n.get(k, 0) + 1
         else:
             self.zero += 1
-
-    def add_all(self, xs: list[float]) -> None:
-        """add() of each value. A list of positive values (request latencies) is counted in C:
-        the same float operations as add() (log, times 1/log(gamma), ceil), so the same buckets."""
-        if all(map(_MIN.__lt__, xs)):  # add()'s first branch for every x
-            _count_elements(self.pos, map(_ceil, map(_INV_LN_GAMMA.__mul__, map(_log, xs))))
-        else:
-            for x in xs:
-                self.add(x)
 
     @property
     def count(self) -> int:

@@ -4,7 +4,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.request_batch import add_all
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig
 
@@ -160,3 +162,30 @@ def test_replay_runs_equal_add_loop(recs):
     rejects, values = _add_run(many, envs)
     assert [(i, r, values[i]) for i, r in rejects] == want
     assert many.max_event_ms == one.max_event_ms and many.flush() == one.flush()
+
+
+def hist_of(values) -> LogHistogram:
+    h = LogHistogram()
+    for v in values:
+        h.add(v)
+    return h
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(1e-12, 1e7, allow_nan=False), st.integers(1, 10**6),
+                          st.sampled_from([0.0, -0.0, 1e-9, 1.0000000001e-9, -3.5, 5e-324])), max_size=200),
+       st.lists(st.floats(1e-3, 1e4), max_size=20))
+def test_add_all_equals_add_one_by_one(xs, before):
+    """request_batch.add_all (counted in C for positive lists, by add() otherwise) lands every value in the
+    bucket add() puts it in, onto a histogram that already holds some."""
+    one, many = hist_of(before), hist_of(before)
+    for x in xs:
+        one.add(x)
+    add_all(many, xs)
+    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
+    positive = [x for x in xs if x > 1e-9]
+    one, many = LogHistogram(), LogHistogram()
+    for x in positive:
+        one.add(x)
+    add_all(many, positive)
+    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)

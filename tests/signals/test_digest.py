@@ -61,23 +61,3 @@ def test_quantiles_walk_equals_the_ranked_view(xs, qs):
         h.add(x)
     r = h.ranked()
     assert h.quantiles(tuple(qs)) == ([r.quantile(q) for q in qs], r.n)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.floats(1e-12, 1e7, allow_nan=False), st.integers(1, 10**6),
-                          st.sampled_from([0.0, -0.0, 1e-9, 1.0000000001e-9, -3.5, 5e-324])), max_size=200),
-       st.lists(st.floats(1e-3, 1e4), max_size=20))
-def test_add_all_equals_add_one_by_one(xs, before):
-    """add_all (counted in C for positive lists, by add() otherwise) lands every value in the
-    bucket add() puts it in, onto a histogram that already holds some."""
-    one, many = hist_of(before), hist_of(before)
-    for x in xs:
-        one.add(x)
-    many.add_all(xs)
-    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
-    positive = [x for x in xs if x > 1e-9]
-    one, many = LogHistogram(), LogHistogram()
-    for x in positive:
-        one.add(x)
-    many.add_all(positive)
-    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
