@@ -72,7 +72,9 @@ class Stage:
     def on_revoke(self, worker: "Worker", tps: list[TopicPartition]) -> None:
         """Drop the state of partitions handed to another member (after the last checkpoint)."""
 
-    def process(self, worker: "Worker", msgs: list) -> None:
+    def process(self, worker: "Worker", msgs: list) -> dict[tuple[str, int], int] | None:
+        """Apply a batch. May return each partition's next offset after the batch (a stage that
+        walks the batch by partition knows them; the worker then skips its own pass)."""
         raise NotImplementedError
 
     def checkpoint(self, worker: "Worker") -> list[TopicPartition]:
@@ -260,13 +262,11 @@ class Worker:
         st, t0 = self.stage, time.monotonic()
         RECORDS.labels(st.name).inc(len(msgs))
         if not st.transactional:
-            st.process(self, msgs)
-            self._advance(msgs)
+            self._advance(msgs, st.process(self, msgs))
         else:
             self.producer.begin_transaction()
             try:
-                st.process(self, msgs)
-                offsets = self._transaction_offsets(self._advance(msgs))
+                offsets = self._transaction_offsets(self._advance(msgs, st.process(self, msgs)))
                 self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
                 self.producer.commit_transaction(30)
             except KafkaException as e:
@@ -303,12 +303,13 @@ class Worker:
             except KafkaException:  # being revoked right now: the next owner starts at the commit
                 pass
 
-    def _advance(self, msgs: list) -> list[tuple[str, int]]:
-        """Each partition of the batch: next offset after its last message; the partitions, sorted."""
-        last = {(m.topic(), m.partition()): m.offset() for m in msgs}  # one pass: the last one wins
-        for key, offset in last.items():
-            self._positions[key] = offset + 1
-        return sorted(last)
+    def _advance(self, msgs: list, nexts: dict[tuple[str, int], int] | None = None) -> list[tuple[str, int]]:
+        """Each partition of the batch: next offset after its last message (as the stage returned
+        them, or found here); the partitions, sorted."""
+        if nexts is None:
+            nexts = {(m.topic(), m.partition()): m.offset() + 1 for m in msgs}  # one pass: the last one wins
+        self._positions.update(nexts)
+        return sorted(nexts)
 
     def _transaction_offsets(self, touched: list[tuple[str, int]]) -> list[TopicPartition]:
         meta = getattr(self.stage, "offset_metadata", None)
