@@ -87,8 +87,9 @@ class TimedIngest(IngestStage):
     def process(self, worker, msgs):
         if self.first is None:
             self.first = time.monotonic()
-        super().process(worker, msgs)
+        nexts = super().process(worker, msgs)
         self.consumed += len(msgs)
+        return nexts
 
     def after_commit(self, worker, offsets):
         super().after_commit(worker, offsets)

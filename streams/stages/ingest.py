@@ -198,9 +198,11 @@ class IngestStage(Stage):
                 d.pop(key, None)
 
     # ---- the batch ----
-    def process(self, worker, msgs) -> None:
-        touched = []
+    def process(self, worker, msgs) -> dict[tuple[str, int], int]:
+        """Returns each partition's next offset after the batch (the worker's offsets to commit)."""
+        touched, nexts = [], {}
         for (topic, partition), run in partition_runs(msgs):
+            nexts[(topic, partition)] = run[-1].offset() + 1  # a later run of the partition wins
             agg = self.aggs.get((topic, partition))
             if agg is None:  # a revoke raced the batch: the new owner reads it
                 continue
@@ -212,7 +214,7 @@ class IngestStage(Stage):
             for i, rej in agg.add_batch(offsets, keys, values, kafka_timestamps(run)):
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 worker.dlq(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
-            self.position[(topic, partition)] = run[-1].offset() + 1
+            self.position[(topic, partition)] = nexts[(topic, partition)]
             touched.append((topic, partition))
         for key in touched:
             agg = self.aggs[key]
@@ -229,6 +231,7 @@ class IngestStage(Stage):
             worker.producer.flush(10)
             log_event(LOG, "holding the open transaction (fault injection)", seconds=self._hold_s)
             time.sleep(self._hold_s)
+        return nexts
 
     def _at_end(self, worker, key: tuple[str, int]) -> bool:
         """Whether this partition was read to its end, as far as the last fetch told."""

@@ -122,6 +122,11 @@ def test_replay_envelopes_never_raise_and_match_the_dict_path():
         except Exception:
             pass
     assert got == want and bad["bad_envelope"] == len([x for x in lines if x.strip()]) - len(want)
+    # read 1024 lines at a time: batches of good lines only, and batches with a bad one somewhere
+    many = [good + b"}"] * 1500 + lines + [good + b"}"] * 1500
+    bad = Counter()
+    assert list(read_envelopes(iter(many), bad)) == [want[0]] * 1500 + want + [want[0]] * 1500
+    assert bad["bad_envelope"] == len([x for x in lines if x.strip()]) - len(want)
 
 
 def test_timestamp_strings_outside_the_fast_range_go_to_the_general_path():
