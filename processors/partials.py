@@ -13,7 +13,7 @@ owns); `progress()` is the partial of a partition with nothing new (position and
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _loads
@@ -77,8 +77,8 @@ class PartitionAggregator:
         self.first_shapes: dict = {}
         # request samples of add_batch's loop not yet counted into req (processors.request_batch):
         # (service, cohort, release as sent, bucket) -> latencies, and -> status >= 500 count
-        self.latency_groups: dict[tuple, list] = {}
-        self.error_groups: dict[tuple, int] = {}
+        self.latency_groups: defaultdict[tuple, list] = defaultdict(list)
+        self.error_groups: defaultdict[tuple, int] = defaultdict(int)
 
     @property
     def watermark_ms(self) -> int | None:

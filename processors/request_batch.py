@@ -69,12 +69,9 @@ def add_request_batch(agg, offsets, keys, values, kafka_ts, raw_values=None) -> 
                     mx = ts
                     floor = mx - lateness
                 k = (svc, r.cohort, r.release, ts - ts % step)
-                lats = groups.get(k)
-                if lats is None:
-                    lats = groups[k] = []
-                lats.append(lat)
+                groups[k].append(lat)
                 if r.status >= 500:
-                    errs[k] = errs.get(k, 0) + 1
+                    errs[k] += 1
                 continue
         agg.max_event_ms = mx
         general += 1
@@ -129,7 +126,8 @@ def fold_groups(agg) -> None:
         a[0] += len(lats)
         a[1] += errs.get(raw, 0)
         add_all(a[2], lats)
-    agg.latency_groups, agg.error_groups = {}, {}
+    agg.latency_groups.clear()
+    agg.error_groups.clear()
 
 
 def add_all(h: LogHistogram, xs: list[float]) -> None:
