@@ -194,3 +194,30 @@ def test_add_all_equals_add_one_by_one(xs, before):
         one.add(x)
     add_all(many, positive)
     assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
+
+
+def test_scan_sources_reads_batches_like_lines(tmp_path):
+    """scan_sources decodes 1024 lines at a time: the sources a line-by-line read finds."""
+    import msgspec
+
+    from gatewatch.streams.app.replay import _decode_where, envelope_from_dict, scan_sources, sources_of
+
+    def line_by_line(path):
+        out = []
+        for line in open(path, "rb"):
+            try:
+                out.append(_decode_where(line))
+            except (msgspec.DecodeError, ValueError):
+                try:
+                    out.append(envelope_from_dict(orjson.loads(line)))
+                except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+                    pass
+        return sources_of(out)
+
+    odd = [b'{"topic":"gw.rum","partition":"3","offset":1}', b'{"topic":"gw.cdc","partition":2}', b"",
+           b"nope", b'{"topic":"gw.metrics","partition":9,"offset":1,"payload":"\xff"}', b"[1]"]
+    good = [b'{"topic":"gw.metrics","partition":%d,"offset":%d}' % (i % 3, i) for i in range(3000)]
+    for lines in (good, good[:1500] + odd + good[1500:], odd):
+        path = tmp_path / "in.json"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        assert scan_sources([str(path)]) == line_by_line(path)
