@@ -1,6 +1,6 @@
 """Ingest benchmark: events/s of the full ingest -> signals path, as ratios measured in one run.
 
-    python bench/ingest.py [--events 300000] [--faust-events 30000]
+    python bench/ingest.py [--events 300000] [--faust-events 30000] [--replay-only]
 
 Baselines in the same run, on the same embedded broker and topic:
   plain   a confluent-kafka consume + orjson.loads loop (the ceiling for any Python consumer)
@@ -87,8 +87,9 @@ class TimedIngest(IngestStage):
     def process(self, worker, msgs):
         if self.first is None:
             self.first = time.monotonic()
-        super().process(worker, msgs)
+        nexts = super().process(worker, msgs)
         self.consumed += len(msgs)
+        return nexts
 
     def after_commit(self, worker, offsets):
         super().after_commit(worker, offsets)
@@ -210,9 +211,18 @@ def main() -> None:
     ap.add_argument("--faust-events", type=int, default=30_000)
     ap.add_argument("--engine", choices=ENGINES, default="tansu",
                     help="broker: the embedded tansu or Apache Kafka from Maven jars (Java 17)")
+    ap.add_argument("--replay-only", action="store_true",
+                    help="only replay and its decode baselines (no broker: a quick check of replay's ratio)")
     a = ap.parse_args()
     data = payloads(a.events)
     n = len(data)
+    if a.replay_only:
+        os.environ.setdefault("GATEWATCH_TOPIC_PREFIX", "bench.")
+        with tempfile.TemporaryDirectory() as tmpd:
+            payload_rate, line_rate, replay = replay_rates(data, Path(tmpd))
+        print(f"events: {n} request samples on 3 partitions (replay only, no broker)")
+        print_replay(payload_rate, line_rate, replay)
+        return
     os.environ["GATEWATCH_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     with make_broker(a.engine) as b, tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -242,6 +252,10 @@ def main() -> None:
     print(f"ingest -> signals (last signal emitted)     : {full:>10,.0f} ev/s   {full / plain:.2f}x plain  (target >= 0.5x)")
     print(f"per-event faust agent with a Table          : {fr:>10,.0f} ev/s   {fr / plain:.3f}x plain  "
           f"(ingest->signals is {full / fr:.0f}x faster)")
+    print_replay(payload_rate, line_rate, replay)
+
+
+def print_replay(payload_rate: float, line_rate: float, replay: float) -> None:
     print(f"orjson decode of the kcat lines + payloads  : {line_rate:>10,.0f} ev/s   1.00x")
     print(f"orjson decode of the payloads alone         : {payload_rate:>10,.0f} ev/s   "
           f"{payload_rate / line_rate:.2f}x line decode")

@@ -13,7 +13,7 @@ owns); `progress()` is the partial of a partition with nothing new (position and
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _loads
@@ -21,27 +21,21 @@ from orjson import loads as _loads
 from gatewatch.processors.canonical import canonical_json, content_id, sha256_hex
 from gatewatch.processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
 from gatewatch.processors.inputs import (
-    DEFAULT_COHORT,
     MAX_TS_MS,
-    MILLIS_Z,
     MIN_TS_MS,
-    SECOND_MS,
-    UNSET,
-    WIRE_ERRORS,
     Change,
     Gauge,
     InputOptions,
     Rejection,
     Request,
     Vital,
-    cached_rfc3339_ms,
     decode,
-    decode_request_wire,
     fast_request,
     is_tombstone,
 )
 from gatewatch.processors.inputs.points import Point, point_json
 from gatewatch.processors.partial_body import body_of, load_body
+from gatewatch.processors.request_batch import add_request_batch, fold_groups
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig, later_sample
 
@@ -66,6 +60,7 @@ class PartitionAggregator:
         self.max_event_ms: int | None = None
         self.origin_ms: int | None = None
         self._shape_ids: dict[tuple, str] = {}
+        self._valid_services: set[str] = set()  # processors.request_batch's memo of valid names
         self._reset()
 
     def _reset(self) -> None:
@@ -80,6 +75,10 @@ class PartitionAggregator:
         self.series: dict = {}
         self.shapes: dict = {}
         self.first_shapes: dict = {}
+        # request samples of add_batch's loop not yet counted into req (processors.request_batch):
+        # (service, cohort, release as sent, bucket) -> latencies, and -> status >= 500 count
+        self.latency_groups: defaultdict[tuple, list] = defaultdict(list)
+        self.error_groups: defaultdict[tuple, int] = defaultdict(int)
 
     @property
     def watermark_ms(self) -> int | None:
@@ -183,79 +182,19 @@ class PartitionAggregator:
         out, self.skipped = self.skipped, Counter()
         return out
 
-    def add_batch(self, offsets, keys, values, kafka_ts) -> list[tuple[int, Rejection]]:
+    def add_batch(self, offsets, keys, values, kafka_ts, raw_values=None) -> list[tuple[int, Rejection]]:
         """add() over parallel sequences, in order; returns (index, rejection) of each rejected
         record. Same state and rejections as calling add() record by record (property-tested).
-        Request samples of the metrics topic run through one loop with no per-record call:
-        msgspec decodes and validates them in C. A record that loop does not take plainly
-        (another shape, late, future, an unusual timestamp) goes through add()."""
-        if not self.fast_path:
-            add = self.add
-            return [(i, r) for i in range(len(values))
-                    if (r := add(offsets[i], keys[i], values[i], kafka_ts[i])) is not None]
-        out: list[tuple[int, Rejection]] = []
-        if not values:
-            return out
-        if self.first_offset is None:
-            self.first_offset = offsets[0]
-        req, step, lateness, max_future = self.req, self._step, self._lateness, self._max_future
-        base = self._baseline
-        dec, errors, unset, parse_ts = decode_request_wire, WIRE_ERRORS, UNSET, cached_rfc3339_ms
-        seconds, millis = SECOND_MS, MILLIS_Z
-        mx = self.max_event_ms
-        floor = None if mx is None else mx - lateness
-        fast = 0
-        for i, v in enumerate(values):
-            try:
-                r = dec(v)
-            except errors:
-                r = None
-            if r is not None and r.type is unset:
-                ts = r.ts
-                if type(ts) is str:
-                    sec = seconds.get(ts[:19])  # cached_rfc3339_ms, inlined for a seen second
-                    ms = millis.get(ts[19:])
-                    ts = sec + ms if sec is not None and ms is not None else parse_ts(ts)
-                if ts is not None and not 100_000_000_000 <= ts < 100_000_000_000_000:
-                    ts = None  # fast_request's range: anything else is for the general path
-                lat = r.latency_ms
-                kts = kafka_ts[i]
-                if (ts is not None and lat < _INF and (floor is None or ts >= floor)
-                        and (kts is None or not MIN_TS_MS < kts < MAX_TS_MS or ts <= kts + max_future)):
-                    if mx is None:
-                        self.origin_ms = mx = ts
-                        floor = mx - lateness
-                    elif ts > mx:
-                        mx = ts
-                        floor = mx - lateness
-                    # _count_request, inlined to keep this loop free of per-record calls
-                    cohort = r.cohort or DEFAULT_COHORT
-                    k = (r.service, cohort, "" if r.release is None or cohort in base else r.release,
-                         ts - ts % step)
-                    a = req.get(k)
-                    if a is None:
-                        a = req[k] = [0, 0, LogHistogram()]
-                    a[0] += 1
-                    if r.status >= 500:
-                        a[1] += 1
-                    if lat > _MIN:
-                        pos = a[2].pos
-                        hk = _ceil(_log(lat) * _INV_LN_GAMMA)
-                        pos[hk] = pos.get(hk, 0) + 1
-                    else:
-                        a[2].add(lat)
-                    fast += 1
-                    continue
-            self.max_event_ms = mx
-            rej = self.add(offsets[i], keys[i], v, kafka_ts[i])
-            if rej is not None:
-                out.append((i, rej))
-            mx = self.max_event_ms
-            floor = None if mx is None else mx - lateness
-        self.max_event_ms = mx
-        self.records += fast
-        self.last_offset = offsets[-1]
-        return out
+        Request samples of the metrics topic run through processors.request_batch's loop (msgspec
+        decodes and validates them in C); `values` may then be str, with `raw_values` the same
+        records as bytes (what add() gets)."""
+        if self.fast_path:
+            return add_request_batch(self, offsets, keys, values, kafka_ts, raw_values)
+        if raw_values is not None:
+            values = raw_values
+        add = self.add
+        return [(i, r) for i in range(len(values))
+                if (r := add(offsets[i], keys[i], values[i], kafka_ts[i])) is not None]
 
     def _add_request(self, t: tuple, kafka_ts_ms: int | None) -> Rejection | None:
         """add() for one fast-path request sample: the same rules as the loop above."""
@@ -333,6 +272,8 @@ class PartitionAggregator:
                 self.first_shapes[(s.scope, s.table)] = [s.ts_ms, sid]
 
     def _body(self) -> dict:
+        if self.latency_groups:
+            fold_groups(self)
         return body_of(self)
 
     def flush(self, caught_up: bool = False) -> dict | None:

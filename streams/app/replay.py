@@ -11,8 +11,9 @@ streaming path would publish comes out as one NDJSON line {"topic","key","value"
 from __future__ import annotations
 
 from collections import Counter
-from itertools import islice
-from typing import Iterable, Iterator
+from itertools import compress, groupby, islice
+from operator import attrgetter, itemgetter, le, ne
+from typing import Iterable, Iterator, Sequence
 
 import msgspec
 import orjson
@@ -22,6 +23,7 @@ from gatewatch.processors.dlq import dlq_record
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.policy.scoped import ScopedEngine
+from gatewatch.processors.request_batch import LazyColumn
 from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
@@ -30,7 +32,7 @@ from gatewatch.streams.stages.decide import DecisionState, decision_outputs, sha
 from gatewatch.streams.stages.signals import late_records, signal_outputs
 
 
-class Envelope(msgspec.Struct, kw_only=True):
+class Envelope(msgspec.Struct, kw_only=True, gc=False):
     """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
     `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
     broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""
@@ -90,58 +92,83 @@ class Replayer:
         self.quality_policy = quality_policy
         self.cycles: dict[int, object] = {}  # gw.spans partition -> SpanCycle
         self.skipped = Counter()
+        self.logicals: dict[str | None, str | None] = {}  # envelope topic -> logical name
 
     def feed(self, env: dict | Envelope) -> list[tuple[str, bytes, bytes]]:
         return self.feed_many([env if type(env) is Envelope else envelope_from_dict(env)])
 
     def feed_many(self, envs: list[Envelope]) -> list[tuple[str, bytes, bytes]]:
         """Outputs of these envelopes, in order: the same lines as feeding them one by one.
-        Consecutive records of one input partition go to PartitionAggregator.add_batch together,
-        cut where the aggregator reaches flush_every (so flushes fall on the same records)."""
-        out: list[tuple[str, bytes, bytes]] = []
-        i, n = 0, len(envs)
-        while i < n:
-            env = envs[i]
-            full = env.topic or ""
-            logical = self.collector.get(full) or logical_name(full, self.prefix)
+
+        Each input partition's records go to PartitionAggregator.add_batch together, in runs cut
+        where the aggregator reaches flush_every (so flushes fall on the same records), even when
+        partitions interleave: an aggregator depends on its own partition's records only. What
+        shares state across partitions (a flush's partial reaching the signals task and decide,
+        spans) runs afterwards in record order, with the DLQ records, so the lines are the same."""
+        events: list[tuple[int, int, object]] = []  # (position, _DLQ/_FLUSH/_SPAN, what)
+        for (topic, part), (run, where) in _by_partition(envs).items():
+            logical = self._logical(topic)
             if logical == "spans":
-                out.extend(self._spans(env))
-                i += 1
-                continue
-            if logical not in INPUTS and logical not in topics.COLLECTOR:
-                self.skipped[f"topic:{env.topic}"] += 1
-                i += 1
-                continue
-            part = env.partition
-            agg = self.aggs.get((logical, part))
-            if agg is None:
-                agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
-            nxt = self.ends.get((logical, part), 0)
-            if env.offset < nxt:  # a partition's offsets only grow: a second file of it restarting at 0?
+                events.extend((pos, _SPAN, env) for pos, env in zip(where, run))
+            elif logical not in INPUTS and logical not in topics.COLLECTOR:
+                self.skipped[f"topic:{topic}"] += len(run)
+            else:
+                self._feed_partition(logical, part, run, where, events)
+        out: list[tuple[str, bytes, bytes]] = []
+        events.sort(key=_POSITION)
+        for _pos, kind, what in events:
+            if kind == _DLQ:
+                out.append(what)
+            elif kind == _FLUSH:
+                out.extend(self._publish(what))
+            else:
+                out.extend(self._spans(what))
+        return out
+
+    def _logical(self, topic: str | None) -> str | None:
+        """The logical name of an envelope's topic (memoized: one per record otherwise)."""
+        logical = self.logicals.get(topic, _UNKNOWN)
+        if logical is _UNKNOWN:
+            full = topic or ""
+            logical = self.collector.get(full) or logical_name(full, self.prefix)
+            if len(self.logicals) >= 4096:
+                self.logicals.clear()
+            self.logicals[topic] = logical
+        return logical
+
+    def _feed_partition(self, logical: str, part: int, run: list[Envelope], where: list[int], events: list) -> None:
+        """One input partition's envelopes, in runs cut where an offset does not grow (a second
+        file of the partition restarting at 0?) and where the aggregator reaches flush_every;
+        records behind the partition's last offset are skipped. `where`: their positions."""
+        agg = self.aggs.get((logical, part))
+        if agg is None:
+            agg = self.aggs[(logical, part)] = InputAggregator(logical, part, self.config, self.options)
+        offsets = list(map(_OFFSET, run))
+        start = 0
+        for stop in [*compress(range(1, len(run)), map(le, offsets[1:], offsets)), len(run)]:
+            i, nxt = start, self.ends.get((logical, part), 0)
+            while i < stop and offsets[i] < nxt:  # a partition's offsets only grow
                 self.skipped["offset_behind"] += 1
                 i += 1
-                continue
-            j, end = i + 1, min(n, i + self.flush_every - agg.pending)
-            while j < end and envs[j].topic == env.topic and envs[j].partition == part \
-                    and envs[j].offset > envs[j - 1].offset:
-                j += 1
-            run = envs[i:j]
-            offsets = [e.offset for e in run]
-            self.ends[(logical, part)] = offsets[-1] + 1
-            values = [_value(e) for e in run]
-            rejects = agg.add_batch(offsets, [None if e.key is None else e.key.encode() for e in run], values,
-                                    [e.ts if e.ts is not None and e.ts > 0 else None for e in run])
-            if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
-                self.skipped.update(agg.take_skipped())
-            if rejects:
-                src = topics.input_topic(logical)
-                for k, rej in rejects:
-                    rec = dlq_record(src, part, offsets[k], rej.reason, values[k], rej.detail)
-                    out.append((self.t_dlq, src.encode(), canonical_json(rec)))
-            if agg.pending >= self.flush_every:
-                out.extend(self._flush(agg))
-            i = j
-        return out
+            while i < stop:
+                j = min(stop, i + max(1, self.flush_every - agg.pending))
+                self._feed_run(agg, logical, part, run[i:j], where[i:j], events)
+                i = j
+            start = stop
+
+    def _feed_run(self, agg: InputAggregator, logical: str, part: int, run: list[Envelope], where: list[int],
+                  events: list) -> None:
+        self.ends[(logical, part)] = run[-1].offset + 1
+        rejects, values = _add_run(agg, run)
+        if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
+            self.skipped.update(agg.take_skipped())
+        if rejects:
+            src = topics.input_topic(logical)
+            for k, rej in rejects:
+                rec = dlq_record(src, part, run[k].offset, rej.reason, values[k], rej.detail)
+                events.append((where[k], _DLQ, (self.t_dlq, src.encode(), canonical_json(rec))))
+        if agg.pending >= self.flush_every:
+            events.append((where[-1], _FLUSH, agg.flush()))
 
     def _spans(self, env: Envelope) -> list[tuple[str, bytes, bytes]]:
         from gatewatch.processors.quality import SpanCycle
@@ -178,8 +205,10 @@ class Replayer:
         partial = agg.flush(caught_up)
         if partial is None and caught_up:  # nothing pending: say where the source ends
             partial = agg.progress(self.ends[(agg.topic, agg.partition)], True)
-        if partial is None:
-            return []
+        return [] if partial is None else self._publish(partial)
+
+    def _publish(self, partial: dict) -> list[tuple[str, bytes, bytes]]:
+        """A partial's outputs: what the signals task emits on it, and decide on those."""
         out = []
         for topic, k, v in signal_outputs(self.task, partial, self.t_signals):
             out.append((topic, k, v))
@@ -208,6 +237,61 @@ def feed_files(rp: Replayer, paths: Iterable[str], bad: Counter) -> Iterator[lis
     yield rp.finish()
 
 
+_OFFSET, _TS, _PAYLOAD, _B64 = (attrgetter(f) for f in ("offset", "ts", "payload", "payload_b64"))
+_WHERE = attrgetter("topic", "partition")
+_UNKNOWN = object()
+_DLQ, _FLUSH, _SPAN = 0, 1, 2  # event kinds; at one position a DLQ line comes before its run's flush
+_POSITION = itemgetter(0, 1)
+
+
+def _by_partition(envs: list[Envelope]) -> dict[tuple, tuple[list[Envelope], list[int]]]:
+    """(topic, partition) -> its envelopes and their positions in envs, in order. Runs of one
+    partition (as a consumer's fetches return them) are cut in C; partitions that interleave
+    record by record (a sample of the head says which) are gathered one by one, cheaper then."""
+    parts: dict[tuple, tuple[list[Envelope], list[int]]] = {}
+    head = list(map(_WHERE, islice(envs, 64)))
+    if sum(map(ne, head, head[1:])) > 4:
+        positions: dict[tuple, list[int]] = {}
+        for pos, where in enumerate(map(_WHERE, envs)):
+            got = positions.get(where)
+            if got is None:
+                got = positions[where] = []
+            got.append(pos)
+        return {where: (list(map(envs.__getitem__, ps)), ps) for where, ps in positions.items()}
+    pos = 0
+    for where, group in groupby(envs, _WHERE):
+        run = list(group)
+        got = parts.get(where)
+        if got is None:
+            parts[where] = (run, list(range(pos, pos + len(run))))
+        else:
+            got[0].extend(run)
+            got[1].extend(range(pos, pos + len(run)))
+        pos += len(run)
+    return parts
+
+
+def _add_run(agg: InputAggregator, run: list[Envelope]) -> tuple[list, Sequence[bytes | None]]:
+    """agg.add_batch over consecutive envelopes of one partition: (its rejections, the record
+    values as bytes). Columns are built in C where they can be: the metrics fast path decodes the
+    payload strings as they are (msgspec takes str), and reads the keys, offsets and bytes of only
+    the records it hands to add()."""
+    n = len(run)
+    kafka_ts = list(map(_TS, run))
+    if kafka_ts.count(None) or min(kafka_ts) <= 0:  # the record timestamp, when it has one
+        kafka_ts = [t if t is not None and t > 0 else None for t in kafka_ts]
+    if agg.fast_path and list(map(_B64, run)).count(None) == n:
+        raw = LazyColumn(run, _value)
+        return agg.add_batch(LazyColumn(run, _OFFSET), LazyColumn(run, _key), list(map(_PAYLOAD, run)),
+                             kafka_ts, raw), raw
+    values = [_value(e) for e in run]
+    return agg.add_batch([e.offset for e in run], [_key(e) for e in run], values, kafka_ts), values
+
+
+def _key(env: Envelope) -> bytes | None:
+    return None if env.key is None else env.key.encode()
+
+
 def _value(env: Envelope) -> bytes | None:
     if env.payload_b64 is not None:  # binary values (otlp_proto): base64 in the envelope
         import base64
@@ -215,7 +299,7 @@ def _value(env: Envelope) -> bytes | None:
     return None if env.payload is None else env.payload.encode()
 
 
-class _Where(msgspec.Struct):
+class _Where(msgspec.Struct, gc=False):
     partition: int
     topic: str | None = None
 
@@ -229,11 +313,11 @@ def sources_of(envs: Iterable) -> list[str]:
     the input topics."""
     prefix, seen = topics.prefix(), set()
     collector = {t: lg for lg, t in topics.collector_topics().items()}
-    for w in envs:
-        full = w.topic or ""
+    for topic, partition in set(map(_WHERE, envs)):  # the distinct pairs, gathered in C
+        full = topic or ""
         logical = collector.get(full) or logical_name(full, prefix)
         if logical in INPUTS or logical in topics.COLLECTOR:
-            seen.add(f"{logical}:{w.partition}")
+            seen.add(f"{logical}:{partition}")
     return sorted(seen)
 
 
@@ -242,21 +326,40 @@ def scan_sources(paths: Iterable[str]) -> list[str]:
     def wheres():
         for path in paths:
             with open(path, "rb") as f:
-                for line in f:
+                while batch := list(islice(f, 1024)):  # decoded in C; line by line when one is refused
                     try:
-                        yield _decode_where(line)
+                        yield from list(map(_decode_where, batch))
+                        continue
                     except (msgspec.DecodeError, ValueError):
+                        pass
+                    for line in batch:
                         try:
-                            yield envelope_from_dict(orjson.loads(line))
-                        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
-                            continue
+                            yield _decode_where(line)
+                        except (msgspec.DecodeError, ValueError):
+                            try:
+                                yield envelope_from_dict(orjson.loads(line))
+                            except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+                                continue
     return sources_of(wheres())
 
 
 def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
+    """The envelopes of kcat -J lines; unreadable lines are counted in `bad`. Lines are decoded
+    1024 at a time in C; a batch with a line msgspec refuses is read line by line."""
+    it = iter(lines)
+    while batch := list(islice(it, 1024)):
+        try:
+            envs = list(map(_decode_envelope, batch))
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            envs = _read_each(batch, bad)
+        yield from envs
+
+
+def _read_each(lines: list[bytes], bad: Counter) -> list[Envelope]:
+    out = []
     for line in lines:
         try:
-            yield _decode_envelope(line)
+            out.append(_decode_envelope(line))
             continue
         except (msgspec.DecodeError, ValueError, RecursionError):  # orjson and the checks below decide
             pass
@@ -264,9 +367,10 @@ def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
         if not line:
             continue
         try:
-            yield envelope_from_dict(orjson.loads(line))
+            out.append(envelope_from_dict(orjson.loads(line)))
         except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
             bad["bad_envelope"] += 1
+    return out
 
 
 def output_line(topic: str, key: bytes, value: bytes) -> bytes:

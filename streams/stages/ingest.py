@@ -26,7 +26,8 @@ import logging
 import os
 import time
 import uuid
-from operator import methodcaller
+from itertools import groupby
+from operator import itemgetter, methodcaller
 from pathlib import Path
 
 import orjson
@@ -37,6 +38,7 @@ from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.inputs import InputOptions
 from gatewatch.processors.otlp import InputAggregator
 from gatewatch.processors.policy import PolicyError
+from gatewatch.processors.request_batch import LazyColumn
 from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
@@ -58,35 +60,24 @@ WATERMARK = Gauge("gatewatch_ingest_watermark_seconds", "Event-time watermark pe
                   ["topic", "partition"])
 
 
-class _Lazy:
-    """get(run[i]) on demand, as a sequence: add_batch reads offsets and keys only for the first
-    and last record and for the records its fast loop does not take."""
-    __slots__ = ("run", "get")
-
-    def __init__(self, run: list, get):
-        self.run, self.get = run, get
-
-    def __len__(self) -> int:
-        return len(self.run)
-
-    def __getitem__(self, i: int):
-        return self.get(self.run[i])
-
-
-_OFFSET, _KEY = methodcaller("offset"), methodcaller("key")
+_OFFSET, _KEY, _VALUE = methodcaller("offset"), methodcaller("key"), methodcaller("value")
+_TOPIC, _PARTITION, _TIMESTAMP = methodcaller("topic"), methodcaller("partition"), methodcaller("timestamp")
+_KIND, _MS = itemgetter(0), itemgetter(1)
 
 
 def partition_runs(msgs) -> list[tuple[tuple[str, int], list]]:
-    """Consecutive messages of one partition (a consumed batch comes in such runs)."""
-    runs: list[tuple[tuple[str, int], list]] = []
-    key, run = None, None
-    for m in msgs:
-        k = (m.topic(), m.partition())
-        if k != key:
-            key, run = k, []
-            runs.append((k, run))
-        run.append(m)
-    return runs
+    """Consecutive messages of one partition (a consumed batch comes in such runs), cut in C."""
+    return [((topic, partition), run)
+            for partition, same_partition in groupby(msgs, _PARTITION)
+            for topic, run in ((t, list(g)) for t, g in groupby(same_partition, _TOPIC))]
+
+
+def kafka_timestamps(run: list) -> list[int | None]:
+    """The messages' timestamps in ms, None where there is none (message_ts_ms of each)."""
+    stamps = list(map(_TIMESTAMP, run))
+    if all(map(_KIND, stamps)) and min(map(_MS, stamps)) > 0:  # the usual batch: every one stamped
+        return list(map(_MS, stamps))
+    return [t if kind != 0 and t > 0 else None for kind, t in stamps]
 
 
 class IngestStage(Stage):
@@ -207,23 +198,23 @@ class IngestStage(Stage):
                 d.pop(key, None)
 
     # ---- the batch ----
-    def process(self, worker, msgs) -> None:
-        touched = []
+    def process(self, worker, msgs) -> dict[tuple[str, int], int]:
+        """Returns each partition's next offset after the batch (the worker's offsets to commit)."""
+        touched, nexts = [], {}
         for (topic, partition), run in partition_runs(msgs):
+            nexts[(topic, partition)] = run[-1].offset() + 1  # a later run of the partition wins
             agg = self.aggs.get((topic, partition))
             if agg is None:  # a revoke raced the batch: the new owner reads it
                 continue
             if agg.fast_path:  # its loop reads the offsets and keys of few records
-                offsets, keys = _Lazy(run, _OFFSET), _Lazy(run, _KEY)
+                offsets, keys = LazyColumn(run, _OFFSET), LazyColumn(run, _KEY)
             else:
-                offsets, keys = [m.offset() for m in run], [m.key() for m in run]
-            values = [m.value() for m in run]
-            kafka_ts = [t if kind != 0 and t > 0 else None  # message_ts_ms, inlined
-                        for kind, t in (m.timestamp() for m in run)]
-            for i, rej in agg.add_batch(offsets, keys, values, kafka_ts):
+                offsets, keys = list(map(_OFFSET, run)), list(map(_KEY, run))
+            values = list(map(_VALUE, run))
+            for i, rej in agg.add_batch(offsets, keys, values, kafka_timestamps(run)):
                 REJECTS.labels(agg.topic, rej.reason.split(":")[0]).inc()
                 worker.dlq(topic, partition, offsets[i], rej.reason, values[i], rej.detail)
-            self.position[(topic, partition)] = run[-1].offset() + 1
+            self.position[(topic, partition)] = nexts[(topic, partition)]
             touched.append((topic, partition))
         for key in touched:
             agg = self.aggs[key]
@@ -240,6 +231,7 @@ class IngestStage(Stage):
             worker.producer.flush(10)
             log_event(LOG, "holding the open transaction (fault injection)", seconds=self._hold_s)
             time.sleep(self._hold_s)
+        return nexts
 
     def _at_end(self, worker, key: tuple[str, int]) -> bool:
         """Whether this partition was read to its end, as far as the last fetch told."""

@@ -4,7 +4,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.request_batch import add_all
 from gatewatch.processors.timefmt import format_ts
 from gatewatch.processors.windows import SignalConfig
 
@@ -25,7 +27,7 @@ GOOD = {"service": st.sampled_from(["svc-a", "svc-b", "ü"]),
         "ts": good_ts,
         "cohort": st.sampled_from(["baseline", "canary", None]),
         "route": st.sampled_from(["/a", "", None])}
-ODD = {"service": st.sampled_from(["", None, 3]),
+ODD = {"service": st.sampled_from(["", None, 3, "a b", "-lead", "x" * 129, "svc\n", "svc-a\u0301"]),
        "status": st.one_of(st.integers(90, 610), st.sampled_from([True, "200", 200.0, None])),
        "latency_ms": st.sampled_from([-1, -0.5, "12", None, True]),
        "ts": odd_ts,
@@ -120,6 +122,11 @@ def test_replay_envelopes_never_raise_and_match_the_dict_path():
         except Exception:
             pass
     assert got == want and bad["bad_envelope"] == len([x for x in lines if x.strip()]) - len(want)
+    # read 1024 lines at a time: batches of good lines only, and batches with a bad one somewhere
+    many = [good + b"}"] * 1500 + lines + [good + b"}"] * 1500
+    bad = Counter()
+    assert list(read_envelopes(iter(many), bad)) == [want[0]] * 1500 + want + [want[0]] * 1500
+    assert bad["bad_envelope"] == len([x for x in lines if x.strip()]) - len(want)
 
 
 def test_timestamp_strings_outside_the_fast_range_go_to_the_general_path():
@@ -130,3 +137,87 @@ def test_timestamp_strings_outside_the_fast_range_go_to_the_general_path():
         want = [(i, r) for i, v in enumerate(vals) if (r := one.add(i, None, v, kts)) is not None]
         assert many.add_batch(list(range(len(vals))), [None] * len(vals), vals, [kts] * len(vals)) == want
         assert (many.max_event_ms, many.origin_ms, many.flush()) == (one.max_event_ms, one.origin_ms, one.flush())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(records(), st.one_of(kafka_ts, st.just(0)), st.sampled_from(["svc-k", None]),
+                          st.sampled_from(["payload"] * 4 + ["b64", "none"])), min_size=1, max_size=60))
+def test_replay_runs_equal_add_loop(recs):
+    """replay's columns (payload strings decoded as they are; keys, offsets and bytes read lazily)
+    give add()'s rejections and partial, record by record."""
+    import base64
+
+    from gatewatch.streams.app.replay import Envelope, _add_run
+    envs = []
+    for off, (v, kts, key, form) in enumerate(recs):
+        text = v.decode("utf-8", "replace")
+        if form == "b64":
+            envs.append(Envelope(partition=0, offset=off, ts=kts, key=key, payload_b64=base64.b64encode(v).decode()))
+        else:
+            envs.append(Envelope(partition=0, offset=off, ts=kts, key=key, payload=None if form == "none" else text))
+    one, many = PartitionAggregator("metrics", 0, CONFIG), PartitionAggregator("metrics", 0, CONFIG)
+    want = []
+    for i, e in enumerate(envs):
+        value = base64.b64decode(e.payload_b64) if e.payload_b64 is not None else \
+            None if e.payload is None else e.payload.encode()
+        rej = one.add(e.offset, None if e.key is None else e.key.encode(), value,
+                      e.ts if e.ts is not None and e.ts > 0 else None)
+        if rej is not None:
+            want.append((i, rej, value))
+    rejects, values = _add_run(many, envs)
+    assert [(i, r, values[i]) for i, r in rejects] == want
+    assert many.max_event_ms == one.max_event_ms and many.flush() == one.flush()
+
+
+def hist_of(values) -> LogHistogram:
+    h = LogHistogram()
+    for v in values:
+        h.add(v)
+    return h
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(1e-12, 1e7, allow_nan=False), st.integers(1, 10**6),
+                          st.sampled_from([0.0, -0.0, 1e-9, 1.0000000001e-9, -3.5, 5e-324])), max_size=200),
+       st.lists(st.floats(1e-3, 1e4), max_size=20))
+def test_add_all_equals_add_one_by_one(xs, before):
+    """request_batch.add_all (counted in C for positive lists, by add() otherwise) lands every value in the
+    bucket add() puts it in, onto a histogram that already holds some."""
+    one, many = hist_of(before), hist_of(before)
+    for x in xs:
+        one.add(x)
+    add_all(many, xs)
+    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
+    positive = [x for x in xs if x > 1e-9]
+    one, many = LogHistogram(), LogHistogram()
+    for x in positive:
+        one.add(x)
+    add_all(many, positive)
+    assert (many.pos, many.neg, many.zero) == (one.pos, one.neg, one.zero)
+
+
+def test_scan_sources_reads_batches_like_lines(tmp_path):
+    """scan_sources decodes 1024 lines at a time: the sources a line-by-line read finds."""
+    import msgspec
+
+    from gatewatch.streams.app.replay import _decode_where, envelope_from_dict, scan_sources, sources_of
+
+    def line_by_line(path):
+        out = []
+        for line in open(path, "rb"):
+            try:
+                out.append(_decode_where(line))
+            except (msgspec.DecodeError, ValueError):
+                try:
+                    out.append(envelope_from_dict(orjson.loads(line)))
+                except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+                    pass
+        return sources_of(out)
+
+    odd = [b'{"topic":"gw.rum","partition":"3","offset":1}', b'{"topic":"gw.cdc","partition":2}', b"",
+           b"nope", b'{"topic":"gw.metrics","partition":9,"offset":1,"payload":"\xff"}', b"[1]"]
+    good = [b'{"topic":"gw.metrics","partition":%d,"offset":%d}' % (i % 3, i) for i in range(3000)]
+    for lines in (good, good[:1500] + odd + good[1500:], odd):
+        path = tmp_path / "in.json"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        assert scan_sources([str(path)]) == line_by_line(path)
