@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.digest import LogHistogram, Ranked
 from gatewatch.processors.signals.common import Key, dense, drop, signal, slide, sum_hists, undense
 from gatewatch.processors.windows import (
     BURN_WINDOWS_MS,
@@ -37,6 +37,8 @@ class Requests(Key):
         self.hourly: dict[int, list] = {}
         self.lat: dict[int, LogHistogram] = {}
         self.lat_win = LogHistogram()
+        self._ranked = None   # lat_win's ranked view, built once per step (latency_window)
+        self._sums = (None, {})  # (end, window_sums at end): signals() computes, the deltas reuse
 
     def merge(self, x: dict, cfg: SignalConfig) -> None:
         b = x["b"]
@@ -59,9 +61,27 @@ class Requests(Key):
     def advance(self, end, step, cfg):
         super().advance(end, step)
         slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
+        self._ranked = None
 
     def rebuild(self, until, cfg):
         self.lat_win = sum_hists(self.lat, until - cfg.latency_window_ms, until)
+        self._ranked = None
+
+    def latency_window(self) -> Ranked:
+        """The ranked view of the latency window, shared by the key's p95/p99 and by every canary
+        delta that uses the key (as cohort or baseline) in the same step; Ranked.quantile gives
+        the same floats as LogHistogram.quantiles (tests/signals/test_digest.py)."""
+        if self._ranked is None:
+            self._ranked = self.lat_win.ranked()
+        return self._ranked
+
+    def rate_sums(self, end: int, cfg: SignalConfig) -> tuple[int, int]:
+        """(count, errors) over the rate window before end; signals() already summed it this step."""
+        at, sums = self._sums
+        w = cfg.rate_window_ms
+        if at != end or w not in sums:
+            sums = self.window_sums(end, [w], cfg.step_ms)
+        return sums[w]
 
     def window_sums(self, end: int, widths: list[int], step: int) -> dict[int, tuple[int, int]]:
         """(count, errors) over [end - w, end) for each w (multiples of COARSE_MS, ascending):
@@ -119,6 +139,7 @@ class Requests(Key):
         widths = sorted({w for label, w in BURN_WINDOWS_MS.items()
                          if aligned or label not in COARSE_WINDOWS} | {cfg.rate_window_ms})
         sums = self.window_sums(end, widths, step)
+        self._sums = (end, sums)
         for label, width in BURN_WINDOWS_MS.items():
             if label in COARSE_WINDOWS and not aligned:
                 continue
@@ -132,7 +153,8 @@ class Requests(Key):
                            e / n if n else None, n, end, release))
         out.append(signal("request_rate", service, cohort, "", cfg.rate_window_ms,
                            n / (cfg.rate_window_ms / 1000) if n else None, n, end, release))
-        (p95, p99), n = self.lat_win.quantiles((0.95, 0.99))
+        r = self.latency_window()
+        p95, p99, n = r.quantile(0.95), r.quantile(0.99), r.n
         for value, name in ((p95, "latency_p95_ms"), (p99, "latency_p99_ms")):
             out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end, release))
         return out
@@ -200,7 +222,7 @@ def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> lis
             continue
         cur, base = keys[k], keys[base_key]
         ref = {"baseline_source": f"cohort:{base_key[1]}"}
-        r, br = cur.lat_win.ranked(), base.lat_win.ranked()
+        r, br = cur.latency_window(), base.latency_window()
         delta = lo = hi = None
         if r.n and br.n and br.quantile(0.95):
             delta = r.quantile(0.95) / br.quantile(0.95) - 1.0
@@ -211,8 +233,7 @@ def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> lis
                           release, **lat))
         out.append(signal("latency_p95_ms_delta_lo", service, cohort, "", cfg.latency_window_ms, lo, r.n, end,
                           release, **lat))
-        (n, e), (bn, be) = (x.window_sums(end, [cfg.rate_window_ms], cfg.step_ms)[cfg.rate_window_ms]
-                            for x in (cur, base))
+        (n, e), (bn, be) = cur.rate_sums(end, cfg), base.rate_sums(end, cfg)
         d = elo = ehi = None
         if n and bn:
             p, bp = e / n, be / bn
