@@ -91,6 +91,41 @@ def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> No
         win.subtract(h)
 
 
+def hists_json(hists: dict, cache: dict) -> list:
+    """[[b, hists[b].to_json()], ...] in bucket order for a snapshot, reusing each bucket's JSON
+    form from `cache` (the caller pops a bucket from it whenever it merges into that bucket).
+    A snapshot is written every 2 s and almost every bucket is closed, behind the emission point:
+    re-serializing them all was most of the live worker's snapshot cost. Same bytes: a cached form
+    is exactly what to_json() returned for the unchanged histogram."""
+    out = []
+    for b in sorted(hists):
+        j = cache.get(b)
+        if j is None:
+            j = cache[b] = hists[b].to_json()
+        out.append([b, j])
+    if len(cache) > len(out):  # evicted buckets
+        for b in [b for b in cache if b not in hists]:
+            del cache[b]
+    return out
+
+
+class WindowJson:
+    """A running window histogram's JSON form, kept until the window moves (advance / rebuild):
+    between two steps a live worker writes several snapshots of the same window."""
+    __slots__ = ("_j",)
+
+    def __init__(self):
+        self._j = None
+
+    def changed(self) -> None:
+        self._j = None
+
+    def of(self, win: LogHistogram) -> dict:
+        if self._j is None:
+            self._j = win.to_json()
+        return self._j
+
+
 def sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:
     out = LogHistogram()
     for b in sorted(b for b in hists if lo <= b < hi):

@@ -14,7 +14,17 @@ from __future__ import annotations
 import math
 
 from gatewatch.processors.digest import LogHistogram, Ranked
-from gatewatch.processors.signals.common import Key, dense, drop, signal, slide, sum_hists, undense
+from gatewatch.processors.signals.common import (
+    Key,
+    WindowJson,
+    dense,
+    drop,
+    hists_json,
+    signal,
+    slide,
+    sum_hists,
+    undense,
+)
 from gatewatch.processors.windows import (
     BURN_WINDOWS_MS,
     COARSE_MS,
@@ -39,6 +49,8 @@ class Requests(Key):
         self.lat_win = LogHistogram()
         self._ranked = None   # lat_win's ranked view, built once per step (latency_window)
         self._sums = (None, {})  # (end, window_sums at end): signals() computes, the deltas reuse
+        self._lat_json: dict[int, dict] = {}  # snapshot forms of unchanged lat buckets (hists_json)
+        self._lat_win_json = WindowJson()
 
     def merge(self, x: dict, cfg: SignalConfig) -> None:
         b = x["b"]
@@ -53,6 +65,7 @@ class Requests(Key):
         hr[0] += x["n"]
         hr[1] += x["e"]
         h = LogHistogram.from_json(x["h"])
+        self._lat_json.pop(b, None)
         if b in self.lat:
             self.lat[b].merge(h)
         else:
@@ -62,10 +75,12 @@ class Requests(Key):
         super().advance(end, step)
         slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
         self._ranked = None
+        self._lat_win_json.changed()
 
     def rebuild(self, until, cfg):
         self.lat_win = sum_hists(self.lat, until - cfg.latency_window_ms, until)
         self._ranked = None
+        self._lat_win_json.changed()
 
     def latency_window(self) -> Ranked:
         """The ranked view of the latency window, shared by the key's p95/p99 and by every canary
@@ -188,8 +203,7 @@ class Requests(Key):
     def to_json(self):
         return {**self._base_json(), "fine": dense(self.fine, self._step),
                 "coarse": dense(self.coarse, COARSE_MS), "hourly": dense(self.hourly, HOUR),
-                "lat": [[b, h.to_json()] for b, h in sorted(self.lat.items())],
-                "lat_win": self.lat_win.to_json()}
+                "lat": hists_json(self.lat, self._lat_json), "lat_win": self._lat_win_json.of(self.lat_win)}
 
     @classmethod
     def from_json(cls, j, cfg):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gatewatch.processors import rum as rumlib
 from gatewatch.processors.digest import LogHistogram
-from gatewatch.processors.signals.common import Key, drop, signal, slide, sum_hists
+from gatewatch.processors.signals.common import Key, WindowJson, drop, hists_json, signal, slide, sum_hists
 from gatewatch.processors.windows import SignalConfig
 
 
@@ -16,11 +16,14 @@ class Rum(Key):
         super().__init__()
         self.retention_ms = cfg.rum_window_ms + cfg.idle_retention_ms
         self.win = LogHistogram()
+        self._fine_json: dict[int, dict] = {}  # snapshot forms of unchanged buckets (hists_json)
+        self._win_json = WindowJson()
 
     def merge(self, x: dict, cfg) -> None:
         b = x["b"]
         self._seen(b)
         h = LogHistogram.from_json(x["h"])
+        self._fine_json.pop(b, None)
         if b in self.fine:
             self.fine[b].merge(h)
         else:
@@ -29,16 +32,18 @@ class Rum(Key):
     def advance(self, end, step, cfg):
         super().advance(end, step)
         slide(self.win, self.fine, end, step, cfg.rum_window_ms)
+        self._win_json.changed()
 
     def rebuild(self, until, cfg):
         self.win = sum_hists(self.fine, until - cfg.rum_window_ms, until)
+        self._win_json.changed()
 
     def evict(self, until, cfg):
         drop(self.fine, until - cfg.rum_window_ms - cfg.step_ms)
 
     def to_json(self):
-        return {**self._base_json(), "fine": [[b, h.to_json()] for b, h in sorted(self.fine.items())],
-                "win": self.win.to_json()}
+        return {**self._base_json(), "fine": hists_json(self.fine, self._fine_json),
+                "win": self._win_json.of(self.win)}
 
     @classmethod
     def from_json(cls, j, cfg):
