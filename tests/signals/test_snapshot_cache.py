@@ -3,8 +3,6 @@
 after every partial, whatever the flush points, and across a save/restore."""
 from __future__ import annotations
 
-import copy
-
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,16 +18,19 @@ CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 
 
 
 def from_scratch(task: SignalTask) -> bytes:
-    """The task's snapshot bytes with every cached JSON form dropped (a copy: the task keeps its caches)."""
-    fresh = copy.deepcopy(task)
-    for keys in fresh.keys.values():
-        for st_ in keys.values():
-            for name, value in vars(st_).items():
-                if isinstance(value, WindowJson):
-                    setattr(st_, name, WindowJson())
-                elif name.endswith("_json") and isinstance(value, dict):
-                    setattr(st_, name, {})
-    return orjson.dumps(fresh.to_state())
+    """The task's snapshot bytes with every cached JSON form set aside (then put back)."""
+    saved = []
+    for keys in task.keys.values():
+        for key in keys.values():
+            for name, value in list(vars(key).items()):
+                if isinstance(value, WindowJson) or (name.endswith("_json") and isinstance(value, dict)):
+                    saved.append((key, name, value))
+                    setattr(key, name, WindowJson() if isinstance(value, WindowJson) else {})
+    try:
+        return orjson.dumps(task.to_state())
+    finally:
+        for key, name, value in saved:
+            setattr(key, name, value)
 
 
 def _cached_forms(task: SignalTask) -> int:
