@@ -103,16 +103,28 @@ class LogHistogram:
     def ranked(self) -> "Ranked":
         """An immutable sorted view for quantile queries (build once, query many)."""
         neg, pos = self.neg, self.pos
-        ks = sorted(neg, reverse=True)  # usually empty
-        values = [-_REPS[k] for k in ks]
-        counts = [neg[k] for k in ks]
+        neg_ks = sorted(neg, reverse=True)  # usually empty
+        values = [-_REPS[k] for k in neg_ks]
+        pos_ks = sorted(pos)
         if self.zero:
             values.append(0.0)
+        values += map(_REPS.__getitem__, pos_ks)  # C-level loops: this runs for every window, every step
+        return Ranked(values, self._cum(neg_ks, pos_ks), (neg_ks, pos_ks))
+
+    def ranked_like(self, prev: "Ranked") -> "Ranked":
+        """ranked() when this histogram has exactly the buckets (and zero count or none) it had
+        when prev was built from it, as a sliding window mostly has from one step to the next:
+        prev's sorted keys and values are reused, only the counts are accumulated again. The
+        caller must know the bucket set is unchanged (common.slide tells)."""
+        neg_ks, pos_ks = prev.layout
+        return Ranked(prev.values, self._cum(neg_ks, pos_ks), prev.layout)
+
+    def _cum(self, neg_ks: list, pos_ks: list) -> list[int]:
+        counts = [self.neg[k] for k in neg_ks]
+        if self.zero:
             counts.append(self.zero)
-        ks = sorted(pos)
-        values += map(_REPS.__getitem__, ks)  # C-level loops: this runs for every window, every step
-        counts += map(pos.__getitem__, ks)
-        return Ranked(values, list(accumulate(counts)))
+        counts += map(self.pos.__getitem__, pos_ks)
+        return list(accumulate(counts))
 
     def quantile(self, q: float) -> float | None:
         return self.ranked().quantile(q)
@@ -180,10 +192,11 @@ class LogHistogram:
 
 class Ranked:
     """Sorted bucket representatives with cumulative counts."""
-    __slots__ = ("values", "cum", "n")
+    __slots__ = ("values", "cum", "n", "layout")
 
-    def __init__(self, values: list[float], cum: list[int]):
+    def __init__(self, values: list[float], cum: list[int], layout: tuple = ((), ())):
         self.values, self.cum = values, cum
+        self.layout = layout  # (neg keys, pos keys) in value order: what ranked_like reuses
         self.n = cum[-1] if cum else 0
 
     def at_rank(self, j: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 from gatewatch.processors.catalogue import resolve
-from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.digest import LogHistogram, Ranked
 from gatewatch.processors.timefmt import format_ts
 
 DEFAULT_COHORT = "stable"
@@ -83,14 +83,19 @@ class Key:
         self.first_b, self.last_b = j["first_b"], j["last_b"]
 
 
-def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> None:
-    """Move a running window histogram from [end-step-width, end-step) to [end-width, end)."""
+def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> bool:
+    """Move a running window histogram from [end-step-width, end-step) to [end-width, end).
+    Returns whether it still has the same buckets (keys, and a zero count or none): merge only
+    adds keys and subtract only removes them, so unchanged sizes before and after each say so."""
+    before = (len(win.pos), len(win.neg), win.zero > 0)
     h = hists.get(end - step)
     if h is not None:
         win.merge(h)
+    merged = (len(win.pos), len(win.neg), win.zero > 0)
     h = hists.get(end - step - width)
     if h is not None:
         win.subtract(h)
+    return before == merged == (len(win.pos), len(win.neg), win.zero > 0)
 
 
 def hists_json(hists: dict, cache: dict) -> list:
@@ -111,21 +116,35 @@ def hists_json(hists: dict, cache: dict) -> list:
     return out
 
 
-class WindowJson:
-    """A running window histogram's JSON form, kept until the window moves (advance / rebuild):
-    between two steps a live worker writes several snapshots of the same window."""
-    __slots__ = ("_j",)
+class WindowViews:
+    """What is derived from a running window histogram, made at most once per position of the
+    window (the key calls moved() from advance / rebuild): its ranked view, shared by every signal
+    that reads the window in a step (p95 and p99, the canary deltas as cohort or baseline), and
+    its JSON form (a live worker writes several snapshots between two steps). While the window
+    keeps its buckets, the next ranked view reuses the last one's sorted layout (ranked_like)."""
+    __slots__ = ("_ranked", "_ranked_current", "_json")
 
     def __init__(self):
-        self._j = None
+        self._ranked: Ranked | None = None  # the last ranked view; None: its layout is stale
+        self._ranked_current = False
+        self._json = None
 
-    def changed(self) -> None:
-        self._j = None
+    def moved(self, same_buckets: bool = False) -> None:
+        self._ranked_current = False
+        self._json = None
+        if not same_buckets:
+            self._ranked = None
 
-    def of(self, win: LogHistogram) -> dict:
-        if self._j is None:
-            self._j = win.to_json()
-        return self._j
+    def ranked(self, win: LogHistogram) -> Ranked:
+        if not self._ranked_current:
+            self._ranked = win.ranked() if self._ranked is None else win.ranked_like(self._ranked)
+            self._ranked_current = True
+        return self._ranked
+
+    def json(self, win: LogHistogram) -> dict:
+        if self._json is None:
+            self._json = win.to_json()
+        return self._json
 
 
 def sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:

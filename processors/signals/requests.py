@@ -16,7 +16,7 @@ import math
 from gatewatch.processors.digest import LogHistogram, Ranked
 from gatewatch.processors.signals.common import (
     Key,
-    WindowJson,
+    WindowViews,
     dense,
     drop,
     hists_json,
@@ -47,10 +47,9 @@ class Requests(Key):
         self.hourly: dict[int, list] = {}
         self.lat: dict[int, LogHistogram] = {}
         self.lat_win = LogHistogram()
-        self._ranked = None   # lat_win's ranked view, built once per step (latency_window)
         self._sums = (None, {})  # (end, window_sums at end): signals() computes, the deltas reuse
         self._lat_json: dict[int, dict] = {}  # snapshot forms of unchanged lat buckets (hists_json)
-        self._lat_win_json = WindowJson()
+        self._lat_views = WindowViews()  # lat_win's ranked view and JSON form
 
     def merge(self, x: dict, cfg: SignalConfig) -> None:
         b = x["b"]
@@ -73,22 +72,17 @@ class Requests(Key):
 
     def advance(self, end, step, cfg):
         super().advance(end, step)
-        slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
-        self._ranked = None
-        self._lat_win_json.changed()
+        self._lat_views.moved(slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms))
 
     def rebuild(self, until, cfg):
         self.lat_win = sum_hists(self.lat, until - cfg.latency_window_ms, until)
-        self._ranked = None
-        self._lat_win_json.changed()
+        self._lat_views.moved()
 
     def latency_window(self) -> Ranked:
         """The ranked view of the latency window, shared by the key's p95/p99 and by every canary
         delta that uses the key (as cohort or baseline) in the same step; Ranked.quantile gives
         the same floats as LogHistogram.quantiles (tests/signals/test_digest.py)."""
-        if self._ranked is None:
-            self._ranked = self.lat_win.ranked()
-        return self._ranked
+        return self._lat_views.ranked(self.lat_win)
 
     def rate_sums(self, end: int, cfg: SignalConfig) -> tuple[int, int]:
         """(count, errors) over the rate window before end; signals() already summed it this step."""
@@ -203,7 +197,7 @@ class Requests(Key):
     def to_json(self):
         return {**self._base_json(), "fine": dense(self.fine, self._step),
                 "coarse": dense(self.coarse, COARSE_MS), "hourly": dense(self.hourly, HOUR),
-                "lat": hists_json(self.lat, self._lat_json), "lat_win": self._lat_win_json.of(self.lat_win)}
+                "lat": hists_json(self.lat, self._lat_json), "lat_win": self._lat_views.json(self.lat_win)}
 
     @classmethod
     def from_json(cls, j, cfg):

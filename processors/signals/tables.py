@@ -8,7 +8,7 @@ from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.signals.common import (
     DEFAULT_COHORT,
     Key,
-    WindowJson,
+    WindowViews,
     drop,
     hists_json,
     signal,
@@ -25,7 +25,7 @@ class Cdc(Key):
         self.lag: dict[int, LogHistogram] = {}
         self.lag_win = LogHistogram()
         self._lag_json: dict[int, dict] = {}  # snapshot forms of unchanged lag buckets (hists_json)
-        self._lag_win_json = WindowJson()
+        self._lag_views = WindowViews()  # lag_win's JSON form
         self.last_change: int | None = None   # latest change event before the emission point
         self.reference: dict | None = None   # fixed when the table first reports (fix_reference)
         self.candidate: list | None = None    # [event ms, shape id] of its earliest shape so far
@@ -69,12 +69,11 @@ class Cdc(Key):
         f = self.fine.get(end - step)
         if f is not None and f[2] is not None and (self.last_change is None or f[2] > self.last_change):
             self.last_change = f[2]
-        slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms)
-        self._lag_win_json.changed()
+        self._lag_views.moved(slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms))
 
     def rebuild(self, until, cfg):
         self.lag_win = sum_hists(self.lag, until - cfg.cdc_window_ms, until)
-        self._lag_win_json.changed()
+        self._lag_views.moved()
 
     def signals(self, key, end, cfg: SignalConfig, shapes: dict, compat: dict) -> list[dict]:
         scope, table = key
@@ -110,7 +109,7 @@ class Cdc(Key):
     def to_json(self):
         return {**self._base_json(), "fine": [[b, [f[0], f[1], f[2], dict(sorted(f[3].items()))]]
                                               for b, f in sorted(self.fine.items())],
-                "lag": hists_json(self.lag, self._lag_json), "lag_win": self._lag_win_json.of(self.lag_win),
+                "lag": hists_json(self.lag, self._lag_json), "lag_win": self._lag_views.json(self.lag_win),
                 "last_change": self.last_change,
                 "reference": self.reference, "candidate": self.candidate}
 

@@ -1,5 +1,5 @@
 """A signals task's snapshot reuses the JSON of histograms that did not change since the last one
-(common.hists_json, common.WindowJson): its bytes equal those of a serialization from scratch
+(common.hists_json, common.WindowViews): its bytes equal those of a serialization from scratch
 after every partial, whatever the flush points, and across a save/restore."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from gatewatch.processors.partials import PartitionAggregator
 from gatewatch.processors.signals import SignalConfig, SignalTask
-from gatewatch.processors.signals.common import WindowJson
+from gatewatch.processors.signals.common import WindowViews
 
 from .mixed import mixed_feed
 
@@ -23,9 +23,9 @@ def from_scratch(task: SignalTask) -> bytes:
     for keys in task.keys.values():
         for key in keys.values():
             for name, value in list(vars(key).items()):
-                if isinstance(value, WindowJson) or (name.endswith("_json") and isinstance(value, dict)):
+                if isinstance(value, WindowViews) or (name.endswith("_json") and isinstance(value, dict)):
                     saved.append((key, name, value))
-                    setattr(key, name, WindowJson() if isinstance(value, WindowJson) else {})
+                    setattr(key, name, WindowViews() if isinstance(value, WindowViews) else {})
     try:
         return orjson.dumps(task.to_state())
     finally:
