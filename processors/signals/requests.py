@@ -11,6 +11,7 @@ state bounded by its hours (672 buckets for 28 days), and never depends on when 
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from gatewatch.processors.digest import LogHistogram, Ranked
@@ -145,16 +146,13 @@ class Requests(Key):
         budget = 1.0 - cfg.target_for(service) / 100.0
         out = []
         aligned = end % COARSE_MS == 0
-        widths = sorted({w for label, w in BURN_WINDOWS_MS.items()
-                         if aligned or label not in COARSE_WINDOWS} | {cfg.rate_window_ms})
+        burns, widths = _burn_plan(aligned, cfg.rate_window_ms)
         sums = self.window_sums(end, widths, step)
         self._sums = (end, sums)
-        for label, width in BURN_WINDOWS_MS.items():
-            if label in COARSE_WINDOWS and not aligned:
-                continue
+        for name, width in burns:
             n, e = sums[width]
             burn = (e / n) / budget if n and budget > 0 else None
-            out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end, release))
+            out.append(signal(name, service, cohort, "", width, burn, n, end, release))
         if aligned:
             out.extend(self._budget(key, end, cfg, budget))
         n, e = sums[cfg.rate_window_ms]
@@ -209,6 +207,15 @@ class Requests(Key):
         k.lat = {b: LogHistogram.from_json(h) for b, h in j["lat"]}
         k.lat_win = LogHistogram.from_json(j["lat_win"])
         return k
+
+
+@functools.lru_cache(maxsize=8)
+def _burn_plan(aligned: bool, rate_window_ms: int) -> tuple[tuple, tuple[int, ...]]:
+    """((signal name, width) of the burn rates evaluated at an (un)aligned end, in
+    BURN_WINDOWS_MS order; the ascending widths window_sums needs, the rate window's included)."""
+    burns = tuple((f"burn_rate_{label}", w) for label, w in BURN_WINDOWS_MS.items()
+                  if aligned or label not in COARSE_WINDOWS)
+    return burns, tuple(sorted({w for _, w in burns} | {rate_window_ms}))
 
 
 def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[dict]:
