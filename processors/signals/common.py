@@ -137,7 +137,14 @@ class WindowViews:
 
     def ranked(self, win: LogHistogram) -> Ranked:
         if not self._ranked_current:
-            self._ranked = win.ranked() if self._ranked is None else win.ranked_like(self._ranked)
+            if self._ranked is None:
+                self._ranked = win.ranked()
+                # keep the window's buckets in key order: a slide appends a few keys and drops a
+                # few, so the next ranked() sorts an almost sorted sequence (timsort: near-linear)
+                ks = self._ranked.layout[1]
+                win.pos = dict(zip(ks, map(win.pos.__getitem__, ks)))
+            else:
+                self._ranked = win.ranked_like(self._ranked)
             self._ranked_current = True
         return self._ranked
 
