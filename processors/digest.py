@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from itertools import accumulate
 
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -28,15 +29,20 @@ def bucket_of(x: float) -> int:
     return _ceil(_log(x) * _INV_LN_GAMMA)
 
 
-_REPS: dict[int, float] = {}
+class _Reps(dict):
+    """bucket k -> the value representing it, computed on first use: lets ranked() look many up
+    with one C-level map() instead of a Python call per bucket."""
+    def __missing__(self, k: int) -> float:
+        v = self[k] = 2.0 * GAMMA ** k / (GAMMA + 1.0)
+        return v
+
+
+_REPS = _Reps()
 
 
 def _rep(k: int) -> float:
     """The value representing bucket k: (gamma^(k-1), gamma^k] -> within ALPHA of any member."""
-    v = _REPS.get(k)
-    if v is None:
-        v = _REPS[k] = 2.0 * GAMMA ** k / (GAMMA + 1.0)
-    return v
+    return _REPS[k]
 
 
 class LogHistogram:
@@ -96,20 +102,29 @@ class LogHistogram:
 
     def ranked(self) -> "Ranked":
         """An immutable sorted view for quantile queries (build once, query many)."""
-        values, cum, total = [], [], 0
-        for k in sorted(self.neg, reverse=True):
-            total += self.neg[k]
-            values.append(-_rep(k))
-            cum.append(total)
+        neg, pos = self.neg, self.pos
+        neg_ks = sorted(neg, reverse=True)  # usually empty
+        values = [-_REPS[k] for k in neg_ks]
+        pos_ks = sorted(pos)
         if self.zero:
-            total += self.zero
             values.append(0.0)
-            cum.append(total)
-        for k in sorted(self.pos):
-            total += self.pos[k]
-            values.append(_rep(k))
-            cum.append(total)
-        return Ranked(values, cum)
+        values += map(_REPS.__getitem__, pos_ks)  # C-level loops: this runs for every window, every step
+        return Ranked(values, self._cum(neg_ks, pos_ks), (neg_ks, pos_ks))
+
+    def ranked_like(self, prev: "Ranked") -> "Ranked":
+        """ranked() when this histogram has exactly the buckets (and zero count or none) it had
+        when prev was built from it, as a sliding window mostly has from one step to the next:
+        prev's sorted keys and values are reused, only the counts are accumulated again. The
+        caller must know the bucket set is unchanged (common.slide tells)."""
+        neg_ks, pos_ks = prev.layout
+        return Ranked(prev.values, self._cum(neg_ks, pos_ks), prev.layout)
+
+    def _cum(self, neg_ks: list, pos_ks: list) -> list[int]:
+        counts = [self.neg[k] for k in neg_ks]
+        if self.zero:
+            counts.append(self.zero)
+        counts += map(self.pos.__getitem__, pos_ks)
+        return list(accumulate(counts))
 
     def quantile(self, q: float) -> float | None:
         return self.ranked().quantile(q)
@@ -157,11 +172,7 @@ class LogHistogram:
     # ---- JSON form ----
     def to_json(self) -> dict:
         def flat(d):
-            out = []
-            for k in sorted(d):
-                out.append(k)
-                out.append(d[k])
-            return out
+            return [x for k in sorted(d) for x in (k, d[k])]
         return {"z": self.zero, "p": flat(self.pos), "n": flat(self.neg)}
 
     @classmethod
@@ -170,7 +181,7 @@ class LogHistogram:
         h.zero = int(j.get("z", 0))
         for attr, key in (("pos", "p"), ("neg", "n")):
             flat = j.get(key) or []
-            setattr(h, attr, {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)})
+            setattr(h, attr, dict(zip(map(int, flat[0::2]), map(int, flat[1::2]))))
         return h
 
     def copy(self) -> "LogHistogram":
@@ -181,10 +192,11 @@ class LogHistogram:
 
 class Ranked:
     """Sorted bucket representatives with cumulative counts."""
-    __slots__ = ("values", "cum", "n")
+    __slots__ = ("values", "cum", "n", "layout")
 
-    def __init__(self, values: list[float], cum: list[int]):
+    def __init__(self, values: list[float], cum: list[int], layout: tuple = ((), ())):
         self.values, self.cum = values, cum
+        self.layout = layout  # (neg keys, pos keys) in value order: what ranked_like reuses
         self.n = cum[-1] if cum else 0
 
     def at_rank(self, j: int) -> float:

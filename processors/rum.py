@@ -53,6 +53,9 @@ def gamma_sampler(alpha):
         return lambda random: -_log(1.0 - random())
     if not alpha > 1.0:
         raise ValueError(f"gamma_sampler: alpha must be >= 1, got {alpha!r}")
+    # an int alpha (an order statistic's rank) as the float the stdlib's arithmetic converts it to
+    # anyway (exact below 2**53): float * float skips the mixed-type path, same results
+    alpha = float(alpha)
     ainv = _sqrt(2.0 * alpha - 1.0)
     bbb = alpha - _LOG4
     ccc = alpha + ainv
@@ -93,9 +96,10 @@ def replicator(r: Ranked, q: float = P):
     k = int(math.floor(q * (n - 1))) + 1          # 1-based order statistic of the quantile
     beta = beta_sampler(k, n + 1 - k)
     values, cum, last = r.values, r.cum, n - 1
+    fn, ceil = float(n), math.ceil  # float(n): the conversion `u * n` makes, done once
 
     def draw(random):
-        j = math.ceil(beta(random) * n) - 1
+        j = ceil(beta(random) * fn) - 1
         return values[bisect_right(cum, last if j > last else (j if j > 0 else 0))]
     return draw
 

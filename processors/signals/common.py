@@ -6,8 +6,10 @@ policy engine sees progress and can demand a minimum count), except cdc_silence_
 """
 from __future__ import annotations
 
+import orjson
+
 from gatewatch.processors.catalogue import resolve
-from gatewatch.processors.digest import LogHistogram
+from gatewatch.processors.digest import LogHistogram, Ranked
 from gatewatch.processors.timefmt import format_ts
 
 DEFAULT_COHORT = "stable"
@@ -81,14 +83,75 @@ class Key:
         self.first_b, self.last_b = j["first_b"], j["last_b"]
 
 
-def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> None:
-    """Move a running window histogram from [end-step-width, end-step) to [end-width, end)."""
+def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> bool:
+    """Move a running window histogram from [end-step-width, end-step) to [end-width, end).
+    Returns whether it still has the same buckets (keys, and a zero count or none): merge only
+    adds keys and subtract only removes them, so unchanged sizes before and after each say so."""
+    before = (len(win.pos), len(win.neg), win.zero > 0)
     h = hists.get(end - step)
     if h is not None:
         win.merge(h)
+    merged = (len(win.pos), len(win.neg), win.zero > 0)
     h = hists.get(end - step - width)
     if h is not None:
         win.subtract(h)
+    return before == merged == (len(win.pos), len(win.neg), win.zero > 0)
+
+
+def hists_json(hists: dict, cache: dict) -> list:
+    """[[b, hists[b].to_json()], ...] in bucket order for a snapshot, each histogram as the bytes
+    orjson made of its to_json() (an orjson.Fragment, so the snapshot splices them in), kept in
+    `cache` until the caller pops the bucket (whenever it merges into it). A snapshot is written
+    every 2 s and almost every bucket is closed, behind the emission point: re-serializing them all
+    was most of the live worker's snapshot cost. Same bytes as serializing the dicts."""
+    out = []
+    for b in sorted(hists):
+        j = cache.get(b)
+        if j is None:
+            j = cache[b] = orjson.Fragment(orjson.dumps(hists[b].to_json()))
+        out.append([b, j])
+    if len(cache) > len(out):  # evicted buckets
+        for b in [b for b in cache if b not in hists]:
+            del cache[b]
+    return out
+
+
+class WindowViews:
+    """What is derived from a running window histogram, made at most once per position of the
+    window (the key calls moved() from advance / rebuild): its ranked view, shared by every signal
+    that reads the window in a step (p95 and p99, the canary deltas as cohort or baseline), and
+    its JSON form (a live worker writes several snapshots between two steps). While the window
+    keeps its buckets, the next ranked view reuses the last one's sorted layout (ranked_like)."""
+    __slots__ = ("_ranked", "_ranked_current", "_json")
+
+    def __init__(self):
+        self._ranked: Ranked | None = None  # the last ranked view; None: its layout is stale
+        self._ranked_current = False
+        self._json = None
+
+    def moved(self, same_buckets: bool = False) -> None:
+        self._ranked_current = False
+        self._json = None
+        if not same_buckets:
+            self._ranked = None
+
+    def ranked(self, win: LogHistogram) -> Ranked:
+        if not self._ranked_current:
+            if self._ranked is None:
+                self._ranked = win.ranked()
+                # keep the window's buckets in key order: a slide appends a few keys and drops a
+                # few, so the next ranked() sorts an almost sorted sequence (timsort: near-linear)
+                ks = self._ranked.layout[1]
+                win.pos = dict(zip(ks, map(win.pos.__getitem__, ks)))
+            else:
+                self._ranked = win.ranked_like(self._ranked)
+            self._ranked_current = True
+        return self._ranked
+
+    def json(self, win: LogHistogram) -> dict:
+        if self._json is None:
+            self._json = win.to_json()
+        return self._json
 
 
 def sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:
@@ -108,12 +171,13 @@ def dense(d: dict[int, list], unit: int) -> dict:
     request state is mostly full 10 s buckets, and this keeps its snapshot small."""
     if not d:
         return {"b0": None, "n": [], "e": []}
-    b0, b1 = min(d), max(d)
-    ns, es = [], []
-    for b in range(b0, b1 + unit, unit):
-        v = d.get(b)
-        ns.append(v[0] if v else 0)
-        es.append(v[1] if v else 0)
+    b0 = min(d)
+    size = (max(d) - b0) // unit + 1
+    ns, es = [0] * size, [0] * size
+    for b, v in d.items():  # only the buckets present (cheaper than a get per slot)
+        i, off = divmod(b - b0, unit)
+        if not off:
+            ns[i], es[i] = v[0], v[1]
     return {"b0": b0, "n": ns, "e": es}
 
 
@@ -123,7 +187,7 @@ def undense(j: dict, unit: int) -> dict[int, list]:
 
 
 def pairs(d: dict) -> list:
-    return [[b, v] for b, v in sorted(d.items())]
+    return list(map(list, sorted(d.items())))
 
 
 class SignalBatch(list):

@@ -11,10 +11,21 @@ state bounded by its hours (672 buckets for 28 days), and never depends on when 
 """
 from __future__ import annotations
 
+import functools
 import math
 
-from gatewatch.processors.digest import LogHistogram
-from gatewatch.processors.signals.common import Key, dense, drop, signal, slide, sum_hists, undense
+from gatewatch.processors.digest import LogHistogram, Ranked
+from gatewatch.processors.signals.common import (
+    Key,
+    WindowViews,
+    dense,
+    drop,
+    hists_json,
+    signal,
+    slide,
+    sum_hists,
+    undense,
+)
 from gatewatch.processors.windows import (
     BURN_WINDOWS_MS,
     COARSE_MS,
@@ -37,6 +48,9 @@ class Requests(Key):
         self.hourly: dict[int, list] = {}
         self.lat: dict[int, LogHistogram] = {}
         self.lat_win = LogHistogram()
+        self._sums = (None, {})  # (end, window_sums at end): signals() computes, the deltas reuse
+        self._lat_json: dict[int, dict] = {}  # snapshot forms of unchanged lat buckets (hists_json)
+        self._lat_views = WindowViews()  # lat_win's ranked view and JSON form
 
     def merge(self, x: dict, cfg: SignalConfig) -> None:
         b = x["b"]
@@ -51,6 +65,7 @@ class Requests(Key):
         hr[0] += x["n"]
         hr[1] += x["e"]
         h = LogHistogram.from_json(x["h"])
+        self._lat_json.pop(b, None)
         if b in self.lat:
             self.lat[b].merge(h)
         else:
@@ -58,10 +73,25 @@ class Requests(Key):
 
     def advance(self, end, step, cfg):
         super().advance(end, step)
-        slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms)
+        self._lat_views.moved(slide(self.lat_win, self.lat, end, step, cfg.latency_window_ms))
 
     def rebuild(self, until, cfg):
         self.lat_win = sum_hists(self.lat, until - cfg.latency_window_ms, until)
+        self._lat_views.moved()
+
+    def latency_window(self) -> Ranked:
+        """The ranked view of the latency window, shared by the key's p95/p99 and by every canary
+        delta that uses the key (as cohort or baseline) in the same step; Ranked.quantile gives
+        the same floats as LogHistogram.quantiles (tests/signals/test_digest.py)."""
+        return self._lat_views.ranked(self.lat_win)
+
+    def rate_sums(self, end: int, cfg: SignalConfig) -> tuple[int, int]:
+        """(count, errors) over the rate window before end; signals() already summed it this step."""
+        at, sums = self._sums
+        w = cfg.rate_window_ms
+        if at != end or w not in sums:
+            sums = self.window_sums(end, [w], cfg.step_ms)
+        return sums[w]
 
     def window_sums(self, end: int, widths: list[int], step: int) -> dict[int, tuple[int, int]]:
         """(count, errors) over [end - w, end) for each w (multiples of COARSE_MS, ascending):
@@ -116,15 +146,13 @@ class Requests(Key):
         budget = 1.0 - cfg.target_for(service) / 100.0
         out = []
         aligned = end % COARSE_MS == 0
-        widths = sorted({w for label, w in BURN_WINDOWS_MS.items()
-                         if aligned or label not in COARSE_WINDOWS} | {cfg.rate_window_ms})
+        burns, widths = _burn_plan(aligned, cfg.rate_window_ms)
         sums = self.window_sums(end, widths, step)
-        for label, width in BURN_WINDOWS_MS.items():
-            if label in COARSE_WINDOWS and not aligned:
-                continue
+        self._sums = (end, sums)
+        for name, width in burns:
             n, e = sums[width]
             burn = (e / n) / budget if n and budget > 0 else None
-            out.append(signal(f"burn_rate_{label}", service, cohort, "", width, burn, n, end, release))
+            out.append(signal(name, service, cohort, "", width, burn, n, end, release))
         if aligned:
             out.extend(self._budget(key, end, cfg, budget))
         n, e = sums[cfg.rate_window_ms]
@@ -132,7 +160,8 @@ class Requests(Key):
                            e / n if n else None, n, end, release))
         out.append(signal("request_rate", service, cohort, "", cfg.rate_window_ms,
                            n / (cfg.rate_window_ms / 1000) if n else None, n, end, release))
-        (p95, p99), n = self.lat_win.quantiles((0.95, 0.99))
+        r = self.latency_window()
+        p95, p99, n = r.quantile(0.95), r.quantile(0.99), r.n
         for value, name in ((p95, "latency_p95_ms"), (p99, "latency_p99_ms")):
             out.append(signal(name, service, cohort, "", cfg.latency_window_ms, value, n, end, release))
         return out
@@ -166,8 +195,7 @@ class Requests(Key):
     def to_json(self):
         return {**self._base_json(), "fine": dense(self.fine, self._step),
                 "coarse": dense(self.coarse, COARSE_MS), "hourly": dense(self.hourly, HOUR),
-                "lat": [[b, h.to_json()] for b, h in sorted(self.lat.items())],
-                "lat_win": self.lat_win.to_json()}
+                "lat": hists_json(self.lat, self._lat_json), "lat_win": self._lat_views.json(self.lat_win)}
 
     @classmethod
     def from_json(cls, j, cfg):
@@ -179,6 +207,15 @@ class Requests(Key):
         k.lat = {b: LogHistogram.from_json(h) for b, h in j["lat"]}
         k.lat_win = LogHistogram.from_json(j["lat_win"])
         return k
+
+
+@functools.lru_cache(maxsize=8)
+def _burn_plan(aligned: bool, rate_window_ms: int) -> tuple[tuple, tuple[int, ...]]:
+    """((signal name, width) of the burn rates evaluated at an (un)aligned end, in
+    BURN_WINDOWS_MS order; the ascending widths window_sums needs, the rate window's included)."""
+    burns = tuple((f"burn_rate_{label}", w) for label, w in BURN_WINDOWS_MS.items()
+                  if aligned or label not in COARSE_WINDOWS)
+    return burns, tuple(sorted({w for _, w in burns} | {rate_window_ms}))
 
 
 def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[dict]:
@@ -200,7 +237,7 @@ def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> lis
             continue
         cur, base = keys[k], keys[base_key]
         ref = {"baseline_source": f"cohort:{base_key[1]}"}
-        r, br = cur.lat_win.ranked(), base.lat_win.ranked()
+        r, br = cur.latency_window(), base.latency_window()
         delta = lo = hi = None
         if r.n and br.n and br.quantile(0.95):
             delta = r.quantile(0.95) / br.quantile(0.95) - 1.0
@@ -211,8 +248,7 @@ def request_deltas(keys: dict, active: list, end: int, cfg: SignalConfig) -> lis
                           release, **lat))
         out.append(signal("latency_p95_ms_delta_lo", service, cohort, "", cfg.latency_window_ms, lo, r.n, end,
                           release, **lat))
-        (n, e), (bn, be) = (x.window_sums(end, [cfg.rate_window_ms], cfg.step_ms)[cfg.rate_window_ms]
-                            for x in (cur, base))
+        (n, e), (bn, be) = cur.rate_sums(end, cfg), base.rate_sums(end, cfg)
         d = elo = ehi = None
         if n and bn:
             p, bp = e / n, be / bn

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from gatewatch.processors.cdc import incompatible, normalize
 from gatewatch.processors.digest import LogHistogram
-from gatewatch.processors.signals.common import DEFAULT_COHORT, Key, drop, signal, slide, sum_hists
+from gatewatch.processors.signals.common import (
+    DEFAULT_COHORT,
+    Key,
+    WindowViews,
+    drop,
+    hists_json,
+    signal,
+    slide,
+    sum_hists,
+)
 from gatewatch.processors.windows import SignalConfig
 
 
@@ -15,6 +24,8 @@ class Cdc(Key):
         self.retention_ms = cfg.cdc_retention_ms
         self.lag: dict[int, LogHistogram] = {}
         self.lag_win = LogHistogram()
+        self._lag_json: dict[int, dict] = {}  # snapshot forms of unchanged lag buckets (hists_json)
+        self._lag_views = WindowViews()  # lag_win's JSON form
         self.last_change: int | None = None   # latest change event before the emission point
         self.reference: dict | None = None   # fixed when the table first reports (fix_reference)
         self.candidate: list | None = None    # [event ms, shape id] of its earliest shape so far
@@ -47,6 +58,7 @@ class Cdc(Key):
         for sid, c in x["sh"].items():
             f[3][sid] = f[3].get(sid, 0) + c
         h = LogHistogram.from_json(x["h"])
+        self._lag_json.pop(b, None)
         if b in self.lag:
             self.lag[b].merge(h)
         else:
@@ -57,10 +69,11 @@ class Cdc(Key):
         f = self.fine.get(end - step)
         if f is not None and f[2] is not None and (self.last_change is None or f[2] > self.last_change):
             self.last_change = f[2]
-        slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms)
+        self._lag_views.moved(slide(self.lag_win, self.lag, end, step, cfg.cdc_window_ms))
 
     def rebuild(self, until, cfg):
         self.lag_win = sum_hists(self.lag, until - cfg.cdc_window_ms, until)
+        self._lag_views.moved()
 
     def signals(self, key, end, cfg: SignalConfig, shapes: dict, compat: dict) -> list[dict]:
         scope, table = key
@@ -96,8 +109,8 @@ class Cdc(Key):
     def to_json(self):
         return {**self._base_json(), "fine": [[b, [f[0], f[1], f[2], dict(sorted(f[3].items()))]]
                                               for b, f in sorted(self.fine.items())],
-                "lag": [[b, h.to_json()] for b, h in sorted(self.lag.items())],
-                "lag_win": self.lag_win.to_json(), "last_change": self.last_change,
+                "lag": hists_json(self.lag, self._lag_json), "lag_win": self._lag_views.json(self.lag_win),
+                "last_change": self.last_change,
                 "reference": self.reference, "candidate": self.candidate}
 
     @classmethod

@@ -222,6 +222,8 @@ class SignalTask:
 
     # ---- state ---------------------------------------------------------------------------
     def to_state(self) -> dict:
+        """The snapshot, for orjson.dumps: per-bucket histograms are orjson.Fragment pieces
+        (common.hists_json); orjson.loads of the bytes gives the plain document from_state reads."""
         return {"task": self.task, "emitted_until": self.emitted_until, "counters": dict(self.counters),
                 "sources": [s.to_json() for _, s in sorted(self.sources.items())],
                 "shapes": dict(sorted(self.shapes.items())),

@@ -6,8 +6,8 @@ baseline_samples, baseline_source ("cohort:<name>" | "env"), ci_low, ci_high (pr
 from __future__ import annotations
 
 from gatewatch.processors import rum as rumlib
-from gatewatch.processors.digest import LogHistogram
-from gatewatch.processors.signals.common import Key, drop, signal, slide, sum_hists
+from gatewatch.processors.digest import LogHistogram, Ranked
+from gatewatch.processors.signals.common import Key, WindowViews, drop, hists_json, signal, slide, sum_hists
 from gatewatch.processors.windows import SignalConfig
 
 
@@ -16,11 +16,14 @@ class Rum(Key):
         super().__init__()
         self.retention_ms = cfg.rum_window_ms + cfg.idle_retention_ms
         self.win = LogHistogram()
+        self._fine_json: dict[int, dict] = {}  # snapshot forms of unchanged buckets (hists_json)
+        self._win_views = WindowViews()  # win's ranked view and JSON form
 
     def merge(self, x: dict, cfg) -> None:
         b = x["b"]
         self._seen(b)
         h = LogHistogram.from_json(x["h"])
+        self._fine_json.pop(b, None)
         if b in self.fine:
             self.fine[b].merge(h)
         else:
@@ -28,17 +31,22 @@ class Rum(Key):
 
     def advance(self, end, step, cfg):
         super().advance(end, step)
-        slide(self.win, self.fine, end, step, cfg.rum_window_ms)
+        self._win_views.moved(slide(self.win, self.fine, end, step, cfg.rum_window_ms))
 
     def rebuild(self, until, cfg):
         self.win = sum_hists(self.fine, until - cfg.rum_window_ms, until)
+        self._win_views.moved()
+
+    def window(self) -> Ranked:
+        """The window's ranked view, built once per step."""
+        return self._win_views.ranked(self.win)
 
     def evict(self, until, cfg):
         drop(self.fine, until - cfg.rum_window_ms - cfg.step_ms)
 
     def to_json(self):
-        return {**self._base_json(), "fine": [[b, h.to_json()] for b, h in sorted(self.fine.items())],
-                "win": self.win.to_json()}
+        return {**self._base_json(), "fine": hists_json(self.fine, self._fine_json),
+                "win": self._win_views.json(self.win)}
 
     @classmethod
     def from_json(cls, j, cfg):
@@ -52,7 +60,7 @@ class Rum(Key):
 def rum_signals(keys: dict, active: list, end: int, cfg: SignalConfig) -> list[dict]:
     """p75 and delta signals for the active RUM keys (scope, route, cohort, metric, release) at end;
     the baseline is a baseline cohort's key, which carries no release."""
-    ranked = {k: keys[k].win.ranked() for k in active}
+    ranked = {k: keys[k].window() for k in active}
     out = []
     for k in active:
         scope, route, cohort, metric, release = k

@@ -1,0 +1,73 @@
+"""A signals task's snapshot reuses the JSON of histograms that did not change since the last one
+(common.hists_json, common.WindowViews): its bytes equal those of a serialization from scratch
+after every partial, whatever the flush points, and across a save/restore."""
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gatewatch.processors.partials import PartitionAggregator
+from gatewatch.processors.signals import SignalConfig, SignalTask
+from gatewatch.processors.signals.common import WindowViews
+
+from .mixed import mixed_feed
+
+CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 180, "cls_p75": 0.08}]}},
+                               "policyhash")
+
+
+def from_scratch(task: SignalTask) -> bytes:
+    """The task's snapshot bytes with every cached JSON form set aside (then put back)."""
+    saved = []
+    for keys in task.keys.values():
+        for key in keys.values():
+            for name, value in list(vars(key).items()):
+                if isinstance(value, WindowViews) or (name.endswith("_json") and isinstance(value, dict)):
+                    saved.append((key, name, value))
+                    setattr(key, name, WindowViews() if isinstance(value, WindowViews) else {})
+    try:
+        return orjson.dumps(task.to_state())
+    finally:
+        for key, name, value in saved:
+            setattr(key, name, value)
+
+
+def _cached_forms(task: SignalTask) -> int:
+    return sum(len(v) for keys in task.keys.values() for st_ in keys.values()
+               for name, v in vars(st_).items() if name.endswith("_json") and isinstance(v, dict))
+
+
+@settings(max_examples=6, deadline=None)
+@given(data_seed=st.integers(0, 10_000), flush_every=st.integers(5, 300), restore_every=st.integers(2, 9))
+def test_snapshot_bytes_equal_a_serialization_from_scratch(data_seed, flush_every, restore_every):
+    records = mixed_feed(data_seed, 1500).records
+    task = SignalTask(0, CFG)
+    task.expect(f"{r[0]}:{r[1]}" for r in records)
+    aggs, ends, applied, reused = {}, {}, 0, 0
+
+    def apply(partial):
+        nonlocal task, applied, reused
+        task.apply(orjson.loads(orjson.dumps(partial)))
+        applied += 1
+        snap = orjson.dumps(task.to_state())  # fills the caches ...
+        reused = max(reused, _cached_forms(task))
+        assert snap == from_scratch(task)
+        assert orjson.dumps(task.to_state()) == snap  # ... and a second snapshot reuses them
+        if applied % restore_every == 0:  # a restart: the restored task starts without caches
+            task = SignalTask.from_state(orjson.loads(snap), CFG)
+            assert orjson.dumps(task.to_state()) == snap
+
+    for topic, part, off, key, value, kts in records:
+        tp = (topic, part)
+        agg = aggs.setdefault(tp, PartitionAggregator(topic, part, CFG))
+        agg.add(off, key, value, kts)
+        ends[tp] = off + 1
+        if agg.records >= flush_every:
+            p = agg.flush(False)
+            if p is not None:
+                apply(p)
+    for tp in sorted(aggs):
+        p = aggs[tp].flush(True) or aggs[tp].progress(ends[tp], True)
+        apply(p)
+    assert reused > 0  # the caches were exercised
