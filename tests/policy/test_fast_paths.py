@@ -13,25 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewatch.processors.policy import Engine
-from gatewatch.processors.policy.engine import (
-    REFERENCE_FIELDS,
-    SIGNALS_STAGE,
-    SIGNALS_STAGE_DOMAINS,
-    SignalError,
-    _label,
-    _num,
-    _validate,
-    _whole,
-)
+from gatewatch.processors.policy.engine import SIGNALS_STAGE, SIGNALS_STAGE_DOMAINS
+from gatewatch.processors.policy.errors import SignalError
 from gatewatch.processors.policy.evaluator import BREACH, MISSING, cond_held, held, signal_state, subject_key
 from gatewatch.processors.policy.grammar import Or, SignalInfo, parse_condition, signal_info
+from gatewatch.processors.policy.signal_check import REFERENCE_FIELDS, _label, _num, _whole
+from gatewatch.processors.policy.signal_check import validate_signal as _validate
 from gatewatch.processors.signal_merge import _order
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms, parse_time_ms_cached
 from tests.policy.helpers import STEP, T0, batch, make_policy
 
 
 def _validate_plain(sig, declared=None) -> tuple:
-    """engine._validate as it was before its shortcuts (52b0844), the reference."""
+    """validate_signal (then engine._validate) as it was before its shortcuts (52b0844), the reference."""
     if not isinstance(sig, dict):
         raise SignalError(f"a signal must be an object, got {type(sig).__name__}")
     name, scope = sig.get("name"), sig.get("scope")
