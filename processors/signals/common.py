@@ -162,8 +162,11 @@ def sum_hists(hists: dict, lo: int, hi: int) -> LogHistogram:
 
 
 def drop(d: dict, before: int) -> None:
-    for b in [b for b in d if b < before]:
-        del d[b]
+    """Delete the buckets before `before`. Runs after every applied partial, mostly with nothing to
+    drop: min() settles that in C (a Python scan of 6 h of fine buckets was signals' largest cost)."""
+    if d and min(d) < before:
+        for b in [b for b in d if b < before]:
+            del d[b]
 
 
 def dense(d: dict[int, list], unit: int) -> dict:
