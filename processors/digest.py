@@ -181,7 +181,8 @@ class LogHistogram:
         h.zero = int(j.get("z", 0))
         for attr, key in (("pos", "p"), ("neg", "n")):
             flat = j.get(key) or []
-            setattr(h, attr, dict(zip(map(int, flat[0::2]), map(int, flat[1::2]))))
+            # strict: an odd-length list is a corrupt histogram; refused, not merged without its last key
+            setattr(h, attr, dict(zip(map(int, flat[0::2]), map(int, flat[1::2]), strict=True)))
         return h
 
     def copy(self) -> "LogHistogram":

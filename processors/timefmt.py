@@ -28,13 +28,14 @@ def parse_time_ms(value) -> int:
 
 _PARSED: dict[str, int] = {}  # timestamp text -> epoch ms, for parse_time_ms_cached
 _PARSED_MAX = 4096
+_TEXT_MAX = 64  # an RFC 3339 text with nanoseconds and an offset is 35 characters
 
 
 def parse_time_ms_cached(value) -> int:
     """parse_time_ms, remembering the strings it parsed: the signals of one step share their ts
     text, so decide parses each step once instead of once per signal. Same result and the same
     errors (a string that does not parse is never remembered); other types are not cached."""
-    if type(value) is str:
+    if type(value) is str and len(value) <= _TEXT_MAX:  # bounded in bytes too: long texts are not kept
         ms = _PARSED.get(value)
         if ms is None:
             ms = parse_time_ms(value)

@@ -106,14 +106,23 @@ class Replayer:
         shares state across partitions (a flush's partial reaching the signals task and decide,
         spans) runs afterwards in record order, with the DLQ records, so the lines are the same."""
         events: list[tuple[int, int, object]] = []  # (position, _DLQ/_FLUSH/_SPAN, what)
+        inputs: dict[tuple, tuple[list[Envelope], list[int]]] = {}  # (logical, partition) -> records, positions
         for (topic, part), (run, where) in _by_partition(envs).items():
             logical = self._logical(topic)
             if logical == "spans":
                 events.extend((pos, _SPAN, env) for pos, env in zip(where, run))
             elif logical not in INPUTS and logical not in topics.COLLECTOR:
                 self.skipped[f"topic:{topic}"] += len(run)
+            elif (logical, part) in inputs:
+                # another topic name of the same input (a second prefix, the Collector's name):
+                # one aggregator, which must see the records of both in record order
+                run0, where0 = inputs[(logical, part)]
+                merged = sorted(zip(where0 + where, run0 + run), key=_FIRST)
+                inputs[(logical, part)] = ([e for _, e in merged], [pos for pos, _ in merged])
             else:
-                self._feed_partition(logical, part, run, where, events)
+                inputs[(logical, part)] = (run, where)
+        for (logical, part), (run, where) in inputs.items():
+            self._feed_partition(logical, part, run, where, events)
         out: list[tuple[str, bytes, bytes]] = []
         events.sort(key=_POSITION)
         for _pos, kind, what in events:
@@ -242,6 +251,7 @@ _WHERE = attrgetter("topic", "partition")
 _UNKNOWN = object()
 _DLQ, _FLUSH, _SPAN = 0, 1, 2  # event kinds; at one position a DLQ line comes before its run's flush
 _POSITION = itemgetter(0, 1)
+_FIRST = itemgetter(0)
 
 
 def _by_partition(envs: list[Envelope]) -> dict[tuple, tuple[list[Envelope], list[int]]]:
