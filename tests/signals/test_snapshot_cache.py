@@ -71,3 +71,26 @@ def test_snapshot_bytes_equal_a_serialization_from_scratch(data_seed, flush_ever
         p = aggs[tp].flush(True) or aggs[tp].progress(ends[tp], True)
         apply(p)
     assert reused > 0  # the caches were exercised
+
+
+def test_cached_bucket_json_holds_about_its_own_size():
+    """The cache keeps each bucket's bytes, not orjson's whole output buffer (4-128 KB each, which a
+    live worker's thousands of cached buckets turned into tens of MB of RSS)."""
+    import tracemalloc
+
+    from gatewatch.processors.digest import LogHistogram
+    from gatewatch.processors.signals.common import hists_json
+    hists = {}
+    for b in range(200):
+        h = hists[b * 10_000] = LogHistogram()
+        for i in range(1, 300):
+            h.add(i * 0.37 + b)
+    size = sum(len(orjson.dumps(h.to_json())) for h in hists.values())
+    tracemalloc.start()
+    try:
+        cache: dict = {}
+        hists_json(hists, cache)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * size + 64 * len(hists)
