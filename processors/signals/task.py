@@ -53,6 +53,7 @@ class SignalTask:
         self.counters = {"duplicates": 0, "conflicts": 0, "reconciled": 0, "late_buckets": 0, "late_samples": 0}
         self._late: list[dict] = []
         self._compat: dict[tuple, dict] = {}
+        self._evicted_until: int | None = None  # emission point of the last _evict (not state)
 
     # ---- input ---------------------------------------------------------------------------
     def expect(self, names) -> None:
@@ -210,6 +211,13 @@ class SignalTask:
 
     def _evict(self) -> None:
         until, cfg = self.emitted_until, self.config
+        # Runs after every applied partial, but most leave the emission point where it was. Then
+        # there is nothing to evict: merges only add buckets at or after it (earlier ones are late),
+        # which no threshold below reaches and which keep their key. Pre-aggregated series are the
+        # exception (a drain empties them, their retention is by point time): with any, always run.
+        if until == self._evicted_until and not self.keys["series"]:
+            return
+        self._evicted_until = until
         for d, keys in self.keys.items():
             for k in list(keys):
                 st = keys[k]
