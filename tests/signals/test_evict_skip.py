@@ -6,9 +6,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewatch.processors.partials import PartitionAggregator
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.processors.signals import SignalConfig, SignalTask
+
+from .partial_feed import feed_partials
 
 CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 180, "cls_p75": 0.08}]}},
                                "policyhash")
@@ -45,21 +46,10 @@ def test_state_after_every_partial_equals_evicting_every_time(seed, flush_every)
     tasks = (SignalTask(0, CFG), AlwaysEvicting(0, CFG))
     for t in tasks:
         t.expect(f"{r[0]}:{r[1]}" for r in records)
-    aggs, ends = {}, {}
 
     def apply(partial):
         outs = [t.apply(orjson.loads(orjson.dumps(partial))) for t in tasks]
         assert outs[0] == outs[1]
         assert orjson.dumps(tasks[0].to_state()) == orjson.dumps(tasks[1].to_state())
 
-    for topic, part, off, key, value, kts in records:
-        tp = (topic, part)
-        agg = aggs.setdefault(tp, PartitionAggregator(topic, part, CFG))
-        agg.add(off, key, value, kts)
-        ends[tp] = off + 1
-        if agg.records >= flush_every:
-            p = agg.flush(False)
-            if p is not None:
-                apply(p)
-    for tp in sorted(aggs):
-        apply(aggs[tp].flush(True) or aggs[tp].progress(ends[tp], True))
+    feed_partials(records, CFG, flush_every, apply)

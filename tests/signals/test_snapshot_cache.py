@@ -7,11 +7,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatewatch.processors.partials import PartitionAggregator
 from gatewatch.processors.signals import SignalConfig, SignalTask
 from gatewatch.processors.signals.common import WindowViews
 
 from .mixed import mixed_feed
+from .partial_feed import feed_partials
 
 CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 180, "cls_p75": 0.08}]}},
                                "policyhash")
@@ -44,7 +44,7 @@ def test_snapshot_bytes_equal_a_serialization_from_scratch(data_seed, flush_ever
     records = mixed_feed(data_seed, 1500).records
     task = SignalTask(0, CFG)
     task.expect(f"{r[0]}:{r[1]}" for r in records)
-    aggs, ends, applied, reused = {}, {}, 0, 0
+    applied, reused = 0, 0
 
     def apply(partial):
         nonlocal task, applied, reused
@@ -58,18 +58,7 @@ def test_snapshot_bytes_equal_a_serialization_from_scratch(data_seed, flush_ever
             task = SignalTask.from_state(orjson.loads(snap), CFG)
             assert orjson.dumps(task.to_state()) == snap
 
-    for topic, part, off, key, value, kts in records:
-        tp = (topic, part)
-        agg = aggs.setdefault(tp, PartitionAggregator(topic, part, CFG))
-        agg.add(off, key, value, kts)
-        ends[tp] = off + 1
-        if agg.records >= flush_every:
-            p = agg.flush(False)
-            if p is not None:
-                apply(p)
-    for tp in sorted(aggs):
-        p = aggs[tp].flush(True) or aggs[tp].progress(ends[tp], True)
-        apply(p)
+    feed_partials(records, CFG, flush_every, apply)
     assert reused > 0  # the caches were exercised
 
 
