@@ -185,6 +185,13 @@ class LogHistogram:
             setattr(h, attr, dict(zip(map(int, flat[0::2]), map(int, flat[1::2]), strict=True)))
         return h
 
+    @classmethod
+    def of(cls, h: "dict | LogHistogram") -> "LogHistogram":
+        """A histogram of its own from a partial bucket's "h": the JSON form (from gw.partials), or
+        a LogHistogram (replay hands its partials to its task without the JSON round trip), copied
+        so that the partial keeps its counts when the copy is merged into."""
+        return h.copy() if type(h) is cls else cls.from_json(h)
+
     def copy(self) -> "LogHistogram":
         h = LogHistogram()
         h.pos, h.neg, h.zero = dict(self.pos), dict(self.neg), self.zero

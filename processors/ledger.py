@@ -47,7 +47,7 @@ def _add_into(acc: dict, x: dict) -> None:
         if f in x:
             cur[f] = cur.get(f, 0) + x[f]
     if "h" in x:
-        cur["h"].merge(LogHistogram.from_json(x["h"]))
+        cur["h"].merge(LogHistogram.of(x["h"]))
     if "sh" in x:
         sh = cur["sh"]
         for sid, c in x["sh"].items():
@@ -112,7 +112,7 @@ def _sub_only(cur: dict, x: dict) -> None:
         if f in x:
             cur[f] = cur.get(f, 0) - x[f]
     if "h" in x:
-        cur["h"].subtract_signed(LogHistogram.from_json(x["h"]))
+        cur["h"].subtract_signed(LogHistogram.of(x["h"]))
     if "sh" in x:
         sh = cur.setdefault("sh", {})
         for sid, c in x["sh"].items():
@@ -124,6 +124,15 @@ def _sub_only(cur: dict, x: dict) -> None:
             cur["missing"] = True
         else:
             del ps[i]
+
+
+def wire_piece(p: dict) -> dict:
+    """A piece as JSON: pieces of replay's partials hold their histograms as objects
+    (PartitionAggregator.flush(wire=False))."""
+    if not any(type(x.get("h")) is LogHistogram for x in p["buckets"]):
+        return p
+    return {**p, "buckets": [{**x, "h": x["h"].to_json()} if type(x.get("h")) is LogHistogram else x
+                             for x in p["buckets"]]}
 
 
 def piece(first: int, last: int, buckets: list[dict]) -> dict:

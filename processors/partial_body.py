@@ -5,18 +5,20 @@ from __future__ import annotations
 from gatewatch.processors.digest import LogHistogram
 
 
-def body_of(agg) -> dict:
-    """The aggregates of a PartitionAggregator as the partial's body (docs/partials.md)."""
+def body_of(agg, wire: bool = True) -> dict:
+    """The aggregates of a PartitionAggregator as the partial's body (docs/partials.md). wire=False
+    keeps the histograms as LogHistogram objects: for a signals task in this process (replay)."""
     buckets = []
+    hist = LogHistogram.to_json if wire else _same
     for (svc, coh, rel, b), (n, e, h) in agg.req.items():
-        buckets.append({"d": "requests", "k": [svc, coh, rel], "b": b, "n": n, "e": e, "h": h.to_json()})
+        buckets.append({"d": "requests", "k": [svc, coh, rel], "b": b, "n": n, "e": e, "h": hist(h)})
     for (svc, coh, name, rel, b), (n, t, v) in agg.gauge.items():
         buckets.append({"d": "gauges", "k": [svc, coh, name, rel], "b": b, "n": n, "t": t, "v": v})
     for (scope, route, coh, metric, rel, b), h in agg.rum.items():
-        buckets.append({"d": "rum", "k": [scope, route, coh, metric, rel], "b": b, "h": h.to_json()})
+        buckets.append({"d": "rum", "k": [scope, route, coh, metric, rel], "b": b, "h": hist(h)})
     for (scope, table, b), (n, rows, lc, h, sh) in agg.cdc.items():
         buckets.append({"d": "cdc", "k": [scope, table], "b": b, "n": n, "rows": rows, "lc": lc,
-                        "h": h.to_json(), "sh": dict(sorted(sh.items()))})
+                        "h": hist(h), "sh": dict(sorted(sh.items()))})
     for (svc, coh, rel, role, b), ps in agg.series.items():
         buckets.append({"d": "series", "k": [svc, coh, rel, role], "b": b,
                         "p": sorted(ps, key=lambda p: (p["t"], p["s"]))})
@@ -28,6 +30,10 @@ def body_of(agg) -> dict:
             "watermark_ms": agg.watermark_ms, "buckets": buckets,
             "shapes": dict(sorted(agg.shapes.items())),
             "first_shapes": sorted([s, t, sid, ts] for (s, t), (ts, sid) in agg.first_shapes.items())}
+
+
+def _same(h: LogHistogram) -> LogHistogram:
+    return h
 
 
 def load_body(agg, body: dict) -> None:

@@ -271,21 +271,24 @@ class PartitionAggregator:
             if first is None or [s.ts_ms, sid] < first:  # the earliest by event time, as the task reads it
                 self.first_shapes[(s.scope, s.table)] = [s.ts_ms, sid]
 
-    def _body(self) -> dict:
+    def _body(self, wire: bool = True) -> dict:
         if self.latency_groups:
             fold_groups(self)
-        return body_of(self)
+        return body_of(self, wire)
 
-    def flush(self, caught_up: bool = False) -> dict | None:
+    def flush(self, caught_up: bool = False, wire: bool = True) -> dict | None:
         """The partial for everything added since the last flush (None when nothing was added).
         caught_up: the consumer had read the partition to its end (the signals task may then
-        leave this source out of its watermark once it falls behind: processors.signals.task)."""
+        leave this source out of its watermark once it falls behind: processors.signals.task).
+        wire=False: histograms as objects and no id, for a task in this process (replay): the JSON
+        round trip was ~8 % of replay's CPU."""
         if self.first_offset is None:
             return None
-        body = self._body()
+        body = self._body(wire)
         body["next_offset"] = body["last_offset"] + 1
         body["caught_up"] = bool(caught_up)
-        body["id"] = content_id(body)
+        if wire:
+            body["id"] = content_id(body)
         self._reset()
         return body
 

@@ -42,7 +42,7 @@ class Declared(Key):
                 f[0] += x["n"]
                 f[1] += x["sum"]
         else:
-            h = LogHistogram.from_json(x["h"])
+            h = LogHistogram.of(x["h"])
             if f is None:
                 self.fine[b] = [x["n"], h]
             else:

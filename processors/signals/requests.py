@@ -64,7 +64,7 @@ class Requests(Key):
         hr = self.hourly.setdefault(floor_to(b, HOUR), [0, 0])
         hr[0] += x["n"]
         hr[1] += x["e"]
-        h = LogHistogram.from_json(x["h"])
+        h = LogHistogram.of(x["h"])
         self._lat_json.pop(b, None)
         if b in self.lat:
             self.lat[b].merge(h)

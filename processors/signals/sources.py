@@ -95,7 +95,9 @@ class Source:
         self.pieces[j:j + 1] = [ledger.piece(pj["first"], hi, head), ledger.piece(hi + 1, pj["last"], tail)]
 
     def to_json(self) -> dict:
-        return {f: getattr(self, f) for f in self.__slots__}
+        j = {f: getattr(self, f) for f in self.__slots__}
+        j["pieces"] = list(map(ledger.wire_piece, self.pieces))
+        return j
 
     @classmethod
     def from_json(cls, j: dict) -> "Source":

@@ -57,7 +57,7 @@ class Cdc(Key):
             f[2] = x["lc"]
         for sid, c in x["sh"].items():
             f[3][sid] = f[3].get(sid, 0) + c
-        h = LogHistogram.from_json(x["h"])
+        h = LogHistogram.of(x["h"])
         self._lag_json.pop(b, None)
         if b in self.lag:
             self.lag[b].merge(h)

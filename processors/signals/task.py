@@ -20,6 +20,7 @@ histograms, a gauge's last value is chosen by (event time, value), never by reco
 """
 from __future__ import annotations
 
+from gatewatch.processors.digest import LogHistogram
 from gatewatch.processors.signals.common import SignalBatch
 from gatewatch.processors.signals.declared import Declared
 from gatewatch.processors.signals.gauges import Gauges
@@ -37,7 +38,10 @@ BATCH_DOMAIN = {"declared": "gauges"}  # declared signals reach the policy in th
 
 def _samples(x: dict) -> int:
     h = x.get("h")
-    hist = (h["z"] + sum(h["p"][1::2]) + sum(h["n"][1::2])) if h else 0
+    if type(h) is LogHistogram:  # replay's partials
+        hist = h.count
+    else:
+        hist = (h["z"] + sum(h["p"][1::2]) + sum(h["n"][1::2])) if h else 0
     return max(x.get("n", 0), x.get("rows", 0), hist)
 
 

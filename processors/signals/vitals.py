@@ -22,7 +22,7 @@ class Rum(Key):
     def merge(self, x: dict, cfg) -> None:
         b = x["b"]
         self._seen(b)
-        h = LogHistogram.from_json(x["h"])
+        h = LogHistogram.of(x["h"])
         self._fine_json.pop(b, None)
         if b in self.fine:
             self.fine[b].merge(h)

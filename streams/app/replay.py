@@ -177,7 +177,7 @@ class Replayer:
                 rec = dlq_record(src, part, run[k].offset, rej.reason, values[k], rej.detail)
                 events.append((where[k], _DLQ, (self.t_dlq, src.encode(), canonical_json(rec))))
         if agg.pending >= self.flush_every:
-            events.append((where[-1], _FLUSH, agg.flush()))
+            events.append((where[-1], _FLUSH, agg.flush(wire=False)))
 
     def _spans(self, env: Envelope) -> list[tuple[str, bytes, bytes]]:
         from gatewatch.processors.quality import SpanCycle
@@ -211,7 +211,7 @@ class Replayer:
             shadow_outputs(*self.decide.take_shadow(), self.t_shadow)
 
     def _flush(self, agg: InputAggregator, caught_up: bool = False) -> list[tuple[str, bytes, bytes]]:
-        partial = agg.flush(caught_up)
+        partial = agg.flush(caught_up, wire=False)
         if partial is None and caught_up:  # nothing pending: say where the source ends
             partial = agg.progress(self.ends[(agg.topic, agg.partition)], True)
         return [] if partial is None else self._publish(partial)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from gatewatch.processors.partials import PartitionAggregator
 
 
-def feed_partials(records, config, flush_every: int, apply) -> None:
-    """apply(partial) for each partial of (topic, partition, offset, key, value, kafka ts) records."""
+def feed_partials(records, config, flush_every: int, apply, wire: bool = True) -> None:
+    """apply(partial) for each partial of (topic, partition, offset, key, value, kafka ts) records;
+    wire=False: partials as replay hands them over (PartitionAggregator.flush)."""
     aggs, ends = {}, {}
     for topic, part, off, key, value, kts in records:
         tp = (topic, part)
@@ -14,8 +15,8 @@ def feed_partials(records, config, flush_every: int, apply) -> None:
         agg.add(off, key, value, kts)
         ends[tp] = off + 1
         if agg.records >= flush_every:
-            p = agg.flush(False)
+            p = agg.flush(False, wire)
             if p is not None:
                 apply(p)
     for tp in sorted(aggs):
-        apply(aggs[tp].flush(True) or aggs[tp].progress(ends[tp], True))
+        apply(aggs[tp].flush(True, wire) or aggs[tp].progress(ends[tp], True))
