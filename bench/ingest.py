@@ -159,12 +159,10 @@ def kcat_lines(data: list[tuple[bytes, bytes, int]]) -> list[bytes]:
 def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float, float, float]:
     """(payload decode, kcat line decode, replay) events/s over the same kcat -J file.
 
-    Replay runs as `gatewatch replay` does: read_envelopes -> Replayer.feed_many -> output lines
+    Replay runs as `gatewatch replay` does: feed_files (envelopes -> Replayer.feed_many) -> output lines
     (to /dev/null). Its decode-alone baselines read the same file: orjson.loads of each payload
     (the record values), and of each line plus its payload (the JSON work replay cannot skip)."""
-    from itertools import islice
-
-    from gatewatch.streams.app.replay import output_line, read_envelopes
+    from gatewatch.streams.app.replay import feed_files, output_line
     path = tmp / "records.kcat.json"
     path.write_bytes(b"".join(kcat_lines(data)))
     payloads_only = [v for _k, v, _ts in data]
@@ -182,15 +180,11 @@ def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float
     def replay() -> None:
         nonlocal out
         rp = Replayer(policy, None, flush_every=10_000)  # the CLI's default --flush-every
-        with open(path, "rb") as f, open(os.devnull, "wb") as sink:
-            envs = read_envelopes(f, bad)
-            while chunk := list(islice(envs, 4096)):
-                for rec in rp.feed_many(chunk):
+        with open(os.devnull, "wb") as sink:
+            for recs in feed_files(rp, [str(path)], bad):
+                for rec in recs:
                     sink.write(output_line(*rec))
                     out += 1
-            for rec in rp.finish():
-                sink.write(output_line(*rec))
-                out += 1
 
     # alternated, best of 3 each, in this process's CPU time (all three run in this one thread):
     # a noisy neighbour slows one round, not one side, and waiting for a core is not counted
