@@ -85,6 +85,26 @@ class DlqRecord(faust.Record, serializer="json", include_metadata=False,
     payload_b64: Optional[str] = None
 
 
+class GateRecord(faust.Record, serializer="json", include_metadata=False,
+                 namespace="gatewatch.gate_record"):
+    """gate record (gw.gates, key scope@release; compacted): schemas/gate_record.json."""
+    kind: str
+    scope: str
+    release: str
+    state: str
+    verdict: str
+    reasons: list
+    missing: list
+    policy_hash: str
+    ts: str
+    since: str
+    actions: list
+    steps: int
+    dropped_steps: int
+    error_budget: Optional[dict] = None
+    shadow: Optional[bool] = None
+
+
 class GaugeSample(faust.Record, serializer="json", include_metadata=False,
                   namespace="gatewatch.gauge_sample"):
     """gauge sample (gw.metrics): schemas/gauge_sample.json."""
@@ -163,6 +183,7 @@ class RequestSample(faust.Record, serializer="json", include_metadata=False,
     service: Optional[str] = None
     route: Optional[str] = None
     cohort: Optional[str] = None
+    release: Optional[str] = None
     ts: Optional[Union[str, float]] = None
     timestamp: Optional[Union[str, float]] = None
 
@@ -224,6 +245,7 @@ RECORDS = {
     'canonical_span': CanonicalSpan,
     'checkpoint': Checkpoint,
     'dlq_record': DlqRecord,
+    'gate_record': GateRecord,
     'gauge_sample': GaugeSample,
     'partial': Partial,
     'receipt': Receipt,
@@ -240,6 +262,7 @@ REQUIRED = {
     CanonicalSpan: frozenset(['did', 'id', 'tenant', 'this', 'when', 'who']),
     Checkpoint: frozenset(['kind', 'note', 'origin', 'size']),
     DlqRecord: frozenset(['detail', 'offset', 'partition', 'payload', 'reason', 'source_topic']),
+    GateRecord: frozenset(['actions', 'dropped_steps', 'kind', 'missing', 'policy_hash', 'reasons', 'release', 'scope', 'since', 'state', 'steps', 'ts', 'verdict']),
     GaugeSample: frozenset(['name', 'value']),
     Partial: frozenset(['buckets', 'first_offset', 'id', 'last_offset', 'next_offset', 'partition', 'source', 'topic', 'watermark_ms']),
     Receipt: frozenset(['executor', 'id', 'seq', 'sig', 'ts', 'type']),

@@ -42,3 +42,25 @@ def test_actions_match_json_schema_and_roundtrip_avro():
         assert canonical_json(back) == canonical_json(a)
         if a["permit"]:
             assert check_permit(back, trusted, parse_time_ms(a["ts"])) is None  # valid from the action's ts
+
+
+def test_gate_records_match_json_schema():
+    """gw.gates records (schemas/gate_record.json) of a release that fails, one that passes and
+    ones still pending, with every reason kind the run produces."""
+    from tests.policy.test_obs_gate import run as run_obs
+    pol = make_policy("hooks:\n  must_have: [cdc_lag, web_cwv_regression]\n")
+    eng = Engine(pol, permit_signer(KEY))
+    run(eng, range(20), lambda i: {"burn_rate_4h": 2.0, "err5xx_rate": 0.2} if i in (3, 4, 5, 6) else None)
+    gates = eng.take_gate_records()
+    thin = Engine(make_policy())
+    for i in range(10):  # a required signal absent, another too thin
+        for b in step_batches(i, "svc-a", {"invariant": "absent", "err5xx_rate": ("thin", 0.0)}):
+            thin.on_batch(b)
+    gates += thin.take_gate_records()
+    for obs in (0.9995, "absent", 0.5):  # promoted; obs_uptime missing; below its self-SLO
+        gates += run_obs(obs)[1]
+    validator = jsonschema.Draft202012Validator(json_schema("gate_record"))
+    for g in gates:
+        validator.validate(g)
+    assert {g["verdict"] for g in gates} == {"fail", "pass", "pending"}
+    assert {r["kind"] for g in gates for r in g["reasons"]} >= {"failed", "missing", "thin", "blocking", "waiting"}
