@@ -6,6 +6,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import jsonschema
 import orjson
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from gatewatch.processors.canonical import content_id
 from gatewatch.processors.scenarios import Scenario
 from gatewatch.processors.shadow import is_shadow_decision
 from gatewatch.processors.timefmt import parse_time_ms
+from gatewatch.schemas import json_schema
 from gatewatch.streams.app.drill import DRILL_START
 from gatewatch.streams.app.replay import Replayer, feed_files, scan_sources
 from gatewatch.streams.app.shadow import live_report, shadow_report
@@ -72,6 +74,9 @@ def test_the_shadow_changes_no_live_output_and_publishes_only_to_its_topic(repla
     decisions = [s for s in shadow if "verdict" not in s]
     gates = [s for s in shadow if "verdict" in s]
     assert decisions and gates and all(s["shadow"] is True for s in shadow)
+    validator = jsonschema.Draft202012Validator(json_schema("shadow_decision"))  # the gw.shadow contract
+    for s in shadow:
+        validator.validate(s)
     for d, (k, _v) in zip(shadow, shadowed[t_shadow]):  # keyed like the live records
         assert k == (f"{d['scope']}@{d['release']}" if "verdict" in d else d["scope"]).encode()
     for d in decisions:  # never signed; an id that is no action's

@@ -64,3 +64,14 @@ def test_gate_records_match_json_schema():
         validator.validate(g)
     assert {g["verdict"] for g in gates} == {"fail", "pass", "pending"}
     assert {r["kind"] for g in gates for r in g["reasons"]} >= {"failed", "missing", "thin", "blocking", "waiting"}
+
+
+def test_shadow_schema_is_action_and_gate_record_plus_the_shadow_fields():
+    """schemas/shadow_decision.json stays in step with action.json and gate_record.json."""
+    decision, gate = json_schema("shadow_decision")["oneOf"]
+    action, record = json_schema("action"), json_schema("gate_record")
+    extra = {"shadow", "candidate_action_id", "active_same_step"}
+    assert set(decision["properties"]) == set(action["properties"]) - {"permit"} | extra
+    assert set(decision["required"]) == set(action["required"]) - {"permit"} | extra
+    assert all(decision["properties"][k] == v for k, v in action["properties"].items() if k not in ("id", "permit"))
+    assert gate["properties"] == record["properties"] and set(gate["required"]) == set(record["required"]) | {"shadow"}
