@@ -75,3 +75,9 @@ def test_shadow_schema_is_action_and_gate_record_plus_the_shadow_fields():
     assert set(decision["required"]) == set(action["required"]) - {"permit"} | extra
     assert all(decision["properties"][k] == v for k, v in action["properties"].items() if k not in ("id", "permit"))
     assert gate["properties"] == record["properties"] and set(gate["required"]) == set(record["required"]) | {"shadow"}
+
+
+def test_every_topic_of_the_catalogue_has_its_value_schema():
+    from gatewatch import schemas
+    from gatewatch.streams.runtime.topics import CATALOGUE
+    assert [(t.name, t.value) for t in CATALOGUE if t.value not in schemas.available()] == []
