@@ -32,7 +32,7 @@ def run(records, flush_every: int, wire: bool) -> tuple[list, list]:
     return outs, handed
 
 
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=2, deadline=None)
 @given(seed=st.integers(0, 10_000), flush_every=st.integers(200, 1500))
 def test_handed_over_partials_equal_their_wire_form(seed, flush_every):
     records = scenario_records(seed)
