@@ -199,13 +199,13 @@ class IngestStage(Stage):
 
     # ---- the batch ----
     def process(self, worker, msgs) -> dict[tuple[str, int], int]:
-        """Returns each partition's next offset after the batch (the worker's offsets to commit)."""
+        """Returns each owned partition's next offset after the batch (the worker's offsets to commit)."""
         touched, nexts = [], {}
         for (topic, partition), run in partition_runs(msgs):
-            nexts[(topic, partition)] = run[-1].offset() + 1  # a later run of the partition wins
             agg = self.aggs.get((topic, partition))
-            if agg is None:  # a revoke raced the batch: the new owner reads it
+            if agg is None:  # a revoke raced the batch: the new owner reads it from the committed offset
                 continue
+            nexts[(topic, partition)] = run[-1].offset() + 1  # a later run of the partition wins
             if agg.fast_path:  # its loop reads the offsets and keys of few records
                 offsets, keys = LazyColumn(run, _OFFSET), LazyColumn(run, _KEY)
             else:

@@ -85,3 +85,36 @@ def test_aborted_ingest_transaction_never_reaches_signals(kafka_bootstrap, topic
     assert_each_offset_once(partials(kafka_bootstrap, "read_committed"))
     want = replay_outputs(envelopes(kafka_bootstrap), policy, permit_signer(SigningKey(b"\1" * 32)))
     assert set(streamed(kafka_bootstrap, "signals")) == set(want[f"{topic_prefix}signals"])
+
+
+class RevokeRacesBatch(IngestStage):
+    """Its second batch arrives after one of the batch's partitions was revoked in the consume call
+    that returned it (the consumer serves the rebalance callback inside consume)."""
+    batches = 0
+    revoked: tuple[str, int] | None = None
+
+    def process(self, worker, msgs):
+        self.batches += 1
+        if self.batches == 2:
+            self.revoked = (msgs[0].topic(), msgs[0].partition())
+            self.on_revoke(worker, [TopicPartition(*self.revoked)])
+        return super().process(worker, msgs)
+
+
+def test_a_revoke_racing_the_batch_commits_the_rest_and_leaves_that_partition_to_its_next_owner(
+        kafka_bootstrap, topic_prefix, tmp_path):
+    publish_inputs(kafka_bootstrap)
+    policy = load_policy_dir("configs/policies")
+    stage = RevokeRacesBatch(SignalConfig.from_policy(policy.doc, policy.hash), tmp_path / "ingest", batch_size=400)
+    worker = Worker(stage, kafka_bootstrap, exit_when_idle_s=2, stop=StopFlag(install=False))
+    worker.run()  # before the fix: KeyError in offset_metadata, the transaction aborted, the worker stopped
+    assert stage.batches > 2 and stage.revoked is not None
+    c = consumer(kafka_bootstrap, stage.group)
+    try:
+        committed = c.committed([TopicPartition(*stage.revoked)], timeout=10)[0].offset
+    finally:
+        c.close()
+    mine = [p for p in partials(kafka_bootstrap, "read_committed") if p["partition"] == stage.revoked[1]
+            and topics.topic(p["topic"]) == stage.revoked[0] and p["first_offset"] is not None]
+    # nothing of it committed past what its partials covered: the next owner reads the rest
+    assert committed < 0 or committed <= max((p["last_offset"] for p in mine), default=-1) + 1
