@@ -159,10 +159,11 @@ def kcat_lines(data: list[tuple[bytes, bytes, int]]) -> list[bytes]:
 def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float, float, float]:
     """(payload decode, kcat line decode, replay) events/s over the same kcat -J file.
 
-    Replay runs as `gatewatch replay` does: feed_files (envelopes -> Replayer.feed_many) -> output lines
+    Replay runs as `gatewatch replay` does: scan_sources (a first read of the file: the input
+    partitions the signals task waits for), then feed_files (envelopes -> Replayer.feed_many) -> output lines
     (to /dev/null). Its decode-alone baselines read the same file: orjson.loads of each payload
     (the record values), and of each line plus its payload (the JSON work replay cannot skip)."""
-    from gatewatch.streams.app.replay import feed_files, output_line
+    from gatewatch.streams.app.replay import feed_files, output_line, scan_sources
     path = tmp / "records.kcat.json"
     path.write_bytes(b"".join(kcat_lines(data)))
     payloads_only = [v for _k, v, _ts in data]
@@ -179,7 +180,8 @@ def replay_rates(data: list[tuple[bytes, bytes, int]], tmp: Path) -> tuple[float
 
     def replay() -> None:
         nonlocal out
-        rp = Replayer(policy, None, flush_every=10_000)  # the CLI's default --flush-every
+        rp = Replayer(policy, None, flush_every=10_000,  # the CLI's default --flush-every
+                      sources=scan_sources([str(path)]))
         with open(os.devnull, "wb") as sink:
             for recs in feed_files(rp, [str(path)], bad):
                 for rec in recs:
