@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 from prometheus_client import Counter, Gauge
 
+from gatewatch.processors.partial_check import partial_problem
 from gatewatch.processors.signal_merge import wire_records
 from gatewatch.processors.signals import SignalConfig, SignalTask, batch_domain
 from gatewatch.streams.runtime import topics
@@ -18,7 +19,7 @@ from gatewatch.streams.runtime.snapshots import SnapshotStage
 SOURCE = "signals"  # the signal records' source: one task owns a scope, whatever the partitioning
 SIGNALS = Counter("gatewatch_signals_emitted_total", "Signals published", ["domain"])
 PARTIALS_IN = Counter("gatewatch_signals_partials_total", "Partials applied (re-deliveries included)")
-BAD_PARTIALS = Counter("gatewatch_signals_bad_partials_total", "Unreadable partials skipped")
+BAD_PARTIALS = Counter("gatewatch_signals_bad_partials_total", "Partials the task cannot apply: to gw.dlq (bad_partial)")
 LATE = Counter("gatewatch_signals_late_samples_total", "Samples dropped: behind what the task had emitted")
 WATERMARK = Gauge("gatewatch_signals_watermark_seconds", "Event-time watermark of a signals task", ["task"])
 WAITING = Gauge("gatewatch_signals_waiting_sources", "Source partitions holding a task's watermark back", ["task"])
@@ -91,13 +92,14 @@ class SignalStage(SnapshotStage):
         return state.to_state()
 
     def handle(self, worker, task, msg):
-        try:
-            partial = orjson.loads(msg.value())
-            source = partial.get("source") or f"{partial['topic']}:{partial['partition']}"
-            logical = source.rpartition(":")[0]
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        problem = partial_problem(msg.value())  # before the task: a partial failing halfway would stop the worker
+        if problem is not None:
             BAD_PARTIALS.inc()
+            worker.dlq(msg.topic(), msg.partition(), msg.offset(), "bad_partial", msg.value(), problem)
             return []
+        partial = orjson.loads(msg.value())
+        source = partial.get("source") or f"{partial['topic']}:{partial['partition']}"
+        logical = source.rpartition(":")[0]
         PARTIALS_IN.inc()
         if logical in topics.COLLECTOR and logical not in self._expected:
             for t in self.states.values():  # an optional input appeared: wait for all of its partitions
