@@ -10,7 +10,13 @@ aggregates are sums, so counting a group later gives the same aggregates.
 """
 from __future__ import annotations
 
-from collections import _count_elements  # Counter.update's C loop: counts an iterable into a dict
+try:
+    from collections import _count_elements  # Counter.update's C loop: counts an iterable into a dict
+except ImportError:  # private to CPython's collections: the same loop in Python where it is gone
+    def _count_elements(mapping: dict, iterable) -> None:
+        get = mapping.get
+        for x in iterable:
+            mapping[x] = get(x, 0) + 1
 
 from gatewatch.processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
 from gatewatch.processors.inputs import (
