@@ -10,14 +10,6 @@ aggregates are sums, so counting a group later gives the same aggregates.
 """
 from __future__ import annotations
 
-try:
-    from collections import _count_elements  # Counter.update's C loop: counts an iterable into a dict
-except ImportError:  # private to CPython's collections: the same loop in Python where it is gone
-    def _count_elements(mapping: dict, iterable) -> None:
-        get = mapping.get
-        for x in iterable:
-            mapping[x] = get(x, 0) + 1
-
 from gatewatch.processors.digest import _INV_LN_GAMMA, _MIN, LogHistogram, _ceil, _log
 from gatewatch.processors.inputs import (
     DEFAULT_COHORT,
@@ -35,6 +27,20 @@ from gatewatch.processors.names import valid_name
 
 _INF = float("inf")
 _MAX_NAMES = 4096  # bound on the valid service names remembered per aggregator
+
+
+def count_into(mapping: dict, iterable) -> None:
+    """mapping[x] += 1 for each x: collections._count_elements (Counter.update's C loop) in Python,
+    for an interpreter whose collections no longer has that private function."""
+    get = mapping.get
+    for x in iterable:
+        mapping[x] = get(x, 0) + 1
+
+
+try:
+    from collections import _count_elements
+except ImportError:
+    _count_elements = count_into
 
 
 def add_request_batch(agg, offsets, keys, values, kafka_ts, raw_values=None) -> list[tuple[int, Rejection]]:

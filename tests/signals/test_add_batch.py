@@ -221,3 +221,14 @@ def test_scan_sources_reads_batches_like_lines(tmp_path):
         path = tmp_path / "in.json"
         path.write_bytes(b"\n".join(lines) + b"\n")
         assert scan_sources([str(path)]) == line_by_line(path)
+
+
+@given(st.lists(st.integers(-50, 50), max_size=200), st.dictionaries(st.integers(-50, 50), st.integers(1, 9)))
+def test_the_python_count_loop_counts_as_collections_does(xs, start):
+    from collections import _count_elements
+
+    from gatewatch.processors.request_batch import count_into
+    a, b = dict(start), dict(start)
+    _count_elements(a, xs)
+    count_into(b, xs)
+    assert a == b and list(a) == list(b)
