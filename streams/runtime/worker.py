@@ -31,6 +31,7 @@ from gatewatch.processors.dlq import dlq_record
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions
 from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.input_end import InputEnd
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.kafka import producer as make_producer
 from gatewatch.streams.runtime.lifecycle import IdleClock, StopFlag
@@ -120,7 +121,7 @@ class Worker:
         self.assigned: set[tuple[str, int]] = set()
         self.ready = False
         self._positions: dict[tuple[str, int], int] = {}
-        self._log_end = None  # a read_uncommitted consumer that only asks for log end offsets (_caught_up)
+        self.input_end = InputEnd(bootstrap, stage.name, stage.group, self.log)  # caught up? lag
         self._committed: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
         self._delivery_error: str | None = None
@@ -213,6 +214,7 @@ class Worker:
             self.ready = True
             self.idle.saw_input()  # idleness counts from here, not from a slow start (transactions, joins)
             self._loop()
+            self.input_end.report_lag(self.consumer, self._positions, self.assigned, force=True)
             st.finish(self)
             self.checkpoint()
         finally:
@@ -225,9 +227,7 @@ class Worker:
                 except KafkaException as e:  # a fenced transactional producer: nothing left to deliver
                     log_event(self.log, "final flush refused", logging.WARNING, error=str(e))
                 self.consumer.close()
-                if self._log_end is not None:
-                    self._log_end.close()
-                    self._log_end = None
+                self.input_end.close()
                 log_event(self.log, f"{st.name} stopped")
 
     def _loop(self) -> None:
@@ -250,11 +250,12 @@ class Worker:
                 self.idle.saw_input()
                 self._process(good)
             self.producer.poll(0)
+            self.input_end.report_lag(self.consumer, self._positions, self.assigned)
             st.tick(self)
             if not st.transactional and time.monotonic() - self._last_checkpoint >= st.checkpoint_interval_s:
                 self.checkpoint()
             if not good and not busy and self.assigned and st.idle_ok() and self.idle.expired():
-                if self._caught_up():
+                if self.input_end.caught_up(self.consumer, self._positions, self.assigned):
                     break
                 self.idle.saw_input()  # input is paused, not over: look again after another idle spell
 
@@ -341,24 +342,6 @@ class Worker:
         CHECKPOINTS.labels(self.stage.name).inc()
 
     # ---- assignment --------------------------------------------------------------------
-    def _caught_up(self) -> bool:
-        """Idle means nothing left to read, not a quiet spell (a leader election can pause input
-        longer than the idle time). The client's position passes transaction markers. The end is
-        the log end, not the last stable offset this read_committed consumer sees: behind an open
-        transaction (a SIGKILLed producer's, until the broker aborts it) later commits wait unseen,
-        and a worker that stopped there left them undone (scale-out chaos test, seed 5)."""
-        if self._log_end is None:
-            self._log_end = make_consumer(self.bootstrap, self.stage.group, **{"isolation.level": "read_uncommitted"})
-        try:
-            for tp in self.consumer.position([TopicPartition(t, p) for t, p in sorted(self.assigned)]):
-                pos = max(tp.offset, self._positions.get((tp.topic, tp.partition), 0))
-                if pos < self._log_end.get_watermark_offsets(tp, timeout=5)[1]:
-                    return False
-        except KafkaException as e:
-            log_event(self.log, "end offsets unknown, not idle", logging.INFO, error=str(e))
-            return False
-        return True
-
     def _on_assign(self, consumer, tps) -> None:
         placed = self._resolve(consumer, self.stage.on_assign(self, list(tps)))
         for tp in placed:
@@ -413,5 +396,6 @@ class Worker:
             self._positions.pop((tp.topic, tp.partition), None)
             self._committed.pop((tp.topic, tp.partition), None)
         consumer.incremental_unassign(list(tps))
+        self.input_end.forget(tps)
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))
         log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
