@@ -58,6 +58,8 @@ def decode_prometheus(d: dict, key, kafka_ts_ms, out: list, opts) -> None:
         raise Bad("bad_name", f"labels.{prom.service_label}: {why_not(service)}")
     version = labels.get(prom.version_label, "")
     cohort = opts.otlp_cohorts.get(version, opts.otlp_default_cohort) if version else DEFAULT_COHORT
+    if len(version) > 128:  # no release, as for OTLP (otlp_common.cohort_of): a release is at most 128 characters
+        version = ""
     ts = field_time(d, ("timestamp",), kafka_ts_ms)
     labels.pop("__name__", None)
     base, kind = name, "gauge"

@@ -233,6 +233,7 @@ class WebVitals(faust.Record, serializer="json", include_metadata=False,
     page: Optional[str] = None
     path: Optional[str] = None
     cohort: Optional[str] = None
+    release: Optional[str] = None
     service: Optional[str] = None
     app: Optional[str] = None
     timestamp: Optional[Union[str, float]] = None

@@ -296,3 +296,16 @@ def test_an_unknown_signal_lists_the_declared_ones():
     from gatewatch.processors.policy import PolicyError
     with pytest.raises(PolicyError, match="declared here: .*db_p95_ms, declines, .*queue_depth"):
         compose([("test.yml", POLICY), ("bad.yml", "abort: [{when: 'queue_dept > 1', action: pause}]")])
+
+
+def test_a_prometheus_version_over_128_characters_is_no_release():
+    """As for OTLP (otlp_common.cohort_of): the gate record's release is at most 128 characters."""
+    from gatewatch.processors.inputs.prometheus import decode_prometheus
+    from gatewatch.processors.inputs.samples import InputOptions
+    opts = InputOptions(otlp_cohorts={"v" * 200: "canary", "1.5.0": "canary"})
+    for version, release in (("1.5.0", "1.5.0"), ("v" * 200, "")):
+        out: list = []
+        doc = orjson.loads(adapter_sample("http_requests_total", {"job": "checkout", "code": "200",
+                                                                   "service_version": version}, "3", START_MS))
+        decode_prometheus(doc, None, None, out, opts)
+        assert [(p.cohort, p.release) for p in out] == [("canary", release)]

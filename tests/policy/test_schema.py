@@ -59,10 +59,20 @@ def test_gate_records_match_json_schema():
     gates += thin.take_gate_records()
     for obs in (0.9995, "absent", 0.5):  # promoted; obs_uptime missing; below its self-SLO
         gates += run_obs(obs)[1]
+    from tests.policy import test_shadow_phase as sp
+    for shadow in ({}, {"latency_p95_ms_delta_lo": None}, {"latency_p95_ms_delta_lo": 0.4}):  # gate.shadow
+        eng = Engine(make_policy(sp.SHADOW_BLOCK))
+        for i in range(4):
+            sp.step(eng, i, shadow=shadow or None)
+        gates += eng.take_gate_records()
+    assert {g["state"] for g in gates} >= {"SHADOW", "CANARY_READY"}
     validator = jsonschema.Draft202012Validator(json_schema("gate_record"))
     for g in gates:
         validator.validate(g)
     assert {g["verdict"] for g in gates} == {"fail", "pass", "pending"}
+    from gatewatch.processors.policy.gate import STATES
+    from gatewatch.processors.policy.shadowphase import SHADOW
+    assert json_schema("gate_record")["properties"]["state"]["enum"] == [SHADOW, *STATES]
     assert {r["kind"] for g in gates for r in g["reasons"]} >= {"failed", "missing", "thin", "blocking", "waiting"}
 
 
