@@ -129,7 +129,8 @@ def _sub_only(cur: dict, x: dict) -> None:
 def wire_piece(p: dict) -> dict:
     """A piece as JSON: pieces of replay's partials hold their histograms as objects
     (PartitionAggregator.flush(wire=False))."""
-    if not any(type(x.get("h")) is LogHistogram for x in p["buckets"]):
+    first = next((x["h"] for x in p["buckets"] if "h" in x), None)
+    if type(first) is not LogHistogram:  # one partial's buckets are all in one form: streaming's are JSON
         return p
     return {**p, "buckets": [{**x, "h": x["h"].to_json()} if type(x.get("h")) is LogHistogram else x
                              for x in p["buckets"]]}
