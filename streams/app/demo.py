@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -201,7 +202,9 @@ def run_demo(out: Path, speed: float, policy_dir: Path, scenarios: list[tuple[st
     return {"bundle": bundle, "report": report if report.exists() else None, "verified": v.returncode == 0,
             "verify_output": v.stdout + v.stderr, "webhook_calls": len(hook.calls), "rollbacks": rollbacks,
             "permitted_rollbacks": permitted, "actions": watch.kinds, "seconds": time.monotonic() - t_start,
-            "out": out, "gates": gate_list, "serve_url": gates.url}
+            "out": out, "gates": gate_list, "serve_url": gates.url,
+            "refused": Counter(r.get("reason") for r in watch.receipts if r.get("type") == "REFUSED"),
+            "event_minutes": (event_span[1] - event_span[0]) // 60_000}
 
 
 def _specs(scenarios: list[tuple[str, str | None]]) -> list[tuple[str, dict, str | None]]:

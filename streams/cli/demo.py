@@ -45,6 +45,12 @@ def demo(out_dir, speed, policy_dir, scenarios, engine) -> None:
     click.echo(f"  actions:            {kinds}")
     click.echo(f"  rollbacks executed: {len(res['permitted_rollbacks'])} with a valid permit "
                f"(webhook calls: {res['webhook_calls']})")
+    if res["refused"]:
+        why = ", ".join(f"{reason} x{n}" for reason, n in sorted(res["refused"].items()))
+        click.echo(f"  refused by the executor: {why}"
+                   + (f" (a permit lives gate.ttl past its decision's event time; the demo plays {res['event_minutes']}"
+                      " min of event time ending now, so its first decisions are older than that)"
+                      if "expired" in res["refused"] else ""))
     click.echo(f"  evidence bundle:    {res['bundle']}  ({'verified' if res['verified'] else 'VERIFY FAILED'})")
     deliveries = next((ln for ln in res["verify_output"].splitlines() if ln.startswith("deliveries:")), None)
     if deliveries:

@@ -20,6 +20,8 @@ def test_demo_end_to_end(kafka_bootstrap, tmp_path):
     assert m and int(m.group(1)) >= 1, r.stdout
     assert "promote:promote" in r.stdout, r.stdout  # healthy_canary reached CANARY_READY
     assert "(verified)" in r.stdout
+    refused = re.search(r"refused by the executor: (.*)", r.stdout)  # said, with why, when any
+    assert refused is None or "expired" not in refused.group(1) or "gate.ttl" in refused.group(1), r.stdout
     # serve ran beside the streaming pipeline and answered from the gates topic decide wrote:
     # the promoted healthy_canary release passes, the traffic_spike release fails
     assert "gate checkout@1.5.0: pass (CANARY_READY)" in r.stdout, r.stdout
