@@ -186,10 +186,15 @@ class LogHistogram:
         return h
 
     @classmethod
+    def read(cls, h: "dict | LogHistogram") -> "LogHistogram":
+        """A partial bucket's "h" to read from (merge or subtract it), not to keep: the JSON form
+        (from gw.partials) parsed, or the LogHistogram itself (replay hands its partials to its
+        task without the JSON round trip)."""
+        return h if type(h) is cls else cls.from_json(h)
+
+    @classmethod
     def of(cls, h: "dict | LogHistogram") -> "LogHistogram":
-        """A histogram of its own from a partial bucket's "h": the JSON form (from gw.partials), or
-        a LogHistogram (replay hands its partials to its task without the JSON round trip), copied
-        so that the partial keeps its counts when the copy is merged into."""
+        """read(h) as a histogram of its own, to keep and merge into: the partial keeps its counts."""
         return h.copy() if type(h) is cls else cls.from_json(h)
 
     def copy(self) -> "LogHistogram":

@@ -47,7 +47,7 @@ def _add_into(acc: dict, x: dict) -> None:
         if f in x:
             cur[f] = cur.get(f, 0) + x[f]
     if "h" in x:
-        cur["h"].merge(LogHistogram.of(x["h"]))
+        cur["h"].merge(LogHistogram.read(x["h"]))
     if "sh" in x:
         sh = cur["sh"]
         for sid, c in x["sh"].items():
@@ -112,7 +112,7 @@ def _sub_only(cur: dict, x: dict) -> None:
         if f in x:
             cur[f] = cur.get(f, 0) - x[f]
     if "h" in x:
-        cur["h"].subtract_signed(LogHistogram.of(x["h"]))
+        cur["h"].subtract_signed(LogHistogram.read(x["h"]))
     if "sh" in x:
         sh = cur.setdefault("sh", {})
         for sid, c in x["sh"].items():

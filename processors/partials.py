@@ -197,7 +197,7 @@ class PartitionAggregator:
                 if (r := add(offsets[i], keys[i], values[i], kafka_ts[i])) is not None]
 
     def _add_request(self, t: tuple, kafka_ts_ms: int | None) -> Rejection | None:
-        """add() for one fast-path request sample: the same rules as the loop above."""
+        """add() for one fast-path request sample: the same rules as processors.request_batch's loop."""
         service, cohort, _route, status, lat, ts, release = t
         mx = self.max_event_ms
         if mx is not None and ts < mx - self._lateness:

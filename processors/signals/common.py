@@ -98,6 +98,17 @@ def slide(win: LogHistogram, hists: dict, end: int, step: int, width: int) -> bo
     return before == merged == (len(win.pos), len(win.neg), win.zero > 0)
 
 
+def merge_hist(hists: dict, json_cache: dict, b: int, h) -> None:
+    """hists[b] += a partial bucket's histogram h (processors.digest LogHistogram.read / of: copied
+    only when kept), and the bucket's cached snapshot form (hists_json) dropped."""
+    json_cache.pop(b, None)
+    cur = hists.get(b)
+    if cur is None:
+        hists[b] = LogHistogram.of(h)
+    else:
+        cur.merge(LogHistogram.read(h))
+
+
 def hists_json(hists: dict, cache: dict) -> list:
     """[[b, hists[b].to_json()], ...] in bucket order for a snapshot, each histogram as the bytes
     orjson made of its to_json() (an orjson.Fragment, so the snapshot splices them in), kept in

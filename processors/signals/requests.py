@@ -21,6 +21,7 @@ from gatewatch.processors.signals.common import (
     dense,
     drop,
     hists_json,
+    merge_hist,
     signal,
     slide,
     sum_hists,
@@ -64,12 +65,7 @@ class Requests(Key):
         hr = self.hourly.setdefault(floor_to(b, HOUR), [0, 0])
         hr[0] += x["n"]
         hr[1] += x["e"]
-        h = LogHistogram.of(x["h"])
-        self._lat_json.pop(b, None)
-        if b in self.lat:
-            self.lat[b].merge(h)
-        else:
-            self.lat[b] = h
+        merge_hist(self.lat, self._lat_json, b, x["h"])
 
     def advance(self, end, step, cfg):
         super().advance(end, step)

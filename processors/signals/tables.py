@@ -11,6 +11,7 @@ from gatewatch.processors.signals.common import (
     WindowViews,
     drop,
     hists_json,
+    merge_hist,
     signal,
     slide,
     sum_hists,
@@ -57,12 +58,7 @@ class Cdc(Key):
             f[2] = x["lc"]
         for sid, c in x["sh"].items():
             f[3][sid] = f[3].get(sid, 0) + c
-        h = LogHistogram.of(x["h"])
-        self._lag_json.pop(b, None)
-        if b in self.lag:
-            self.lag[b].merge(h)
-        else:
-            self.lag[b] = h
+        merge_hist(self.lag, self._lag_json, b, x["h"])
 
     def advance(self, end, step, cfg):
         super().advance(end, step)

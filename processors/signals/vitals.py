@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from gatewatch.processors import rum as rumlib
 from gatewatch.processors.digest import LogHistogram, Ranked
-from gatewatch.processors.signals.common import Key, WindowViews, drop, hists_json, signal, slide, sum_hists
+from gatewatch.processors.signals.common import (
+    Key,
+    WindowViews,
+    drop,
+    hists_json,
+    merge_hist,
+    signal,
+    slide,
+    sum_hists,
+)
 from gatewatch.processors.windows import SignalConfig
 
 
@@ -22,12 +31,7 @@ class Rum(Key):
     def merge(self, x: dict, cfg) -> None:
         b = x["b"]
         self._seen(b)
-        h = LogHistogram.of(x["h"])
-        self._fine_json.pop(b, None)
-        if b in self.fine:
-            self.fine[b].merge(h)
-        else:
-            self.fine[b] = h
+        merge_hist(self.fine, self._fine_json, b, x["h"])
 
     def advance(self, end, step, cfg):
         super().advance(end, step)
