@@ -38,10 +38,7 @@ BATCH_DOMAIN = {"declared": "gauges"}  # declared signals reach the policy in th
 
 def _samples(x: dict) -> int:
     h = x.get("h")
-    if type(h) is LogHistogram:  # replay's partials
-        hist = h.count
-    else:
-        hist = (h["z"] + sum(h["p"][1::2]) + sum(h["n"][1::2])) if h else 0
+    hist = LogHistogram.read(h).count if h else 0  # JSON, or replay's objects
     return max(x.get("n", 0), x.get("rows", 0), hist)
 
 
