@@ -1,8 +1,6 @@
 """`gatewatch replay`: the streaming path's processors over kcat -J NDJSON files, no broker.
 
-Each input line is a kcat envelope {"topic","partition","offset","ts","key","payload"} (payload =
-the record value as a string, null for a tombstone; a binary value such as an otlp_proto record
-may come as "payload_b64" instead). The Collector's OTLP traces and metrics topics (GATEWATCH_OTLP_TOPIC,
+Each input line is a kcat envelope (streams.app.kcat_files reads them). The Collector's OTLP traces and metrics topics (GATEWATCH_OTLP_TOPIC,
 default `otlp_spans`; GATEWATCH_OTLP_METRICS_TOPIC, default `otlp_metrics`) are inputs too (gatewatch.streams.stages.ingest). Records run through exactly the functions
 the workers run — PartitionAggregator (ingest), signal_outputs (signal stage), DecisionState +
 decision_outputs (decide), record_outputs (trajectory worker, for gw.spans) — and every record the
@@ -15,7 +13,6 @@ from itertools import compress, groupby, islice
 from operator import attrgetter, itemgetter, le, ne
 from typing import Iterable, Iterator, Sequence
 
-import msgspec
 import orjson
 
 from gatewatch.processors.canonical import canonical_json
@@ -26,44 +23,23 @@ from gatewatch.processors.policy.scoped import ScopedEngine
 from gatewatch.processors.request_batch import LazyColumn
 from gatewatch.processors.signals import SignalTask
 from gatewatch.processors.windows import SignalConfig
+from gatewatch.streams.app.kcat_files import (
+    Envelope,
+    envelope_batches,
+    envelope_from_dict,
+    logical_name,
+    read_envelopes,
+    scan_sources,
+    sources_of,
+)
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.topics import INPUTS
 from gatewatch.streams.stages.decide import DecisionState, decision_outputs, shadow_outputs
 from gatewatch.streams.stages.signals import late_records, signal_outputs
 
-
-class Envelope(msgspec.Struct, kw_only=True, gc=False):
-    """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
-    `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
-    broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""
-    partition: int
-    offset: int
-    topic: str | None = None
-    ts: int | None = None
-    key: str | None = None
-    payload: str | None = None
-    payload_b64: str | None = None
-
-
-_decode_envelope = msgspec.json.Decoder(Envelope).decode
-
-
-def envelope_from_dict(d: dict) -> Envelope:
-    """The envelope of a decoded kcat -J object; ValueError/TypeError when it is not one."""
-    if not isinstance(d, dict) or "partition" not in d or "offset" not in d:
-        raise ValueError("not a kcat -J envelope")
-    ts, key, payload, b64 = d.get("ts"), d.get("key"), d.get("payload"), d.get("payload_b64")
-    topic = d.get("topic")
-    return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=None if topic is None else str(topic),
-                    ts=ts if type(ts) is int else None, key=None if key is None else str(key),
-                    payload=None if payload is None else str(payload), payload_b64=None if b64 is None else str(b64))
-
-
-def logical_name(full: str, prefix: str) -> str | None:
-    if full.startswith(prefix) and full[len(prefix):] in topics.BY_NAME:
-        return full[len(prefix):]
-    tail = full.rsplit(".", 1)[-1]
-    return tail if tail in topics.BY_NAME else None
+# what callers read kcat files with, from here as before the split
+__all__ = ["Envelope", "Replayer", "envelope_batches", "envelope_from_dict", "feed_files", "logical_name",
+           "output_line", "read_envelopes", "scan_sources", "sources_of"]
 
 
 class Replayer:
@@ -307,85 +283,6 @@ def _value(env: Envelope) -> bytes | None:
         import base64
         return base64.b64decode(env.payload_b64)
     return None if env.payload is None else env.payload.encode()
-
-
-class _Where(msgspec.Struct, gc=False):
-    partition: int
-    topic: str | None = None
-
-
-_decode_where = msgspec.json.Decoder(_Where).decode
-
-
-def sources_of(envs: Iterable) -> list[str]:
-    """The input partitions ("metrics:0", "otlp:1", ...) among these envelopes (anything with .topic
-    and .partition): what the signals task waits for, as streaming waits for every partition of
-    the input topics."""
-    prefix, seen = topics.prefix(), set()
-    collector = {t: lg for lg, t in topics.collector_topics().items()}
-    for topic, partition in set(map(_WHERE, envs)):  # the distinct pairs, gathered in C
-        full = topic or ""
-        logical = collector.get(full) or logical_name(full, prefix)
-        if logical in INPUTS or logical in topics.COLLECTOR:
-            seen.add(f"{logical}:{partition}")
-    return sorted(seen)
-
-
-def scan_sources(paths: Iterable[str]) -> list[str]:
-    """sources_of the kcat -J files' lines, reading only their topic and partition."""
-    def wheres():
-        for path in paths:
-            with open(path, "rb") as f:
-                while batch := list(islice(f, 1024)):  # decoded in C; line by line when one is refused
-                    try:
-                        yield from list(map(_decode_where, batch))
-                        continue
-                    except (msgspec.DecodeError, ValueError):
-                        pass
-                    for line in batch:
-                        try:
-                            yield _decode_where(line)
-                        except (msgspec.DecodeError, ValueError):
-                            try:
-                                yield envelope_from_dict(orjson.loads(line))
-                            except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
-                                continue
-    return sources_of(wheres())
-
-
-def read_envelopes(lines: Iterable[bytes], bad: Counter) -> Iterator[Envelope]:
-    """The envelopes of kcat -J lines; unreadable lines are counted in `bad`."""
-    for batch in envelope_batches(lines, bad):
-        yield from batch
-
-
-def envelope_batches(lines: Iterable[bytes], bad: Counter, size: int = 1024) -> Iterator[list[Envelope]]:
-    """read_envelopes, `size` lines at a time: decoded in C (a batch with a line msgspec refuses
-    is read line by line), handed on as lists (a generator's step per record was ~3 % of replay)."""
-    it = iter(lines)
-    while batch := list(islice(it, size)):
-        try:
-            yield list(map(_decode_envelope, batch))
-        except (msgspec.DecodeError, ValueError, RecursionError):
-            yield _read_each(batch, bad)
-
-
-def _read_each(lines: list[bytes], bad: Counter) -> list[Envelope]:
-    out = []
-    for line in lines:
-        try:
-            out.append(_decode_envelope(line))
-            continue
-        except (msgspec.DecodeError, ValueError, RecursionError):  # orjson and the checks below decide
-            pass
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(envelope_from_dict(orjson.loads(line)))
-        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
-            bad["bad_envelope"] += 1
-    return out
 
 
 def output_line(topic: str, key: bytes, value: bytes) -> bytes:
