@@ -11,10 +11,12 @@ import orjson
 
 
 @functools.lru_cache(maxsize=None)
-def avro_schema(name: str) -> dict:
-    """The parsed (fastavro) Avro schema for a schema name."""
+def avro_schema(name: str, without: tuple[str, ...] = ()) -> dict:
+    """The parsed (fastavro) Avro schema for a schema name; `without`: less these fields (an
+    earlier layout, from before they were appended)."""
     import fastavro
     raw = orjson.loads(resources.files(__name__).joinpath(f"{name}.avsc").read_bytes())
+    raw["fields"] = [f for f in raw["fields"] if f["name"] not in without]
     return fastavro.parse_schema(raw)
 
 

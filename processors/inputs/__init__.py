@@ -12,8 +12,10 @@ Wire formats (DESIGN.md "Topics"):
 - Avro: the Confluent wire format, magic byte 0x00 + 4-byte big-endian schema id + the
   schemaless fastavro body. A JSON document never starts with byte 0, so the first byte tells
   the two apart without a header. We run without a schema registry: the ids are gatewatch's own,
-  `AVRO_SCHEMA_IDS` below (1 request_sample, 2 gauge_sample, 3 web_vitals, 4 debezium_envelope),
-  with the schemas in schemas/<name>.avsc.
+  `AVRO_SCHEMA_IDS` in processors/inputs/avro.py (6 request_sample, 8 gauge_sample, 7 web_vitals,
+  4 debezium_envelope; 1, 2 and 3: request_sample, gauge_sample and web_vitals as they were before
+  `release`), with
+  the schemas in schemas/<name>.avsc.
 
 Topics (logical names) and what they accept:
 - "metrics": request sample {"service","route"?,"cohort"?,"status","latency_ms","ts"} or gauge

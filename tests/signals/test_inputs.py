@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +115,41 @@ def test_avro_wire_format_round_trip():
     [c] = decode("cdc", None, encode_avro("debezium_envelope", env), None)
     assert c.lag_ms == 1500
 
+
+
+def test_avro_samples_carry_their_release_and_the_earlier_layouts_still_decode():
+    """ids 6, 7 and 8 are request_sample, web_vitals and gauge_sample with `release`; ids 1, 3
+    and 2, their layouts from before it, decode as they always did (a producer keeps the id it was built with)."""
+    import fastavro
+
+    from gatewatch.processors.inputs import AVRO_SCHEMA_IDS
+    from gatewatch.schemas import avro_schema
+    rec = {"service": "api", "status": 500, "latency_ms": 4.0, "ts": TS, "route": None, "cohort": "canary"}
+    new = encode_avro("request_sample", dict(rec, release="2.4.1"))
+    assert new[1:5] == (6).to_bytes(4, "big")
+    assert decode("metrics", None, new, None) == [Request("api", "canary", "", 500, 4.0, TS, "2.4.1")]
+    old = encode_avro("request_sample", rec, schema_id=1)
+    assert decode("metrics", None, old, None) == [Request("api", "canary", "", 500, 4.0, TS)]
+    vital = {"name": "TTFB", "value": 80.0, "route": "/", "timestamp": TS, "cohort": "canary"}
+    [v] = decode("rum", None, encode_avro("web_vitals", dict(vital, release="9.0")), None)
+    [w] = decode("rum", None, encode_avro("web_vitals", vital, schema_id=3), None)
+    assert (v.release, w.release, v.metric, w.metric) == ("9.0", "", "ttfb", "ttfb")
+    # the earlier layouts are the schemas as they were: same fields, in the same order
+    assert [f["name"] for f in avro_schema("request_sample", ("release",))["fields"]] == \
+        ["service", "route", "cohort", "status", "latency_ms", "ts"]
+    assert [f["name"] for f in avro_schema("web_vitals", ("release",))["fields"]] == \
+        [f["name"] for f in avro_schema("web_vitals")["fields"]][:-1]
+    with pytest.raises(ValueError):
+        encode_avro("request_sample", rec, schema_id=3)
+    # an old body read with the new layout would fail: the id is what keeps them apart
+    body = old[5:]
+    with pytest.raises(Exception):
+        fastavro.schemaless_reader(__import__("io").BytesIO(body), avro_schema("request_sample"))
+    gauge = {"type": "gauge", "service": "api", "name": "invariant", "value": 1.0, "ts": TS, "cohort": "canary"}
+    [g] = decode("metrics", None, encode_avro("gauge_sample", dict(gauge, release="3.1")), None)
+    [h] = decode("metrics", None, encode_avro("gauge_sample", gauge, schema_id=2), None)
+    assert (g.release, h.release, g.value, h.value) == ("3.1", "", 1.0, 1.0)
+    assert sorted(AVRO_SCHEMA_IDS) == [1, 2, 3, 4, 6, 7, 8]
 
 BAD = [
     ("metrics", b"{nope", "not_json"),
