@@ -69,6 +69,7 @@ class Point(msgspec.Struct):  # processors.inputs.points.point_json
     le: Union[Number, None]
     fam: str
     o: str
+    u: Number = 1.0  # absent from partials of earlier versions
 
 
 class Series(msgspec.Struct, tag_field="d", tag="series"):

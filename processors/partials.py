@@ -116,9 +116,14 @@ class PartitionAggregator:
         horizon = (kafka_ts_ms + self._max_future
                    if kafka_ts_ms is not None and MIN_TS_MS < kafka_ts_ms < MAX_TS_MS else None)
         n = len(samples)
+        refused = None
         for s in samples:
             if type(s) is str:  # a skip marker: counted, not a sample
                 self.skipped[s] += 1
+                n -= 1
+                continue
+            if type(s) is Rejection:  # part of the record refused (an OTLP resource), the rest counted
+                refused = s
                 n -= 1
                 continue
             ts = s.ts_ms
@@ -164,6 +169,9 @@ class PartitionAggregator:
                 ps.append(point_json(s))
             # Heartbeat: moves stream time only
         self.max_event_ms = mx
+        if refused is not None:
+            return refused if not (future or late) else \
+                Rejection(refused.reason, f"{refused.detail}; {self._dropped(late, future, n, wm, kafka_ts_ms).detail}")
         if future or late:
             return self._dropped(late, future, n, wm, kafka_ts_ms)
         return None

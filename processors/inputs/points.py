@@ -38,6 +38,7 @@ class Point(NamedTuple):
     le: float | None = None  # a Prometheus bucket series' upper bound (inf for +Inf)
     family: str = ""        # a bucket series' histogram (name and labels without le)
     origin: str = ""        # the producer: an OTLP process (start time, instance), a Prometheus target
+    unit: float = 1.0       # exponential histogram: ms per unit of its bucket bounds (OTLP `s`: 1000)
 
 
 def series_id(name: str, labels: dict) -> str:
@@ -52,7 +53,7 @@ def point_json(p: Point) -> dict:
         le = None
     return {"s": p.series, "kind": p.kind, "cum": p.cumulative, "start": p.start_ms, "t": p.ts_ms, "st": p.status,
             "v": p.value, "bd": list(p.bounds), "c": list(p.counts), "sc": p.scale, "off": p.offset, "z": p.zero,
-            "le": le, "fam": p.family, "o": p.origin}
+            "le": le, "fam": p.family, "o": p.origin, "u": p.unit}
 
 
 def interval_bucket(ts_ms: int, step_ms: int, kind: str) -> int:

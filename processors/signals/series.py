@@ -18,9 +18,13 @@ count as they come.
 Histograms land in the exactly mergeable log histogram (processors.digest) by spreading each
 bucket's count over the log buckets its range covers: linearly within an explicit bucket, as
 Prometheus' histogram_quantile interpolates; log-linearly within an exponential bucket. Counts stay
-exact integers (observation j of n at j/n of the range); a quantile is histogram_quantile's, within the log
-histogram's 0.5 %. The +Inf bucket's count sits at the last finite bound (what histogram_quantile
-returns there); the first explicit bucket spreads over (bound / 1000, bound].
+exact integers: observation j of n sits at (j - 1/2) / n of the range, so whatever steps a window
+merges, the share of a bucket's observations below any point of it is within 1/2 of an observation
+per point of what uniform spreading gives, and a quantile is within half the bucket's width of
+histogram_quantile over the same window (plus the log histogram's 0.5 %). The +Inf bucket's count
+sits at the last finite bound (what histogram_quantile returns there); with no finite bound its
+observations have no place and count as requests only, with no latency. The first explicit bucket
+spreads over (bound / 1000, bound].
 """
 from __future__ import annotations
 
@@ -44,13 +48,13 @@ def spread(hist: LogHistogram, lo: float, hi: float, count: int, log: bool = Fal
     if kl == kh:
         _add_k(hist, kh, count)
         return
-    # observation j of 1..count sits at the fraction j/count of the range, so the quantile at rank
-    # r inside the bucket is lo + (hi - lo) * (r - below) / count: histogram_quantile's rule
+    # observation j of 1..count sits at the fraction (j - 1/2)/count of the range: the midpoints of
+    # histogram_quantile's linear interpolation, so one observation alone sits mid-bucket, not at its top
     gamma = math.exp(1.0 / _INV)
     f = (lambda x: math.log(x / lo) / math.log(hi / lo)) if log else (lambda x: (x - lo) / (hi - lo))
     placed = 0
     for k in range(kl, kh + 1):
-        upto = count if k == kh else min(count, math.floor(count * f(min(hi, gamma ** k)) + 1e-9))
+        upto = count if k == kh else min(count, math.floor(count * f(min(hi, gamma ** k)) + 0.5 + 1e-9))
         if upto > placed:
             _add_k(hist, k, upto - placed)
             placed = upto
@@ -77,7 +81,7 @@ def explicit_hist(bounds: tuple, counts) -> LogHistogram:
         if i < len(bounds):
             spread(h, lo, bounds[i], int(c))
             lo = bounds[i]
-        else:  # +Inf: at the last finite bound
+        elif bounds:  # +Inf: at the last finite bound
             _add(h, lo, int(c))
     return h
 
@@ -157,9 +161,9 @@ class Series:
             if delta is None:
                 continue
             b = interval_bucket(p["t"], step, p["kind"])
-            if p["kind"] == "bucket":
+            if p["kind"] == "bucket":  # one scrape's `le` series of a histogram make its buckets
                 le = math.inf if p["le"] is None else p["le"]
-                families.setdefault((p["fam"], b), []).append((le, delta[0]))
+                families.setdefault((b, p["fam"], p["t"]), []).append((le, delta[0]))
             elif p["kind"] == "counter":
                 n = round(delta[0]) if role == "requests" else delta[0]
                 if role == "requests":
@@ -168,13 +172,13 @@ class Series:
                     out.append(_declared(key, b, "counter", n=1, sum=delta[0]))
             else:
                 h = explicit_hist(tuple(p["bd"]), delta) if p["sc"] is None else \
-                    exponential_hist(p["sc"], delta[0], delta[1], 1.0)
-                n = h.count
+                    exponential_hist(p["sc"], delta[0], delta[1], p.get("u", 1.0))
+                n = sum(delta) if p["sc"] is None else delta[0] + sum(delta[1].values())  # placed or not
                 if role == "requests":
                     out.append(_requests(key, b, n, n if (p["st"] or 0) >= 500 else 0, h))
                 else:
-                    out.append(_declared(key, b, "histogram", n=n, h=h.to_json()))
-        for (_fam, b), les in sorted(families.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+                    out.append(_declared(key, b, "histogram", n=h.count, h=h.to_json()))
+        for (b, _fam, _t), les in sorted(families.items()):
             h = _from_le(sorted(les))
             if role == "requests":  # latency only: the request counter counts the requests
                 out.append(_requests(key, b, 0, 0, h))
