@@ -81,7 +81,11 @@ def _read_key_file(f: Path, private: bool) -> str:
     except FileNotFoundError:
         raise
     except OSError as e:
-        if f.is_symlink():
+        try:
+            link = f.is_symlink()
+        except OSError:  # its directory is closed to us too: say so, as for the file
+            link = False
+        if link:
             raise GatewatchError(f"key file {f} is a symlink: refusing it (replace it with the file itself)") from None
         raise GatewatchError(f"key file {f}: cannot open ({e.strerror})") from None
     try:

@@ -1,6 +1,6 @@
 """The Helm chart docker/helm/gatewatch: `helm lint --strict` and `helm template` pass, and the
-rendered manifests hold what a cluster needs: each process mounts only its own private key (a
-subPath of a Secret volume projecting that one key, mode 0400, no fsGroup that would make it 0440),
+rendered manifests hold what a cluster needs: each process mounts only its own private key (an init
+container's owner-only copy of a Secret volume projecting that one key; no process runs as root),
 /healthz and /readyz probes, a PodDisruptionBudget per workload, and container args the CLI accepts.
 
 helm comes from ~/.cache/gatewatch/bin/helm-<HELM_VERSION>; when missing it is built with
@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key
 from tests.unit.test_docker import _resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,26 +115,83 @@ def test_each_worker_mounts_only_its_own_private_key(docs):
     for name, dep in by_kind(docs, "Deployment").items():
         spec = dep["spec"]["template"]["spec"]
         (c,) = spec["containers"]
+        inits = spec.get("initContainers") or []
         volumes = {v["name"]: v for v in spec["volumes"]}
         key_mounts = [m for m in c["volumeMounts"] if m["mountPath"].endswith(".key")]
         secret_vols = [v for v in volumes.values() if "secret" in v and v["secret"]["secretName"] == "gatewatch-keys"]
+        # no process runs as root: a keyed one reads the init container's copy of its key
+        assert c["securityContext"]["runAsUser"] == 10001 and c["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["fsGroup"] == 10001, name  # the state volume is writable by 10001
         if name not in KEYED:
-            assert not key_mounts and not secret_vols, f"{name} holds a private key it does not use"
+            assert not key_mounts and not secret_vols and not inits, f"{name} holds a private key it does not use"
             continue
         role = KEYED[name]
         assert [m["mountPath"] for m in key_mounts] == [f"/keys/{role}.key"], name
         (m,) = key_mounts
         assert m["subPath"] == f"{role}.key" and m.get("readOnly") is True  # a regular file, not a symlink
-        vol = volumes[m["name"]]["secret"]
-        assert vol["defaultMode"] == 0o400, f"{name}: mode {vol['defaultMode']:o}"
-        assert vol["items"] == [{"key": f"{role}.key", "path": f"{role}.key"}], f"{name}: projects other keys"
-        assert secret_vols == [volumes[m["name"]]]
-        # fsGroup would add group read to the Secret's files (0440): gatewatch refuses such a key
-        assert "fsGroup" not in (spec.get("securityContext") or {}), name
+        assert volumes[m["name"]]["emptyDir"]["medium"] == "Memory", name  # the copy never reaches a disk
+        (secret,) = secret_vols
+        assert secret["secret"]["defaultMode"] == 0o400, name
+        assert secret["secret"]["items"] == [{"key": f"{role}.key", "path": f"{role}.key"}], f"{name}: projects other keys"
+        assert secret["name"] not in {x["name"] for x in c["volumeMounts"]}, f"{name}: the process mounts the Secret"
+        (init,) = inits
+        mounts = {x["mountPath"]: x["name"] for x in init["volumeMounts"]}
+        assert mounts == {"/secret": secret["name"], "/owned": m["name"]}, name
+        sc = init["securityContext"]
+        assert sc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]} and sc["allowPrivilegeEscalation"] is False
+        assert init["command"][:2] == ["sh", "-ec"] and f"/secret/{role}.key" in init["command"][2], name
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["GATEWATCH_KEYS_DIR"] == "/keys"
         pubs = {x["mountPath"] for x in c["volumeMounts"] if x["mountPath"].endswith(".pub")}
         assert {"/keys/decider.pub", "/keys/executor.pub", "/keys/log.pub"} <= pubs
+
+
+@pytest.mark.parametrize("secret_mode", [0o400, 0o440])  # 0440: the Secret's file under the pods' fsGroup
+def test_the_init_containers_copy_is_a_key_the_process_loads(docs, secret_mode):
+    """The rendered copy command, run here as the init container runs (uid 0, no capability but
+    CHOWN) on a root-owned Secret file, leaves a key that uid 10001 loads (owner-only, regular)."""
+    if os.geteuid() != 0:
+        pytest.fail("this test runs the init container's command as root with CAP_CHOWN only: run it as root")
+    dep = by_kind(docs, "Deployment")["decide"]
+    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:  # pytest's tmp_path is closed to uid 10001
+        os.chmod(d, 0o755)
+        _run_the_copy(init, Path(d), secret_mode)
+
+
+def _run_the_copy(init: dict, tmp_path: Path, secret_mode: int) -> None:
+    (secret, owned, keys) = (tmp_path / "secret", tmp_path / "owned", tmp_path / "keys")
+    init_keys(keys, roles=("decider",))
+    secret.mkdir()
+    (secret / "decider.key").write_bytes((keys / "decider.key").read_bytes())
+    os.chmod(secret / "decider.key", secret_mode)
+    owned.mkdir()
+    os.chmod(owned, 0o777)  # an emptyDir's directory
+    script = init["command"][2].replace("/secret/", f"{secret}/").replace("/owned/", f"{owned}/")
+    subprocess.run(["setpriv", "--reuid=0", "--bounding-set=-all,+chown", "--inh-caps=-all", "--", *init["command"][:2],
+                    script], check=True, timeout=30)
+    st = (owned / "decider.key").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (10001, 10001, 0o400)
+    (owned / "decider.pub").write_bytes((keys / "decider.pub").read_bytes())
+    os.chmod(owned / "decider.pub", 0o644)
+    r = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--", sys.executable, "-c",
+                        "import sys; from gatewatch.streams.runtime.keys import load_signing_key as k; "
+                        "print(bytes(k('decider', sys.argv[1]).verify_key).hex())", str(owned)],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == bytes(load_signing_key("decider", keys).verify_key).hex()
+    # a key the process cannot reach (its directory closed to it) is a clear refusal, not a crash
+    os.chmod(tmp_path, 0o700)
+    r = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--", sys.executable, "-c",
+                        "import sys; from gatewatch.streams.runtime.keys import load_signing_key as k; "
+                        "k('decider', sys.argv[1])", str(owned)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "GatewatchError: key file" in r.stderr and "cannot open (Permission denied)" in r.stderr, r.stderr
+    os.chmod(tmp_path, 0o755)
+    # without CHOWN the copy fails, loudly: the pod does not start with a key it cannot read
+    (owned / "decider.key").unlink()
+    r = subprocess.run(["setpriv", "--reuid=0", "--bounding-set=-all", "--inh-caps=-all", "--", *init["command"][:2],
+                        script], capture_output=True, timeout=30)
+    assert r.returncode != 0
 
 
 def test_args_are_cli_commands_and_config_is_mounted(docs):

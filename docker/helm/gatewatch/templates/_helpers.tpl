@@ -118,9 +118,21 @@ spec:
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- if not .key }}
       securityContext:
         {{- toYaml $v.podSecurityContext | nindent 8 }}
+      {{- if .key }}
+      initContainers:
+        # the Secret's file is root's (0400, or 0440 under the fsGroup): a copy owned by the
+        # process's user, mode 0400, in memory (gatewatch refuses a key with a group/other bit)
+        - name: own-{{ .key }}-key
+          image: "{{ $v.image.repository }}:{{ $v.image.tag }}"
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          command: [sh, -ec, {{ include "gatewatch.keyCopy" (dict "key" .key "uid" $v.securityContext.runAsUser "gid" $v.securityContext.runAsGroup) | quote }}]
+          securityContext:
+            {{- toYaml $v.keys.initSecurityContext | nindent 12 }}
+          volumeMounts:
+            - {name: private-key-secret, mountPath: /secret, readOnly: true}
+            - {name: private-key, mountPath: /owned}
       {{- end }}
       containers:
         - name: {{ .name }}
@@ -141,7 +153,7 @@ spec:
             - {name: ops, containerPort: {{ $v.opsPort }}}
           {{- include "gatewatch.probes" (dict "port" "ops" "probes" $v.probes) | nindent 10 }}
           securityContext:
-            {{- toYaml (ternary $v.keys.securityContext $v.securityContext (not (empty .key))) | nindent 12 }}
+            {{- toYaml $v.securityContext | nindent 12 }}
           resources:
             {{- toYaml (.resources | default dict) | nindent 12 }}
           volumeMounts:
@@ -186,12 +198,14 @@ spec:
             name: {{ $full }}-executor
         {{- end }}
         {{- if .key }}
-        - name: private-key
+        - name: private-key-secret
           secret:
             secretName: {{ $v.keys.secretName }}
             defaultMode: 0400
             items:
               - {key: {{ .key }}.key, path: {{ .key }}.key}
+        - name: private-key
+          emptyDir: {medium: Memory, sizeLimit: 1Mi}
         - name: public-keys
           configMap:
             name: {{ $v.keys.publicConfigMap }}
@@ -209,4 +223,10 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
 {{- include "gatewatch.pdb" . }}
+{{- end -}}
+
+{{/* The init container's copy of a private key: ours, mode 0400, before anyone can read it (chmod
+while root owns it, then chown: the container has CAP_CHOWN only). */}}
+{{- define "gatewatch.keyCopy" -}}
+umask 077; cp /secret/{{ .key }}.key /owned/{{ .key }}.key; chmod 0400 /owned/{{ .key }}.key; chown {{ .uid }}:{{ .gid }} /owned/{{ .key }}.key
 {{- end -}}
