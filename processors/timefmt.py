@@ -10,20 +10,29 @@ class TimeFormatError(ValueError):
     pass
 
 
+# years 1..9999: what format_ts (datetime) can write back; a time outside is no time
+MIN_MS, MAX_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
 def parse_time_ms(value) -> int:
     """RFC 3339 string or epoch number (s, ms, µs or ns, told apart by magnitude) -> epoch ms."""
     if isinstance(value, bool) or value is None:
         raise TimeFormatError(f"not a timestamp: {value!r}")
     if isinstance(value, (int, float)):
-        return _epoch_number_ms(value)
-    if isinstance(value, str):
+        ms = _epoch_number_ms(value)
+    elif isinstance(value, str):
         s = value.strip()
         if not s:
             raise TimeFormatError("empty timestamp")
         if s.lstrip("-").replace(".", "", 1).isdigit():
-            return _epoch_number_ms(float(s) if "." in s else int(s))
-        return _rfc3339_ms(s)
-    raise TimeFormatError(f"not a timestamp: {value!r}")
+            ms = _epoch_number_ms(float(s) if "." in s else int(s))
+        else:
+            ms = _rfc3339_ms(s)
+    else:
+        raise TimeFormatError(f"not a timestamp: {value!r}")
+    if not MIN_MS <= ms <= MAX_MS:
+        raise TimeFormatError(f"outside the years 1..9999: {str(value)[:40]!r}")
+    return ms
 
 
 _PARSED: dict[str, int] = {}  # timestamp text -> epoch ms, for parse_time_ms_cached
@@ -47,6 +56,8 @@ def parse_time_ms_cached(value) -> int:
 
 
 def _epoch_number_ms(v) -> int:
+    if v != v or v in (float("inf"), float("-inf")):
+        raise TimeFormatError(f"not a timestamp: {v!r}")
     a = abs(v)
     if a < 1e11:  # seconds (until year 5138)
         return int(round(v * 1000))

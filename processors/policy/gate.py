@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from gatewatch.processors.names import valid_name
 from gatewatch.processors.policy.document import fail, substitute, suggest
 from gatewatch.processors.policy.grammar import (
     Cond,
@@ -140,8 +141,11 @@ def gate_config(doc: dict, where: dict, declared: dict | None = None) -> GateCon
     max_pending = ev.get("max_pending_steps", 720)
     if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
         fail(where, "evaluation.max_pending_steps", f"must be a positive integer, got {max_pending!r}")
+    cohort = g.get("cohort", "canary")
+    if not valid_name(cohort):  # str(5) would name a cohort no sample has: a gate that never acts
+        fail(where, "gate.cohort", f"gate.cohort must be a cohort name (letters, digits, ._:/-), got {cohort!r}")
     return GateConfig(
-        cohort=str(g.get("cohort", "canary")),
+        cohort=cohort,
         shared_domains=_domains(g.get("shared_domains", []), where),
         min_samples=min_samples,
         required=_signals(g.get("required", []), where, "gate.required", declared),

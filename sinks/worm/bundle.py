@@ -121,8 +121,10 @@ def read_bundle(path: str) -> tuple[dict[str, bytes], str]:
             for n, m in enumerate(tar):
                 if n >= MAX_MEMBERS:
                     raise BundleError(f"file {path}: more than {MAX_MEMBERS} members (refused)")
-                if not m.isfile():
-                    continue
+                if not m.isfile():  # the exporter writes regular files only: a link or a directory
+                    kind = "symlink" if m.issym() else "hard link" if m.islnk() else "directory" if m.isdir() \
+                        else "special file"  # unsigned, and extracting it could replace a verified file
+                    raise BundleError(f"file {m.name}: a {kind} member, which no exporter writes (refused)")
                 if m.name in files:
                     raise BundleError(f"file {m.name}: appears twice in the bundle")
                 files[m.name] = tar.extractfile(m).read()

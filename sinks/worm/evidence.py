@@ -159,7 +159,10 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         {"actions": sorted(policy_hashes), "composed": composed[0] if composed else None,
          "files": composed[1] if composed else []}, option=orjson.OPT_INDENT_2)
     for inc in includes:
-        files[f"include/{Path(inc).name}"] = Path(inc).read_bytes()
+        name = f"include/{Path(inc).name}"
+        if name in files:  # the bundle names files by their base name: one would hide the other
+            raise BundleError(f"--include {inc}: another included file is also named {Path(inc).name}; rename one")
+        files[name] = Path(inc).read_bytes()
     files.update(evidence or {})
     check_evidence(files, composed[0] if composed else None)  # the exporter never writes what verify refuses
     files["manifest.json"] = orjson.dumps({

@@ -15,6 +15,7 @@ Essential spans and the coverage target come from an evidence config (configs/ev
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -96,8 +97,12 @@ def input_docs(paths: list[str], essential: dict[str, list[str]], target: float)
                     if lg is None:
                         bad["not_an_input_topic"] += 1
                         continue
-                    value = base64.b64decode(env.payload_b64) if env.payload_b64 is not None else \
-                        (None if env.payload is None else env.payload.encode())
+                    try:
+                        value = base64.b64decode(env.payload_b64) if env.payload_b64 is not None \
+                            else (None if env.payload is None else env.payload.encode())
+                    except (binascii.Error, ValueError):
+                        bad["bad_payload_b64"] += 1
+                        continue
                     key = None if env.key is None else env.key.encode()
                     judged += 1
                     counts.update(set(schemas_of(lg, value, key)))  # rows count records, not resources

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import islice
 from operator import attrgetter
-from typing import Iterable, Iterator
+from typing import Annotated, Iterable, Iterator
 
 import msgspec
 import orjson
@@ -25,8 +25,8 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
     """One kcat -J line. msgspec decodes the usual shape in C; other lines go through
     `envelope_from_dict` (a string partition, a non-string key...). Fields we do not read (tstype,
     broker, headers) are skipped unchecked: a line with invalid UTF-8 there still replays."""
-    partition: int
-    offset: int
+    partition: Annotated[int, msgspec.Meta(ge=0)]
+    offset: Annotated[int, msgspec.Meta(ge=0)]
     topic: str | None = None
     ts: int | None = None
     key: str | None = None
@@ -43,6 +43,8 @@ def envelope_from_dict(d: dict) -> Envelope:
         raise ValueError("not a kcat -J envelope")
     ts, key, payload, b64 = d.get("ts"), d.get("key"), d.get("payload"), d.get("payload_b64")
     topic = d.get("topic")
+    if int(d["partition"]) < 0 or int(d["offset"]) < 0:
+        raise ValueError("a negative partition or offset")
     return Envelope(partition=int(d["partition"]), offset=int(d["offset"]), topic=None if topic is None else str(topic),
                     ts=ts if type(ts) is int else None, key=None if key is None else str(key),
                     payload=None if payload is None else str(payload), payload_b64=None if b64 is None else str(b64))

@@ -58,6 +58,8 @@ def init_keys(path=None, roles=ROLES, force: bool = False) -> dict[str, str]:
     d = keys_dir(path)
     if d.is_symlink():
         raise GatewatchError(f"key directory {d} is a symlink: refusing to write keys through it")
+    if d.exists() and not d.is_dir():
+        raise GatewatchError(f"key directory {d} is a file, not a directory")
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
     out = {}
@@ -137,6 +139,8 @@ def load_verify_key(role: str, path=None) -> VerifyKey:
 def public_keys(path=None) -> dict[str, dict]:
     """{role: {"key_id", "public_key"}} for every role with a .pub file."""
     d = keys_dir(path)
+    if not d.is_dir():  # a typo must not read as "no keys"
+        raise GatewatchError(f"key directory {d}: no such directory")
     out = {}
     for pf in sorted(d.glob("*.pub")):
         vk = load_verify_key(pf.stem, d)

@@ -90,3 +90,21 @@ def test_require_evidence_fails_a_bundle_without_it(setup, capsys):
     assert main(["verify", bare, "--trusted-keys", keys, "--require-evidence"]) == 1  # ...unless required
     assert "file evidence/span_coverage.json: missing (evidence required)" in capsys.readouterr().err
     assert main(["verify", full, "--trusted-keys", keys, "--require-evidence"]) == 0
+
+
+def test_two_includes_with_one_name_are_refused_and_a_missing_out_dir_is_one_line(setup, capsys):
+    """The bundle names an include by its base name: a second one hid the first, silently."""
+    tmp, _, args = setup
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    (tmp / "a" / "gate.yml").write_text("one\n")
+    (tmp / "b" / "gate.yml").write_text("two\n")
+    db = ["--db", str(tmp / "w.db")]
+    assert main(["evidence", *db, "--out", str(tmp / "x.tar.gz"), *args,
+                 "--include", str(tmp / "a" / "gate.yml"), "--include", str(tmp / "b" / "gate.yml")]) == 1
+    err = capsys.readouterr().err
+    assert "another included file is also named gate.yml" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp / "x.tar.gz").exists()
+    assert main(["evidence", *db, "--out", str(tmp / "no-dir" / "x.tar.gz"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gatewatch: error:") and "No such file or directory" in err and "internal" not in err

@@ -124,6 +124,10 @@ def test_presets():
      "unknown section 'abort_rule' (did you mean 'abort_rules'?)"),
     ("permits:\n  tll: 1h\n", 2, "unknown key 'tll' in permits"),
     ("slo:\n  availability: {target: 99.5%}\n", 2, "availability target must be a percentage"),
+    # a cohort no sample names: the gate would wait forever and no rule would act (fail open)
+    ("gate:\n  cohort: 5\n", 2, "gate.cohort must be a cohort name"),
+    ("gate:\n  cohort: ''\n", 2, "gate.cohort must be a cohort name"),
+    ("gate:\n  cohort: [canary]\n", 2, "gate.cohort must be a cohort name"),
 ])
 def test_refusals_name_file_line_and_problem(text, line, problem):
     with pytest.raises(PolicyError) as ei:

@@ -2,7 +2,10 @@
 proofs are canonical bytes: another spelling of the same meaning is refused."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
+import tarfile
 
 import orjson
 import pytest
@@ -126,3 +129,24 @@ def test_non_canonical_entry_or_proof_is_refused_even_when_re_signed(env, capsys
     b = helpers.bundle(env[0], f"canon-{kind}.tar.gz", env[1], includes=(env[2],), patch=_reserialize(kind))
     code, err = _verify(capsys, b, env[1])
     assert code == 1 and err.startswith(f"gatewatch: error: verify failed: {want}"), err
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE])
+def test_a_link_or_directory_member_is_refused(env, capsys, kind):
+    """The exporter writes regular files only. A symlink member named like a signed file was skipped
+    unsigned, and `tar -x` then replaced that verified file with whatever the link points at."""
+    tmp, keys, report = env
+    genuine = helpers.bundle(tmp, f"gen-{kind!r}.tar.gz", keys, includes=(report,))
+    with tarfile.open(genuine, "r:gz") as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for m, data in members:
+            t.addfile(m, io.BytesIO(data))
+        extra = tarfile.TarInfo("include/report.html")
+        extra.type, extra.linkname = kind, "/etc/passwd"
+        t.addfile(extra)
+    bad = tmp / f"link-{kind!r}.tar.gz"
+    bad.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    code, err = _verify(capsys, str(bad), keys)
+    assert code == 1 and "include/report.html" in err and "(refused)" in err, err

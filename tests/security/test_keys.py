@@ -84,3 +84,15 @@ def test_garbage_key_files_are_one_line_errors(tmp_path, capsys, content):
     assert main(["keys", "show", "--dir", str(d)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" not in err and "decider.pub" in err
+
+
+def test_a_missing_or_wrong_key_directory_is_said_so(tmp_path, capsys):
+    """`keys show` on a typo printed {} (read as "no keys"); `keys init` on a file crashed."""
+    assert main(["keys", "show", "--dir", str(tmp_path / "no-such-dir")]) == 1
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["keys", "init", "--dir", str(tmp_path / "afile")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "internal" not in err
+    with pytest.raises(GatewatchError):
+        public_keys(tmp_path / "no-such-dir")

@@ -59,3 +59,22 @@ def test_scan_finds_the_sources_of_the_envelopes_the_feed_reads(tmp_path_factory
     path = tmp_path_factory.mktemp("scan") / "in.json"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     assert scan_sources([str(path)]) == sources_of(read_envelopes(lines, Counter()))
+
+
+def test_unreadable_lines_are_counted_not_fatal(tmp_path):
+    """A payload_b64 that is not base64 stopped replay (and `policy shadow`) with an internal error;
+    a negative offset, with a KeyError at the end of input. Each is one skipped line."""
+    good = kcat_lines(4, 3000)
+    want, _ = replay(good, tmp_path / "good.json")
+    metrics = topics.topic("metrics").encode()
+    b64 = b'{"topic":"%s","partition":5,"offset":0,"ts":1796637600000,"key":null,"payload_b64":"abc"}' % metrics
+    negative = b'{"topic":"%s","partition":3,"offset":-1,"ts":1796637600000,"key":null,"payload":"{}"}' % metrics
+    got, bad = replay(good + [negative], tmp_path / "neg.json")
+    assert got == want and bad == Counter(bad_envelope=1)
+    path = tmp_path / "b64.json"
+    path.write_bytes(b"".join(line + b"\n" for line in good[:1500] + [b64] + good[1500:]))
+    rp = Replayer(POLICY, None, flush_every=500, sources=scan_sources([str(path)]))
+    out = [rec for recs in feed_files(rp, [str(path)], Counter()) for rec in recs]
+    assert rp.skipped["bad_payload_b64"] == 1
+    # its partition is one streaming would wait for too (the record exists): the decisions are the same
+    assert [r for r in out if r[0] != topics.topic("signals")] == [r for r in want if r[0] != topics.topic("signals")]
