@@ -101,6 +101,9 @@ class CyclePolicy:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "CyclePolicy":
+        if d is not None and not isinstance(d, dict):
+            raise ValueError(f"must be a mapping of sections (trajectory_linker, quality_meter, ...), "
+                             f"not {type(d).__name__}")
         d = dict(d or {})
         unknown = set(d) - {"trajectory_linker", "quality_meter", "features", "derived_events_perf", "tenants"}
         if unknown:

@@ -202,9 +202,11 @@ class Report:
 
 
 def _policy_of(files: dict) -> cp.Policy:
+    if "policy/witness.policy" not in files:
+        raise BundleError("file policy/witness.policy: missing (not a gatewatch evidence bundle?)")
     try:
         policy = cp.parse_policy(files["policy/witness.policy"].decode())
-    except (cp.NoteError, UnicodeDecodeError, KeyError) as e:
+    except (cp.NoteError, UnicodeDecodeError) as e:
         raise BundleError(f"file policy/witness.policy: {e}") from None
     if policy.text().encode() != files["policy/witness.policy"]:
         raise BundleError("file policy/witness.policy: not as the exporter writes it (reformatted or edited)")

@@ -225,19 +225,23 @@ def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence,
         raise click.UsageError("--trust-policy needs --trusted-keys DIR too (for the decider and executor keys)")
     try:
         trust = None
-        if trusted_keys:
+        if trusted_keys:  # the verifier's own anchors: a problem there is a usage error (2), not tampering
             text = None
-            if trust_policy:
-                with open(trust_policy, encoding="utf-8") as f:
-                    text = f.read(1 << 20)
-            trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
+            try:
+                if trust_policy:
+                    with open(trust_policy, encoding="utf-8") as f:
+                        text = f.read(1 << 20)
+                trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
+            except (OSError, UnicodeDecodeError) as e:
+                where = getattr(e, "filename", None) or trust_policy or trusted_keys
+                raise click.UsageError(f"trusted anchors: cannot read {where}: {getattr(e, 'strerror', None) or e}")
+            except GatewatchError as e:
+                raise click.UsageError(f"trusted anchors: {e}") from None
         rep = verify_bundle(bundle, trust, require_evidence, replay=replay)
     except UntrustedError as e:
         raise ExitStatus(UNTRUSTED, f"verify failed: untrusted signers: {e}") from None
     except BundleError as e:
         raise ExitStatus(TAMPERED, f"verify failed: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GatewatchError(f"verify: cannot read {trust_policy}: {e}") from None
     for line in rep.lines:
         click.echo(line)
     if not rep.pinned:

@@ -129,3 +129,23 @@ def test_usage_error_has_its_own_code(env, capsys):
     tmp, genuine, _ = env
     b = helpers.bundle(tmp, "genuine-3.tar.gz", genuine)
     assert _verify(capsys, b, "--trust-policy", b)[0] == 2
+
+
+def test_anchors_the_verifier_cannot_read_are_a_usage_error_and_a_foreign_tar_says_so(env, capsys, tmp_path):
+    """Exit 1 means tampered: a key missing from the verifier's own directory is its usage error (2),
+    and a .tar.gz that is no bundle at all is named so, not with a raw KeyError text."""
+    import shutil
+    import tarfile
+    tmp, genuine, _ = env
+    b = helpers.bundle(tmp, "genuine-anchors.tar.gz", genuine)
+    partial = tmp_path / "anchors"
+    shutil.copytree(genuine, partial)
+    (partial / "decider.pub").unlink()
+    code, _, err = _verify(capsys, b, "--trusted-keys", str(partial))
+    assert code == 2 and "decider" in err and len(err.strip().splitlines()) == 1, err
+    other = tmp_path / "other.tar.gz"
+    (tmp_path / "note.txt").write_text("hello\n")
+    with tarfile.open(other, "w:gz") as t:
+        t.add(tmp_path / "note.txt", arcname="note.txt")
+    code, _, err = _verify(capsys, str(other), "--trusted-keys", genuine)
+    assert code == 1 and "not a gatewatch evidence bundle?" in err, err
