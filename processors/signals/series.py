@@ -172,7 +172,7 @@ class Series:
                     out.append(_declared(key, b, "counter", n=1, sum=delta[0]))
             else:
                 h = explicit_hist(tuple(p["bd"]), delta) if p["sc"] is None else \
-                    exponential_hist(p["sc"], delta[0], delta[1], p.get("u", 1.0))
+                    exponential_hist(delta[2] if len(delta) > 2 else p["sc"], delta[0], delta[1], p.get("u", 1.0))
                 n = sum(delta) if p["sc"] is None else delta[0] + sum(delta[1].values())  # placed or not
                 if role == "requests":
                     out.append(_requests(key, b, n, n if (p["st"] or 0) >= 500 else 0, h))
@@ -202,14 +202,18 @@ class Series:
         if last[0] >= p["t"]:
             self.last[p["s"]] = last  # an older point than the baseline: nothing new
             return None
-        prev = last[2]
+        prev, cur, coarser = last[2], vec, None
         if p["sc"] is not None and last[3] is not None and last[3] > p["sc"]:
             prev = [prev[0], _downscale(prev[1], last[3] - p["sc"])]  # the producer merged its buckets
+        elif p["sc"] is not None and last[3] is not None and last[3] < p["sc"]:
+            cur, coarser = [vec[0], _downscale(vec[1], p["sc"] - last[3])], last[3]  # finer: compare coarse
         elif p["sc"] is not None and last[3] != p["sc"]:
             prev = None
         restarted = prev is None or (p["start"] is not None and last[1] is not None and p["start"] != last[1])
-        diff = None if restarted else _minus(vec, prev)
-        return vec if diff is None else diff
+        diff = None if restarted else _minus(cur, prev)
+        if diff is None:
+            return vec
+        return diff if coarser is None else [*diff, coarser]  # a third item: the scale the delta is at
 
     def to_json(self) -> dict:
         return {"first_b": self.first_b, "pending": sorted(self.pending, key=_order),

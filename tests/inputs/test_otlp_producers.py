@@ -197,3 +197,22 @@ def test_an_exponential_request_histogram_in_seconds_gives_milliseconds(policy):
         sig, dlq, _ = replay(policy, [envelope("otlp_metrics", 0, encode(export([m]), how), START_MS + STEP)])
         s = sig[("latency_p95_ms", "baseline", at(START_MS + STEP))]
         assert not dlq and s["samples"] == 100 and 500 * 0.995 <= s["value"] <= 1000 * 1.005
+
+
+def test_an_exponential_histogram_going_to_a_finer_scale_counts_only_what_is_new(policy):
+    """SDKs downscale (merge buckets) as they go; going finer, with the same start time, counted the
+    whole cumulative total again. The delta is taken at the earlier, coarser scale."""
+    def point(t_ms, scale, offset, counts):
+        return pb.ExponentialHistogramDataPoint(
+            start_time_unix_nano=ns(START_MS - 3_600_000), time_unix_nano=ns(t_ms), count=sum(counts), scale=scale,
+            positive=pb.ExponentialHistogramDataPoint.Buckets(offset=offset, bucket_counts=counts),
+            attributes=[kv(*OK[0])])
+    # scale 0: (64, 128] ms is index 6. Scale 1 splits it into indexes 12 and 13.
+    pts = [point(START_MS + STEP, 0, 6, [1000]), point(START_MS + 2 * STEP, 0, 6, [1010]),
+           point(START_MS + 3 * STEP, 1, 12, [505, 525])]
+    m = pb.Metric(name="http.server.request.duration", unit="ms", exponential_histogram=pb.ExponentialHistogram(
+        aggregation_temporality=pb.AGGREGATION_TEMPORALITY_CUMULATIVE, data_points=pts))
+    sig, dlq, _ = replay(policy, [envelope("otlp_metrics", 0, encode(export([m]), "proto"), START_MS + 3 * STEP)])
+    e = at(START_MS + 3 * STEP)
+    assert not dlq and sig[("request_rate", "baseline", e)]["samples"] == 10 + 20  # not 10 + 1030
+    assert 64 * 0.995 <= sig[("latency_p95_ms", "baseline", e)]["value"] <= 128 * 1.005
