@@ -28,6 +28,7 @@ spreads over (bound / 1000, bound].
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from gatewatch.processors.digest import LogHistogram, bucket_of
@@ -43,21 +44,28 @@ def spread(hist: LogHistogram, lo: float, hi: float, count: int, log: bool = Fal
     if hi <= 0 or hi <= lo:
         _add(hist, hi, count)
         return
-    lo = max(lo, hi / 1000.0)
-    kl, kh = bucket_of(lo), bucket_of(hi)
-    if kl == kh:
-        _add_k(hist, kh, count)
-        return
+    kl, fractions = _fractions(max(lo, hi / 1000.0), hi, log)
     # observation j of 1..count sits at the fraction (j - 1/2)/count of the range: the midpoints of
     # histogram_quantile's linear interpolation, so one observation alone sits mid-bucket, not at its top
+    pos, placed = hist.pos, 0
+    for k, fk in enumerate(fractions, kl):
+        upto = min(count, math.floor(count * fk + 0.5 + 1e-9))
+        if upto > placed:
+            pos[k] = pos.get(k, 0) + upto - placed
+            placed = upto
+    if count > placed:  # the rest: in the log bucket holding hi
+        k = kl + len(fractions)
+        pos[k] = pos.get(k, 0) + count - placed
+
+
+@functools.lru_cache(maxsize=4096)
+def _fractions(lo: float, hi: float, log: bool) -> tuple[int, tuple[float, ...]]:
+    """(the log bucket of lo, the fraction of (lo, hi] below the top of each log bucket from there
+    up to the one before hi's): the same for every point of a series, so computed once per bucket."""
+    kl, kh = bucket_of(lo), bucket_of(hi)
     gamma = math.exp(1.0 / _INV)
     f = (lambda x: math.log(x / lo) / math.log(hi / lo)) if log else (lambda x: (x - lo) / (hi - lo))
-    placed = 0
-    for k in range(kl, kh + 1):
-        upto = count if k == kh else min(count, math.floor(count * f(min(hi, gamma ** k)) + 0.5 + 1e-9))
-        if upto > placed:
-            _add_k(hist, k, upto - placed)
-            placed = upto
+    return kl, tuple(f(min(hi, gamma ** k)) for k in range(kl, kh))
 
 
 _INV = 1.0 / math.log((1 + 0.005) / (1 - 0.005))  # processors.digest's mapping
