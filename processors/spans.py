@@ -33,7 +33,7 @@ from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 REQUIRED = ("id", "tenant", "who", "did", "this", "when")
 OPTIONAL_STRINGS = ("status",)
-# gatewatch's own Avro schema id for canonical_span (ids 1-4 are gatewatch.processors.inputs' AVRO_SCHEMA_IDS).
+# gatewatch's own Avro schema id for canonical_span (the others are processors/inputs/avro.py's AVRO_SCHEMA_IDS).
 AVRO_SCHEMA_ID = 5
 MAX_WHEN_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z; spans before 1970 or after 9000 are bad_time
 

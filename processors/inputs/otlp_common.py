@@ -43,8 +43,12 @@ def any_json(v):
         return int(iv) if isinstance(iv, (int, str)) and not isinstance(iv, bool) else None
     if "boolValue" in v:
         return v["boolValue"]
-    if "doubleValue" in v:
-        return v["doubleValue"]
+    if "doubleValue" in v:  # protojson writes 1.0 as 1 and NaN as "NaN": a float, as from otlp_proto
+        dv = v["doubleValue"]
+        try:
+            return float(dv) if isinstance(dv, (int, float, str)) and not isinstance(dv, bool) else None
+        except ValueError:
+            return None
     return None
 
 

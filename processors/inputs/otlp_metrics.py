@@ -102,9 +102,11 @@ class _Metric:
             hist = dict(hist, bounds=tuple(b * factor for b in hist["bounds"]))
         elif "scale" in hist:
             hist = dict(hist, unit=factor)
-        return Point(self.service, cohort, release, role, f"{series_id(self.name, labels)}@{self.producer}", kind,
-                     cumulative, start, _ms(t_ns, "timeUnixNano"), status, value, **hist,
-                     origin=f"{self.producer}@{start}")  # one SDK process
+        # a cumulative series counts from its start time: two processes with the same resource
+        # (no service.instance.id) are two series, and a restart starts a new one
+        series = f"{series_id(self.name, labels)}@{self.producer}" + (f"#{start}" if cumulative and start else "")
+        return Point(self.service, cohort, release, role, series, kind, cumulative, start,
+                     _ms(t_ns, "timeUnixNano"), status, value, **hist, origin=f"{self.producer}@{start}")
 
 
 def _status(attrs: dict) -> int | None:
@@ -123,8 +125,10 @@ def _status(attrs: dict) -> int | None:
 
 
 def producer_id(rattrs: dict, scope_name: str, scope_version: str) -> str:
-    """The producer part of a series' identity: its resource attributes and instrumentation scope."""
-    body = orjson.dumps([rattrs, scope_name, scope_version], option=orjson.OPT_SORT_KEYS)
+    """The producer part of a series' identity: its resource attributes and instrumentation scope
+    (the same for otlp_json and otlp_proto: otlp_common reads values to the same Python types)."""
+    attrs = {k: str(v) if type(v) is int and not -2**63 <= v < 2**64 else v for k, v in rattrs.items()}
+    body = orjson.dumps([attrs, scope_name, scope_version], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(body, digest_size=8).hexdigest()
 
 
@@ -169,8 +173,8 @@ def decode_otlp_metrics(value: bytes | None, opts, key: bytes | None, skipped) -
 
 
 def _each_resource(resources: list, out: list, walk) -> None:
-    """walk(resource) for each; a resource that raises Bad loses the points it added. All of them
-    refused: the record's rejection; some: a `resource:<reason>` Rejection ends `out`."""
+    """walk(resource) for each; a resource that raises Bad loses the points it added. Nothing left
+    to count: the record's rejection; else a `resource:<reason>` Rejection ends `out`."""
     refused = []
     for i, rm in enumerate(resources):
         mark = len(out)
@@ -182,7 +186,7 @@ def _each_resource(resources: list, out: list, walk) -> None:
     if not refused:
         return
     (i, first) = refused[0]
-    if len(refused) == len(resources):
+    if not out:  # nothing of the record counts: it is refused whole, as it would be alone
         raise Bad(first.reason, first.detail)
     out.append(Rejection(f"resource:{first.reason}", f"{len(refused)} of {len(resources)} resources refused, "
                          f"the others counted (do not re-feed); resource {i}: {first.detail}"[:400]))

@@ -18,10 +18,10 @@ count as they come.
 Histograms land in the exactly mergeable log histogram (processors.digest) by spreading each
 bucket's count over the log buckets its range covers: linearly within an explicit bucket, as
 Prometheus' histogram_quantile interpolates; log-linearly within an exponential bucket. Counts stay
-exact integers: observation j of n sits at (j - 1/2) / n of the range, so whatever steps a window
-merges, the share of a bucket's observations below any point of it is within 1/2 of an observation
-per point of what uniform spreading gives, and a quantile is within half the bucket's width of
-histogram_quantile over the same window (plus the log histogram's 0.5 %). The +Inf bucket's count
+exact integers: observation j of n sits at (j - 1/2) / n of the range (one alone mid-bucket, not at
+its top). Every observation stays in its true bucket, so a quantile (the linear one, between the
+observations around its rank) is off the true one by at most the width of the buckets holding those
+observations, plus the log histogram's 0.5 % (README "Quantiles"). The +Inf bucket's count
 sits at the last finite bound (what histogram_quantile returns there); with no finite bound its
 observations have no place and count as requests only, with no latency. The first explicit bucket
 spreads over (bound / 1000, bound].

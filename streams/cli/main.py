@@ -84,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("gatewatch: interrupted", err=True)
         return 130
-    except OSError as e:  # a path the user gave (an --out in a missing directory...): their error, not ours
+    except OSError as e:  # a path the user gave (an --out in a missing directory...) is a usage error
+        if os.environ.get("GATEWATCH_DEBUG"):
+            raise
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"gatewatch: error: {where}{e.strerror or e}", err=True)
-        return 2
+        return 2 if e.filename else 1
     except Exception as e:  # a bug: still one line unless debugging
         if os.environ.get("GATEWATCH_DEBUG"):
             raise

@@ -201,10 +201,9 @@ def test_declared_histogram_quantile(policy):
                   bounds=(5, 20, 50))
     sig, _, _ = replay(policy, [envelope("otlp_metrics", 0, encode(export([m]), "proto"), START_MS + STEP)])
     v = series_values(sig, "db_p95_ms")[at(START_MS + STEP)]
-    # histogram_quantile gives 20 (rank 95 of 100 ends the (5, 20] bucket); the signal, the linear
-    # quantile of the observations spread at mid-positions, is within half a bucket's width of it:
-    # of (5, 20] below, of (20, 50] above (the rank sits at their edge), within 0.5 %
-    assert (20 - 15 / 2) * 0.995 <= v <= (20 + 30 / 2) * 1.005
+    # the rank sits between the last observation of (5, 20] and the first of (20, 50]: the signal
+    # is between those two, each at its bucket's mid-slice (19.5 and 23), within 0.5 %
+    assert 19.5 * 0.995 <= v <= 23 * 1.005
 
 
 def test_no_service_name_goes_to_the_dlq_with_its_reason(policy):

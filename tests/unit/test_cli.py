@@ -48,3 +48,18 @@ def test_keys_init_files_are_private(tmp_path, capsys):
     # idempotent: the same ids on a second run
     assert main(["keys", "init", "--dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == out
+
+
+def test_an_os_error_on_a_given_path_is_one_line_and_debug_still_shows_it(tmp_path, monkeypatch, capsys):
+    """A path the user gave (here --out in a missing directory) is their error: one line, exit 2;
+    GATEWATCH_DEBUG=1 still raises it for a traceback, as for any other error."""
+    out = str(tmp_path / "no-dir" / "x.json")
+    argv = ["policy", "shadow", "configs/policies", "--corpus", str(tmp_path / "empty.json"), "--out", out]
+    (tmp_path / "empty.json").write_text("")
+    monkeypatch.delenv("GATEWATCH_DEBUG", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gatewatch: error:") and "no-dir" in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv("GATEWATCH_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(argv)

@@ -127,7 +127,7 @@ spec:
         - name: own-{{ .key }}-key
           image: "{{ $v.image.repository }}:{{ $v.image.tag }}"
           imagePullPolicy: {{ $v.image.pullPolicy }}
-          command: [sh, -ec, {{ include "gatewatch.keyCopy" (dict "key" .key "uid" $v.securityContext.runAsUser "gid" $v.securityContext.runAsGroup) | quote }}]
+          command: [sh, -ec, {{ include "gatewatch.keyCopy" (dict "key" .key "uid" $v.securityContext.runAsUser "gid" ($v.securityContext.runAsGroup | default $v.securityContext.runAsUser)) | quote }}]
           securityContext:
             {{- toYaml $v.keys.initSecurityContext | nindent 12 }}
           volumeMounts:
