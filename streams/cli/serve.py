@@ -36,7 +36,10 @@ def _bootstrap() -> str:
               help="File holding the bearer token every /v1 request must carry [env GATEWATCH_SERVE_TOKEN_FILE].")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="PEM certificate (chain): serve HTTPS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="PEM private key of --tls-cert.")
-def serve(host, port, token_file, tls_cert, tls_key) -> None:
+@click.option("--flagger-without-token", is_flag=True, envvar="GATEWATCH_SERVE_FLAGGER_WITHOUT_TOKEN",
+              help="Answer /v1/flagger/* without the token: Flagger's webhooks carry no headers. Admit only "
+                   "Flagger to serve's port (a NetworkPolicy); every other /v1 path still needs the token.")
+def serve(host, port, token_file, tls_cert, tls_key, flagger_without_token) -> None:
     """Serve the release gates over HTTP for Argo Rollouts and Flagger (docs/serve.md).
 
     Materializes the gates topic (and recent actions) from the beginning; /readyz answers 200 once
@@ -47,7 +50,8 @@ def serve(host, port, token_file, tls_cert, tls_key) -> None:
         raise click.UsageError("--tls-cert and --tls-key go together")
     token = read_token(token_file)
     check_bind(host, token)
-    svc = Serve(_bootstrap(), host, port, token, (tls_cert, tls_key) if tls_cert else None)
+    svc = Serve(_bootstrap(), host, port, token, (tls_cert, tls_key) if tls_cert else None,
+                flagger_without_token=flagger_without_token)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with svc:

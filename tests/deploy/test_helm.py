@@ -236,5 +236,10 @@ def test_overrides_render(docs):
     assert not [d for d in more if d["kind"] == "Secret"]  # the token Secret is the operator's
     (tok,) = [v for v in deps["serve"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "token"]
     assert tok["secret"]["secretName"] == "mytoken"
+    assert "--flagger-without-token" not in deps["serve"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    flagger = by_kind(render("serve.flaggerWithoutToken=true"), "Deployment")["serve"]
+    args = flagger["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-1] == "--flagger-without-token" and "--token-file" in args  # the other paths keep the token
+    assert "--flagger-without-token" in {o for p in _resolve(args).params for o in getattr(p, "opts", [])}
     cm = {d["metadata"]["name"]: d for d in more if d["kind"] == "ConfigMap"}["gw-gatewatch-policies"]
     assert cm["data"]["gate.yml"].strip() == "rules: []" and "project.yml" in cm["data"]

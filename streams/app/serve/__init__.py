@@ -31,12 +31,12 @@ class Serve:
     """The whole service; a context manager. `url` is where it answers."""
 
     def __init__(self, bootstrap: str, host: str = "127.0.0.1", port: int = 8088, token: str | None = None,
-                 tls: tuple[str, str] | None = None, pfx: str | None = None):
+                 tls: tuple[str, str] | None = None, pfx: str | None = None, flagger_without_token: bool = False):
         check_bind(host, token)  # before touching Kafka: a refused bind fails fast
         self.store = GateStore()
         self.materializer = Materializer(bootstrap, self.store, pfx)
         from gatewatch.streams.app.serve.openapi import OPENAPI
-        self.api = Api(self.store, lambda: self.materializer.ready, token, OPENAPI)
+        self.api = Api(self.store, lambda: self.materializer.ready, token, OPENAPI, flagger_without_token)
         self.http = HttpServer(self.api, host, port, tls)
 
     @property

@@ -47,6 +47,9 @@ def target(payload) -> tuple[str, str | None]:
     for k in ("namespace", "phase", "checksum"):
         if payload.get(k) is not None and not isinstance(payload[k], str):
             raise PayloadError(f"'{k}' must be a string")
+    if md.get("release") == "" or md.get("scope") == "":  # an unset value in the Canary: not "the latest"
+        raise PayloadError("'metadata.release' and 'metadata.scope' must not be empty (leave one out to "
+                           "mean the latest release / the Canary's name)")
     return md.get("scope") or name, md.get("release") or None
 
 

@@ -13,9 +13,8 @@ _REASON = {"type": "object", "required": ["kind", "detail"], "properties": {
     "op": {"type": ["string", "null"]}, "threshold": {"type": ["number", "null"]},
     "window_s": {"type": ["integer", "null"]}, "samples": {"type": ["integer", "null"]},
     "min_samples": {"type": ["integer", "null"]}}}
-# processors.names' grammar; a query parameter may also be empty (= not given)
+# processors.names' grammar; an empty value is refused (400), not read as "not given"
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"}
-_OPT_NAME = {"type": "string", "pattern": "^([A-Za-z0-9][A-Za-z0-9._:/-]{0,127})?$"}
 _GATE = {"type": "object", "required": ["scope", "release", "state", "verdict", "reasons"], "properties": {
     "kind": {"const": "gate"}, "scope": {"type": "string"}, "release": {"type": "string"},
     "state": {"type": "string"}, "verdict": {"enum": ["pass", "fail", "pending"]},
@@ -38,7 +37,7 @@ _FLAGGER_PAYLOAD = {"type": "object", "required": ["name"], "properties": {
     "name": _NAME, "namespace": {"type": ["string", "null"]},
     "phase": {"type": ["string", "null"]}, "checksum": {"type": ["string", "null"]},
     "metadata": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
-                 "properties": {"scope": _OPT_NAME, "release": _OPT_NAME}}}}
+                 "properties": {"scope": _NAME, "release": _NAME}}}}
 
 
 def _json(ref_or_schema, description: str) -> dict:
@@ -68,19 +67,23 @@ OPENAPI: dict = {
             "summary": "Every gate held (one per scope and release)", "security": _SECURED,
             "responses": {"200": _json({"type": "object", "required": ["gates", "ready"], "properties": {
                 "gates": {"type": "array", "items": {"$ref": "#/components/schemas/Gate"}},
-                "ready": {"type": "boolean"}}}, "the gates"), "401": _err("bearer token missing or wrong")}}},
+                "ready": {"type": "boolean"}}}, "the gates"), "400": _err("a query parameter (this resource reads none)"),
+                "401": _err("bearer token missing or wrong")}}},
         "/v1/gates/{scope}": {"get": {
             "summary": "The gate of one scope: a given release, else its latest release",
+            "description": "A scope holding '/' (namespace/service) may be sent as is or percent-encoded.",
             "security": _SECURED,
             "parameters": [{"name": "scope", "in": "path", "required": True, "schema": _NAME},
-                           {"name": "release", "in": "query", "required": False, "schema": _OPT_NAME}],
+                           {"name": "release", "in": "query", "required": False, "schema": _NAME}],
             "responses": {"200": _json("Gate", "the gate record; `verdict` is pass, fail or pending"),
-                          "400": _err("bad scope or release name"), "401": _err("bearer token missing or wrong"),
-                          "404": _err("unknown scope, or no such release of it")}}},
+                          "400": _err("bad scope or release name, an empty release, an unknown query parameter"),
+                          "401": _err("bearer token missing or wrong"),
+                          "404": _err("unknown scope, or no such release of it"),
+                          "503": _err("not caught up with the gates topic yet: no answer (it may be stale)")}}},
         "/v1/actions": {"get": {
             "summary": "Recent actions (newest first)", "security": _SECURED,
-            "parameters": [{"name": "scope", "in": "query", "required": False, "schema": _OPT_NAME},
-                           {"name": "release", "in": "query", "required": False, "schema": _OPT_NAME},
+            "parameters": [{"name": "scope", "in": "query", "required": False, "schema": _NAME},
+                           {"name": "release", "in": "query", "required": False, "schema": _NAME},
                            {"name": "limit", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": _json({"type": "object", "required": ["actions"], "properties": {
@@ -114,3 +117,6 @@ OPENAPI: dict = {
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
     },
 }
+for _ops in OPENAPI["paths"].values():  # HEAD wherever GET (RFC 9110 9.3.2): the same answer, no body
+    if "get" in _ops:
+        _ops["head"] = dict(_ops["get"], summary=_ops["get"]["summary"] + " (HEAD: headers only)")

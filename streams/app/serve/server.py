@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -32,6 +33,9 @@ from gatewatch.streams.runtime.errors import GatewatchError
 LOG = logging.getLogger("gatewatch.serve")
 MAX_BODY = 64 * 1024
 READ_TIMEOUT_S = 30
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HttpError(Exception):
@@ -61,6 +65,9 @@ def check_bind(host: str, token: str | None) -> None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Flagger opens a connection per webhook call and Argo keeps 2 idle per host: socketserver's
+    # default backlog of 5 made simultaneous connects wait out SYN retries (1 s and more)
+    request_queue_size = 128
     ssl_context: ssl.SSLContext | None = None
 
     def finish_request(self, request, client_address):
@@ -84,8 +91,11 @@ class Api:
     """Routes and answers; `ready` says whether the store is caught up with gw.gates."""
 
     def __init__(self, store: GateStore, ready: Callable[[], bool], token: str | None = None,
-                 openapi: dict | None = None):
+                 openapi: dict | None = None, flagger_without_token: bool = False):
         self.store, self.ready, self.token = store, ready, token
+        # Flagger's webhooks carry no headers (its CanaryWebhook has none): with this, its hook paths
+        # answer without the token (read-only go/no-go; admit only Flagger with a NetworkPolicy)
+        self.flagger_without_token = flagger_without_token
         self.registry = registry(store, ready)
         self.openapi = openapi
 
@@ -96,13 +106,16 @@ class Api:
             parts = [unquote(p) for p in url.path.split("/")[1:]]
             if len(parts) > 1 and parts[-1] == "":  # a trailing slash names the same resource
                 parts.pop()
+            if parts[:1] == ["v1"] and not (self.flagger_without_token and parts[1:2] == ["flagger"]):
+                self._authorize(headers)  # nothing about /v1, not even that a target is malformed
+            if _CONTROL.search(target):  # urlsplit dropped tab/CR/LF: it would answer for another path
+                raise HttpError(400, "control character in the request target")
             query = parse_qs(url.query, keep_blank_values=True)
             if parts == [""]:  # the status page: the same data as /v1/gates, so the same guard
                 self._method(method, "GET")
                 self._authorize(headers)
                 return 200, "text/html; charset=utf-8", page.render(self.store.gates(), self.ready()), {}
             if parts[:1] == ["v1"]:
-                self._authorize(headers)
                 return self._v1(method, parts[1:], query, body)
             if parts in (["healthz"], ["readyz"], ["metrics"], ["openapi.json"]):
                 self._method(method, "GET")
@@ -129,15 +142,20 @@ class Api:
     def _v1(self, method, parts, query, body):
         if parts == ["gates"]:
             self._method(method, "GET")
+            self._only(query)
             return self._json(200, {"gates": self.store.gates(), "ready": self.ready()})
-        if len(parts) == 2 and parts[0] == "gates":
+        if len(parts) >= 2 and parts[0] == "gates":  # a scope may hold "/" (namespace/service)
             self._method(method, "GET")
-            scope = self._name("scope", parts[1])
+            self._only(query, "release")
+            scope = self._name("scope", "/".join(parts[1:]))
             release = self._param(query, "release")
+            if not self.ready():  # an older record of the key may be all we hold: no answer yet
+                raise HttpError(503, "not caught up with the gates topic yet", scope=scope, ready=False)
             gate = self._gate(scope, release)
             return self._json(200, gate)
         if parts == ["actions"]:
             self._method(method, "GET")
+            self._only(query, "scope", "release", "limit")
             scope, release = self._param(query, "scope"), self._param(query, "release")
             limit = query.get("limit")
             if limit is not None and len(limit) > 1:
@@ -182,7 +200,7 @@ class Api:
             release = self._name("release", release)
         gate = self.store.get(scope, release)
         status, reason = flagger.decide(hook, gate)
-        if gate is None and not self.ready() and status == 200:
+        if not self.ready() and 200 <= status <= 202:  # never a go on what may be an older record
             status, reason = 503, "not caught up with the gates topic yet"
         doc = {"hook": hook, "go": 200 <= status <= 202, "message": reason, "scope": scope, "release": release,
                **flagger.summary(gate)}
@@ -199,8 +217,18 @@ class Api:
 
     @staticmethod
     def _method(method: str, allowed: str) -> None:
-        if method != allowed:
-            raise HttpError(405, f"method {method} not allowed here (use {allowed})", allow=allowed)
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):  # RFC 9110 9.3.2
+            allow = "GET, HEAD" if allowed == "GET" else allowed
+            raise HttpError(405, f"method {method} not allowed here (use {allow})", allow=allow)
+
+    @staticmethod
+    def _only(query: dict, *names: str) -> None:
+        """A parameter this resource does not read (a misspelt release...) is refused, not ignored:
+        ignoring it would answer for another gate than the one asked about."""
+        extra = sorted(set(query) - set(names))
+        if extra:
+            raise HttpError(400, f"unknown query parameter {extra[0]!r}" +
+                            (f" (this resource reads {', '.join(names)})" if names else ""))
 
     @staticmethod
     def _name(what: str, text: str) -> str:
@@ -211,8 +239,10 @@ class Api:
 
     def _param(self, query: dict, name: str) -> str | None:
         vals = query.get(name)
-        if not vals or vals[-1] == "":
+        if not vals:
             return None
+        if vals[-1] == "":  # an unset variable in a controller's URL: not "the latest"
+            raise HttpError(400, f"query parameter {name!r} is empty (leave it out to mean the latest)")
         if len(vals) > 1:
             raise HttpError(400, f"query parameter {name!r} given more than once")
         return self._name(name, vals[0])

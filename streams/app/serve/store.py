@@ -68,8 +68,9 @@ class GateStore:
         except orjson.JSONDecodeError:
             self.rejected += 1
             return
-        if not isinstance(rec, dict) or rec.get("verdict") not in ("pass", "fail", "pending"):
-            self.rejected += 1
+        if not isinstance(rec, dict) or rec.get("verdict") not in ("pass", "fail", "pending") \
+                or rec.get("scope", k[0]) != k[0] or rec.get("release", k[1]) != k[1]:
+            self.rejected += 1  # a body that contradicts its key (a null release...) is unreadable too
             return
         rec.setdefault("scope", k[0])
         rec.setdefault("release", k[1])
