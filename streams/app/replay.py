@@ -145,14 +145,16 @@ class Replayer:
                   events: list) -> None:
         self.ends[(logical, part)] = run[-1].offset + 1
         binary = list(map(_B64, run)).count(None) != len(run)
+        values = None
         if binary:  # a value in base64 that does not decode: the line is unreadable, counted
-            ok = [k for k, e in enumerate(run) if e.payload_b64 is None or _b64_value(e.payload_b64) is not None]
+            values = [_value(e) for e in run]
+            ok = [k for k, (e, v) in enumerate(zip(run, values)) if v is not None or e.payload_b64 is None]
             if len(ok) < len(run):
                 self.skipped["bad_payload_b64"] += len(run) - len(ok)
-                run, where = [run[k] for k in ok], [where[k] for k in ok]
+                run, where, values = [run[k] for k in ok], [where[k] for k in ok], [values[k] for k in ok]
                 if not run:
                     return
-        rejects, values = _add_run(agg, run, binary)
+        rejects, values = _add_run(agg, run, binary, values)
         if agg.skipped:  # non-server spans, tombstones: reported with the skipped lines
             self.skipped.update(agg.take_skipped())
         if rejects:
@@ -265,11 +267,13 @@ def _by_partition(envs: list[Envelope]) -> dict[tuple, tuple[list[Envelope], lis
     return parts
 
 
-def _add_run(agg: InputAggregator, run: list[Envelope], binary: bool | None = None) -> tuple[list, Sequence[bytes | None]]:
+def _add_run(agg: InputAggregator, run: list[Envelope], binary: bool | None = None,
+             values: list | None = None) -> tuple[list, Sequence[bytes | None]]:
     """agg.add_batch over consecutive envelopes of one partition: (its rejections, the record
     values as bytes). Columns are built in C where they can be: the metrics fast path decodes the
     payload strings as they are (msgspec takes str), and reads the keys, offsets and bytes of only
-    the records it hands to add(). `binary`: whether a value comes in base64 (found when None)."""
+    the records it hands to add(). `binary`: whether a value comes in base64 (found when None);
+    `values`: the records' values as bytes, when the caller has them already."""
     n = len(run)
     kafka_ts = list(map(_TS, run))
     if kafka_ts.count(None) or min(kafka_ts) <= 0:  # the record timestamp, when it has one
@@ -280,7 +284,8 @@ def _add_run(agg: InputAggregator, run: list[Envelope], binary: bool | None = No
         raw = LazyColumn(run, _value)
         return agg.add_batch(LazyColumn(run, _OFFSET), LazyColumn(run, _key), list(map(_PAYLOAD, run)),
                              kafka_ts, raw), raw
-    values = [_value(e) for e in run]
+    if values is None:
+        values = [_value(e) for e in run]
     return agg.add_batch([e.offset for e in run], [_key(e) for e in run], values, kafka_ts), values
 
 
