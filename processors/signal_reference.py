@@ -11,7 +11,7 @@ INPUTS = {
     "rum": "web-vitals beacons on gw.rum",
     "cdc": "Debezium change events on gw.cdc; scope = the owning service (`cdc.services`) or the table",
     "gauges": "gauge samples on gw.metrics (`{\"type\": \"gauge\", \"name\", \"value\"}`)",
-    "trajectories": "spans on gw.spans through `gatewatch worker trajectories`",
+    "trajectories": "spans on gw.spans through `gatewatch trajectories run`",
 }
 UNITS = {"ms": "milliseconds (a rule may write 800ms or 0.8s)", "s": "seconds", "ratio": "fraction in [0, 1] (0.1pct)",
          "delta": "relative change vs the baseline cohort, fraction (10pct = 0.10)",

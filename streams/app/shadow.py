@@ -48,6 +48,7 @@ def live_report(action_values: list[bytes], shadow_values: list[bytes], candidat
     skipped: dict[str, Counter] = {"actions": Counter(), "shadow": Counter()}
 
     def decoded(values, side):
+        seen: set[str] = set()  # decide publishes at least once: a record twice is one decision
         for v in values:
             try:
                 rec = orjson.loads(v)
@@ -62,7 +63,11 @@ def live_report(action_values: list[bytes], shadow_values: list[bytes], candidat
                 skipped[side]["malformed"] += 1
             elif not _at_or_after(rec["ts"], since_ms):
                 skipped[side]["before_since"] += 1
+            elif isinstance(rec.get("id"), str) and rec["id"] in seen:
+                skipped[side]["duplicate"] += 1
             else:
+                if isinstance(rec.get("id"), str):
+                    seen.add(rec["id"])
                 yield rec
     active = []
     for a in decoded(action_values, "actions"):

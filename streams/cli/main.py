@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # a command's own exit status (click's Exit is swallowed in this mode)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (click.ClickException, GatewatchError) as e:
+        if isinstance(e, GatewatchError) and os.environ.get("GATEWATCH_DEBUG"):
+            raise  # where a refusal came from, for whoever debugs it
         msg = e.format_message() if isinstance(e, click.ClickException) else str(e)
         click.echo(f"gatewatch: error: {msg}", err=True)
         return 1

@@ -100,6 +100,12 @@ def test_the_live_report_is_the_offline_report_and_names_the_earlier_steps(repla
               and s["active_same_step"] is False}
     assert earlier <= marked
     assert any(s["active_same_step"] for s in shadow if "verdict" not in s)  # the rules both fire at once
+    # decide publishes at least once: every record twice (a redelivery) is the same report
+    acts = [v for _k, v in shadowed[topics.topic("actions")]]
+    shad = [v for _k, v in shadowed[topics.topic("shadow")]]
+    twice = live_report(acts + acts, shad + shad)
+    assert {k: twice[k] for k in ("agree", "divergence", "diffs")} == {k: live[k] for k in ("agree", "divergence", "diffs")}
+    assert twice["not_counted"]["actions"]["duplicate"] > 0 and twice["not_counted"]["shadow"]["duplicate"] > 0
 
 
 def test_the_same_policy_as_shadow_agrees_everywhere(corpus):

@@ -117,3 +117,25 @@ def test_scopes_route_by_first_matching_overlay_in_file_order(pdir):
     assert eng.engine_for("strict-a").policy.files[1] == "services/a_first.yml"
     assert eng.engine_for("payments").policy.files[1] == "services/strict.yml"
     assert eng.engine_for("other").policy is pol
+
+
+def test_the_readme_overlay_example_composes_over_the_shipped_policy(tmp_path, capsys):
+    """processors/policy/README.md's services/payments.yml, over configs/policies as shipped: it
+    replaces project.yml's burn_4h for its scopes only (it once used `abort:`, refused as a
+    duplicate id)."""
+    import re
+    readme = (Path(__file__).resolve().parents[2] / "processors" / "policy" / "README.md").read_text()
+    example = re.search(r"```yaml\n# services/payments.yml\n(.*?)```", readme, re.S).group(1)
+    d = tmp_path / "pol"
+    shutil.copytree(CONFIGS, d)
+    (d / "services").mkdir(exist_ok=True)
+    (d / "services" / "payments.yml").write_text(example)
+    assert main(["policy", "check", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["policy", "explain", str(d), "--scope", "payments-eu"]) == 0
+    out = capsys.readouterr().out
+    assert "services/payments.yml" in out and "0.5" in out
+    assert main(["policy", "hash", str(d), "--scope", "payments-eu"]) == 0
+    h_payments = capsys.readouterr().out
+    assert main(["policy", "hash", str(d), "--scope", "other"]) == 0
+    assert capsys.readouterr().out != h_payments

@@ -63,3 +63,14 @@ def test_an_os_error_on_a_given_path_is_one_line_and_debug_still_shows_it(tmp_pa
     monkeypatch.setenv("GATEWATCH_DEBUG", "1")
     with pytest.raises(FileNotFoundError):
         main(argv)
+
+
+def test_debug_shows_where_a_refusal_came_from(tmp_path, monkeypatch, capsys):
+    """README: GATEWATCH_DEBUG shows tracebacks instead of one-line errors, refusals included."""
+    from gatewatch.streams.runtime.errors import GatewatchError
+    argv = ["keys", "show", "--dir", str(tmp_path / "no-such-dir")]
+    monkeypatch.delenv("GATEWATCH_DEBUG", raising=False)
+    assert main(argv) == 1 and "no such directory" in capsys.readouterr().err
+    monkeypatch.setenv("GATEWATCH_DEBUG", "1")
+    with pytest.raises(GatewatchError):
+        main(argv)
