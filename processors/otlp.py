@@ -46,6 +46,7 @@ from gatewatch.processors.inputs.otlp_common import (
     cohort_of,
     decode_export,
     enum_of,
+    http_status,
     list_of,
     nanos,
     service_of,
@@ -93,12 +94,7 @@ def _sample(service: str, cohort: tuple, attrs: dict, start_ns: int, end_ns: int
     if http is None:
         ignored["no_http_status"] += 1
         return
-    try:
-        status = int(http)
-    except (TypeError, ValueError):
-        raise Bad("bad_value:http.response.status_code", repr(http)[:40]) from None
-    if isinstance(http, bool) or not 100 <= status <= 599:
-        raise Bad("bad_value:http.response.status_code", repr(http)[:40])
+    status = http_status(http)
     if status_code == STATUS_CODE_ERROR and status < 500:
         status = 500
     if start_ns <= 0 or end_ns <= 0:

@@ -22,6 +22,17 @@ def service_of(attrs: dict, key: bytes | None) -> str:
     return svc
 
 
+def http_status(raw) -> int:
+    """An `http.response.status_code` attribute's value as a status (100..599), else Bad."""
+    try:
+        status = int(raw)
+    except (TypeError, ValueError):
+        raise Bad("bad_value:http.response.status_code", repr(raw)[:40]) from None
+    if isinstance(raw, bool) or not 100 <= status <= 599:
+        raise Bad("bad_value:http.response.status_code", repr(raw)[:40])
+    return status
+
+
 def cohort_of(attrs: dict, opts: InputOptions) -> tuple[str, str]:
     """(cohort, release): the cohort the table maps the attribute's value to, and that value as
     the release the spans measure (the signals stage keeps it for the canary's gate)."""

@@ -30,6 +30,7 @@ from gatewatch.processors.inputs.otlp_common import (
     cohort_of,
     decode_export,
     enum_of,
+    http_status,
     list_of,
     nanos,
     service_of,
@@ -115,13 +116,7 @@ def _status(attrs: dict) -> int | None:
     raw = next((attrs[a] for a in _STATUS_ATTRS if attrs.get(a) is not None), None)
     if raw is None:
         return 500 if attrs.get("error.type") is not None else None
-    try:
-        status = int(raw)
-    except (TypeError, ValueError):
-        raise Bad("bad_value:http.response.status_code", repr(raw)[:40]) from None
-    if isinstance(raw, bool) or not 100 <= status <= 599:
-        raise Bad("bad_value:http.response.status_code", repr(raw)[:40])
-    return status
+    return http_status(raw)
 
 
 def producer_id(rattrs: dict, scope_name: str, scope_version: str) -> str:
