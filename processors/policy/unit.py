@@ -21,8 +21,8 @@ from gatewatch.processors.timefmt import format_ts
 
 # Seed 004, one incident one call: the abort and hook actions of a release belong to one incident
 # (an aborted release stays failed), those of a release-less scope to one incident per UTC hour;
-# each carries the incident's id and the executor calls a backend once per incident and action
-# (sinks/executor/core.py). The id depends on nothing but the action's unit and step: rules of one
+# each carries the incident's id and the executor makes one successful backend call per incident
+# and action (sinks/executor/core.py: after a failed call the next action tries again). The id depends on nothing but the action's unit and step: rules of one
 # scope may run ahead of each other (the engine orders steps per rule), so "the first action of
 # the episode" would depend on delivery order, and decisions must not.
 INCIDENT_BUCKET_MS = 3_600_000

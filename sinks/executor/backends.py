@@ -203,7 +203,9 @@ class CommandBackend:
         env.update({
                "GATEWATCH_ACTION_ID": str(record.get("id", "")), "GATEWATCH_ACTION": str(record.get("action", "")),
                "GATEWATCH_SCOPE": str(record.get("scope", "")), "GATEWATCH_KIND": str(record.get("kind", "")),
-               "GATEWATCH_IDEMPOTENCY_KEY": idempotency_key, "GATEWATCH_ACTION_JSON": body.decode()})
+               "GATEWATCH_IDEMPOTENCY_KEY": idempotency_key})
+        if len(body) <= MAX_ENV_JSON:  # the kernel refuses one string over 128 KiB: stdin always has it
+            env["GATEWATCH_ACTION_JSON"] = body.decode()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     env=env, start_new_session=True)
@@ -220,6 +222,7 @@ class CommandBackend:
 
 
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR")
+MAX_ENV_JSON = 64 * 1024
 SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "busybox", "pwsh")
 
 
@@ -228,11 +231,16 @@ def shell_in_argv(argv: list[str]) -> str | None:
     or None. Placeholders in the program itself are refused too."""
     if "{" in argv[0]:
         return "a placeholder in the program name"
-    progs = [os.path.basename(a) for a in argv[:3]]
-    if progs[0] == "env":
-        progs = progs[1:]
-    if progs and progs[0] in SHELLS and any(a.startswith("-") and "c" in a.lstrip("-") for a in argv[1:]):
-        return f"{progs[0]} -c runs a shell command string"
+    prog = os.path.basename(argv[0])
+    if prog == "env":  # env's options (-i, -u NAME, -S "sh -c ...", --) and NAME=VALUE may come first:
+        # any shell with a -c anywhere in its words is refused
+        words = [w for a in argv[1:] for w in a.split()]
+        shell = next((os.path.basename(w) for w in words if os.path.basename(w) in SHELLS), None)
+        if shell and any(w.startswith("-") and "c" in w.lstrip("-").split("=")[0] for w in words):
+            return f"env {shell} -c runs a shell command string"
+        return None
+    if prog in SHELLS and any(a.startswith("-") and "c" in a.lstrip("-") for a in argv[1:]):
+        return f"{prog} -c runs a shell command string"
     return None
 
 

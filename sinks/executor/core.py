@@ -144,7 +144,11 @@ class ActionHandler:
             elif backend is None:
                 outcome = Outcome("failure", 0, hashlib.sha256(b"").hexdigest(), f"unknown backend {row.backend}")
             else:
-                outcome = backend.execute(record, canonical_json(record), key)
+                try:
+                    outcome = backend.execute(record, canonical_json(record), key)
+                except Exception as e:  # noqa: BLE001 - after INTENT every action ends with a RESULT
+                    outcome = Outcome("failure", 1, hashlib.sha256(b"").hexdigest(),
+                                      f"error: {type(e).__name__}: {e}"[:300])
             duration = time.monotonic() - t0
             self._maybe_crash()
             self.ledger.record_result(row.action_id, {
@@ -155,6 +159,9 @@ class ActionHandler:
                 "detail": outcome.detail, "run": run, "dry_run": outcome.dry_run or None,
                 "ts": format_ts(_wall_ms()), **outcome.delivery,
             })
+            incident = L.incident_key(record)
+            if outcome.status == "success" and incident is not None and key == row.action_id:
+                self.ledger.take_incident(incident, row.action_id)  # the incident's first call had failed
             m = self.metrics
             m.executions.labels(record["action"], outcome.status).inc()
             m.attempts.labels(row.backend).inc(outcome.attempts)
@@ -181,9 +188,9 @@ class ActionHandler:
                       action_id=row.action_id, backend=row.backend, reason=d.get("delivery_reason"))
 
     def _key_for(self, record: dict) -> tuple[str, str | None]:
-        """(idempotency key, the incident's first action when it already succeeded): an incident's
-        actions share incident:action; when its first call did not succeed, a later one tries anew
-        under its own id."""
+        """(idempotency key, the incident's call when it already succeeded): an incident's actions
+        share incident:action; when its first call did not succeed, a later one tries anew under its
+        own id, and once one succeeds it is the incident's call (ledger.take_incident)."""
         key = L.incident_key(record)
         first = self.ledger.incident_owner(key) if key else None
         if key is None or first in (None, record["id"]):

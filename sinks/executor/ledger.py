@@ -179,6 +179,12 @@ class Ledger:
             row = self._db.execute("SELECT action_id FROM incidents WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def take_incident(self, key: str, action_id: str) -> None:
+        """This action's call succeeded after the incident's first one did not: from now on it is the
+        incident's call, and later actions of the incident and kind are deduplicated against it."""
+        with self._lock, self._tx():
+            self._db.execute("UPDATE incidents SET action_id = ? WHERE key = ?", (action_id, key))
+
     def start_rerun(self, action_id: str) -> int:
         """Count one more run of an in-flight action (before re-running it). Returns the run number."""
         with self._lock, self._tx():
