@@ -39,6 +39,9 @@ EXECUTED, DUPLICATE, REFUSED, RERUN, BUSY = "executed", "duplicate", "refused", 
 _MAX_ECHO = 256  # longest untrusted string echoed into a REFUSED receipt
 
 
+ANY_KEY = object()  # handle() called without a Kafka record (tests, tools): no key to check
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -68,21 +71,25 @@ class ActionHandler:
         self._effects = 0
 
     # -- entry points ------------------------------------------------------------------------
-    def handle(self, raw: bytes | None) -> str:
-        """Settle one delivered record. Raises only when the ledger (disk) fails."""
+    def handle(self, raw: bytes | None, key=ANY_KEY) -> str:
+        """Settle one delivered record; `key`: its Kafka key (gw.actions is keyed by scope). Raises
+        only when the ledger (disk) fails."""
         try:
-            return self._handle(raw)
+            return self._handle(raw, key)
         except (sqlite3.Error, OSError):
             raise
         except Exception as e:  # a record we did not foresee must not stop the executor
             log_event(log, "unprocessable action", logging.ERROR, error=f"{type(e).__name__}: {e}")
             return self._refuse(hashlib.sha256(raw or b"").hexdigest(), {}, "unprocessable")
 
-    def _handle(self, raw: bytes | None) -> str:
+    def _handle(self, raw: bytes | None, key=ANY_KEY) -> str:
         record = _decode(raw)
         if record is None:
             return self._refuse(hashlib.sha256(raw or b"").hexdigest(), {}, "malformed_action")
         rcid = content_id(record)
+        if key is not ANY_KEY and key != record["scope"].encode():
+            # on another partition than its scope's, another shard's ledger may run it too
+            return self._refuse(rcid, record, "wrong_key")
         row = self.ledger.lookup(record["id"])
         if row is not None and row.record_cid == rcid:
             return self._known(row)

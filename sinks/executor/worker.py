@@ -271,11 +271,11 @@ class ExecutorStage(Stage):
 
     def process(self, worker, msgs) -> None:
         for m in msgs:
-            tp, offset, value = (m.topic(), m.partition()), m.offset(), m.value()
+            tp, offset, value, key = (m.topic(), m.partition()), m.offset(), m.value(), m.key()
             self.tracker.start(tp, offset)
 
-            def work(tp=tp, offset=offset, value=value):
-                outcome = self.handler.handle(value)  # raises only on ledger failure: then not settled
+            def work(tp=tp, offset=offset, value=value, key=key):
+                outcome = self.handler.handle(value, key)  # raises only on ledger failure: then not settled
                 self.stats.add(outcome)
                 self.tracker.settle(tp, offset)
             self.lanes.submit(m.key() or b"", work)

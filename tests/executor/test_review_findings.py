@@ -84,3 +84,15 @@ def test_an_action_over_an_environment_variables_limit_still_runs(tmp_path):
     rec = permitted(DECIDER, big)
     o = cb.execute(rec, canonical_json(rec), "k")
     assert o.status == "success" and orjson.loads(out.read_bytes())["notes"] == "x" * 200_000
+
+
+def test_an_action_not_keyed_by_its_scope_is_refused(tmp_path):
+    """gw.actions is keyed by scope, so each scope's actions live on one partition, judged by one
+    executor shard and its ledger. A copy re-produced under another key ran once per shard."""
+    b = Backend(lambda n: Outcome("success", 1, "0" * 64, "x"))
+    h = handler(tmp_path, b)
+    rec = permitted(DECIDER, action_record(1))
+    assert h.handle(canonical_json(rec), b"elsewhere") == core.REFUSED
+    assert h.handle(canonical_json(rec), None) == core.REFUSED
+    assert not b.calls
+    assert h.handle(canonical_json(rec), b"checkout") == core.EXECUTED and len(b.calls) == 1
