@@ -39,6 +39,7 @@ from typing import Callable
 import orjson
 
 from gatewatch.processors.canonical import canonical_json
+from gatewatch.streams.runtime.errors import GatewatchError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions(
@@ -101,10 +102,15 @@ class Ledger:
         self._seal = seal
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:  # a damaged or foreign file: never start over it silently
+            self._db.close()
+            raise GatewatchError(f"executor ledger {self.path}: not a readable ledger ({e}); restore it from "
+                                 f"a backup (a new one would run its actions again)") from None
         row = self._db.execute("SELECT seq, id FROM receipts ORDER BY seq DESC LIMIT 1").fetchone()
         self._head = (row[0], row[1]) if row else (0, None)
 

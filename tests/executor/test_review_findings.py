@@ -96,3 +96,12 @@ def test_an_action_not_keyed_by_its_scope_is_refused(tmp_path):
     assert h.handle(canonical_json(rec), None) == core.REFUSED
     assert not b.calls
     assert h.handle(canonical_json(rec), b"checkout") == core.EXECUTED and len(b.calls) == 1
+
+
+def test_a_damaged_ledger_is_a_clear_refusal_not_a_fresh_start(tmp_path):
+    from gatewatch.streams.runtime.errors import GatewatchError
+    path = tmp_path / "ledger.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(GatewatchError, match="not a readable ledger"):
+        Ledger(path, lambda body: seal(EXECUTOR, body))
+    assert path.read_bytes() == b"this is not sqlite" * 100  # left as it was, for whoever restores it
