@@ -68,6 +68,12 @@ def test_simulate_reports_a_bad_policy_as_one_line(tmp_path, capsys):
                  "--policy", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "percentile_target" in err
+    for text, kind in (("5\n", "int"), ("- 1\n", "list")):  # a file that is no mapping says what it must be
+        bad.write_text(text)
+        assert main(["quality", "simulate", "--spans", str(spans), "--out", str(tmp_path / "o"),
+                     "--policy", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "must be a mapping of sections" in err and f"not {kind}" in err, err
 
 
 def test_quality_signals_drive_a_policy_rule(tmp_path, capsys):
