@@ -14,8 +14,6 @@ Essential spans and the coverage target come from an evidence config (configs/ev
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -29,6 +27,7 @@ from gatewatch.processors.safe_yaml import load as yaml_load
 from gatewatch.processors.span_coverage import DEFAULT_TARGET, CoverageMeter
 from gatewatch.sinks.worm import evidence_files as ef
 from gatewatch.sinks.worm.bundle import BundleError
+from gatewatch.streams.app.kcat_files import value_of
 from gatewatch.streams.app.replay import logical_name, read_envelopes
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
@@ -97,10 +96,8 @@ def input_docs(paths: list[str], essential: dict[str, list[str]], target: float)
                     if lg is None:
                         bad["not_an_input_topic"] += 1
                         continue
-                    try:
-                        value = base64.b64decode(env.payload_b64) if env.payload_b64 is not None \
-                            else (None if env.payload is None else env.payload.encode())
-                    except (binascii.Error, ValueError):
+                    value = value_of(env)
+                    if value is None and env.payload_b64 is not None:
                         bad["bad_payload_b64"] += 1
                         continue
                     key = None if env.key is None else env.key.encode()

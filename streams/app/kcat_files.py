@@ -7,6 +7,8 @@ value as a string, null for a tombstone; a binary value such as an otlp_proto re
 """
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import Counter
 from itertools import islice
 from operator import attrgetter
@@ -152,3 +154,19 @@ def _read_each(lines: list[bytes], bad: Counter) -> list[Envelope]:
         except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError, RecursionError):
             bad["bad_envelope"] += 1
     return out
+
+
+def value_of(env: Envelope) -> bytes | None:
+    """The record value an envelope carries, as bytes; None for a tombstone or a `payload_b64`
+    that is not base64 (callers skip and count such lines first: see b64_value)."""
+    if env.payload_b64 is not None:  # binary values (otlp_proto): base64 in the envelope
+        return b64_value(env.payload_b64)
+    return None if env.payload is None else env.payload.encode()
+
+
+def b64_value(text: str) -> bytes | None:
+    """The bytes of a kcat -J `payload_b64`; None when it is not base64."""
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError):
+        return None

@@ -32,6 +32,7 @@ from gatewatch.streams.app.kcat_files import (
     scan_sources,
     sources_of,
 )
+from gatewatch.streams.app.kcat_files import value_of as _value
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.topics import INPUTS
 from gatewatch.streams.stages.decide import DecisionState, decision_outputs, shadow_outputs
@@ -291,22 +292,6 @@ def _add_run(agg: InputAggregator, run: list[Envelope], binary: bool | None = No
 
 def _key(env: Envelope) -> bytes | None:
     return None if env.key is None else env.key.encode()
-
-
-def _value(env: Envelope) -> bytes | None:
-    if env.payload_b64 is not None:  # binary values (otlp_proto): base64 in the envelope
-        return _b64_value(env.payload_b64)
-    return None if env.payload is None else env.payload.encode()
-
-
-def _b64_value(text: str) -> bytes | None:
-    """The bytes of a kcat -J `payload_b64`; None when it is not base64 (the feed skips such lines first)."""
-    import base64
-    import binascii
-    try:
-        return base64.b64decode(text)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def output_line(topic: str, key: bytes, value: bytes) -> bytes:
