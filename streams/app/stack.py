@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from gatewatch.streams.app.supervisor import Supervisor
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import watermarks
 from gatewatch.streams.runtime.kafka import consumer, producer
 from gatewatch.streams.runtime.keys import init_keys
 
@@ -70,7 +71,7 @@ class Stack:
         c = consumer(self.bootstrap, f"{self.prefix}stack-read-{uuid.uuid4().hex[:8]}")
         try:
             md = c.list_topics(name, timeout=10).topics[name]
-            ends = {p: c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in md.partitions}
+            ends = {p: watermarks(c, name, p)[1] for p in md.partitions}
             c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p, end in ends.items() if end > 0])
             out, seen, deadline = [], {p: 0 for p in ends}, time.monotonic() + timeout_s + 10
             while any(seen[p] < ends[p] for p in ends) and time.monotonic() < deadline:

@@ -31,9 +31,14 @@ TRANSIENT = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError.COORDINATO
               KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE)
 
 
-def retry_on_load(fn, what: str, timeout_s: float = 60.0):
+# a partition created a moment ago, or whose leader is moving, has no leader a client knows for a while
+LEADER_UNKNOWN = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def retry_on_load(fn, what: str, timeout_s: float = 60.0, also: tuple = ()):
     """A fresh broker (or one whose coordinator just moved) answers COORDINATOR_LOAD_IN_PROGRESS,
-    NOT_COORDINATOR or timeouts for a while: retry those."""
+    NOT_COORDINATOR or timeouts for a while: retry those, and the error codes in `also`."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -41,9 +46,18 @@ def retry_on_load(fn, what: str, timeout_s: float = 60.0):
         except KafkaException as e:
             err = e.args[0]
             local = err.code() < 0 and not err.fatal()  # client-side: a broker went away, a timeout...
-            if not (err.retriable() or err.code() in TRANSIENT or local) or time.monotonic() > deadline:
+            again = err.retriable() or err.code() in TRANSIENT or err.code() in also or local
+            if not again or time.monotonic() > deadline:
                 raise GatewatchError(f"{what}: {err.str()}") from None
-            time.sleep(0.5)
+            time.sleep(0.3)
+
+
+def watermarks(consumer, topic: str, partition: int, timeout_s: float = 60.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition, asked of its leader. The client reports a leader it does
+    not know yet as NOT_LEADER_FOR_PARTITION, not as retriable, so those are asked again too."""
+    from confluent_kafka import TopicPartition
+    return retry_on_load(lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
+                         f"reading the offsets of {topic}[{partition}]", timeout_s, also=LEADER_UNKNOWN)
 
 
 def logical_topic(full_name: str, prefix: str) -> str:

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from gatewatch.streams.runtime import topics as catalogue
+from gatewatch.streams.runtime.consuming import watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 
 SESSION_TIMEOUT_MS = int(os.environ.get("GATEWATCH_SESSION_TIMEOUT_MS", "6000"))
@@ -266,7 +267,7 @@ def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
             raise GatewatchError(f"topic {topic} not found")
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(md.partitions)}
+        ends = {p: watermarks(c, topic, p)[1] for p in sorted(md.partitions)}
         todo = {p for p, end in ends.items() if end > 0}
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
         out, deadline = [], time.monotonic() + timeout_s

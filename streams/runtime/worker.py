@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions
+from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions, watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.input_end import InputEnd
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
@@ -373,8 +373,7 @@ class Worker:
             off = committed.get((tp.topic, tp.partition), tp.offset) if tp.offset == OFFSET_STORED else tp.offset
             if off < 0:  # nothing committed, or the beginning: the partition's low watermark
                 try:
-                    off = retry_on_load(lambda tp=tp: consumer.get_watermark_offsets(
-                        TopicPartition(tp.topic, tp.partition), timeout=10)[0], "reading the start offset", 20)
+                    off = watermarks(consumer, tp.topic, tp.partition, 20)[0]
                 except GatewatchError as e:  # e.g. metadata still settling after a failover
                     log_event(self.log, "start offset left to the client", logging.WARNING, error=str(e))
                     off = OFFSET_BEGINNING

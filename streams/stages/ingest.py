@@ -42,7 +42,7 @@ from gatewatch.processors.request_batch import LazyColumn
 from gatewatch.processors.routing import split_partial
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.consuming import message_ts_ms, retry_on_load
+from gatewatch.streams.runtime.consuming import message_ts_ms, retry_on_load, watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.logs import log_event
@@ -308,7 +308,7 @@ def _reread(bootstrap: str, group: str, agg: InputAggregator, tp: TopicPartition
     c = make_consumer(bootstrap, f"{group}-restore-{uuid.uuid4().hex[:8]}")
     n, end = 0, tp.offset
     try:
-        lo, _hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+        lo, _hi = watermarks(c, tp.topic, tp.partition)
         if start is not None:
             lo = max(lo, start)
         if lo >= end:

@@ -9,6 +9,7 @@ from nacl.signing import SigningKey
 from gatewatch.processors.policy.engine import permit_signer
 from gatewatch.processors.windows import SignalConfig
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import watermarks
 from gatewatch.streams.runtime.kafka import consumer
 from gatewatch.streams.runtime.lifecycle import StopFlag
 from gatewatch.streams.runtime.policy_files import load_policy_dir
@@ -37,7 +38,7 @@ def partials(bootstrap: str, isolation: str) -> list[dict]:
     c = consumer(bootstrap, "read-partials", **{"isolation.level": isolation})
     try:
         parts = c.list_topics(name, timeout=10).topics[name].partitions
-        ends = {p: c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in parts}
+        ends = {p: watermarks(c, name, p)[1] for p in parts}
         c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
         out, done = [], {p for p, e in ends.items() if e == 0}
         while len(done) < len(ends):
@@ -113,7 +114,7 @@ def test_a_revoke_racing_the_batch_commits_the_rest_and_leaves_that_partition_to
     try:
         inputs = [TopicPartition(name, p) for name in (topics.topic(lg) for lg in ("metrics", "rum", "cdc"))
                   for p in c.list_topics(name, timeout=10).topics[name].partitions]
-        ends = {(tp.topic, tp.partition): c.get_watermark_offsets(tp, timeout=10)[1] for tp in inputs}
+        ends = {(tp.topic, tp.partition): watermarks(c, tp.topic, tp.partition)[1] for tp in inputs}
         got = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in c.committed(inputs, timeout=10)}  # none: 0
     finally:
         c.close()

@@ -13,10 +13,11 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from gatewatch.streams.app.serve.store import GateStore
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import consumer, wait_ready
 
@@ -50,7 +51,7 @@ class Materializer:
         try:
             parts = self._partitions(c, self.gates_topic, required=True)
             # a topic created a moment ago answers NOT_LEADER for a while: retried
-            ends = {p: _end_offset(c, self.gates_topic, p) for p in parts}
+            ends = {p: watermarks(c, self.gates_topic, p)[1] for p in parts}
             assign = [TopicPartition(self.gates_topic, p, OFFSET_BEGINNING) for p in parts]
             for t in (self.actions_topic, self.receipts_topic):
                 assign += [TopicPartition(t, p, OFFSET_BEGINNING) for p in self._partitions(c, t, required=False)]
@@ -113,22 +114,6 @@ class Materializer:
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-
-_NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT)
-
-
-def _end_offset(c, topic: str, partition: int, timeout_s: float = 60.0) -> int:
-    """The high watermark; a partition created a moment ago (or moving) has no leader for a while."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
-        except KafkaException as e:
-            if e.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
-                raise GatewatchError(f"reading the end offset of {topic}[{partition}]: {e.args[0].str()}") from None
-            time.sleep(0.3)
 
 
 def wait_until(pred, timeout_s: float, step_s: float = 0.05) -> bool:
