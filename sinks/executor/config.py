@@ -26,6 +26,7 @@ from gatewatch.sinks.executor.backends import (
     shell_in_argv,
 )
 from gatewatch.streams.runtime import keys as keyfiles
+from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
 
 _ROUTE_KEYS = ("action", "kind", "scope")
@@ -44,7 +45,7 @@ class Route:
 
 @dataclass
 class ExecutorConfig:
-    group: str = "gatewatch-executor"
+    group: str = field(default_factory=lambda: topics.group_id("executor"))
     concurrency: int = 8
     batch_size: int = 500
     max_pending: int = 2000

@@ -203,7 +203,7 @@ def trajectories() -> None:
               help="Serve /metrics, /healthz, /readyz on 127.0.0.1:PORT (0 = a free port).")
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None,
               help="Stop after this many seconds without input (for batch runs and tests).")
-@click.option("--group", default="gatewatch-trajectories", show_default=True, help="Consumer group id.")
+@click.option("--group", default=None, help="Consumer group id (default: gatewatch-trajectories, under a topic prefix other than gw. <prefix>gatewatch-trajectories).")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
               help="Records per consume call.")
 @click.option("--snapshot-interval", type=click.FloatRange(0), default=1.0, show_default=True,

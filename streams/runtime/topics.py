@@ -50,6 +50,15 @@ def prefix() -> str:
     return os.environ.get("GATEWATCH_TOPIC_PREFIX", "gw.")
 
 
+def group_id(stage: str) -> str:
+    """A stage's consumer group: `gatewatch-<stage>` under the default prefix (the name deployments
+    have), `<prefix>gatewatch-<stage>` under another. Stacks sharing a cluster under different
+    prefixes then never share a group: a member of one would join the other's rebalances, and each
+    rebalance fences the in-flight transactions of every member (ILLEGAL_GENERATION)."""
+    pfx = prefix()
+    return f"gatewatch-{stage}" if pfx == "gw." else f"{pfx}gatewatch-{stage}"
+
+
 def topic(name: str, pfx: str | None = None) -> str:
     """Full topic name of a catalogue entry, e.g. topic("metrics") -> "gw.metrics"."""
     if name not in BY_NAME:

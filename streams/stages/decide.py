@@ -135,7 +135,7 @@ class DecideStage(SnapshotStage):
     name = "decide"
 
     def __init__(self, policy_dir, signing_key, state_dir, loader, policy=None, shadow_policy=None, **kw):
-        super().__init__(topics.topic("signals"), state_dir, group="gatewatch-decide", **kw)
+        super().__init__(topics.topic("signals"), state_dir, group=topics.group_id("decide"), **kw)
         self.policy_dir, self.loader = Path(policy_dir), loader
         self.signer = permit_signer(signing_key) if signing_key is not None else None
         self.policy = policy if policy is not None else loader(self.policy_dir)

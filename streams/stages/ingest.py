@@ -88,8 +88,8 @@ class IngestStage(Stage):
     state_file_interval_s = 1.0
 
     def __init__(self, config: SignalConfig, state_dir: str | Path, inputs: InputOptions | None = None,
-                 group: str = "gatewatch-ingest", batch_size: int = 10_000, policy_dir: str | Path | None = None):
-        self.config, self.group, self.batch_size = config, group, batch_size
+                 group: str | None = None, batch_size: int = 10_000, policy_dir: str | Path | None = None):
+        self.config, self.group, self.batch_size = config, group or topics.group_id("ingest"), batch_size
         # decoding options (cohort tables, route templates, label mappings, cdc.services) follow
         # the policy directory live; windows and steps need a restart (the signals state uses them)
         self._watch = PolicyWatch(policy_dir) if policy_dir is not None else None

@@ -53,7 +53,7 @@ class SignalStage(SnapshotStage):
     name = "signals"
 
     def __init__(self, config: SignalConfig, state_dir, **kw):
-        super().__init__(topics.topic("partials"), state_dir, group="gatewatch-signals", **kw)
+        super().__init__(topics.topic("partials"), state_dir, group=topics.group_id("signals"), **kw)
         self.config = config
         self.signals_topic = topics.topic("signals")
         self._expected: dict[str, int] = {}  # input topic (logical) -> partitions

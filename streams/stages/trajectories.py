@@ -122,9 +122,9 @@ class TrajectoryStage(Stage):
     name = "trajectories"
     poll_timeout_s = 0.5
 
-    def __init__(self, policy: CyclePolicy, state_dir: str | Path, group: str = "gatewatch-trajectories",
+    def __init__(self, policy: CyclePolicy, state_dir: str | Path, group: str | None = None,
                  batch_size: int = 2000, snapshot_interval: float = 1.0, allow_policy_change: bool = False):
-        self.policy, self.group, self.batch_size = policy, group, batch_size
+        self.policy, self.group, self.batch_size = policy, group or topics.group_id("trajectories"), batch_size
         self.checkpoint_interval_s = snapshot_interval
         self.state_dir = Path(state_dir)
         if self.state_dir.exists() and not self.state_dir.is_dir():
