@@ -40,10 +40,12 @@ def verify_receipt(receipt: dict, trusted: dict[str, VerifyKey]) -> str | None:
         return "bad_type"
     if content_id(body) != receipt.get("id"):
         return "bad_id"
-    vk = trusted.get(receipt.get("executor", ""))
+    if not isinstance(receipt.get("executor"), str) or not isinstance(receipt.get("sig"), str):
+        return "malformed_receipt"  # anyone who can write the topic can send this: refuse, never crash
+    vk = trusted.get(receipt["executor"])
     if vk is None:
         return "unknown_key"
-    if not isinstance(receipt.get("sig"), str) or not verify_b64(vk, canonical_json(body), receipt["sig"]):
+    if not verify_b64(vk, canonical_json(body), receipt["sig"]):
         return "bad_signature"
     return None
 

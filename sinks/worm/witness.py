@@ -77,9 +77,14 @@ def review(doc: dict, state: WitnessState, log_verifier: cp.Verifier) -> tuple[c
         if c.root != state.root:
             raise Refused("fork: same size, different root")
         return note, c
-    raw = (doc.get("proofs") or {}).get(str(state.size))
+    proofs = doc.get("proofs") or {}
+    if not isinstance(proofs, dict):  # anyone who can write the topic can send this: refuse, never crash
+        raise Refused("malformed: proofs is not a mapping")
+    raw = proofs.get(str(state.size))
     if raw is None:
         raise Refused(f"no_consistency_proof from size {state.size}")
+    if not isinstance(raw, list):
+        raise Refused("malformed consistency proof")
     try:
         proof = [base64.b64decode(h, validate=True) for h in raw]
     except (binascii.Error, TypeError, ValueError):
