@@ -245,6 +245,8 @@ def verify_bundle(path: str, trust: Trust | None = None, require_evidence: bool 
     # entries/proofs after the entry checks (which name the entry), manifest.json (derived) last
     check_hashes(files, signed, set(signed) - set(ENTRY_FILES) - {"manifest.json"})
     manifest = load_json(files, "manifest.json")
+    if not isinstance(manifest, dict):  # its hash is checked last; its fields are read before that
+        raise BundleError("file manifest.json: not a JSON object")
     try:
         note = cp.parse_note(files["checkpoint.note"].decode())
         c = cp.parse_checkpoint(note.body)

@@ -19,6 +19,7 @@ from nacl.signing import VerifyKey
 from gatewatch.processors.signing import key_id
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm.bundle import BundleError, strict_hex
+from gatewatch.streams.runtime.errors import GatewatchError
 
 
 class UntrustedError(BundleError):
@@ -53,8 +54,8 @@ def trust_from_dir(keys_dir: str, origin: str = cp.DEFAULT_ORIGIN, quorum: int =
     if policy_text is not None:
         try:
             policy = cp.parse_policy(policy_text)
-        except cp.NoteError as e:
-            raise BundleError(f"file {policy_name}: {e}") from None
+        except cp.NoteError as e:  # the verifier's own file, not the bundle: not a sign of tampering
+            raise GatewatchError(f"file {policy_name}: {e}") from None
     else:
         policy = cp.default_policy(origin, keys_dir, quorum)
     dk, ek = load_verify_key("decider", keys_dir), load_verify_key("executor", keys_dir)

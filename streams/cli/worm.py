@@ -230,7 +230,9 @@ def verify(bundle, trusted_keys, trust_policy, origin, quorum, require_evidence,
             try:
                 if trust_policy:
                     with open(trust_policy, encoding="utf-8") as f:
-                        text = f.read(1 << 20)
+                        text = f.read((1 << 20) + 1)
+                    if len(text) > 1 << 20:
+                        raise GatewatchError(f"{trust_policy}: over 1 MiB, not a witness policy")
                 trust = trust_from_dir(trusted_keys, origin, quorum, text, trust_policy or "policy")
             except (OSError, UnicodeDecodeError) as e:
                 where = getattr(e, "filename", None) or trust_policy or trusted_keys

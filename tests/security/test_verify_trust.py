@@ -149,3 +149,28 @@ def test_anchors_the_verifier_cannot_read_are_a_usage_error_and_a_foreign_tar_sa
         t.add(tmp_path / "note.txt", arcname="note.txt")
     code, _, err = _verify(capsys, str(other), "--trusted-keys", genuine)
     assert code == 1 and "not a gatewatch evidence bundle?" in err, err
+
+
+def test_a_malformed_trust_policy_is_the_verifiers_usage_error_not_tampering(env, capsys, tmp_path):
+    """--trust-policy is the auditor's own file: a bad one is exit 2, never 1 ("tampered")."""
+    tmp, genuine, _ = env
+    b = helpers.bundle(tmp, "genuine-policy.tar.gz", genuine)
+    bad = tmp_path / "bad.policy"
+    bad.write_text("log garbage\nquorum x\n")
+    code, out, err = _verify(capsys, b, "--trusted-keys", genuine, "--trust-policy", str(bad))
+    assert code == 2 and out == "" and "bad.policy" in err and len(err.strip().splitlines()) == 1, err
+    bad.write_text("#" * (1 << 20) + "\n")
+    code, _, err = _verify(capsys, b, "--trusted-keys", genuine, "--trust-policy", str(bad))
+    assert code == 2 and "over 1 MiB" in err, err
+
+
+@pytest.mark.parametrize("manifest", [b"[]", b"7", b'"x"', b"null"])
+def test_a_manifest_that_is_not_an_object_is_tampering_named_in_one_line(env, capsys, tmp_path, manifest):
+    """No key is needed to swap manifest.json; its fields were read before its hash was checked."""
+    from gatewatch.sinks.worm.bundle import read_bundle, write_bundle
+    tmp, genuine, _ = env
+    files, _ = read_bundle(helpers.bundle(tmp, "genuine-manifest.tar.gz", genuine))
+    files["manifest.json"] = manifest
+    forged = write_bundle(files, str(tmp_path / "forged.tar.gz")) and str(tmp_path / "forged.tar.gz")
+    code, out, err = _verify(capsys, forged, "--trusted-keys", genuine)
+    assert code == 1 and err.strip() == "gatewatch: error: verify failed: file manifest.json: not a JSON object", err
