@@ -116,6 +116,7 @@ def read_bundle(path: str) -> tuple[dict[str, bytes], str]:
         raise BundleError(f"file {path}: cannot read ({e.strerror})") from None
     raw = gunzip_bounded(data, path)
     files: dict[str, bytes] = {}
+    folded: set[str] = set()
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
             for n, m in enumerate(tar):
@@ -127,10 +128,23 @@ def read_bundle(path: str) -> tuple[dict[str, bytes], str]:
                     raise BundleError(f"file {m.name}: a {kind} member, which no exporter writes (refused)")
                 if m.name in files:
                     raise BundleError(f"file {m.name}: appears twice in the bundle")
+                _check_member_name(m.name, folded)
                 files[m.name] = tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise BundleError(f"file {path}: not a readable .tar.gz bundle ({e})") from None
     return files, hashlib.sha256(data).hexdigest()
+
+
+def _check_member_name(name: str, folded: set[str]) -> None:
+    """Only names as the exporter writes them: two spellings of one path ("./entries.ndjson",
+    "a//b", "ENTRIES.NDJSON" on a case-insensitive disk) would be two signed files to verify and one
+    file after `tar -x`, the later one replacing what was verified."""
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"file {name}: not a path the exporter writes (refused)")
+    if name.casefold() in folded:
+        raise BundleError(f"file {name}: another member has the same name but for case (refused)")
+    folded.add(name.casefold())
 
 
 # ---------------------------------------------------------------- strict spellings

@@ -150,3 +150,21 @@ def test_a_link_or_directory_member_is_refused(env, capsys, kind):
     bad.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
     code, err = _verify(capsys, str(bad), keys)
     assert code == 1 and "include/report.html" in err and "(refused)" in err, err
+
+
+@pytest.mark.parametrize("alias, want", [("./entries.ndjson", "not a path the exporter writes"),
+                                         ("ENTRIES.NDJSON", "same name but for case"),
+                                         ("include//report.html", "not a path the exporter writes"),
+                                         ("include/../entries.ndjson", "not a path the exporter writes"),
+                                         ("/entries.ndjson", "not a path the exporter writes")])
+def test_another_spelling_of_a_signed_path_is_refused_even_when_signed(env, capsys, alias, want):
+    """A log key holder signs a second member that `tar -x` writes over a verified file (one spelling
+    of the path verified, the other's bytes on disk): only names as the exporter writes them pass."""
+    tmp, keys, report = env
+
+    def alias_entries(files):
+        files[alias] = files["entries.ndjson"].split(b"\n", 1)[0] + b"\n"
+
+    b = helpers.bundle(tmp, f"alias-{abs(hash(alias))}.tar.gz", keys, includes=(report,), patch=alias_entries)
+    code, err = _verify(capsys, b, keys)
+    assert code == 1 and want in err and "(refused)" in err, err  # names whichever of the two comes second
