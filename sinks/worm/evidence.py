@@ -127,7 +127,7 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
     if note is None:
         raise BundleError("no checkpoint in the store meets the policy yet (run the witnesses and the sink)")
     c = cp.parse_checkpoint(note.body)
-    if store.root_at(c.size) != c.root:
+    if not store.matches(c.size, c.root):
         raise BundleError("the store's root at the checkpoint size differs from the checkpoint: the log was altered")
     entries, hashes, policy_hashes = [], [], set()
     for e in store.entries(0, c.size):
@@ -138,6 +138,10 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         if isinstance(value, dict) and is_action(e.topic, value) and isinstance(value.get("policy_hash"), str):
             policy_hashes.add(value["policy_hash"])
     tree = merkle.Levels(hashes)
+    if len(hashes) != c.size or tree.root() != c.root:  # the leaves themselves, not only the nodes over them
+        raise BundleError(store.alteration() or (
+            f"the store holds {len(hashes)} entries below the checkpoint's size {c.size} (the log was altered)"
+            if len(hashes) != c.size else "the entries' Merkle root differs from the checkpoint's (the log was altered)"))
     proofs = [proof_line(i, h, tree.inclusion_proof(i)) for i, h in enumerate(hashes)]
     files = {
         "checkpoint.note": note.text().encode(),

@@ -164,6 +164,12 @@ class WormSink(Stage):
         self.checkpoint_topic = topics.topic("checkpoints")
         notes = self.store.notes()
         logs = [n for n in notes if n["kind"] == "log"]
+        if logs:
+            signed = cp.parse_checkpoint(cp.parse_note(logs[-1]["note"]).body)
+            if not self.store.matches(signed.size, signed.root):  # signing on would fork the log
+                raise GatewatchError(f"WORM store {cfg.db} does not hold the tree it signed at size {signed.size} "
+                                     f"(it holds {self.store.size} entries): truncated or rewritten; refusing to "
+                                     "sign anything more")
         self.last_published = (logs[-1]["size"], time.monotonic()) if logs else (0, time.monotonic())
         self.witness_sizes: dict[str, int] = {}
         for n in notes:
@@ -220,6 +226,8 @@ class WormSink(Stage):
         prev_size = self.last_published[0]
         if size == 0 or size == prev_size:
             return None
+        if size < prev_size:
+            raise GatewatchError(f"WORM store shrank below the size it signed ({size} < {prev_size}): truncated")
         root = self.store.root()
         note = cp.sign(cp.Checkpoint(self.cfg.origin, size, root).body(), self.cfg.origin, self.log_key)
         olds = {s for s in [prev_size, *self.witness_sizes.values()] if 0 < s < size}

@@ -232,6 +232,21 @@ class WormStore:
                 out.append(e)
         return out
 
+    def alteration(self) -> str | None:
+        """None when every entry's leaf hashes to its logged leaf hash, the indexes run 0..size-1
+        and the leaves' Merkle root is the tree's; else the first difference (a full scan)."""
+        hashes = []
+        for i, (idx, leaf, leaf_hash) in enumerate(self.db.execute(
+                "SELECT idx, leaf, leaf_hash FROM entries ORDER BY idx")):
+            if idx != i:
+                return f"entry {i}: missing (the log was altered)"
+            hashes.append(merkle.hash_leaf(bytes(leaf)))
+            if hashes[-1] != bytes(leaf_hash):
+                return f"entry {i}: its leaf does not hash to the logged leaf hash (the log was altered)"
+        if len(hashes) != self.size or merkle.Levels(hashes).root() != self.root():
+            return "the entries' Merkle root differs from the tree's nodes (the log was altered)"
+        return None
+
     def has_id(self, eid: str) -> bool:
         return self.db.execute("SELECT 1 FROM entries WHERE id=?", (eid,)).fetchone() is not None
 
@@ -242,6 +257,14 @@ class WormStore:
         if size == 0:
             return merkle.EMPTY_ROOT
         return self.range_hash(0, size)
+
+    def matches(self, size: int, root: bytes) -> bool:
+        """The store still holds the tree it signed at `size` (cheap: O(log n) node reads). An
+        insider who truncated it, or rewrote entries with the nodes over them, fails this."""
+        try:
+            return self.size >= size and self.root_at(size) == root
+        except KeyError:  # a node deleted from under the tree
+            return False
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         return merkle.inclusion_path(index, self.size if size is None else size, self.range_hash)

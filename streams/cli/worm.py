@@ -80,7 +80,9 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
     """Log size and root, the last published checkpoint, the newest quorum checkpoint and its witnesses,
     and the decision root: the actions alone in id order, comparable with `gatewatch replay --keys-dir`'s.
     While witnesses have not yet cosigned the tail, also the decision root at the quorum checkpoint,
-    which is the one `gatewatch verify` prints for a bundle exported now. Scans the whole log."""
+    which is the one `gatewatch verify` prints for a bundle exported now. Scans the whole log, and
+    exits 1 when it was altered on disk (a leaf that no longer hashes to its logged hash, a missing
+    entry, or no longer the tree of the last checkpoint it signed)."""
     import base64
 
     import orjson
@@ -107,7 +109,8 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
                "quorum_checkpoint": q_size,
                "quorum_decisions": len(covered) if q else None,
                "quorum_decision_root": b64(decision_root(covered)) if q else None,
-               "witnesses": policy.evaluate(q)[2] if q else []}
+               "witnesses": policy.evaluate(q)[2] if q else [],
+               "altered": store.alteration() or _unlike_signed(store, logs)}
     if as_json:
         click.echo(orjson.dumps(doc).decode())
     else:
@@ -118,6 +121,19 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
         if q_size is not None and q_size < doc["size"]:
             click.echo(f"at the quorum checkpoint: decisions {doc['quorum_decisions']}  decision root "
                        f"{doc['quorum_decision_root']} (what a bundle exported now verifies)")
+    if doc["altered"]:  # for a monitor: exit 1, as verify does for a tampered bundle
+        raise ExitStatus(1, f"WORM log {db}: {doc['altered']}")
+
+
+def _unlike_signed(store, logs: list[dict]) -> str | None:
+    """Why the store no longer holds the tree of the last checkpoint it signed, or None."""
+    from gatewatch.sinks.worm import checkpoint as cp
+    if not logs:
+        return None
+    c = cp.parse_checkpoint(cp.parse_note(logs[-1]["note"]).body)
+    if store.matches(c.size, c.root):
+        return None
+    return f"it holds {store.size} entries, not the tree it signed at size {c.size} (truncated or rewritten)"
 
 
 @worm.command("policy")
