@@ -36,10 +36,12 @@ LEADER_UNKNOWN = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVA
                   KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
-def retry_on_load(fn, what: str, timeout_s: float = 60.0, also: tuple = ()):
+def retry_on_load(fn, what: str, timeout_s: float = 60.0, also: tuple = (), on_retry=None):
     """A fresh broker (or one whose coordinator just moved) answers COORDINATOR_LOAD_IN_PROGRESS,
-    NOT_COORDINATOR or timeouts for a while: retry those, and the error codes in `also`."""
-    deadline = time.monotonic() + timeout_s
+    NOT_COORDINATOR or timeouts for a while: retry those, and the error codes in `also`.
+    on_retry(error text, seconds waited so far) is called before each retry."""
+    start = time.monotonic()
+    deadline = start + timeout_s
     while True:
         try:
             return fn()
@@ -49,6 +51,8 @@ def retry_on_load(fn, what: str, timeout_s: float = 60.0, also: tuple = ()):
             again = err.retriable() or err.code() in TRANSIENT or err.code() in also or local
             if not again or time.monotonic() > deadline:
                 raise GatewatchError(f"{what}: {err.str()}") from None
+            if on_retry is not None:
+                on_retry(err.str(), time.monotonic() - start)
             time.sleep(0.3)
 
 

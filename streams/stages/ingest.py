@@ -156,8 +156,11 @@ class IngestStage(Stage):
         # committed offsets are read stable (KIP-447): while a killed member's transaction on these
         # partitions is still open, the broker answers only once it has timed out and been aborted
         # (transaction.timeout.ms below plus the coordinator's cleanup interval), later on a loaded host
+        def waiting(error: str, waited_s: float) -> None:  # a worker silent for minutes looks dead
+            log_event(LOG, "still waiting for the committed offsets", logging.WARNING, error=error,
+                      waited_s=round(waited_s, 1), partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
         committed = retry_on_load(lambda: worker.consumer.committed(tps, timeout=30), "reading committed offsets",
-                                  180)
+                                  180, on_retry=waiting)
         placed = []
         for tp in committed:
             key = (tp.topic, tp.partition)
