@@ -158,7 +158,8 @@ def verification_summary(bundle_path: str | os.PathLike, trusted_keys: str | Non
 
 
 def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], title: str | None = None,
-                       verification: dict | None = None) -> str:
+                       verification: dict | None = None, scope: str | None = None,
+                       release: str | None = None) -> str:
     from gatewatch.sinks.worm.evidence import BundleError, read_bundle
     try:
         files, _ = read_bundle(str(bundle_path))
@@ -167,6 +168,7 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
     actions, receipts = bundle_records(files)
     policy_hash, thresholds, cohort = bundle_policy(files)
     kwargs = {"title": title} if title else {}
+    kwargs.update(scope=scope, release=release)
     if verification is None:
         verification = verification_summary(bundle_path)
     from gatewatch.sinks.worm.evidence_files import evidence_docs
@@ -180,13 +182,13 @@ def render_from_bundle(bundle_path: str | os.PathLike, signals: list[dict], titl
 
 def build_report(bundle_path: str | os.PathLike, signals_path: str | os.PathLike | None,
                  out_path: str | os.PathLike, title: str | None = None, verification: dict | None = None,
-                 trusted_keys: str | None = None) -> Path:
+                 trusted_keys: str | None = None, scope: str | None = None, release: str | None = None) -> Path:
     """Write the HTML report for a bundle (and optionally a signals NDJSON file); returns out_path.
     verification: a verification_summary(bundle_path) already computed (else computed here)."""
     signals = read_signals(signals_path) if signals_path else []
     if verification is None:
         verification = verification_summary(bundle_path, trusted_keys)
-    html = render_from_bundle(bundle_path, signals, title, verification).encode("utf-8")
+    html = render_from_bundle(bundle_path, signals, title, verification, scope, release).encode("utf-8")
     out = Path(out_path)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(html)

@@ -31,6 +31,7 @@ from gatewatch.sinks.report.sections import (
     cdc_section,
     cwv_section,
     evidence_section,
+    pick_release,
     pick_scope,
     verdict_of,
 )
@@ -42,20 +43,54 @@ from gatewatch.sinks.report.series import (
 )
 from gatewatch.sinks.report.widgets import CSS, KIND_ORDER, SECTIONS, e
 
+_TEXT_FIELDS = ("kind", "action", "scope", "release", "id")
+
+
+def shown(a: dict) -> dict:
+    """An action as the page reads it. A bundle that fails verification still gets a page (its
+    evidence section says why), so a field of the wrong type is shown as text, never a crash."""
+    out = dict(a)
+    for k in _TEXT_FIELDS:
+        if out.get(k) is not None and not isinstance(out[k], str):
+            out[k] = str(out[k])
+    rule = out.get("rule")
+    if rule is not None:
+        rule = rule if isinstance(rule, dict) else {"text": rule}
+        out["rule"] = {k: str(v) for k, v in rule.items() if k in ("id", "text") and v is not None}
+    if "gate" in out and not (isinstance(out["gate"], dict) and all(
+            isinstance(out["gate"].get(k), (str, type(None))) for k in ("from", "to"))):
+        del out["gate"]
+    sigs = out.get("signals")
+    out["signals"] = [_shown_signal(s) for s in sigs if isinstance(s, dict)] if isinstance(sigs, list) else []
+    return out
+
+
+def _shown_signal(s: dict) -> dict:
+    out = {k: str(s[k]) for k in ("name", "subject", "state", "cohort") if s.get(k) is not None}
+    if isinstance(s.get("op"), str):
+        out["op"] = s["op"]
+    for k in ("value", "threshold"):
+        if isinstance(s.get(k), (int, float)) and not isinstance(s[k], bool):
+            out[k] = s[k]
+    return out
+
 
 def render_report(signals: list[dict], actions: list[dict], receipts: list[dict], verification: dict,
                   policy_hash: str | None, *, thresholds: list[dict] | None = None, scope: str | None = None,
                   cohort: str = "canary", title: str = "gatewatch evidence report", max_points: int = 2000,
-                  judged: dict[str, dict] | None = None, judged_withheld: str | None = None) -> str:
-    series = index_signals(signals)
-    timed = sorted(((t, a) for a in actions if isinstance(a, dict) and (t := action_ts(a)) is not None),
+                  judged: dict[str, dict] | None = None, judged_withheld: str | None = None,
+                  release: str | None = None) -> str:
+    timed = sorted(((t, shown(a)) for a in actions if isinstance(a, dict) and (t := action_ts(a)) is not None),
                    key=lambda ta: (ta[0], KIND_ORDER.index(ta[1].get("kind")) if ta[1].get("kind") in KIND_ORDER
                                    else 9, str(ta[1].get("id"))))
-    ths = merge_thresholds(list(thresholds) + thresholds_from_actions(actions)) if thresholds is not None \
-        else thresholds_from_actions(actions)
+    if scope is None:
+        scope = pick_scope([a for _, a in timed], index_signals(signals) if not timed else {})
+    release = release if release is not None else pick_release([a for _, a in timed], scope)
+    series = index_signals(signals, release)  # one release's charts: two canaries' lines would interleave
+    from_actions = thresholds_from_actions([a for _, a in timed])
+    ths = merge_thresholds(list(thresholds) + from_actions) if thresholds is not None else from_actions
     times = [p.t for pts in series.values() for p in (pts[0], pts[-1])] + [t for t, _ in timed]
     t_range = (min(times), max(times)) if times else (0, 3_600_000)
-    scope = scope if scope is not None else pick_scope([a for _, a in timed], series)
     ctx = Ctx(series, timed, ths, t_range, max_points)
     by_action = receipts_by_action(receipts)
     verdict, vclass = verdict_of([a for _, a in timed], by_action)
@@ -71,7 +106,8 @@ def render_report(signals: list[dict], actions: list[dict], receipts: list[dict]
             (f"{rtypes.get('RESULT', 0)}/{rtypes.get('REFUSED', 0)}", "executed / refused")]
     nav = "".join(f'<a href="#{sid}">{name}</a>' for sid, name in SECTIONS[1:])
     header = (f'<header class="top" id="summary"><h1>{e(title)}</h1>'
-              f'<div class="sub">scope <b style="color:#fff">{e(scope or "-")}</b> \u00b7 gate cohort '
+              f'<div class="sub">scope <b style="color:#fff">{e(scope or "-")}</b> \u00b7 release '
+              f'<b style="color:#fff">{e(release or "-")}</b> \u00b7 gate cohort '
               f'<b style="color:#fff">{e(cohort)}</b> \u00b7 event time {e(span)}</div>'
               f'<div style="margin-top:12px"><span class="verdict {vclass}">{e(verdict)}</span>{ev_badge}'
               f'<span class="sub">policy <code>{e((policy_hash or "none")[:16])}</code> \u00b7 Merkle root '

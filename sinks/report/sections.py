@@ -44,6 +44,14 @@ def pick_scope(actions: list[dict], series: dict) -> str:
     return sorted(burn.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if burn else ""
 
 
+def pick_release(actions: list[dict], scope: str) -> str | None:
+    """The release the page is about: that of the scope's last abort, else of its last action
+    that names one (actions in time order); None when none does."""
+    named = [a for a in actions if a.get("scope") == scope and isinstance(a.get("release"), str) and a["release"]]
+    aborts = [a for a in named if a.get("kind") == "abort"]
+    return (aborts or named)[-1]["release"] if named else None
+
+
 def _window_label(name: str) -> str:
     return name[len("burn_rate_"):]
 
@@ -97,13 +105,13 @@ def burn_section(ctx: Ctx, scope: str, cohort: str) -> str:
                   key=lambda k: (_window_order(k[1]), k))
     if not keys:
         return '<p class="empty">No burn-rate signals for this scope and cohort.</p>'
-    series, keys, shade, ths = [], [], [], []
+    series, legend_keys, shade, ths = [], [], [], []
     for i, k in enumerate(keys):
         color = PALETTE[i % len(PALETTE)]
         pts = ctx.points(k, len(keys))
         # short windows drawn last: the fast-moving lines stay on top where windows coincide
         series.insert(0, {"label": _window_label(k[1]), "color": color, "points": pts, "width": 1.8})
-        keys.append((_window_label(k[1]), color, ""))
+        legend_keys.append((_window_label(k[1]), color, ""))
         for th in ctx.ths(k[1]):
             shade += breach_intervals(ctx.series[k], th["op"], th["threshold"])
     by_value: dict[float, list[dict]] = {}
@@ -116,10 +124,10 @@ def burn_section(ctx: Ctx, scope: str, cohort: str) -> str:
         ops = "/".join(sorted({OP_TEXT[t["op"]] for t in group}))
         ths.append({"value": value, "label": f"{names} {ops} {value:g}" + (f"  ({rules})" if rules else ""),
                     "color": svg.BREACH})
-    keys += [("policy threshold", svg.BREACH, "dash"), ("a window beyond its threshold", svg.BREACH, "box")]
+    legend_keys += [("policy threshold", svg.BREACH, "dash"), ("a window beyond its threshold", svg.BREACH, "box")]
     chart = svg.time_chart("burn", series, t_range=ctx.t_range, height=320, y_title="burn rate (\u00d7 budget)",
                            thresholds=ths, markers=ctx.markers, shade=union(shade), log_floor=0.01)
-    return legend(keys) + chart
+    return legend(legend_keys) + chart
 
 
 def _cwv_route(ctx: Ctx, scope: str, metric: str) -> tuple[str, str] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import orjson
+
 from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
 
 OPS = {">": lambda v, t: v > t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t,
@@ -33,12 +35,19 @@ class Point:
     extra: dict = field(default_factory=dict)
 
 
-def index_signals(signals: list[dict]) -> dict[tuple, list[Point]]:
-    """(scope, name, cohort, subject) -> points sorted by time (last record per ts wins, by input order)."""
+def index_signals(signals: list[dict], release: str | None = None) -> dict[tuple, list[Point]]:
+    """(scope, name, cohort, subject) -> points sorted by time. With `release`, a record of another
+    release is left out (records without one, e.g. the baseline's, stay). Two records of one series
+    and ts (two releases, a re-published step): the greater (release, value) is kept, so the
+    page does not depend on the order of the input lines."""
     raw: dict[tuple, dict[int, Point]] = defaultdict(dict)
+    kept: dict[tuple, dict] = {}
     parsed: dict = {}  # the records of one step share a ts string: parse it once
     for s in signals:
         if not isinstance(s, dict) or not isinstance(s.get("name"), str):
+            continue
+        rel = s.get("release")
+        if release is not None and rel is not None and rel != release:
             continue
         ts = s.get("ts")
         if not isinstance(ts, (str, int)):
@@ -49,9 +58,18 @@ def index_signals(signals: list[dict]) -> dict[tuple, list[Point]]:
         if t is None or v is None:
             continue
         key = (str(s.get("scope", "")), s["name"], str(s.get("cohort", "")), str(s.get("subject") or ""))
-        raw[key][t] = Point(t, v, _num(s.get("ci_low")), _num(s.get("ci_high")),
-                            {k: s[k] for k in ("baseline", "baseline_source", "samples") if k in s})
+        if t in raw[key] and _rank(kept[key, t]) >= _rank(s):
+            continue
+        kept[key, t] = s
+        extra = {k: s[k] for k in ("baseline", "samples") if _num(s.get(k)) is not None}  # numbers drawn
+        if isinstance(s.get("baseline_source"), str):
+            extra["baseline_source"] = s["baseline_source"]
+        raw[key][t] = Point(t, v, _num(s.get("ci_low")), _num(s.get("ci_high")), extra)
     return {k: [pts[t] for t in sorted(pts)] for k, pts in raw.items()}
+
+
+def _rank(record: dict) -> tuple:
+    return str(record.get("release") or ""), orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)
 
 
 def downsample(points: list[Point], max_points: int) -> list[Point]:

@@ -58,7 +58,10 @@ def nice_step(span: float, target: int) -> float:
 
 def time_ticks(t0: int, t1: int, max_ticks: int) -> list[int]:
     span_s = max(1, (t1 - t0) / 1000)
-    step = next((s for s in _TIME_STEPS_S if span_s / s <= max_ticks), _TIME_STEPS_S[-1]) * 1000
+    step = next((s for s in _TIME_STEPS_S if span_s / s <= max_ticks), None)
+    if step is None:  # beyond the longest step: whole weeks, still at most max_ticks (a stray year-1 signal)
+        step = math.ceil(span_s / max_ticks / _TIME_STEPS_S[-1]) * _TIME_STEPS_S[-1]
+    step *= 1000
     first = -(-t0 // step) * step
     return list(range(first, t1 + 1, step))
 
@@ -88,11 +91,15 @@ class Frame:
         return self.b - (v - self.y0) * (self.b - self.t) / (self.y1 - self.y0)
 
 
+_Y_LIMIT = 1e12
+
+
 def y_range(series: list[dict], thresholds: list[dict], y_min: float | None) -> tuple[float, float]:
     vals = [p.v for s in series for p in s["points"]] + [th["value"] for th in thresholds]
     if not vals:
         return 0.0, 1.0
-    lo, hi = min(vals), max(vals)
+    # an axis spans at most +-1e12: a wild value (1e308) overflowed the tick arithmetic; it is drawn off the chart
+    lo, hi = max(min(vals), -_Y_LIMIT), min(max(vals), _Y_LIMIT)
     if y_min is not None:
         lo = min(lo, y_min)
     if hi == lo:

@@ -17,7 +17,11 @@ from gatewatch.streams.runtime.errors import GatewatchError
 @click.option("--trusted-keys", default=None, type=click.Path(exists=True, file_okay=False),
               help="The verifier's key directory (as `gatewatch verify --trusted-keys`); without it the bundle "
                    "is at best self-consistent, not verified.")
-def report(bundle, signals_path, out, title, trusted_keys) -> None:
+@click.option("--scope", default=None, help="Scope the charts show (default: the one with the most actions).")
+@click.option("--release", default=None,
+              help="Release the charts show (default: that of the scope's last abort, else of its last action); "
+                   "records of other releases are left out, those without a release (the baseline) stay.")
+def report(bundle, signals_path, out, title, trusted_keys, scope, release) -> None:
     """Write a self-contained HTML evidence report (inline SVG charts, no scripts, renders offline).
 
     To ship the report inside the bundle: export, report, then export again with
@@ -27,7 +31,7 @@ def report(bundle, signals_path, out, title, trusted_keys) -> None:
     from gatewatch.sinks.report.build import verification_summary
     summary = verification_summary(bundle, trusted_keys)
     try:
-        path = build_report(bundle, signals_path, out, title, summary)
+        path = build_report(bundle, signals_path, out, title, summary, scope=scope, release=release)
     except OSError as e:
         raise GatewatchError(f"report: {e}") from None
     if not summary["ok"]:

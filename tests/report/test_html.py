@@ -155,3 +155,57 @@ def test_receipts_show_whether_the_recipient_confirmed_delivery():
     unconfirmed = [{**RECEIPTS[1], "delivery": "unconfirmed", "delivery_reason": "bad_signature"}]
     html = render_report([], [GATE, ABORT], unconfirmed, VERIFIED, None)
     assert '<span class="bad">unconfirmed (bad_signature)</span>' in html and "acked by" not in html
+
+
+def _section(html: str, sid: str) -> str:
+    s = html[html.index(f'<section id="{sid}"'):]
+    return s[:s.index("</section>")]
+
+
+def test_the_burn_chart_draws_one_line_per_window():
+    """The legend list once shadowed the window keys: the chart had thresholds and markers, no line."""
+    burn = _section(render(), "burn-rate")
+    lines = re.findall(r'<path d="M[^"]*"[^>]*stroke="(#[0-9a-f]+)"', burn)
+    assert len(set(lines)) == 3, lines  # 5m, 1h, 4h
+    for w in ("5m", "1h", "4h"):
+        assert f">{w}<" in burn
+
+
+def two_canaries() -> list[dict]:
+    """1.5.0 and 1.6.0 canaries publishing at the same steps: 1.6.0 burns, 1.5.0 does not."""
+    out = []
+    for i in range(60):
+        t = T0 + i * 10_000
+        out.append(sig("burn_rate_4h", t, 0.01, release="1.5.0"))
+        out.append(sig("burn_rate_4h", t, 2.0, release="1.6.0"))
+        out.append(sig("rum_inp_p75_ms", t, 200, cohort="baseline", subject="/"))
+    return out
+
+
+def test_one_release_is_charted_whatever_the_line_order():
+    abort = dict(ABORT, release="1.6.0")
+    sigs = two_canaries()
+    pages = {render_report(s, [GATE, abort], RECEIPTS, VERIFIED, None) for s in (sigs, sigs[::-1])}
+    assert len(pages) == 1
+    page = pages.pop()
+    assert 'release <b style="color:#fff">1.6.0</b>' in page
+    older = render_report(sigs, [GATE, abort], RECEIPTS, VERIFIED, None, release="1.5.0")
+    assert _section(older, "burn-rate") != _section(page, "burn-rate")
+
+
+def test_a_page_for_a_bundle_that_fails_verification_even_with_odd_fields():
+    """The page shows why a bundle does not verify; a field of the wrong type must not stop it."""
+    odd = [dict(ABORT, rule="rollback it", id="o1"), dict(ABORT, kind=["abort"], id="o2"),
+           dict(ABORT, signals=7, id="o3"), dict(ABORT, signals=[{"name": ["x"], "op": [">"], "threshold": "1"}],
+                                                  id="o4"), dict(GATE, gate={"from": 1, "to": []}, id="o5")]
+    sigs = [sig("rum_inp_p75_ms", T0, 200, samples="abc", subject="/"), sig("cdc_lag_p95_s", T0, 1e308,
+                                                                            cohort="stable", scope="shop.orders")]
+    html = render_report(signals() + sigs, odd, [], {"ok": False, "error": "file entries.ndjson: edited"}, None)
+    assert "EVIDENCE NOT VERIFIED" in html and "rollback it" in html
+
+
+def test_a_stray_timestamp_keeps_the_page_small():
+    """One signal in year 1 and one in 9999 made 172 MB of tick labels."""
+    far = [sig("cdc_lag_p95_s", -62_135_596_800_000, 1, cohort="stable", scope="other"),
+           sig("cdc_lag_p95_s", 253_370_764_800_000, 1, cohort="stable", scope="other")]
+    assert len(render(signals() + far)) < 2 * len(render())
