@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 failure, 2 usage; a command may define more (`gatewatch veri
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
@@ -57,6 +58,12 @@ def _usage_line(e: click.UsageError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    rdkafka = logging.getLogger("gatewatch.rdkafka")
+    if not rdkafka.handlers and not os.environ.get("GATEWATCH_DEBUG"):
+        # without a configured handler Python prints every WARNING: librdkafka's line per reconnect
+        # attempt (hundreds against a broker that is down) buried the command's one-line error.
+        # Workers configure their own handlers (streams.runtime.logs) and still log these.
+        rdkafka.addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="gatewatch", standalone_mode=False)
         return 0

@@ -76,6 +76,8 @@ def _fetch(url: str, scope: str, release: str | None, token: str | None):
     import urllib.parse
     import urllib.request
     q = "?" + urllib.parse.urlencode({"release": release}) if release else ""
+    if not url.startswith(("http://", "https://")):
+        raise GatewatchError(f"cannot ask {url}: not an http:// or https:// URL")
     req = urllib.request.Request(f"{url.rstrip('/')}/v1/gates/{urllib.parse.quote(scope, safe='')}{q}")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -88,7 +90,7 @@ def _fetch(url: str, scope: str, release: str | None, token: str | None):
             return e.code, orjson.loads(e.read())
         except orjson.JSONDecodeError:
             return e.code, {"error": f"HTTP {e.code}"}
-    except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as e:
+    except (urllib.error.URLError, OSError, orjson.JSONDecodeError, ValueError) as e:  # ValueError: not a URL
         raise GatewatchError(f"cannot ask {url}: {getattr(e, 'reason', e)}") from None
 
 

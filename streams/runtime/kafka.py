@@ -261,28 +261,34 @@ def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list:
     """Every committed record of `topic` up to the end offsets it has now, in partition order (a
     throwaway group, nothing committed). It waits for the end rather than for a quiet second: a
     first fetch can take longer than that, and a quiet second says nothing about the end."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
     c = consumer(bootstrap, f"gatewatch-read-{os.getpid()}-{time.monotonic_ns()}")
     try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            raise GatewatchError(f"topic {topic} not found")
-        ends = {p: watermarks(c, topic, p)[1] for p in sorted(md.partitions)}
-        todo = {p for p, end in ends.items() if end > 0}
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
-        out, deadline = [], time.monotonic() + timeout_s
-        while todo:
-            if time.monotonic() > deadline:
-                raise GatewatchError(f"reading {topic}: partitions {sorted(todo)} not read to their end "
-                                     f"within {timeout_s:.0f}s")
-            for m in c.consume(5000, 0.2):
-                if m.error() is None and m.partition() in todo:
-                    out.append(m)
-            # the position passes transaction markers too, which are never delivered as records
-            for tp in c.position([TopicPartition(topic, p) for p in todo]):
-                if tp.offset >= ends[tp.partition]:
-                    todo.discard(tp.partition)
-        out.sort(key=lambda m: (m.partition(), m.offset()))
-        return out
+        return _read_all(c, topic, timeout_s)
+    except KafkaException as e:  # the broker unreachable, the topic gone mid-read
+        raise GatewatchError(f"reading {topic}: {e.args[0].str()}") from None
     finally:
         c.close()
+
+
+def _read_all(c, topic: str, timeout_s: float) -> list:
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    md = c.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None:
+        raise GatewatchError(f"topic {topic} not found")
+    ends = {p: watermarks(c, topic, p)[1] for p in sorted(md.partitions)}
+    todo = {p for p, end in ends.items() if end > 0}
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(todo)])
+    out, deadline = [], time.monotonic() + timeout_s
+    while todo:
+        if time.monotonic() > deadline:
+            raise GatewatchError(f"reading {topic}: partitions {sorted(todo)} not read to their end "
+                                 f"within {timeout_s:.0f}s")
+        for m in c.consume(5000, 0.2):
+            if m.error() is None and m.partition() in todo:
+                out.append(m)
+        # the position passes transaction markers too, which are never delivered as records
+        for tp in c.position([TopicPartition(topic, p) for p in todo]):
+            if tp.offset >= ends[tp.partition]:
+                todo.discard(tp.partition)
+    out.sort(key=lambda m: (m.partition(), m.offset()))
+    return out

@@ -92,3 +92,14 @@ def test_tls_and_token_on_a_non_loopback_bind(kafka_bootstrap, topic_prefix, tmp
         assert r.returncode == 0 and "PASS" in r.stdout, r
     finally:
         s.stop()
+
+
+def test_gate_status_that_could_not_ask_is_exit_5_in_one_line():
+    """Exit 1 means the gate failed: a controller reading the code took a broker outage (an internal
+    error, exit 1, under hundreds of librdkafka reconnect lines) or a typo in --url for a failed gate."""
+    for env, args in ((dict(serve_env("127.0.0.1:1")), ["checkout"]),
+                      (dict(serve_env("127.0.0.1:1")), ["checkout", "--url", "banana"])):
+        r = subprocess.run([sys.executable, "-m", "gatewatch", "gate", "status", *args], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 5 and r.stdout == "", r
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("gatewatch: error: "), r.stderr
