@@ -1,6 +1,7 @@
 """`gatewatch worker ingest|signals|decide`, `gatewatch replay`, `gatewatch tail`."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import sys
 import time
@@ -11,6 +12,7 @@ import click
 import orjson
 
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.errors import GatewatchError
 
 _state_dir = click.option("--state-dir", default=".gatewatch/state", show_default=True,
                           help="Where the worker keeps its snapshots.")
@@ -195,6 +197,8 @@ def tail(topic, from_beginning, max_records, idle) -> None:
 
     TOPIC is a catalogue name (metrics, signals, ...) or a full topic name.
     """
+    from confluent_kafka import KafkaException
+
     from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.consuming import message_ts_ms
     from gatewatch.streams.runtime.kafka import consumer
@@ -203,6 +207,15 @@ def tail(topic, from_beginning, max_records, idle) -> None:
     with kafka_bootstrap() as bs:
         c = consumer(bs, f"gatewatch-tail-{uuid.uuid4().hex[:8]}",
                      **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
+        try:
+            md = c.list_topics(name, timeout=10).topics.get(name) if name else None
+        except KafkaException as e:
+            c.close()
+            raise GatewatchError(f"tail {name}: {e.args[0].str()}") from None
+        if md is None or md.error is not None or not md.partitions:
+            c.close()
+            raise GatewatchError(f"topic {name!r} not found (a catalogue name: {', '.join(topics.BY_NAME)}; "
+                                 f"or a full topic name)")
         last = [None]  # idle time counts from the group join, which takes seconds on some brokers
         c.subscribe([name], on_assign=lambda *_: last.__setitem__(0, time.monotonic()))
         n = 0
@@ -217,17 +230,26 @@ def tail(topic, from_beginning, max_records, idle) -> None:
                 for m in msgs:
                     if m.error():
                         continue
-                    env = {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
-                           "tstype": "create", "ts": message_ts_ms(m),
-                           "key": None if m.key() is None else m.key().decode("utf-8", "replace"),
-                           "payload": None if m.value() is None else m.value().decode("utf-8", "replace")}
-                    out.write(orjson.dumps(env) + b"\n")
+                    out.write(orjson.dumps(_envelope(m, message_ts_ms(m))) + b"\n")
                     n += 1
                     if max_records is not None and n >= max_records:
                         break
                 out.flush()
         finally:
             c.close()
+
+
+def _envelope(m, ts: int | None) -> dict:
+    """A kcat -J line. A value that is not UTF-8 (otlp_proto, Avro) goes as payload_b64, which
+    replay reads: decoding it with replacement characters destroyed it."""
+    env = {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(), "tstype": "create", "ts": ts,
+           "key": None if m.key() is None else m.key().decode("utf-8", "replace")}
+    value = m.value()
+    try:
+        env["payload"] = None if value is None else value.decode("utf-8")
+    except UnicodeDecodeError:
+        env["payload_b64"] = base64.b64encode(value).decode()
+    return env
 
 
 commands = [worker, replay, tail]
