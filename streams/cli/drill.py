@@ -28,14 +28,11 @@ def drill(policy_dir, out, hooks, start, aborts, controls, quiet) -> None:
     time from fault injection to the action and the run's wall time. Exit 1 if any hook FAILs.
     The hook -> scenario map is gatewatch.streams.app.drill.HOOK_SCENARIOS.
     """
-    from gatewatch.processors.timefmt import TimeFormatError, parse_time_ms
     from gatewatch.streams.app.drill import DRILL_START, run_drill, table
+    from gatewatch.streams.cli.simulate import scenario_start
     from gatewatch.streams.runtime.policy_files import load_policy_or_fail as _load
     if start is not None:
-        try:
-            parse_time_ms(start)
-        except TimeFormatError as e:
-            raise click.BadParameter(str(e), param_hint="--start") from None
+        scenario_start(start)
     policy = _load(policy_dir)
     wanted = [h.strip() for h in hooks.split(",") if h.strip()] if hooks else None
     say = None if quiet else (lambda m: click.echo(m, err=True))

@@ -1,0 +1,36 @@
+"""`gatewatch simulate` and `gatewatch drill` refuse arguments that cannot make a scenario, as a
+usage error (exit 2) naming the option: `--rate nan` hung the generator forever, `--rate inf` and
+`--duration banana` were internal errors, negative rates and durations ran, and a start in year 1
+or 9999 ended in an internal error or a drill FAIL that blamed the policy."""
+from __future__ import annotations
+
+import pytest
+
+from gatewatch.streams.cli.main import main
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--rate", "nan"], "--rate"), (["--rate", "inf"], "--rate"), (["--rate", "-5"], "--rate"),
+    (["--rate", "0"], "--rate"), (["--duration", "banana"], "--duration"), (["--duration", "-5m"], "--duration"),
+    (["--speed", "-1"], "--speed"), (["--speed", "nan"], "--speed"),
+    (["--start", "0001-01-01T00:00:00Z"], "--start"), (["--start", "9999-12-31T23:00:00Z"], "--start"),
+])
+def test_simulate_refuses_what_cannot_make_a_scenario(tmp_path, capsys, args, option):
+    assert main(["simulate", "healthy_canary", "--out", str(tmp_path / "x.ndjson"), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert option in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.ndjson").exists()
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00Z", "9999-12-31T23:00:00Z", "banana"])
+def test_drill_refuses_a_start_no_broker_can_store(tmp_path, capsys, start):
+    assert main(["drill", "--start", start, "--out", str(tmp_path / "d.json"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--start" in err and len(err.splitlines()) == 1, err
+
+
+def test_simulate_help_lists_every_scenario(capsys):
+    from gatewatch.streams.app.simulate import scenario_names
+    assert main(["simulate", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(name in out for name in scenario_names())
