@@ -15,6 +15,7 @@ from gatewatch.processors.timefmt import (
     parse_duration_ms,
     parse_time_ms,
 )
+from gatewatch.streams.runtime.errors import GatewatchError
 
 
 def signals_from_lines(lines: Iterable[bytes], skipped: Counter) -> Iterator[dict]:
@@ -69,8 +70,14 @@ def cardinality(files, out, window, without_cohort) -> None:
             w = parse_duration_ms(window)
         except TimeFormatError as e:
             raise click.BadParameter(str(e), param_hint="--window") from None
+        if w <= 0:
+            raise click.BadParameter(f"{window!r} is not a window above 0", param_hint="--window")
         last = max((t for t in map(_ts, sigs) if t is not None), default=None)
         since = None if last is None else last - w
+    if not sigs:  # a budget gate pointed at the wrong file must not pass on an all-zero table
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
+        raise GatewatchError("no signal records in the input" + (f" (skipped: {detail})" if detail else "")
+                             + ": nothing to count (replay output or gw.signals envelopes expected)")
     rep = report(count_series(sigs, not without_cohort, since, _ts))
     rep["input"] = {"signals": len(sigs), "skipped": dict(skipped), "window": window,
                     "cohort": not without_cohort}
@@ -84,8 +91,6 @@ def cardinality(files, out, window, without_cohort) -> None:
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     click.echo(rep["summary"])
-    if not sigs:
-        click.echo("gatewatch cardinality: no signal records in the input", err=True)
     if skipped:
         click.echo("gatewatch cardinality: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())),
                    err=True)

@@ -83,3 +83,20 @@ def test_cli_window_and_exit_1_over_budget(tmp_path):
 def test_default_scenarios_fit_the_budget(scenario_run):
     rep = report(count_series(scenario_run("healthy_canary")["signals"]))
     assert rep["status"] == "OK" and rep["domains"]["DEC"]["series"] > 0 and rep["domains"]["FE"]["series"] > 0
+
+
+def test_cli_fails_on_input_without_signals_and_on_a_window_of_nothing(tmp_path, capsys):
+    """A CI budget gate pointed at the wrong file passed on an all-zero table; --window -1h counted
+    nothing and passed too."""
+    from gatewatch.streams.cli.main import main
+    empty, junk = tmp_path / "empty.ndjson", tmp_path / "junk.ndjson"
+    empty.write_bytes(b"")
+    junk.write_bytes(b"not json\n" + orjson.dumps({"service": "svc", "status": 200}) + b"\n")
+    for f in (empty, junk):
+        assert main(["cardinality", str(f)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gatewatch: error: no signal records in the input") and len(err.splitlines()) == 1, err
+    ok = tmp_path / "s.ndjson"
+    ok.write_bytes(orjson.dumps(EXAMPLE[0]) + b"\n")
+    assert main(["cardinality", str(ok), "--window", "-1h"]) == 2
+    assert "--window" in capsys.readouterr().err
