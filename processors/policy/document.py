@@ -33,10 +33,14 @@ def substitute(text: str, doc: dict) -> str:
 
 
 def at(where: dict, path: str) -> Origin:
+    """Where `path` (or the nearest enclosing path) was written."""
     while path:
         if path in where:
             return where[path]
-        path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
+        shorter = re.sub(r'(\.[^.\[]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$', "", path)
+        if shorter == path:  # a key such as "gate.cohort" ends in neither: it looped here forever
+            break
+        path = shorter
     return Origin("<policy>", 0)
 
 

@@ -18,7 +18,7 @@ from gatewatch.processors.policy.grammar import (
     render,
     signal_info,
 )
-from gatewatch.processors.policy.source import Origin
+from gatewatch.processors.policy.source import Origin, key_path
 from gatewatch.processors.timefmt import TimeFormatError, parse_duration_ms
 
 RULE_KEYS = ("id", "when", "preset", "action", "severity", "on_missing", "min_samples", "description")
@@ -69,7 +69,7 @@ def compile_rule(spec, path: str, kind: str, where: dict, doc: dict, *, rule_id:
         fail(where, path, f"a {what} must be a mapping with when/preset and action, got {type(spec).__name__}")
     for key in spec:
         if key not in RULE_KEYS:
-            fail(where, f"{path}.{key}", f"unknown key {key!r} in {what}{suggest(key, RULE_KEYS)}")
+            fail(where, key_path(path, str(key)), f"unknown key {key!r} in {what}{suggest(key, RULE_KEYS)}")
     defaults = lookup(doc, "rule_defaults", {}) or {}
     if ("when" in spec) == ("preset" in spec):
         fail(where, path, f"a {what} needs exactly one of 'when' or 'preset'")
@@ -127,7 +127,7 @@ SECTION_KEYS = {
 def check_sections(doc: dict, where: dict) -> None:
     for key in doc:
         if key not in TOP_KEYS:
-            fail(where, key, f"unknown section {key!r}{suggest(key, TOP_KEYS)}")
+            fail(where, key_path("", str(key)), f"unknown section {key!r}{suggest(key, TOP_KEYS)}")
     for section, keys in SECTION_KEYS.items():
         value = doc.get(section)
         if value is None:

@@ -88,7 +88,7 @@ def plain(loc: Located | None) -> Any:
     return v
 
 
-def _key_path(prefix: str, k: str) -> str:
+def key_path(prefix: str, k: str) -> str:
     """a.b, or a["2.3.0"] for a key a dotted path could not spell (a version, a route)."""
     if k and not any(ch in k for ch in '.[]" '):
         return f"{prefix}.{k}" if prefix else k
@@ -105,7 +105,7 @@ def origins(loc: Located | None, prefix: str = "") -> dict[str, Origin]:
     v = loc.value
     if isinstance(v, dict):
         for k, c in v.items():
-            out.update(origins(c, _key_path(prefix, str(k))))
+            out.update(origins(c, key_path(prefix, str(k))))
     elif isinstance(v, list):
         for i, c in enumerate(v):
             out.update(origins(c, f"{prefix}[{i}]"))

@@ -128,6 +128,10 @@ def test_presets():
     ("gate:\n  cohort: 5\n", 2, "gate.cohort must be a cohort name"),
     ("gate:\n  cohort: ''\n", 2, "gate.cohort must be a cohort name"),
     ("gate:\n  cohort: [canary]\n", 2, "gate.cohort must be a cohort name"),
+    # a dotted key (a natural typo for a nested one) hung the loader: finding its line looped forever
+    ("version: 1\ngate.cohort: canary\n", 2, "unknown section 'gate.cohort'"),
+    ("version: 1\n'slo[0]': 1\n", 2, "unknown section 'slo[0]'"),
+    ("abort:\n  - {when: 'invariant > 0', action: freeze, on.missing: hold}\n", 2, "unknown key 'on.missing' in rule"),
 ])
 def test_refusals_name_file_line_and_problem(text, line, problem):
     with pytest.raises(PolicyError) as ei:
