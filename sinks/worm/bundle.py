@@ -20,11 +20,13 @@ import io
 import os
 import tarfile
 import zlib
+from pathlib import Path
 
 import orjson
 from nacl.signing import SigningKey
 
 from gatewatch.sinks.worm import checkpoint as cp
+from gatewatch.streams.runtime.statefiles import write_bytes_atomic
 
 FORMAT = "gatewatch-evidence/1"
 ENTRY_FILES = ("entries.ndjson", "proofs.ndjson")
@@ -49,7 +51,7 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_bundle(files: dict[str, bytes], out: str) -> str:
-    """Write a deterministic .tar.gz (fsynced, then renamed into place); returns its sha256."""
+    """Write a deterministic .tar.gz (fsynced, renamed into place, the directory fsynced); returns its sha256."""
     raw, buf = io.BytesIO(), io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(files):
@@ -57,12 +59,7 @@ def write_bundle(files: dict[str, bytes], out: str) -> str:
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
     data = buf.getvalue()
-    tmp = out + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    write_bytes_atomic(Path(out), data, shared=True)  # the rename made durable too (directory fsync)
     return hashlib.sha256(data).hexdigest()
 
 

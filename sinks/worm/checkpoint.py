@@ -231,6 +231,11 @@ def parse_policy(text: str) -> Policy:
             raise NoteError(f"policy line {n}: {e}") from None
     if log is None or quorum is None:
         raise NoteError("policy needs a 'log' and a 'quorum' line")
+    seen = {bytes(log.key.encode()): "the log"}
+    for name, w in witnesses.items():  # one key under two names would meet a 2-of-N quorum alone
+        other = seen.setdefault(bytes(w.key.encode()), f"witness {name}")
+        if other != f"witness {name}":
+            raise NoteError(f"policy witness {name}: the same key as {other}")
     for g, (k, members) in groups.items():
         unknown = [m for m in members if m not in witnesses and m not in groups]
         if unknown or not 1 <= k <= len(members):

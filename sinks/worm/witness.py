@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from gatewatch.sinks.worm import checkpoint as cp
 from gatewatch.sinks.worm import merkle
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.logs import log_event
 from gatewatch.streams.runtime.statefiles import write_json_atomic
 from gatewatch.streams.runtime.worker import Stage
@@ -42,8 +43,16 @@ class WitnessState:
     def load(cls, path: Path) -> "WitnessState":
         if not path.exists():
             return cls()
-        d = orjson.loads(path.read_bytes())
-        return cls(d["origin"], d["size"], base64.b64decode(d["root"]))
+        try:
+            d = orjson.loads(path.read_bytes())
+            state = cls(d["origin"], d["size"], base64.b64decode(d["root"], validate=True))
+            if not isinstance(state.origin, str) or type(state.size) is not int or state.size < 0:
+                raise ValueError("origin or size of the wrong type")
+            return state
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as e:
+            # never start afresh: a witness that forgot its size cosigns whatever the log says next
+            raise GatewatchError(f"witness state {path}: unreadable ({type(e).__name__}: {e}); restore it "
+                                 "from a backup, or remove it to trust the log's next checkpoint anew") from None
 
     def save(self, path: Path) -> None:
         # fsynced and renamed into place (mode 0600, from mkstemp) before any cosignature leaves

@@ -11,10 +11,21 @@ import orjson
 def write_json_atomic(path: Path, obj) -> None:
     """Write, fsync, rename, fsync the directory: the file is either the old or the new state."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, orjson.dumps(obj))
+
+
+def write_bytes_atomic(path: Path, data: bytes, shared: bool = False) -> None:
+    """As write_json_atomic, for bytes. The file is 0600 (state), or with `shared` as open() makes
+    it (0666 less the umask: an evidence bundle others read)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(obj))
+            if shared:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(f.fileno(), 0o666 & ~umask)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

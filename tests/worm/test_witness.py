@@ -88,3 +88,26 @@ def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
     assert st["size"] == st["quorum_checkpoint"] == st["last_checkpoint"] and st["witnesses"] == ["witness-1", "witness-3"]
     assert main(["worm", "policy"]) == 0
     assert "quorum witnesses" in capsys.readouterr().out
+
+
+def test_a_policy_naming_one_key_twice_is_refused():
+    """`witness a K` and `witness b K` in a 2-of-2 group: one signature met the quorum."""
+    w2 = SigningKey(b"\x08" * 32)
+    policy = cp.make_policy(ORIGIN, LOG_KEY.verify_key, {"a": w2.verify_key, "b": w2.verify_key}, 2)
+    with pytest.raises(cp.NoteError, match="witness b: the same key as witness a"):
+        cp.parse_policy(policy.text())
+    same_as_log = cp.make_policy(ORIGIN, LOG_KEY.verify_key, {"a": LOG_KEY.verify_key, "b": w2.verify_key}, 2)
+    with pytest.raises(cp.NoteError, match="witness a: the same key as the log"):
+        cp.parse_policy(same_as_log.text())
+
+
+@pytest.mark.parametrize("text", [b"{", b"[]", b'{"origin": "o", "size": 3}', b'{"origin": "o", "size": "3", "root": ""}',
+                                  b'{"origin": "o", "size": 3, "root": "%%%"}'])
+def test_an_unreadable_state_file_stops_the_witness_in_one_line(tmp_path, text):
+    """A witness that forgot its size would cosign whatever the log says next: it must not start."""
+    from gatewatch.streams.runtime.errors import GatewatchError
+    p = tmp_path / "w1.json"
+    p.write_bytes(text)
+    with pytest.raises(GatewatchError, match=r"witness state .*w1\.json: unreadable") as e:
+        WitnessState.load(p)
+    assert "\n" not in str(e.value)
