@@ -234,8 +234,10 @@ def _signals_cell(a: dict) -> str:
             cls = "bad" if s.get("state") == "true" or (isinstance(s.get("value"), (int, float))
                                                         and OPS[s["op"]](s["value"], s["threshold"])) else ""
             sub = f"[{s['subject']}]" if s.get("subject") else ""
+            # an OR rule's other terms: without the mark "6.0 > 14.4" read as a false statement
+            unmet = "" if cls else ' <span class="muted">(not met)</span>'
             parts.append(f'<span class="{cls}">{e(s.get("name"))}{e(sub)} = {num(s.get("value"))} '
-                         f'{OP_TEXT[s["op"]]} {num(s["threshold"])}</span>')
+                         f'{OP_TEXT[s["op"]]} {num(s["threshold"])}{unmet}</span>')
     if not parts and a.get("kind") == "gate":
         names = sorted({str(s.get("name")) for s in a.get("signals") or [] if isinstance(s, dict)})
         return f'<span class="muted">{len(names)} required signals clean: {e(", ".join(names))}</span>'

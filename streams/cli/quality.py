@@ -176,7 +176,8 @@ def simulate(spans_path, policy_path, out_path, dlq_path, signals_path, as_json)
 
 
 @quality.command("generate")
-@click.option("--n", "n", type=click.IntRange(1), default=100_000, show_default=True, help="Number of spans.")
+@click.option("--n", "n", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
+              help="Number of spans (at most 10 million: the corpus is built in memory).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of malformed lines (missing field, bad time, truncated JSON).")

@@ -209,3 +209,12 @@ def test_a_stray_timestamp_keeps_the_page_small():
     far = [sig("cdc_lag_p95_s", -62_135_596_800_000, 1, cohort="stable", scope="other"),
            sig("cdc_lag_p95_s", 253_370_764_800_000, 1, cohort="stable", scope="other")]
     assert len(render(signals() + far)) < 2 * len(render())
+
+
+def test_an_or_rules_terms_that_did_not_fire_say_so():
+    either = dict(ABORT, id="a2", signals=[
+        {"name": "burn_rate_1h", "value": 6.0, "op": ">", "threshold": 14.4},
+        {"name": "burn_rate_6h", "value": 7.0, "op": ">", "threshold": 6.0}])
+    cell = _section(render_report([], [either], [], VERIFIED, None), "actions")
+    assert "burn_rate_1h = 6 > 14.4 <span class=\"muted\">(not met)</span>" in cell, cell
+    assert "burn_rate_6h = 7 > 6</span>" in cell
