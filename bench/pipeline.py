@@ -47,6 +47,7 @@ from gatewatch.processors.scenarios import Scenario  # noqa: E402
 from gatewatch.processors.timefmt import parse_time_ms  # noqa: E402
 from gatewatch.streams.runtime import topics  # noqa: E402
 from gatewatch.streams.runtime.brokers import ENGINES, make_broker  # noqa: E402
+from gatewatch.streams.runtime.consuming import watermarks  # noqa: E402
 from gatewatch.streams.runtime.kafka import consumer, create_topics, producer  # noqa: E402
 from gatewatch.streams.runtime.keys import init_keys  # noqa: E402
 
@@ -135,9 +136,9 @@ class CommitWatch(threading.Thread):
     def __init__(self, bootstrap: str, input_topics: list[str]):
         super().__init__(daemon=True)
         from confluent_kafka import TopicPartition
-        self.c = consumer(bootstrap, "gatewatch-ingest")  # reads the group's commits, never joins
+        self.c = consumer(bootstrap, topics.group_id("ingest"))  # reads the group's commits, never joins
         self.tps = [TopicPartition(t, p) for t in input_topics for p in self.c.list_topics(t, timeout=10).topics[t].partitions]
-        self.ends = {(tp.topic, tp.partition): self.c.get_watermark_offsets(tp, timeout=10)[1] for tp in self.tps}
+        self.ends = {(tp.topic, tp.partition): watermarks(self.c, tp.topic, tp.partition)[1] for tp in self.tps}
         self.seen_at, self.stop, self.error = None, threading.Event(), None
 
     def run(self) -> None:
