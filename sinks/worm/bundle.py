@@ -132,6 +132,16 @@ def read_bundle(path: str) -> tuple[dict[str, bytes], str]:
     return files, hashlib.sha256(data).hexdigest()
 
 
+def check_member_names(names) -> None:
+    """The exporter's side of _check_member_name: it never writes what verify refuses."""
+    folded: set[str] = set()
+    for name in sorted(names):
+        try:
+            _check_member_name(name, folded)
+        except BundleError as e:
+            raise BundleError(f"cannot export {e}: rename it") from None
+
+
 def _check_member_name(name: str, folded: set[str]) -> None:
     """Only names as the exporter writes them: two spellings of one path ("./entries.ndjson",
     "a//b", "ENTRIES.NDJSON" on a case-insensitive disk) would be two signed files to verify and one

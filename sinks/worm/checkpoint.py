@@ -180,6 +180,13 @@ class Policy:
     groups: dict[str, tuple[int, tuple[str, ...]]]
     quorum: str
 
+    def __post_init__(self) -> None:
+        seen = {bytes(self.log.key.encode()): "the log"}
+        for name, w in self.witnesses.items():  # one key under two names would meet a 2-of-N quorum alone
+            other = seen.setdefault(bytes(w.key.encode()), f"witness {name}")
+            if other != f"witness {name}":
+                raise NoteError(f"policy witness {name}: the same key as {other}")
+
     def text(self) -> str:
         out = [f"log {vkey(self.log.name, self.log.key)}"]
         out += [f"witness {n} {vkey(v.name, v.key)}" for n, v in self.witnesses.items()]
@@ -231,11 +238,6 @@ def parse_policy(text: str) -> Policy:
             raise NoteError(f"policy line {n}: {e}") from None
     if log is None or quorum is None:
         raise NoteError("policy needs a 'log' and a 'quorum' line")
-    seen = {bytes(log.key.encode()): "the log"}
-    for name, w in witnesses.items():  # one key under two names would meet a 2-of-N quorum alone
-        other = seen.setdefault(bytes(w.key.encode()), f"witness {name}")
-        if other != f"witness {name}":
-            raise NoteError(f"policy witness {name}: the same key as {other}")
     for g, (k, members) in groups.items():
         unknown = [m for m in members if m not in witnesses and m not in groups]
         if unknown or not 1 <= k <= len(members):
@@ -255,6 +257,10 @@ def make_policy(origin: str, log_key: VerifyKey, witness_keys: dict[str, VerifyK
 
 def default_policy(origin: str = DEFAULT_ORIGIN, keys_path=None, k: int = 2) -> Policy:
     """The log key signs under the origin name; witness-1..3 under their role names."""
+    from gatewatch.streams.runtime.errors import GatewatchError
     from gatewatch.streams.runtime.keys import load_verify_key
-    return make_policy(origin, load_verify_key("log", keys_path),
-                       {r: load_verify_key(r, keys_path) for r in WITNESS_ROLES}, k)
+    try:
+        return make_policy(origin, load_verify_key("log", keys_path),
+                           {r: load_verify_key(r, keys_path) for r in WITNESS_ROLES}, k)
+    except NoteError as e:  # e.g. a witness key copied over another's
+        raise GatewatchError(f"keys {keys_path or 'directory'}: {e}") from None

@@ -61,6 +61,7 @@ from gatewatch.sinks.worm.bundle import (  # noqa: F401 - re-exported: the bundl
     BundleError,
     check_hashes,
     check_manifest_signature,
+    check_member_names,
     load_json,
     read_bundle,
     sign_manifest,
@@ -131,7 +132,10 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
         raise BundleError("the store's root at the checkpoint size differs from the checkpoint: the log was altered")
     entries, hashes, policy_hashes = [], [], set()
     for e in store.entries(0, c.size):
-        value = orjson.loads(e.leaf)
+        try:
+            value = orjson.loads(e.leaf)
+        except orjson.JSONDecodeError:  # the sink logs JSON only: edited on disk
+            raise BundleError(store.alteration() or f"entry {e.index}: not JSON (the log was altered)") from None
         entries.append(entry_line(e.index, e.id, e.topic, value))
         hashes.append(merkle.hash_leaf(e.leaf))
         # the actions' policy hashes, as verify counts them (attestations carry one too)
@@ -168,7 +172,8 @@ def build_files(store: WormStore, policy: cp.Policy, public_keys: dict, policy_d
             raise BundleError(f"--include {inc}: another included file is also named {Path(inc).name}; rename one")
         files[name] = Path(inc).read_bytes()
     files.update(evidence or {})
-    check_evidence(files, composed[0] if composed else None)  # the exporter never writes what verify refuses
+    check_member_names(files)  # the exporter never writes what verify refuses
+    check_evidence(files, composed[0] if composed else None)
     files["manifest.json"] = orjson.dumps({
         "format": FORMAT, "origin": c.origin, "size": c.size, "root": base64.b64encode(c.root).decode(),
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},

@@ -97,6 +97,9 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
     policy = _policy(origin, witness_policy, keys_dir, 2)
     with WormStore(db) as store:
         logs = store.notes("log")
+        altered = store.alteration() or _unlike_signed(store, logs)
+        if altered:  # first: the decisions below parse every leaf, and an edited one may not parse
+            raise ExitStatus(1, f"WORM log {db}: {altered}")  # for a monitor: exit 1, as verify's "tampered"
         q = latest_quorum_note(store, policy)
         q_size = cp.parse_checkpoint(q.body).size if q else None
         acts = store.decisions()
@@ -109,8 +112,7 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
                "quorum_checkpoint": q_size,
                "quorum_decisions": len(covered) if q else None,
                "quorum_decision_root": b64(decision_root(covered)) if q else None,
-               "witnesses": policy.evaluate(q)[2] if q else [],
-               "altered": store.alteration() or _unlike_signed(store, logs)}
+               "witnesses": policy.evaluate(q)[2] if q else []}
     if as_json:
         click.echo(orjson.dumps(doc).decode())
     else:
@@ -121,8 +123,6 @@ def worm_status(db, as_json, origin, keys_dir, witness_policy) -> None:
         if q_size is not None and q_size < doc["size"]:
             click.echo(f"at the quorum checkpoint: decisions {doc['quorum_decisions']}  decision root "
                        f"{doc['quorum_decision_root']} (what a bundle exported now verifies)")
-    if doc["altered"]:  # for a monitor: exit 1, as verify does for a tampered bundle
-        raise ExitStatus(1, f"WORM log {db}: {doc['altered']}")
 
 
 def _unlike_signed(store, logs: list[dict]) -> str | None:

@@ -89,3 +89,25 @@ def test_entries_rewritten_with_their_nodes_stop_the_sink_before_it_forks_the_lo
         WormSink(SinkConfig(db=db, keys_dir=keys))
     code, err = status(db, keys, capsys)
     assert code == 1 and "not the tree it signed at size 23" in err, err
+
+
+def test_a_leaf_edited_into_bytes_that_are_not_json_is_named_too(log, capsys):
+    db, keys = log
+    edit(db, "UPDATE entries SET leaf=? WHERE idx=3", b"\xff\xfe not json")
+    with pytest.raises(BundleError, match="entry 3: its leaf does not hash"):
+        export(db, keys)
+    code, err = status(db, keys, capsys)
+    assert code == 1 and "entry 3: its leaf does not hash" in err, err
+
+
+def test_the_exporter_refuses_names_verify_would_refuse(log, tmp_path):
+    """Two policy files differing only in case exported fine and then failed verify as tampering."""
+    db, keys = log
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    for name in ("NOTES.md", "notes.md"):
+        (pol / name).write_text("# notes\n")
+    from gatewatch.sinks.worm.store import WormStore
+    with WormStore(db) as store, pytest.raises(BundleError, match="cannot export .*same name but for case.*rename it"):
+        build_files(store, cp.default_policy(keys_path=keys), public_keys(keys), str(pol),
+                    log_key=load_signing_key("log", keys))

@@ -90,15 +90,23 @@ def test_evidence_and_verify_cli(tmp_path, capsys, monkeypatch):
     assert "quorum witnesses" in capsys.readouterr().out
 
 
-def test_a_policy_naming_one_key_twice_is_refused():
-    """`witness a K` and `witness b K` in a 2-of-2 group: one signature met the quorum."""
+def test_a_policy_naming_one_key_twice_is_refused(tmp_path):
+    """`witness a K` and `witness b K` in a 2-of-2 group: one signature met the quorum. Refused in a
+    policy file, when a policy is built, and from a keys directory where one key was copied over
+    another (the sink and the exporter would run on, and every bundle would fail verify)."""
+    from gatewatch.streams.runtime.errors import GatewatchError
     w2 = SigningKey(b"\x08" * 32)
-    policy = cp.make_policy(ORIGIN, LOG_KEY.verify_key, {"a": w2.verify_key, "b": w2.verify_key}, 2)
+    lines = [f"log {cp.vkey(ORIGIN, LOG_KEY.verify_key)}", f"witness a {cp.vkey('a', w2.verify_key)}",
+             f"witness b {cp.vkey('b', w2.verify_key)}", "group g 2 a b", "quorum g"]
     with pytest.raises(cp.NoteError, match="witness b: the same key as witness a"):
-        cp.parse_policy(policy.text())
-    same_as_log = cp.make_policy(ORIGIN, LOG_KEY.verify_key, {"a": LOG_KEY.verify_key, "b": w2.verify_key}, 2)
+        cp.parse_policy("\n".join(lines) + "\n")
     with pytest.raises(cp.NoteError, match="witness a: the same key as the log"):
-        cp.parse_policy(same_as_log.text())
+        cp.make_policy(ORIGIN, LOG_KEY.verify_key, {"a": LOG_KEY.verify_key, "b": w2.verify_key}, 2)
+    keys = factory.keys(tmp_path)
+    for ext in ("pub", "key"):
+        (tmp_path / "keys" / f"witness-2.{ext}").write_bytes((tmp_path / "keys" / f"witness-1.{ext}").read_bytes())
+    with pytest.raises(GatewatchError, match="witness witness-2: the same key as witness witness-1"):
+        cp.default_policy(keys_path=keys)
 
 
 @pytest.mark.parametrize("text", [b"{", b"[]", b'{"origin": "o", "size": 3}', b'{"origin": "o", "size": "3", "root": ""}',
