@@ -59,6 +59,8 @@ def _released(cohort: dict, record: dict) -> dict:
 
 def _count(rng: random.Random, mean: float) -> int:
     """Poisson count (Knuth for small means, normal approximation above 30)."""
+    if not math.isfinite(mean):  # a NaN mean looped forever below
+        raise ValueError(f"a rate of {mean} requests per step (check the scenario's rps and multipliers)")
     if mean <= 0:
         return 0
     if mean > 30:
@@ -80,6 +82,8 @@ class Scenario:
         self.start_ms = int(start_ms) - int(start_ms) % 1000
         self.duration_ms = parse_duration_ms(duration if duration is not None else spec.get("duration", "10m"))
         self.tick_ms = parse_duration_ms(spec.get("step", "1s"))
+        if self.duration_ms <= 0 or self.tick_ms <= 0:
+            raise ValueError(f"duration and step must be above 0 (got {self.duration_ms} ms and {self.tick_ms} ms)")
         self.rate_scale = 1.0 if rate is None else float(rate) / max(1e-9, self._base_rps())
         self.phases = [(parse_duration_ms(p.get("at", 0)),
                         parse_duration_ms(p["until"]) if "until" in p else None,

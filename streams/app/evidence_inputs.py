@@ -124,6 +124,9 @@ def cardinality_doc(signals_path: str) -> dict:
         sigs = read_signals(signals_path)
     except OSError as e:
         raise GatewatchError(f"signals {signals_path}: {e.strerror}") from None
+    if not sigs:  # as `gatewatch cardinality`: an all-zero table would read "OK" in the bundle
+        raise GatewatchError(f"signals {signals_path}: no signal records (replay output or gw.signals envelopes "
+                             "expected)")
     rep = report(count_series(sigs))
     digest = hashlib.sha256()
     with open(signals_path, "rb") as f:

@@ -16,6 +16,7 @@ from gatewatch.streams.app.simulate import (
     scenario_names,
     write_envelopes,
 )
+from gatewatch.streams.runtime.errors import GatewatchError
 
 # event times a broker stores: Kafka refuses negative timestamps, and a scenario runs for days at most
 EARLIEST_START_MS, LATEST_START_MS = 86_400_000, parse_time_ms("9000-01-01T00:00:00Z")
@@ -78,9 +79,12 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
     from tqdm import tqdm
     spec = load_scenario_spec(scenario)
     start_ms = 0 if start == "auto" else int(time.time() * 1000) if start == "now" else scenario_start(start)
-    sc = Scenario(spec, seed=seed, start_ms=start_ms, duration=duration, rate=rate)
-    if start == "auto":
-        sc = Scenario(spec, seed=seed, start_ms=ending_now(sc.duration_ms), duration=duration, rate=rate)
+    try:
+        sc = Scenario(spec, seed=seed, start_ms=start_ms, duration=duration, rate=rate)
+        if start == "auto":
+            sc = Scenario(spec, seed=seed, start_ms=ending_now(sc.duration_ms), duration=duration, rate=rate)
+    except (ValueError, TimeFormatError) as e:
+        raise GatewatchError(f"scenario {scenario}: {e}") from None
     bar = tqdm(desc=sc.name, unit=" rec", disable=quiet, file=sys.stderr, mininterval=0.5)
     try:
         if out:
@@ -93,6 +97,8 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
             with kafka_bootstrap() as bs:
                 create_topics(bs)
                 n = publish(sc, ordered_producer(bs, **{"linger.ms": 20}), speed, bar)
+    except ValueError as e:  # a value of the scenario that only shows while generating (a NaN rate)
+        raise GatewatchError(f"scenario {scenario}: {e}") from None
     finally:
         bar.close()
     click.echo(f"{sc.name}: {n} records" + (f" -> {out}" if out else " published"), err=True)

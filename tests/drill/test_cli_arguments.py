@@ -34,3 +34,21 @@ def test_simulate_help_lists_every_scenario(capsys):
     assert main(["simulate", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert all(name in out for name in scenario_names())
+
+
+@pytest.mark.parametrize("change, says", [(("rum", "rate", float("nan")), "a rate of nan"),
+                                          (("step", None, "0s"), "duration and step must be above 0")])
+def test_a_scenario_file_that_cannot_run_is_one_line(tmp_path, capsys, change, says):
+    """The options were checked, the file's own values not: a NaN rate hung, a zero step crashed."""
+    import yaml
+    spec = yaml.safe_load(open("configs/scenarios/healthy_canary.yaml"))
+    key, sub, value = change
+    if sub is None:
+        spec[key] = value
+    else:
+        spec.setdefault(key, {})[sub] = value
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    assert main(["simulate", str(f), "--out", str(tmp_path / "x.ndjson"), "-q", "--duration", "1m"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err

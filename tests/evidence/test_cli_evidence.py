@@ -108,3 +108,13 @@ def test_two_includes_with_one_name_are_refused_and_a_missing_out_dir_is_one_lin
     assert main(["evidence", *db, "--out", str(tmp / "no-dir" / "x.tar.gz"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gatewatch: error:") and "No such file or directory" in err and "internal" not in err
+
+
+def test_signals_without_a_signal_record_are_refused_not_counted_ok(setup, capsys):
+    """--signals pointed at the wrong (or an empty) file bundled "cardinality: OK" over nothing."""
+    tmp, _, args = setup
+    (tmp / "signals.ndjson").write_bytes(b"")
+    assert main(["evidence", "--db", str(tmp / "w.db"), "--out", str(tmp / "x.tar.gz"), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no signal records" in err and len(err.splitlines()) == 1, err
+    assert not (tmp / "x.tar.gz").exists()
