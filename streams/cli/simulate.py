@@ -83,7 +83,7 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
         sc = Scenario(spec, seed=seed, start_ms=start_ms, duration=duration, rate=rate)
         if start == "auto":
             sc = Scenario(spec, seed=seed, start_ms=ending_now(sc.duration_ms), duration=duration, rate=rate)
-    except (ValueError, TimeFormatError) as e:
+    except ValueError as e:  # TimeFormatError too: a bad duration or step in the file
         raise GatewatchError(f"scenario {scenario}: {e}") from None
     bar = tqdm(desc=sc.name, unit=" rec", disable=quiet, file=sys.stderr, mininterval=0.5)
     try:

@@ -197,8 +197,6 @@ def tail(topic, from_beginning, max_records, idle) -> None:
 
     TOPIC is a catalogue name (metrics, signals, ...) or a full topic name.
     """
-    from confluent_kafka import KafkaException
-
     from gatewatch.streams.runtime.brokers import kafka_bootstrap
     from gatewatch.streams.runtime.consuming import message_ts_ms
     from gatewatch.streams.runtime.kafka import consumer
@@ -208,18 +206,10 @@ def tail(topic, from_beginning, max_records, idle) -> None:
         c = consumer(bs, f"gatewatch-tail-{uuid.uuid4().hex[:8]}",
                      **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
         try:
-            md = c.list_topics(name, timeout=10).topics.get(name) if name else None
-        except KafkaException as e:
-            c.close()
-            raise GatewatchError(f"tail {name}: {e.args[0].str()}") from None
-        if md is None or md.error is not None or not md.partitions:
-            c.close()
-            raise GatewatchError(f"topic {name!r} not found (a catalogue name: {', '.join(topics.BY_NAME)}; "
-                                 f"or a full topic name)")
-        last = [None]  # idle time counts from the group join, which takes seconds on some brokers
-        c.subscribe([name], on_assign=lambda *_: last.__setitem__(0, time.monotonic()))
-        n = 0
-        try:
+            _require_topic(c, name)
+            last = [None]  # idle time counts from the group join, which takes seconds on some brokers
+            c.subscribe([name], on_assign=lambda *_: last.__setitem__(0, time.monotonic()))
+            n = 0
             while max_records is None or n < max_records:
                 msgs = c.consume(500, 0.5)
                 if not msgs:
@@ -237,6 +227,17 @@ def tail(topic, from_beginning, max_records, idle) -> None:
                 out.flush()
         finally:
             c.close()
+
+
+def _require_topic(c, name: str) -> None:
+    from confluent_kafka import KafkaException
+    try:
+        md = c.list_topics(name, timeout=10).topics.get(name) if name else None
+    except KafkaException as e:
+        raise GatewatchError(f"tail {name}: {e.args[0].str()}") from None
+    if md is None or md.error is not None or not md.partitions:
+        raise GatewatchError(f"topic {name!r} not found (a catalogue name: {', '.join(topics.BY_NAME)}; "
+                             f"or a full topic name)")
 
 
 def _envelope(m, ts: int | None) -> dict:
