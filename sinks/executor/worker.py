@@ -241,9 +241,6 @@ class ExecutorStage(Stage):
         self._publisher_stop = threading.Event()
         self.publisher: ReceiptPublisher | None = None
 
-    def consumer_config(self) -> dict:
-        return {"fetch.wait.max.ms": 50}
-
     def producer_config(self) -> dict:
         return {"linger.ms": 1}
 

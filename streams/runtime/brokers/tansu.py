@@ -10,6 +10,22 @@ from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import wait_ready
 from gatewatch.streams.runtime.ports import free_port
 
+_FETCH_WAIT_ENV = "GATEWATCH_FETCH_WAIT_MS"
+_holders: list["EmbeddedBroker"] = []  # running brokers that set the fetch wait (unset after the last)
+
+
+def _short_fetch_wait(broker: "EmbeddedBroker", on: bool) -> None:
+    """tansu holds a fetch for its whole max wait even when records arrive (measured: 115 ms
+    per hop at 500 ms, 7 ms at 50 ms), so this process and the workers it starts fetch with a 50 ms
+    wait while an embedded broker runs, unless the user chose one (streams/runtime/kafka.py)."""
+    if on and (_holders or _FETCH_WAIT_ENV not in os.environ):
+        os.environ.setdefault(_FETCH_WAIT_ENV, "50")
+        _holders.append(broker)
+    elif not on and broker in _holders:
+        _holders.remove(broker)
+        if not _holders:
+            os.environ.pop(_FETCH_WAIT_ENV, None)
+
 
 def tansu_binary() -> str:
     try:
@@ -56,6 +72,7 @@ class EmbeddedBroker:
             raise GatewatchError(f"embedded broker did not start on {self.bootstrap}: {self.log_tail()}") from None
         if self.proc.poll() is not None:
             raise GatewatchError(f"embedded broker exited at start: {self.log_tail()}")
+        _short_fetch_wait(self, True)
         return self
 
     def describe(self) -> str:
@@ -68,6 +85,7 @@ class EmbeddedBroker:
         return self._log.read().decode(errors="replace")[-n:].strip()
 
     def stop(self) -> None:
+        _short_fetch_wait(self, False)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
