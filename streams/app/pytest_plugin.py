@@ -1,12 +1,15 @@
 """pytest fixtures for suites that run against Kafka (gatewatch's own, and yours): installed as a
 `pytest11` plugin, so they are there as soon as gatewatch is installed.
 
-- `kafka_bootstrap` (session, one broker per xdist worker): KAFKA_BOOTSTRAP_SERVERS when set, else
-  a testcontainers Kafka when a Docker engine answers, else Apache Kafka from Maven jars when Java
-  is there, else the embedded tansu. GATEWATCH_TEST_BROKER=kafka|tansu|docker forces one.
-  The broker each worker used is printed at the end of the run.
-- `kafka_broker`: the broker object behind it when this plugin started it (None for an external
-  one), for tests that restart it.
+- `kafka_bootstrap` (session): KAFKA_BOOTSTRAP_SERVERS when set, else a testcontainers Kafka when a
+  Docker engine answers, else Apache Kafka from Maven jars when Java is there, else the embedded
+  tansu. GATEWATCH_TEST_BROKER=kafka|tansu|docker forces one. One broker per xdist worker, or,
+  with the ini option `gatewatch_shared_broker = true`, one Apache Kafka broker that the xdist
+  controller starts at the beginning of the run for all workers (shared_broker.py; off by
+  default, as it starts a JVM even for a run that needs no Kafka).
+  The brokers used are printed at the end of the run.
+- `kafka_broker`: the broker object behind it when this process started it (None for an external
+  or shared one).
 - `kafka_cluster`: a 3-node Apache Kafka cluster (RF 3, min.insync.replicas 2), started on first use.
 - `tansu_bootstrap`: the embedded broker, for suites that keep a smoke subset on it.
 - `gatewatch_topics`: a fresh topic prefix (GATEWATCH_TOPIC_PREFIX set for the test) with the
@@ -18,16 +21,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
+from gatewatch.streams.app.shared_broker import TEST_JVM_FLAGS, SharedBroker, wait_shared
 from gatewatch.streams.runtime.brokers import ApacheKafka, EmbeddedBroker
 from gatewatch.streams.runtime.brokers.apache import KAFKA_VERSION
 from gatewatch.streams.runtime.kafka import create_topics, wait_ready
 from gatewatch.streams.runtime.paths import config_path
 
 _USED_KEY = "gatewatch_brokers"
+_SHARED_KEY = "gatewatch_shared_kafka"  # workerinput: (bootstrap, status file) of the controller's broker
+_SHARED_STASH = pytest.StashKey[SharedBroker]()
 
 
 def _docker_answers() -> bool:
@@ -87,8 +95,12 @@ def _kafka_session(request):
             wait_ready(bs, 60)
             _record(request.config, "testcontainers Kafka (confluentinc/cp-kafka:7.6.1, KRaft)")
             yield bs, None
+    elif choice == "kafka" and _SHARED_KEY in getattr(request.config, "workerinput", {}):
+        bs, status = request.config.workerinput[_SHARED_KEY]
+        _record(request.config, wait_shared(Path(status)) + ", shared by the xdist workers")
+        yield bs, None
     elif choice == "kafka":
-        with ApacheKafka() as broker:
+        with ApacheKafka(jvm_flags=TEST_JVM_FLAGS) as broker:
             _record(request.config, f"{broker.describe()}: {broker.running_version()}")
             yield broker.bootstrap, broker
     else:
@@ -111,7 +123,7 @@ def kafka_broker(_kafka_session):
 def kafka_cluster(request):
     if not _java_answers():
         pytest.skip("a 3-node Apache Kafka cluster needs Java 17 (not on this machine)")
-    with ApacheKafka(nodes=3) as cluster:
+    with ApacheKafka(nodes=3, jvm_flags=TEST_JVM_FLAGS) as cluster:
         _record(request.config, f"{cluster.describe()}: {cluster.running_version()}")
         yield cluster
 
@@ -147,6 +159,36 @@ def gatewatch_stack(kafka_bootstrap, gatewatch_topics, gatewatch_policy_dir, tmp
     from gatewatch.streams.app.stack import Stack
     with Stack(kafka_bootstrap, gatewatch_topics, gatewatch_policy_dir, tmp_path / "gatewatch") as stack:
         yield stack
+
+
+def pytest_addoption(parser):
+    parser.addini("gatewatch_shared_broker", type="bool", default=False,
+                  help="xdist: one Apache Kafka broker for all workers, started by the controller")
+
+
+def _runs_xdist_workers(config) -> bool:
+    return (not hasattr(config, "workerinput") and config.getini("gatewatch_shared_broker") and bool(getattr(config.option, "numprocesses", 0))
+            and getattr(config.option, "dist", "no") != "no" and not config.option.collectonly)
+
+
+def pytest_configure(config):
+    if _runs_xdist_workers(config) and broker_choice() == "kafka":
+        status_dir = Path(tempfile.mkdtemp(prefix="gw-shared-kafka-"))
+        config.stash[_SHARED_STASH] = SharedBroker(status_dir).start()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # xdist controller, before each worker starts
+    shared = node.config.stash.get(_SHARED_STASH, None)
+    if shared is not None:
+        node.workerinput[_SHARED_KEY] = (shared.bootstrap, str(shared.status))
+
+
+def pytest_unconfigure(config):
+    shared = config.stash.get(_SHARED_STASH, None)
+    if shared is not None:
+        shared.stop()
+        shutil.rmtree(shared.status.parent, ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -131,14 +131,16 @@ class ApacheKafka:
     """`nodes` combined broker+controller nodes (KRaft, static voters). With 3 or more nodes, the
     internal topics and the broker default use replication factor 3 and min.insync.replicas 2.
     `data_dir` keeps the storage across stop/start (a restart on the same log dirs); without it a
-    temporary directory is used and removed by stop()."""
+    temporary directory is used and removed by stop(). `jvm_flags` go to each node's JVM."""
 
     engine = "kafka"
 
-    def __init__(self, nodes: int = 1, data_dir: str | os.PathLike | None = None, port: int | None = None):
+    def __init__(self, nodes: int = 1, data_dir: str | os.PathLike | None = None, port: int | None = None,
+                 jvm_flags: tuple[str, ...] = ()):
         if nodes < 1:
             raise GatewatchError("a Kafka cluster needs at least one node")
         self._own_dir = data_dir is None
+        self.jvm_flags = jvm_flags
         self.dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="gw-kafka-"))
         self.replication_factor = min(3, nodes)
         self.min_isr = min(2, nodes)
@@ -205,7 +207,7 @@ class ApacheKafka:
             return
         for attempt in range(3):  # a JVM that cannot start on a loaded machine: try again
             # --cluster-id=ID: a base64url id may start with "-", which argparse would take for an option
-            r = subprocess.run([java, "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool", "format",
+            r = subprocess.run([java, "-Xmx256m", *self.jvm_flags, "-cp", cp, "kafka.tools.StorageTool", "format",
                                 f"--cluster-id={self.cluster_id}", "-c", str(n.dir / "server.properties")],
                                capture_output=True, text=True)
             if r.returncode == 0 or (n.dir / "data" / "meta.properties").exists():
@@ -242,7 +244,7 @@ class ApacheKafka:
             return
         with open(n.dir / "stdout.log", "ab") as out:
             n.proc = subprocess.Popen(
-                [java_binary(), *HEAP.split(), "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
+                [java_binary(), *HEAP.split(), *self.jvm_flags, "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
                  f"-Dlog4j2.configurationFile={n.dir / 'log4j2.yaml'}", "-cp", classpath(), "kafka.Kafka",
                  str(n.dir / "server.properties")],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
