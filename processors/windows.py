@@ -1,6 +1,6 @@
 """Event-time windows: the configuration and the bucket arithmetic every processor shares.
 
-Time model (DESIGN.md "Time, windows, determinism"):
+Time model (docs/time.md):
 - Stream time is kept per SOURCE PARTITION (as Kafka Streams does): max event time seen in
   that partition; watermark = max - lateness (default 120 s). A sample with event time <
   watermark at arrival is late (gatewatch.processors.partials rejects it with reason "late").

@@ -7,7 +7,7 @@ list of samples (possibly empty: a Debezium tombstone) or a `Rejection` whose `.
     missing_field:<f>, bad_type:<f>, bad_value:<f>, bad_time:<f>
     (and `late`, given by gatewatch.processors.partials, which knows the watermark)
 
-Wire formats (DESIGN.md "Topics"):
+Wire formats (README "Topics"):
 - JSON (orjson): an object, or an array of objects (a batched beacon / batch of samples).
 - Avro: the Confluent wire format, magic byte 0x00 + 4-byte big-endian schema id + the
   schemaless fastavro body. A JSON document never starts with byte 0, so the first byte tells

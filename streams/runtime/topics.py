@@ -1,4 +1,4 @@
-"""The topic catalogue (DESIGN.md "Topics"): one place for names, keys, partitions, retention.
+"""The topic catalogue (README "Topics"): one place for names, keys, partitions, retention.
 
 Names are <prefix><name>; the prefix is GATEWATCH_TOPIC_PREFIX or "gw.".
 """

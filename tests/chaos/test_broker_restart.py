@@ -7,7 +7,7 @@ restarted, as an orchestrator would. The end state is held to the same checks as
 chaos test: the same action ids as an uninterrupted computation, each executed exactly once, the
 WORM log holding each action and receipt once with the same decision root, and an evidence bundle
 that verifies. (The embedded tansu is not used here: its S3 storage loses records of idempotent
-producers across a restart, see DESIGN.md.)
+producers across a restart, README "Embedded broker limits".)
 """
 import os
 import random
