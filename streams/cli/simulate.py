@@ -1,6 +1,7 @@
 """`gatewatch simulate SCENARIO`: realistic telemetry for every input topic."""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -88,8 +89,8 @@ def simulate(scenario, seed, rate, duration, speed, start, out, quiet) -> None:
     bar = tqdm(desc=sc.name, unit=" rec", disable=quiet, file=sys.stderr, mininterval=0.5)
     try:
         if out:
-            f = sys.stdout.buffer if out == "-" else open(out, "wb")
-            with f:
+            from gatewatch.streams.runtime.statefiles import replaced_on_success
+            with contextlib.nullcontext(sys.stdout.buffer) if out == "-" else replaced_on_success(out) as f:
                 n = write_envelopes(sc, f, bar)
         else:
             from gatewatch.streams.runtime.brokers import kafka_bootstrap

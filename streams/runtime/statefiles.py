@@ -1,9 +1,11 @@
 """State files written so that a crash leaves either the old or the new state, never a torn one."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import orjson
 
@@ -45,3 +47,22 @@ def read_json(path: Path):
         return orjson.loads(path.read_bytes())
     except FileNotFoundError:
         return None
+
+
+@contextlib.contextmanager
+def replaced_on_success(path: Path) -> Iterator[BinaryIO]:
+    """A file streamed to beside `path` that becomes `path` only if the block ends without an
+    error: a failed or interrupted command leaves the old file (or none), never a partial one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)  # as open() would make it
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

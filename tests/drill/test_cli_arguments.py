@@ -52,3 +52,17 @@ def test_a_scenario_file_that_cannot_run_is_one_line(tmp_path, capsys, change, s
     assert main(["simulate", str(f), "--out", str(tmp_path / "x.ndjson"), "-q", "--duration", "1m"]) == 1
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1, err
+
+
+def test_a_failed_simulate_leaves_out_as_it_was(tmp_path, capsys):
+    """--out streams to a file beside it, renamed at the end: an error midway kept a partial file."""
+    import yaml
+    spec = yaml.safe_load(open("configs/scenarios/healthy_canary.yaml"))
+    spec.setdefault("rum", {})["rate"] = float("nan")  # fails only while generating
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
+    out = tmp_path / "x.ndjson"
+    out.write_bytes(b"old\n")
+    assert main(["simulate", str(tmp_path / "bad.yaml"), "--out", str(out), "-q", "--duration", "1m"]) == 1
+    assert out.read_bytes() == b"old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "x.ndjson"]
+    assert main(["simulate", "healthy_canary", "--out", str(out), "-q", "--duration", "1m"]) == 0
+    assert out.read_bytes().count(b"\n") > 10 and oct(out.stat().st_mode & 0o777) != "0o600"
