@@ -272,10 +272,11 @@ class Worker:
                 self.producer.commit_transaction(30)
             except KafkaException as e:
                 # read_committed readers never see this batch. A rebalance (KIP-447: this member's
-                # generation is stale) is routine: rewind to the committed offsets and go on; any
-                # other failure (fenced: a zombie) stops the worker, and a restart resumes there.
+                # generation is stale) or a transaction coordinator that died mid-commit (retriable:
+                # the abort finds its successor) is routine: rewind to the committed offsets and go
+                # on; any other failure (fenced: a zombie) stops the worker, a restart resumes there.
                 self._abort(e)
-                if not e.args[0].txn_requires_abort():
+                if not (e.args[0].txn_requires_abort() or e.args[0].retriable()):
                     raise GatewatchError(f"{st.name}: transaction failed: {e.args[0].str()}") from None
                 self._rewind()
                 return
@@ -287,10 +288,14 @@ class Worker:
 
     def _abort(self, cause: BaseException) -> None:
         log_event(self.log, "transaction aborted", logging.ERROR, error=f"{type(cause).__name__}: {cause}")
-        try:
-            self.producer.abort_transaction(30)
-        except KafkaException as e:  # fenced (a zombie): the coordinator already aborted it
-            log_event(self.log, "abort refused", logging.WARNING, error=str(e))
+        for attempt in range(3):
+            try:
+                self.producer.abort_transaction(30)
+                return
+            except KafkaException as e:  # fenced (a zombie): the coordinator already aborted it
+                log_event(self.log, "abort refused", logging.WARNING, error=str(e), attempt=attempt + 1)
+                if not e.args[0].retriable():  # retriable: no coordinator yet, librdkafka says to call again
+                    return
 
     def _rewind(self) -> None:
         """After an aborted batch: the owned partitions' state and positions as committed."""
