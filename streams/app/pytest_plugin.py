@@ -119,13 +119,19 @@ def kafka_broker(_kafka_session):
     return _kafka_session[1]
 
 
-@pytest.fixture(scope="session")
-def kafka_cluster(request):
+def three_node_cluster(request):
+    """The body of kafka_cluster, for a suite that wants it at a narrower scope (a module's, so its
+    three JVMs stop with the module's last test, not the session's)."""
     if not _java_answers():
         pytest.skip("a 3-node Apache Kafka cluster needs Java 17 (not on this machine)")
     with ApacheKafka(nodes=3, jvm_flags=TEST_JVM_FLAGS) as cluster:
         _record(request.config, f"{cluster.describe()}: {cluster.running_version()}")
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(request):
+    yield from three_node_cluster(request)
 
 
 @pytest.fixture(scope="session")

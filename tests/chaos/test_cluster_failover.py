@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from gatewatch.streams.app.pytest_plugin import three_node_cluster
 from gatewatch.streams.app.webhook import DeployWebhook
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.kafka import admin, create_topics
@@ -18,6 +19,13 @@ from tests.chaos.test_chaos import KINDS, _supervisor, check_against_uninterrupt
 from tests.pipeline.helpers import publish_inputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.xdist_group("kafka_cluster")]
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(request):
+    """The plugin's, stopped after this module: at session scope its three JVMs idled until the
+    worker's last test (the only cluster tests are here)."""
+    yield from three_node_cluster(request)
 
 
 def leader_of(bootstrap: str, logical: str, partition: int = 0) -> int:
