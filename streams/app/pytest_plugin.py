@@ -174,7 +174,8 @@ def pytest_addoption(parser):
 
 def _runs_xdist_workers(config) -> bool:
     return (not hasattr(config, "workerinput") and config.getini("gatewatch_shared_broker") and bool(getattr(config.option, "numprocesses", 0))
-            and getattr(config.option, "dist", "no") != "no" and not config.option.collectonly)
+            and getattr(config.option, "dist", "no") != "no"
+            and not (config.option.collectonly or getattr(config.option, "help", False)))
 
 
 def pytest_configure(config):
