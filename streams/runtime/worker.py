@@ -268,13 +268,14 @@ class Worker:
             self.producer.begin_transaction()
             try:
                 offsets = self._transaction_offsets(self._advance(msgs, st.process(self, msgs)))
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-                self.producer.commit_transaction(30)
+                group = self.consumer.consumer_group_metadata()
+                _retried(lambda: self.producer.send_offsets_to_transaction(offsets, group, 30), self.log)
+                _retried(lambda: self.producer.commit_transaction(30), self.log)
             except KafkaException as e:
                 # read_committed readers never see this batch. A rebalance (KIP-447: this member's
-                # generation is stale) or a transaction coordinator that died mid-commit (retriable:
-                # the abort finds its successor) is routine: rewind to the committed offsets and go
-                # on; any other failure (fenced: a zombie) stops the worker, a restart resumes there.
+                # generation is stale) or a transaction coordinator still gone after the retries is
+                # routine: rewind to the committed offsets and go on; any other failure (fenced: a
+                # zombie) stops the worker, and a restart resumes there.
                 self._abort(e)
                 if not (e.args[0].txn_requires_abort() or e.args[0].retriable()):
                     raise GatewatchError(f"{st.name}: transaction failed: {e.args[0].str()}") from None
@@ -403,3 +404,17 @@ class Worker:
         self.input_end.forget(tps)
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))
         log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
+
+
+def _retried(call, log, attempts: int = 3):
+    """A transactional call again while librdkafka calls its error retriable (a coordinator that
+    died mid-commit: its successor answers the next call), as its transactional API prescribes; a
+    commit that did land answers the repeat with success."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except KafkaException as e:
+            if attempt == attempts or not e.args[0].retriable():
+                raise
+            log_event(log, "transactional call retried", logging.WARNING, error=e.args[0].str(), attempt=attempt)
+            time.sleep(attempt)  # a new coordinator is elected within seconds
