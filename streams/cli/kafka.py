@@ -40,7 +40,10 @@ def broker(engine, nodes, port, data_dir, with_topics) -> None:
         if with_topics:
             create_topics(b.bootstrap, replication=b.replication_factor)
         click.echo(b.bootstrap)
-        click.echo(f"# {b.describe()}: export KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}   (Ctrl-C stops it)", err=True)
+        export = f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}"
+        if b.engine == "tansu":  # it holds each fetch for the whole wait (brokers/tansu.py)
+            export += " GATEWATCH_FETCH_WAIT_MS=50"
+        click.echo(f"# {b.describe()}: export {export}   (Ctrl-C stops it)", err=True)
         while not stop.wait(0.5):
             if b.proc is None or b.proc.poll() is not None:
                 raise click.ClickException(f"broker exited: {b.log_tail()}")

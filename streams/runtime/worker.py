@@ -266,12 +266,17 @@ class Worker:
             self._advance(msgs, st.process(self, msgs))
         else:
             self.producer.begin_transaction()
+            committing = False
             try:
                 offsets = self._transaction_offsets(self._advance(msgs, st.process(self, msgs)))
                 group = self.consumer.consumer_group_metadata()
                 _retried(lambda: self.producer.send_offsets_to_transaction(offsets, group, 30), self.log)
+                committing = True
                 _retried(lambda: self.producer.commit_transaction(30), self.log)
             except KafkaException as e:
+                if committing and e.args[0].retriable():  # the commit may still land: no abort can
+                    # follow it (librdkafka), and a restart reads the offsets once it is decided
+                    raise GatewatchError(f"{st.name}: transaction commit undecided: {e.args[0].str()}") from None
                 # read_committed readers never see this batch. A rebalance (KIP-447: this member's
                 # generation is stale) or a transaction coordinator still gone after the retries is
                 # routine: rewind to the committed offsets and go on; any other failure (fenced: a

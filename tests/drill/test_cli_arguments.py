@@ -4,6 +4,8 @@ usage error (exit 2) naming the option: `--rate nan` hung the generator forever,
 or 9999 ended in an internal error or a drill FAIL that blamed the policy."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gatewatch.streams.cli.main import main
@@ -66,3 +68,17 @@ def test_a_failed_simulate_leaves_out_as_it_was(tmp_path, capsys):
     assert out.read_bytes() == b"old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "x.ndjson"]
     assert main(["simulate", "healthy_canary", "--out", str(out), "-q", "--duration", "1m"]) == 0
     assert out.read_bytes().count(b"\n") > 10 and oct(out.stat().st_mode & 0o777) != "0o600"
+
+
+def test_simulate_out_writes_through_special_files_and_symlinks(tmp_path):
+    """--out /dev/null must stay a device, a symlink is written through, a file keeps its mode."""
+    assert main(["simulate", "healthy_canary", "--out", "/dev/null", "-q", "--duration", "1m"]) == 0
+    assert not os.path.isfile("/dev/null")
+    target = tmp_path / "target.ndjson"
+    target.write_bytes(b"")
+    target.chmod(0o640)
+    (tmp_path / "link.ndjson").symlink_to(target)
+    assert main(["simulate", "healthy_canary", "--out", str(tmp_path / "link.ndjson"), "-q", "--duration", "1m"]) == 0
+    assert (tmp_path / "link.ndjson").is_symlink() and target.read_bytes().count(b"\n") > 10
+    assert oct(target.stat().st_mode & 0o777) == "0o640"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.ndjson", "target.ndjson"]
