@@ -17,8 +17,8 @@ from pathlib import Path
 from gatewatch.streams.runtime.brokers.apache import ApacheKafka
 from gatewatch.streams.runtime.errors import GatewatchError
 
-# test brokers do little work: C1-compiled code starts in ~60 % of the CPU and idles lower (measured
-# start 7.4 -> 4.5 CPU-s, idle 5.5 -> 3.9 % of a core); benchmarks keep the full JIT
+# test brokers do little work: C1-compiled code starts and idles on less CPU (bench/idle_cost.py:
+# start 0.70x, idle 0.80x of the full JIT's); benchmarks and demo --engine kafka keep the full JIT
 TEST_JVM_FLAGS = ("-XX:TieredStopAtLevel=1",)
 WAIT_S = 900  # the first run on a fresh machine resolves the jars from Maven Central
 
