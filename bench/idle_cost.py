@@ -6,7 +6,7 @@ broker's C1-only JIT saves; each as a ratio to its baseline measured in the same
 1. One broker (full JIT, as users run it): its CPU with ingest, signals and decide running idle
    at GATEWATCH_FETCH_WAIT_MS=50 and at 500 (the default since stop 30), each wait's
    produce->consume latency on it (a fetch returns as soon as a record arrives on Kafka, so the
-   wait should not show there), then its CPU idle alone.
+   wait should not show there), then its CPU idle alone; and the same latency on the embedded tansu.
 2. A broker with the test fixtures' JVM flags (streams/app/shared_broker.py) against one without:
    CPU seconds from launch to ready (format included), then idle CPU.
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 from confluent_kafka.admin import NewTopic
 
 from gatewatch.streams.app.shared_broker import TEST_JVM_FLAGS
+from gatewatch.streams.runtime.brokers import EmbeddedBroker
 from gatewatch.streams.runtime.brokers.apache import ApacheKafka
 from gatewatch.streams.runtime.kafka import admin, consumer, create_topics, producer
 from gatewatch.streams.runtime.keys import init_keys
@@ -125,6 +126,10 @@ def main() -> None:
     print(f"broker CPU with the idle stages, 500 ms / 50 ms: {runs['500'][0] / runs['50'][0]:.2f}x "
           f"(above idle alone: {extra['500'] / extra['50']:.2f}x); "
           f"stages' own CPU {runs['500'][1] / runs['50'][1]:.2f}x; latency p50 {lat['500'] / lat['50']:.2f}x")
+    with EmbeddedBroker() as tansu:  # why its clients keep 50 ms (brokers/tansu.py)
+        held = {w: latency_ms(tansu.bootstrap, w) for w in (50, 500)}
+    print(f"embedded tansu, produce->consume p50: {held[50]:.0f} ms at 50, {held[500]:.0f} ms at 500 "
+          f"= {held[500] / held[50]:.1f}x (it holds each fetch for the whole wait)")
     full, c1 = jit_costs((), a.seconds), jit_costs(TEST_JVM_FLAGS, a.seconds)
     print(f"test broker {' '.join(TEST_JVM_FLAGS)} against the full JIT: start {c1[0]:.1f} / {full[0]:.1f} CPU-s "
           f"= {c1[0] / full[0]:.2f}x, idle {c1[1] * 100:.1f} / {full[1] * 100:.1f} % = {c1[1] / full[1]:.2f}x")

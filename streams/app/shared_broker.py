@@ -18,7 +18,7 @@ from gatewatch.streams.runtime.brokers.apache import ApacheKafka
 from gatewatch.streams.runtime.errors import GatewatchError
 
 # test brokers do little work: C1-compiled code starts and idles on less CPU (bench/idle_cost.py:
-# start 0.70x, idle 0.80x of the full JIT's); benchmarks and demo --engine kafka keep the full JIT
+# start 0.58-0.70x, idle 0.80-0.85x of the full JIT's); benchmarks and demo --engine kafka keep the full JIT
 TEST_JVM_FLAGS = ("-XX:TieredStopAtLevel=1",)
 WAIT_S = 900  # the first run on a fresh machine resolves the jars from Maven Central
 

@@ -36,7 +36,7 @@ SESSION_TIMEOUT_MS = int(os.environ.get("GATEWATCH_SESSION_TIMEOUT_MS", "6000"))
 def fetch_wait_ms() -> int:
     """How long a fetch may wait for records. Apache Kafka answers as soon as one arrives, so this
     only paces an idle consumer's polling: Kafka's own 500 ms default (bench/idle_cost.py: a broker
-    serving three idle stages spends 0.21x the CPU it did at 50 ms). tansu holds each fetch for the
+    serving three idle stages spends 0.21-0.30x the CPU it did at 50 ms). tansu holds each fetch for the
     whole wait, adding it to every hop; the embedded broker sets 50 ms for its clients
     (brokers/tansu.py)."""
     return int(os.environ.get("GATEWATCH_FETCH_WAIT_MS", "500"))

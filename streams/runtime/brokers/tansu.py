@@ -15,8 +15,8 @@ _holders: list["EmbeddedBroker"] = []  # running brokers that set the fetch wait
 
 
 def _short_fetch_wait(broker: "EmbeddedBroker", on: bool) -> None:
-    """tansu holds a fetch for its whole max wait even when records arrive (measured: 115 ms
-    per hop at 500 ms, 7 ms at 50 ms), so this process and the workers it starts fetch with a 50 ms
+    """tansu holds a fetch for its whole max wait even when records arrive (bench/idle_cost.py
+    prints the latency at 50 and 500 ms), so this process and the workers it starts fetch with a 50 ms
     wait while an embedded broker runs, unless the user chose one (streams/runtime/kafka.py)."""
     if on and broker not in _holders and (_holders or _FETCH_WAIT_ENV not in os.environ):
         os.environ.setdefault(_FETCH_WAIT_ENV, "50")
