@@ -20,7 +20,8 @@ from gatewatch.streams.runtime.kafka import client_config, fetch_wait_ms  # noqa
 
 c = Consumer({**client_config(bs), "group.id": f"plain-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-              "fetch.wait.max.ms": fetch_wait_ms(), "fetch.queue.backoff.ms": 50})  # the workers' settings, so the baseline is like for like
+              # the workers' settings, so the baseline is like for like
+              "fetch.wait.max.ms": fetch_wait_ms(), "fetch.queue.backoff.ms": 50})
 # assign, not subscribe: no group join, so it reads live from the first second like the workers
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 

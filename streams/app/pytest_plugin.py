@@ -173,8 +173,8 @@ def pytest_addoption(parser):
 
 
 def _runs_xdist_workers(config) -> bool:
-    return (not hasattr(config, "workerinput") and config.getini("gatewatch_shared_broker") and bool(getattr(config.option, "numprocesses", 0))
-            and getattr(config.option, "dist", "no") != "no"
+    return (not hasattr(config, "workerinput") and config.getini("gatewatch_shared_broker")
+            and bool(getattr(config.option, "numprocesses", 0)) and getattr(config.option, "dist", "no") != "no"
             and not (config.option.collectonly or getattr(config.option, "help", False)))
 
 
