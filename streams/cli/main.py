@@ -1,4 +1,4 @@
-"""`gatewatch` command line. Subcommands live in their own modules, listed in COMMAND_MODULES.
+"""`gatewatch` command line. Subcommands live in their own modules, listed in COMMAND_MODULES and imported on use.
 
 Exit codes: 0 ok, 1 failure, 2 usage; a command may define more (`gatewatch verify`: 3, 4). Errors are one line on stderr, never a traceback
 (set GATEWATCH_DEBUG=1 to see one).
@@ -14,26 +14,43 @@ import click
 
 from gatewatch.streams.runtime.errors import ExitStatus, GatewatchError
 
-# Each module exposes `commands`, a list of click commands or groups.
-COMMAND_MODULES = (
-    "gatewatch.streams.cli.kafka",
-    "gatewatch.streams.cli.doctor",
-    "gatewatch.streams.cli.workers",
-    "gatewatch.streams.cli.simulate",
-    "gatewatch.streams.cli.demo",
-    "gatewatch.streams.cli.keys",
-    "gatewatch.streams.cli.policy",
-    "gatewatch.streams.cli.quality",
-    "gatewatch.streams.cli.worm",
-    "gatewatch.streams.cli.executor",
-    "gatewatch.streams.cli.drill",
-    "gatewatch.streams.cli.cardinality",
-    "gatewatch.streams.cli.report",
-    "gatewatch.streams.cli.serve",
-)
+# Each module exposes `commands`, a list of click commands or groups; this table names them so that
+# a command imports only its own module (all of them took ~0.5 s: every worker, `gate status` and
+# `verify` paid it at start). tests/unit/test_cli.py checks the table against the modules.
+COMMAND_MODULES = {
+    "gatewatch.streams.cli.kafka": ("broker", "topics"),
+    "gatewatch.streams.cli.doctor": ("doctor",),
+    "gatewatch.streams.cli.workers": ("worker", "replay", "tail"),
+    "gatewatch.streams.cli.simulate": ("simulate",),
+    "gatewatch.streams.cli.demo": ("demo",),
+    "gatewatch.streams.cli.keys": ("keys",),
+    "gatewatch.streams.cli.policy": ("policy",),
+    "gatewatch.streams.cli.quality": ("quality", "trajectories"),
+    "gatewatch.streams.cli.worm": ("worm", "witness", "evidence", "verify"),
+    "gatewatch.streams.cli.executor": ("executor",),
+    "gatewatch.streams.cli.drill": ("drill",),
+    "gatewatch.streams.cli.cardinality": ("cardinality",),
+    "gatewatch.streams.cli.report": ("report",),
+    "gatewatch.streams.cli.serve": ("serve", "gate"),
+}
+_MODULE_OF = {name: mod for mod, names in COMMAND_MODULES.items() for name in names}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """click's documented pattern for lazily loaded subcommands (click docs, "Lazily Loading
+    Subcommands"): list_commands from the table, get_command imports the one module it names."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_MODULE_OF)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        mod = _MODULE_OF.get(cmd_name)
+        if mod is None:
+            return None
+        return {c.name: c for c in importlib.import_module(mod).commands}[cmd_name]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gatewatch")
 def cli() -> None:
     """gatewatch: streaming release-safety data plane on Kafka.
@@ -41,11 +58,6 @@ def cli() -> None:
     Without KAFKA_BOOTSTRAP_SERVERS, commands that need Kafka start an embedded
     broker (tansu) on 127.0.0.1 and stop it when they finish.
     """
-
-
-for _mod in COMMAND_MODULES:
-    for _cmd in importlib.import_module(_mod).commands:
-        cli.add_command(_cmd)
 
 
 # click >= 8.2 raises this for a group called without a subcommand

@@ -1,16 +1,25 @@
 """The CLI contract: --help everywhere, exit codes 0/1/2, one-line errors without tracebacks."""
+import importlib
+
 import click
 import pytest
 
-from gatewatch.streams.cli.main import cli, main
+from gatewatch.streams.cli.main import COMMAND_MODULES, cli, main
 
 
 def _all_command_paths(group=cli, prefix=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         path = prefix + (name,)
         yield path
         if isinstance(cmd, click.Group):
             yield from _all_command_paths(cmd, path)
+
+
+def test_the_lazy_command_table_names_every_modules_commands():
+    for mod, names in COMMAND_MODULES.items():
+        assert tuple(c.name for c in importlib.import_module(mod).commands) == names, mod
 
 
 def test_help_everywhere(capsys):

@@ -20,7 +20,7 @@ def _resolve(argv):
             break
         if not isinstance(cmd, click.Group):
             break
-        cmd = cmd.commands.get(word)
+        cmd = cmd.get_command(click.Context(cmd), word)
         if cmd is None:
             return None
     return cmd
