@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
-from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime import topics, transactions
 from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions, watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.input_end import InputEnd
@@ -160,9 +160,13 @@ class Worker:
         self.producer.begin_transaction()
         try:
             fn()
-            self.producer.commit_transaction(30)
         except BaseException as e:
-            self._abort(e)
+            transactions.abort(self.producer, self.log, e)
+            raise
+        try:
+            transactions.commit(self.producer, self.log, self.stage.name)
+        except KafkaException as e:  # not retriable (commit() raised those as undecided)
+            transactions.abort(self.producer, self.log, e)
             raise
 
     def consumed_offsets(self) -> list[TopicPartition]:
@@ -266,42 +270,28 @@ class Worker:
             self._advance(msgs, st.process(self, msgs))
         else:
             self.producer.begin_transaction()
-            committing = False
             try:
                 offsets = self._transaction_offsets(self._advance(msgs, st.process(self, msgs)))
                 group = self.consumer.consumer_group_metadata()
-                _retried(lambda: self.producer.send_offsets_to_transaction(offsets, group, 30), self.log)
-                committing = True
-                _retried(lambda: self.producer.commit_transaction(30), self.log)
+                transactions.retried(lambda: self.producer.send_offsets_to_transaction(offsets, group, 30), self.log)
+                transactions.commit(self.producer, self.log, st.name)
             except KafkaException as e:
-                if committing and e.args[0].retriable():  # the commit may still land: no abort can
-                    # follow it (librdkafka), and a restart reads the offsets once it is decided
-                    raise GatewatchError(f"{st.name}: transaction commit undecided: {e.args[0].str()}") from None
                 # read_committed readers never see this batch. A rebalance (KIP-447: this member's
                 # generation is stale) or a transaction coordinator still gone after the retries is
                 # routine: rewind to the committed offsets and go on; any other failure (fenced: a
                 # zombie) stops the worker, and a restart resumes there.
-                self._abort(e)
+                transactions.abort(self.producer, self.log, e)
                 if not (e.args[0].txn_requires_abort() or e.args[0].retriable()):
                     raise GatewatchError(f"{st.name}: transaction failed: {e.args[0].str()}") from None
                 self._rewind()
                 return
+            except transactions.CommitUndecided:  # no abort may follow it
+                raise
             except BaseException as e:
-                self._abort(e)
+                transactions.abort(self.producer, self.log, e)
                 raise
             st.after_commit(self, offsets)
         BATCHES.labels(st.name).observe(time.monotonic() - t0)
-
-    def _abort(self, cause: BaseException) -> None:
-        log_event(self.log, "transaction aborted", logging.ERROR, error=f"{type(cause).__name__}: {cause}")
-        for attempt in range(3):
-            try:
-                self.producer.abort_transaction(30)
-                return
-            except KafkaException as e:  # fenced (a zombie): the coordinator already aborted it
-                log_event(self.log, "abort refused", logging.WARNING, error=str(e), attempt=attempt + 1)
-                if not e.args[0].retriable():  # retriable: no coordinator yet, librdkafka says to call again
-                    return
 
     def _rewind(self) -> None:
         """After an aborted batch: the owned partitions' state and positions as committed."""
@@ -410,16 +400,3 @@ class Worker:
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))
         log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
 
-
-def _retried(call, log, attempts: int = 3):
-    """A transactional call again while librdkafka calls its error retriable (a coordinator that
-    died mid-commit: its successor answers the next call), as its transactional API prescribes; a
-    commit that did land answers the repeat with success."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except KafkaException as e:
-            if attempt == attempts or not e.args[0].retriable():
-                raise
-            log_event(log, "transactional call retried", logging.WARNING, error=e.args[0].str(), attempt=attempt)
-            time.sleep(attempt)  # a new coordinator is elected within seconds
