@@ -178,7 +178,9 @@ def _runs_xdist_workers(config) -> bool:
             and not (config.option.collectonly or getattr(config.option, "help", False)))
 
 
-def pytest_configure(config):
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):  # xdist controller, once, only when workers will run
+    # (not from pytest_configure: --markers, --fixtures and the like never start a worker)
     if _runs_xdist_workers(config) and broker_choice() == "kafka":
         status_dir = Path(tempfile.mkdtemp(prefix="gw-shared-kafka-"))
         config.stash[_SHARED_STASH] = SharedBroker(status_dir).start()
