@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gatewatch.processors.canonical import canonical_json
 from gatewatch.processors.dlq import dlq_record
 from gatewatch.streams.runtime import topics, transactions
+from gatewatch.streams.runtime.committed_offsets import CommittedOffsets
 from gatewatch.streams.runtime.consuming import FATAL, retry_on_load, static_partitions, watermarks
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.input_end import InputEnd
@@ -122,6 +123,7 @@ class Worker:
         self.ready = False
         self._positions: dict[tuple[str, int], int] = {}
         self.input_end = InputEnd(bootstrap, stage.name, stage.group, self.log)  # caught up? lag
+        self.committed_offsets = CommittedOffsets(bootstrap, stage.group)  # where assigned partitions start
         self._committed: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
         self._delivery_error: str | None = None
@@ -232,6 +234,7 @@ class Worker:
                     log_event(self.log, "final flush refused", logging.WARNING, error=str(e))
                 self.consumer.close()
                 self.input_end.close()
+                self.committed_offsets.close()
                 log_event(self.log, f"{st.name} stopped")
 
     def _loop(self) -> None:
@@ -364,7 +367,7 @@ class Worker:
         committed = {}
         if stored:
             try:
-                got = retry_on_load(lambda: consumer.committed(stored, timeout=10), "reading committed offsets", 20)
+                got = retry_on_load(lambda: self.committed_offsets.get(stored, 10), "reading committed offsets", 20)
                 committed = {(tp.topic, tp.partition): tp.offset for tp in got}
             except GatewatchError as e:  # a slow coordinator mid-rebalance: librdkafka resolves them itself
                 log_event(self.log, "committed offsets left to the client", logging.WARNING, error=str(e))

@@ -159,7 +159,7 @@ class IngestStage(Stage):
         def waiting(error: str, waited_s: float) -> None:  # a worker silent for minutes looks dead
             log_event(LOG, "still waiting for the committed offsets", logging.WARNING, error=error,
                       waited_s=round(waited_s, 1), partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
-        committed = retry_on_load(lambda: worker.consumer.committed(tps, timeout=30), "reading committed offsets",
+        committed = retry_on_load(lambda: worker.committed_offsets.get(tps, 30), "reading committed offsets",
                                   180, on_retry=waiting)
         placed = []
         for tp in committed:
