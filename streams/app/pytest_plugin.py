@@ -175,12 +175,14 @@ def pytest_addoption(parser):
 def _runs_xdist_workers(config) -> bool:
     return (not hasattr(config, "workerinput") and config.getini("gatewatch_shared_broker")
             and bool(getattr(config.option, "numprocesses", 0)) and getattr(config.option, "dist", "no") != "no"
-            and not (config.option.collectonly or getattr(config.option, "help", False)))
+            and not (config.option.collectonly or getattr(config.option, "help", False)
+                     or getattr(config.option, "showfixtures", False)
+                     or getattr(config.option, "show_fixtures_per_test", False)))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config, specs):  # xdist controller, once, only when workers will run
-    # (not from pytest_configure: --markers, --fixtures and the like never start a worker)
+    # (not from pytest_configure: --markers never starts a worker; --fixtures does, hence the check)
     if _runs_xdist_workers(config) and broker_choice() == "kafka":
         status_dir = Path(tempfile.mkdtemp(prefix="gw-shared-kafka-"))
         config.stash[_SHARED_STASH] = SharedBroker(status_dir).start()

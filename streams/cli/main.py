@@ -47,7 +47,7 @@ class LazyGroup(click.Group):
         mod = _MODULE_OF.get(cmd_name)
         if mod is None:
             return None
-        return {c.name: c for c in importlib.import_module(mod).commands}[cmd_name]
+        return next(c for c in importlib.import_module(mod).commands if c.name == cmd_name)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -232,9 +232,11 @@ class Worker:
                     self.producer.flush(10)
                 except KafkaException as e:  # a fenced transactional producer: nothing left to deliver
                     log_event(self.log, "final flush refused", logging.WARNING, error=str(e))
-                self.consumer.close()
-                self.input_end.close()
-                self.committed_offsets.close()
+                try:
+                    self.consumer.close()  # re-raises what a revoke callback raised (a failed checkpoint)
+                finally:
+                    self.input_end.close()
+                    self.committed_offsets.close()
                 log_event(self.log, f"{st.name} stopped")
 
     def _loop(self) -> None:

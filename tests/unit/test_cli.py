@@ -20,6 +20,8 @@ def _all_command_paths(group=cli, prefix=()):
 def test_the_lazy_command_table_names_every_modules_commands():
     for mod, names in COMMAND_MODULES.items():
         assert tuple(c.name for c in importlib.import_module(mod).commands) == names, mod
+    listed = [name for names in COMMAND_MODULES.values() for name in names]
+    assert len(listed) == len(set(listed)), "a command name listed under two modules"
 
 
 def test_help_everywhere(capsys):
