@@ -8,7 +8,7 @@ class CommittedOffsets:
     """A group's committed offsets, asked through a consumer of its own that never joins the group.
     Asked of the member's own consumer from inside its rebalance callback, the same offsets timed
     out on every call for minutes, while a second client got them at once (caught in the
-    scale-out chaos test, tests/chaos/test_scale_out.py, about one run in twenty on a loaded host).
+    scale-out chaos test, tests/chaos/test_scale_out.py: 2 of 95 runs on a loaded host).
     Read as the member would: stable (KIP-447) under read_committed, waiting out open transactions."""
 
     def __init__(self, bootstrap: str, group: str):

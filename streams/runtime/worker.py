@@ -404,4 +404,3 @@ class Worker:
         self.input_end.forget(tps)
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))
         log_event(self.log, "partitions revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in tps])
-
