@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -174,24 +173,43 @@ def _run_the_copy(init: dict, tmp_path: Path, secret_mode: int) -> None:
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (10001, 10001, 0o400)
     (owned / "decider.pub").write_bytes((keys / "decider.pub").read_bytes())
     os.chmod(owned / "decider.pub", 0o644)
-    r = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--", sys.executable, "-c",
-                        "import sys; from gatewatch.streams.runtime.keys import load_signing_key as k; "
-                        "print(bytes(k('decider', sys.argv[1]).verify_key).hex())", str(owned)],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == bytes(load_signing_key("decider", keys).verify_key).hex()
+    expected = bytes(load_signing_key("decider", keys).verify_key).hex()  # also imports what loading needs
+    assert _load_as_uid_10001(owned) == expected
     # a key the process cannot reach (its directory closed to it) is a clear refusal, not a crash
     os.chmod(tmp_path, 0o700)
-    r = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--", sys.executable, "-c",
-                        "import sys; from gatewatch.streams.runtime.keys import load_signing_key as k; "
-                        "k('decider', sys.argv[1])", str(owned)], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert "GatewatchError: key file" in r.stderr and "cannot open (Permission denied)" in r.stderr, r.stderr
+    refusal = _load_as_uid_10001(owned)
+    assert "GatewatchError: key file" in refusal and "cannot open (Permission denied)" in refusal, refusal
     os.chmod(tmp_path, 0o755)
     # without CHOWN the copy fails, loudly: the pod does not start with a key it cannot read
     (owned / "decider.key").unlink()
     r = subprocess.run(["setpriv", "--reuid=0", "--bounding-set=-all", "--inh-caps=-all", "--", *init["command"][:2],
                         script], capture_output=True, timeout=30)
     assert r.returncode != 0
+
+
+def _load_as_uid_10001(keys_dir: Path) -> str:
+    """The decider key's public half as hex, loaded by a process running as uid/gid 10001 with no
+    supplementary groups (the pods' user), or the error it raised. A fork of this process, with the
+    code already imported: a fresh interpreter as uid 10001 could not import gatewatch from a
+    checkout closed to other users (a clone in `mktemp -d`)."""
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to uid 10001, load, report, exit without running pytest's cleanup
+        os.close(rd)
+        try:
+            os.setgroups([])
+            os.setresgid(10001, 10001, 10001)
+            os.setresuid(10001, 10001, 10001)
+            out = bytes(load_signing_key("decider", keys_dir).verify_key).hex()
+        except BaseException as e:  # noqa: BLE001 (any failure is the answer)
+            out = f"{type(e).__name__}: {e}"
+        os.write(wr, out.encode())
+        os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return out
 
 
 def test_args_are_cli_commands_and_config_is_mounted(docs):
