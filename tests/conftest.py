@@ -12,5 +12,21 @@ def topic_prefix(gatewatch_topics):
     return gatewatch_topics
 
 
+# Session- or module-scoped fixtures costly enough to build once per run, not once per xdist worker
+# that happens to get one of their tests: their users share an xdist_group (--dist loadgroup).
+# Measured (`pytest --durations`): scenario_run's fe_cwv_regress alone ~30 CPU-s; spike 15 s, built
+# on three workers; test_error_budget's runs 34 s, built on two.
+SHARED_FIXTURE_GROUPS = {"scenario_run": "scenario_runs", "spike": "report_spike"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks into node ids
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in SHARED_FIXTURE_GROUPS:
+                item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURE_GROUPS[name]))
+                break
+
+
 # a WormSink fed fake messages (tests/worm/fake_sink.py), for the admission tests of tests/security and tests/worm
 from tests.worm.fake_sink import sink  # noqa: E402, F401

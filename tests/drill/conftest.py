@@ -26,12 +26,3 @@ def scenario_run(default_policy):
             cache[name] = run_scenario(load_scenario_spec(name), default_policy, DRILL_START)
         return cache[name]
     return run
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks into node ids (--dist loadgroup)
-def pytest_collection_modifyitems(items):
-    """Tests reading scenario_run's per-process cache run on one xdist worker: each scenario is then
-    generated and replayed once per run, not once per worker (fe_cwv_regress alone is ~30 CPU-s)."""
-    for item in items:
-        if "scenario_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("scenario_runs"))

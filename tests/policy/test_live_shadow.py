@@ -25,6 +25,8 @@ from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.policy_files import load_policy_dir
 from gatewatch.streams.stages.decide import DecideStage
 
+pytestmark = pytest.mark.xdist_group("live_shadow")  # its module fixtures are built once (tests/conftest.py)
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ACTIVE = CONFIGS / "policies"
 

@@ -10,6 +10,8 @@ from gatewatch.streams.app.replay import Replayer, envelope_from_dict, sources_o
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.policy_files import compose
 
+pytestmark = pytest.mark.xdist_group("error_budget")  # its module fixtures are built once (tests/conftest.py)
+
 DAY, STEP = 86_400_000, 300_000
 T0 = 1_767_225_600_000
 POLICY = """
