@@ -20,6 +20,12 @@ class CommittedOffsets:
             self._reader = make_consumer(self.bootstrap, self.group, **{"isolation.level": "read_committed"})
         return self._reader.committed(tps, timeout=timeout_s)
 
+    def serve(self) -> None:
+        """Hand its queued log lines to the logger: with a `logger` configured, librdkafka queues them
+        until a poll (60 in 3 s with the broker down, measured), and nothing else polls this client."""
+        if self._reader is not None:
+            self._reader.poll(0)
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()

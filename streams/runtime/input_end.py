@@ -57,6 +57,11 @@ class InputEnd:
             if pos is not None and pos >= 0 and hi is not None and hi >= 0:
                 LAG.labels(self.stage, t, str(p)).set(max(0, hi - pos))
 
+    def serve(self) -> None:
+        """Hand its end-offset client's queued log lines to the logger (CommittedOffsets.serve)."""
+        if self._log_end is not None:
+            self._log_end.poll(0)
+
     def forget(self, tps) -> None:
         """Revoked partitions: their lag is the next owner's to report."""
         for tp in tps:

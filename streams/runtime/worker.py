@@ -259,6 +259,8 @@ class Worker:
                 self.idle.saw_input()
                 self._process(good)
             self.producer.poll(0)
+            self.committed_offsets.serve()
+            self.input_end.serve()
             self.input_end.report_lag(self.consumer, self._positions, self.assigned)
             st.tick(self)
             if not st.transactional and time.monotonic() - self._last_checkpoint >= st.checkpoint_interval_s:
