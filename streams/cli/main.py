@@ -38,15 +38,16 @@ _MODULE_OF = {name: mod for mod, names in COMMAND_MODULES.items() for name in na
 
 class LazyGroup(click.Group):
     """click's documented pattern for lazily loaded subcommands (click docs, "Lazily Loading
-    Subcommands"): list_commands from the table, get_command imports the one module it names."""
+    Subcommands"): list_commands from the table, get_command imports the one module it names.
+    Commands added with cli.add_command (an extension's, a test's) are listed and found as well."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_MODULE_OF)
+        return sorted({*_MODULE_OF, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         mod = _MODULE_OF.get(cmd_name)
         if mod is None:
-            return None
+            return self.commands.get(cmd_name)
         return next(c for c in importlib.import_module(mod).commands if c.name == cmd_name)
 
 

@@ -24,6 +24,19 @@ def test_the_lazy_command_table_names_every_modules_commands():
     assert len(listed) == len(set(listed)), "a command name listed under two modules"
 
 
+def test_a_command_added_to_the_lazy_group_is_listed_and_runs(capsys):
+    @click.command("hello-ext")
+    def hello():
+        click.echo("hello from an extension")
+    cli.add_command(hello)
+    try:
+        assert "hello-ext" in cli.list_commands(click.Context(cli))
+        assert main(["hello-ext"]) == 0
+        assert capsys.readouterr().out == "hello from an extension\n"
+    finally:
+        cli.commands.pop("hello-ext")
+
+
 def test_help_everywhere(capsys):
     assert main(["--help"]) == 0
     paths = list(_all_command_paths())
