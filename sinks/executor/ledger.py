@@ -141,6 +141,14 @@ class Ledger:
         with self._lock:
             return self._head
 
+    def holds(self, seq: int, receipt_id: str | None) -> bool:
+        """Whether this ledger's receipt `seq` is `receipt_id` (seq 0: the empty ledger's head)."""
+        if seq == 0:
+            return receipt_id is None
+        with self._lock:
+            row = self._db.execute("SELECT id FROM receipts WHERE seq = ?", (seq,)).fetchone()
+        return row is not None and row[0] == receipt_id
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             out = dict(self._db.execute("SELECT state, COUNT(*) FROM actions GROUP BY state").fetchall())

@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 from confluent_kafka import TopicPartition
 
 from gatewatch.sinks.executor.config import ExecutorConfig
@@ -26,6 +27,7 @@ from gatewatch.sinks.executor.ledger import Ledger
 from gatewatch.sinks.executor.metrics import ExecutorMetrics
 from gatewatch.sinks.executor.receipts import seal
 from gatewatch.streams.runtime import topics
+from gatewatch.streams.runtime.consuming import retry_on_load
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.lifecycle import StopFlag
 from gatewatch.streams.runtime.logs import log_event
@@ -222,8 +224,8 @@ class ExecutorStage(Stage):
     name = "executor"
 
     def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, metrics: ExecutorMetrics | None = None,
-                 crash_after_effects: int | None = None):
-        self.cfg = cfg
+                 crash_after_effects: int | None = None, new_ledger: bool = False):
+        self.cfg, self.new_ledger = cfg, new_ledger
         self.group, self.batch_size = cfg.group, cfg.batch_size
         self.checkpoint_interval_s = cfg.commit_interval_s
         self.metrics = metrics or ExecutorMetrics()
@@ -263,6 +265,41 @@ class ExecutorStage(Stage):
                           logging.WARNING, action_id=intent.get("action_id"), timeout_s=timeout)
         return wait
 
+    def on_assign(self, worker, tps) -> list[TopicPartition]:
+        if self.cfg.assignment == "static":
+            self._check_ledger(worker, tps)
+        return super().on_assign(worker, tps)
+
+    def _check_ledger(self, worker, tps) -> None:
+        """Each commit names the ledger's head receipt (checkpoint); a ledger without it (lost with
+        its volume, replaced, restored from an older backup) does not remember the actions run
+        past the commit point, and would run them again with a receipt chain restarted: refused,
+        unless started once with --new-ledger, which then commits under this ledger's head."""
+        foreign = []
+        asked = [TopicPartition(t.topic, t.partition) for t in tps]
+        for tp in retry_on_load(lambda: worker.committed_offsets.get(asked, 30), "reading committed offsets", 120):
+            try:
+                head = orjson.loads(tp.metadata) if tp.metadata else None
+                seq, rid = head["ledger_seq"], head["ledger_head"]
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                continue  # committed before this check, or not by an executor
+            if not self.ledger.holds(seq, rid):
+                foreign.append((tp, seq))
+        if not foreign:
+            return
+        where = ", ".join(f"{tp.topic}[{tp.partition}] at receipt {seq}" for tp, seq in foreign)
+        if not self.new_ledger:
+            raise GatewatchError(
+                f"executor ledger {self.ledger.path} is not the one that committed {where}: a lost or replaced "
+                f"ledger runs again the actions past the commit point; restore it, or start once with --new-ledger")
+        log_event(log, "started with a new ledger (--new-ledger)", logging.WARNING, partitions=where)
+        worker.consumer.commit(offsets=self._with_head([tp for tp, _ in foreign]), asynchronous=False)
+
+    def _with_head(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
+        seq, rid = self.ledger.head()
+        meta = orjson.dumps({"ledger_head": rid, "ledger_seq": seq}).decode()
+        return [TopicPartition(tp.topic, tp.partition, tp.offset, metadata=meta) for tp in offsets]
+
     def on_revoke(self, worker, tps) -> None:
         self.tracker.forget(tps)
 
@@ -293,7 +330,7 @@ class ExecutorStage(Stage):
     def checkpoint(self, worker) -> list[TopicPartition]:
         offsets = self.tracker.to_commit()
         self.tracker.committed(offsets)  # a failed commit is retried with the next one
-        return offsets
+        return self._with_head(offsets)  # the head is durable before the commit: each RESULT is fsynced
 
     def finish(self, worker) -> None:
         self.lanes.wait_idle(60)  # settle what is in flight before the final checkpoint
@@ -313,8 +350,9 @@ class ExecutorWorker:
     """The executor as a process or thread: run() until stop (or idle); returns the outcome counts."""
 
     def __init__(self, cfg: ExecutorConfig, ledger_path: str | Path, bootstrap: str,
-                 metrics: ExecutorMetrics | None = None, crash_after_effects: int | None = None):
-        self.stage = ExecutorStage(cfg, ledger_path, metrics, crash_after_effects)
+                 metrics: ExecutorMetrics | None = None, crash_after_effects: int | None = None,
+                 new_ledger: bool = False):
+        self.stage = ExecutorStage(cfg, ledger_path, metrics, crash_after_effects, new_ledger)
         self.metrics = self.stage.metrics
         self.bootstrap, self.cfg = bootstrap, cfg
         self.worker: Worker | None = None

@@ -35,7 +35,11 @@ def executor() -> None:
               help="Serve /metrics, /healthz, /readyz on 127.0.0.1:PORT (0 = any free port).")
 @click.option("--exit-when-idle", "idle_s", type=click.FloatRange(min=0), default=None,
               help="Exit after this many seconds with nothing to do (batch runs, tests).")
-def executor_run(config_path, ledger_path, metrics_port, idle_s) -> None:
+@click.option("--new-ledger", is_flag=True,
+              help="Accept a ledger that is not the one the committed offsets name (a lost volume): actions "
+                   "past the commit point may run again (receivers dedupe by Idempotency-Key). Static "
+                   "assignment checks this at every start.")
+def executor_run(config_path, ledger_path, metrics_port, idle_s, new_ledger) -> None:
     """Consume actions until SIGTERM/SIGINT (or idle), executing each permitted action exactly once."""
     from gatewatch.sinks.executor.config import load_config
     from gatewatch.sinks.executor.worker import ExecutorWorker
@@ -50,7 +54,8 @@ def executor_run(config_path, ledger_path, metrics_port, idle_s) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with kafka_bootstrap() as bs:
-        worker = ExecutorWorker(cfg, ledger_path, bs, crash_after_effects=int(crash) if crash else None)
+        worker = ExecutorWorker(cfg, ledger_path, bs, crash_after_effects=int(crash) if crash else None,
+                                new_ledger=new_ledger)
         ops = None
         if metrics_port is not None:
             ops = OpsServer(metrics_port, ready=lambda: worker.ready, registry=worker.metrics.registry,

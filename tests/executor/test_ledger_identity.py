@@ -1,0 +1,63 @@
+"""An executor started on a ledger that is not the one its group's commits name (lost with its
+volume, replaced, restored from an older backup) would run again every action past the commit
+point and restart its receipt chain: with static assignment it refuses in one line, unless told
+--new-ledger, which then commits under the new ledger so the next start passes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from gatewatch.sinks.executor.config import config_from_dict
+from gatewatch.sinks.executor.worker import ExecutorWorker
+from gatewatch.streams.runtime.errors import GatewatchError
+from gatewatch.streams.runtime.keys import init_keys, load_signing_key
+from tests.executor.helpers import action_record, permitted
+from tests.executor.kafka_io import produce_actions
+
+pytestmark = pytest.mark.integration
+
+
+def _executed(cfg, ledger, bootstrap, new_ledger=False) -> int:
+    stats = ExecutorWorker(cfg, ledger, bootstrap, new_ledger=new_ledger).run(threading.Event(), exit_when_idle_s=1.0)
+    return stats.get("executed", 0)
+
+
+def test_a_lost_or_older_ledger_is_refused_and_new_ledger_adopts_one(kafka_bootstrap, topic_prefix, tmp_path):
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    group = f"{topic_prefix}ledger-check"
+    cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group},
+                            "backends": {"dry": {"type": "dry-run"}}, "routes": [{"kind": "abort", "backend": "dry"}]})
+    ledger = tmp_path / "ledger.db"
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(3)])
+    assert _executed(cfg, ledger, kafka_bootstrap) == 3
+    shutil.copy(ledger, tmp_path / "backup.db")  # closed: sqlite folded its WAL into the file
+    assert _executed(cfg, ledger, kafka_bootstrap) == 0  # the same ledger starts again
+
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(3, 5)])
+    assert _executed(cfg, ledger, kafka_bootstrap) == 2
+    for other in (tmp_path / "backup.db", tmp_path / "lost.db"):  # an older backup, a fresh file
+        with pytest.raises(GatewatchError, match="is not the one that committed .* --new-ledger"):
+            _executed(cfg, other, kafka_bootstrap)
+
+    assert _executed(cfg, tmp_path / "lost.db", kafka_bootstrap, new_ledger=True) == 0  # all committed
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(5))])
+    assert _executed(cfg, tmp_path / "lost.db", kafka_bootstrap) == 1  # adopted: starts without the flag
+    with pytest.raises(GatewatchError, match="is not the one that committed"):
+        _executed(cfg, ledger, kafka_bootstrap)  # its receipt 1 is another action's: now the stranger
+
+    (tmp_path / "executor.yml").write_text(f"executor: {{group: {group}}}\n")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWATCH_KEYS_DIR": str(keys),
+           "GATEWATCH_TOPIC_PREFIX": topic_prefix}
+    r = subprocess.run([sys.executable, "-m", "gatewatch", "executor", "run", "--config", str(tmp_path / "executor.yml"),
+                        "--ledger", str(tmp_path / "cli.db"), "--exit-when-idle", "1"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert "cli.db is not the one that committed" in last and "Traceback" not in r.stderr
