@@ -27,7 +27,7 @@ from gatewatch.sinks.executor.ledger import Ledger
 from gatewatch.sinks.executor.metrics import ExecutorMetrics
 from gatewatch.sinks.executor.receipts import seal
 from gatewatch.streams.runtime import topics
-from gatewatch.streams.runtime.consuming import retry_on_load
+from gatewatch.streams.runtime.consuming import retry_on_load, static_partitions
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.lifecycle import StopFlag
 from gatewatch.streams.runtime.logs import log_event
@@ -247,6 +247,10 @@ class ExecutorStage(Stage):
         return {"linger.ms": 1}
 
     def input_topics(self, worker) -> list[str]:
+        if self.cfg.assignment == "static":
+            self._check_ledger(worker)  # before the publisher or a resumed action touches the ledger
+        elif self.new_ledger:
+            log_event(log, "--new-ledger ignored: group assignment checks no ledger", logging.WARNING)
         self.publisher = ReceiptPublisher(self.ledger, worker.producer, self.receipts_topic, self.metrics)
         self.publisher.start(self._publisher_stop)            # first: receipts a crash left unproduced
         self.handler.before_effect = self._intent_gate(self.publisher)
@@ -265,35 +269,41 @@ class ExecutorStage(Stage):
                           logging.WARNING, action_id=intent.get("action_id"), timeout_s=timeout)
         return wait
 
-    def on_assign(self, worker, tps) -> list[TopicPartition]:
-        if self.cfg.assignment == "static":
-            self._check_ledger(worker, tps)
-        return super().on_assign(worker, tps)
-
-    def _check_ledger(self, worker, tps) -> None:
+    def _check_ledger(self, worker) -> None:
         """Each commit names the ledger's head receipt (checkpoint); a ledger without it (lost with
-        its volume, replaced, restored from an older backup) does not remember the actions run
-        past the commit point, and would run them again with a receipt chain restarted: refused,
-        unless started once with --new-ledger, which then commits under this ledger's head."""
-        foreign = []
-        asked = [TopicPartition(t.topic, t.partition) for t in tps]
+        its volume, replaced, restored from a backup older than the last commit) does not remember
+        the actions run past the commit point, and would run them again with a receipt chain
+        restarted: refused before anything resumes, unless started once with --new-ledger. A passing
+        start commits every partition's offset again under the current head, so offsets committed
+        before this check (or expired and re-committed) carry it from then on."""
+        parts = static_partitions(worker.consumer, self.actions_topic, worker.partitions)
+        asked = [TopicPartition(self.actions_topic, p) for p in parts]
+        foreign, stamp = [], []
         for tp in retry_on_load(lambda: worker.committed_offsets.get(asked, 30), "reading committed offsets", 120):
+            if tp.error is not None:
+                raise GatewatchError(f"executor: committed offset of {tp.topic}[{tp.partition}]: {tp.error.str()}")
+            if tp.offset < 0:
+                continue  # nothing committed: nothing run past a commit point
+            stamp.append(tp)
             try:
-                head = orjson.loads(tp.metadata) if tp.metadata else None
+                head = orjson.loads(tp.metadata)
                 seq, rid = head["ledger_seq"], head["ledger_head"]
             except (orjson.JSONDecodeError, TypeError, KeyError):
-                continue  # committed before this check, or not by an executor
+                log_event(log, "committed offset without a ledger head: not checked", logging.WARNING,
+                          partition=f"{tp.topic}[{tp.partition}]", offset=tp.offset)
+                continue  # before this check, or a broker that keeps no offset metadata (tansu)
             if not self.ledger.holds(seq, rid):
-                foreign.append((tp, seq))
-        if not foreign:
-            return
-        where = ", ".join(f"{tp.topic}[{tp.partition}] at receipt {seq}" for tp, seq in foreign)
-        if not self.new_ledger:
+                foreign.append(f"{tp.topic}[{tp.partition}] at receipt {seq}")
+        if foreign and not self.new_ledger:
             raise GatewatchError(
-                f"executor ledger {self.ledger.path} is not the one that committed {where}: a lost or replaced "
-                f"ledger runs again the actions past the commit point; restore it, or start once with --new-ledger")
-        log_event(log, "started with a new ledger (--new-ledger)", logging.WARNING, partitions=where)
-        worker.consumer.commit(offsets=self._with_head([tp for tp, _ in foreign]), asynchronous=False)
+                f"executor ledger {self.ledger.path} is not the one that committed {', '.join(foreign)}: a lost or "
+                f"replaced ledger runs again the actions past the commit point; restore it, or start once with "
+                f"--new-ledger")
+        if foreign:
+            log_event(log, "started with a new ledger (--new-ledger)", logging.WARNING, partitions=foreign)
+        if stamp:
+            retry_on_load(lambda: worker.consumer.commit(offsets=self._with_head(stamp), asynchronous=False),
+                          "committing under the ledger's head", 120)
 
     def _with_head(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
         seq, rid = self.ledger.head()

@@ -11,9 +11,11 @@ import sys
 import threading
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from gatewatch.sinks.executor.config import config_from_dict
 from gatewatch.sinks.executor.worker import ExecutorWorker
+from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.keys import init_keys, load_signing_key
 from tests.executor.helpers import action_record, permitted
@@ -61,3 +63,28 @@ def test_a_lost_or_older_ledger_is_refused_and_new_ledger_adopts_one(kafka_boots
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert "cli.db is not the one that committed" in last and "Traceback" not in r.stderr
+
+
+def test_offsets_committed_without_a_ledger_head_are_stamped_at_start(kafka_bootstrap, topic_prefix, tmp_path):
+    """Offsets committed before the check existed carry no head: a start warns and commits them again
+    under its ledger's head, though no commit point moves, so a later start on another ledger is refused."""
+    from gatewatch.streams.runtime.kafka import consumer
+
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    group = f"{topic_prefix}ledger-upgrade"
+    cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group},
+                            "backends": {"dry": {"type": "dry-run"}}, "routes": [{"kind": "abort", "backend": "dry"}]})
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(2)])
+    assert _executed(cfg, tmp_path / "a.db", kafka_bootstrap) == 2
+    old = consumer(kafka_bootstrap, group)
+    try:  # the same offsets as an executor of the previous version left them: no metadata
+        done = [tp for tp in old.committed([TopicPartition(topics.topic("actions"), p) for p in range(8)], timeout=30)
+                if tp.offset >= 0 and tp.error is None]
+        old.commit(offsets=[TopicPartition(tp.topic, tp.partition, tp.offset) for tp in done], asynchronous=False)
+    finally:
+        old.close()
+    assert done and _executed(cfg, tmp_path / "a.db", kafka_bootstrap) == 0  # nothing new: no commit point moves
+    with pytest.raises(GatewatchError, match="is not the one that committed"):
+        _executed(cfg, tmp_path / "b.db", kafka_bootstrap)
