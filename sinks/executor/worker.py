@@ -275,7 +275,7 @@ class ExecutorStage(Stage):
         the actions run past the commit point, and would run them again with a receipt chain
         restarted: refused before anything resumes, unless started once with --new-ledger. A passing
         start commits every partition's offset again under the current head, so offsets committed
-        before this check (or expired and re-committed) carry it from then on."""
+        before this check carry it from then on."""
         parts = static_partitions(worker.consumer, self.actions_topic, worker.partitions)
         asked = [TopicPartition(self.actions_topic, p) for p in parts]
         foreign, stamp = [], []
