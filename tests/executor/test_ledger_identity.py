@@ -24,18 +24,24 @@ from tests.executor.kafka_io import produce_actions
 pytestmark = pytest.mark.integration
 
 
+def _keys_and_config(tmp_path, group: str):
+    """(the decider's signing key, a dry-run executor config of `group` with its keys under tmp_path)."""
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group},
+                            "backends": {"dry": {"type": "dry-run"}}, "routes": [{"kind": "abort", "backend": "dry"}]})
+    return load_signing_key("decider", keys), cfg
+
+
 def _executed(cfg, ledger, bootstrap, new_ledger=False) -> int:
     stats = ExecutorWorker(cfg, ledger, bootstrap, new_ledger=new_ledger).run(threading.Event(), exit_when_idle_s=1.0)
     return stats.get("executed", 0)
 
 
 def test_a_lost_or_older_ledger_is_refused_and_new_ledger_adopts_one(kafka_bootstrap, topic_prefix, tmp_path):
-    keys = tmp_path / "keys"
-    init_keys(keys, roles=("decider", "executor"))
-    decider = load_signing_key("decider", keys)
     group = f"{topic_prefix}ledger-check"
-    cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group},
-                            "backends": {"dry": {"type": "dry-run"}}, "routes": [{"kind": "abort", "backend": "dry"}]})
+    decider, cfg = _keys_and_config(tmp_path, group)
+    keys = tmp_path / "keys"
     ledger = tmp_path / "ledger.db"
     produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(3)])
     assert _executed(cfg, ledger, kafka_bootstrap) == 3
@@ -70,12 +76,8 @@ def test_offsets_committed_without_a_ledger_head_are_stamped_at_start(kafka_boot
     under its ledger's head, though no commit point moves, so a later start on another ledger is refused."""
     from gatewatch.streams.runtime.kafka import consumer
 
-    keys = tmp_path / "keys"
-    init_keys(keys, roles=("decider", "executor"))
-    decider = load_signing_key("decider", keys)
     group = f"{topic_prefix}ledger-upgrade"
-    cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group},
-                            "backends": {"dry": {"type": "dry-run"}}, "routes": [{"kind": "abort", "backend": "dry"}]})
+    decider, cfg = _keys_and_config(tmp_path, group)
     produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(2)])
     assert _executed(cfg, tmp_path / "a.db", kafka_bootstrap) == 2
     old = consumer(kafka_bootstrap, group)
