@@ -12,10 +12,10 @@ def topic_prefix(gatewatch_topics):
     return gatewatch_topics
 
 
-# Session- or module-scoped fixtures costly enough to build once per run, not once per xdist worker
-# that happens to get one of their tests: their users share an xdist_group (--dist loadgroup).
-# Measured (`pytest --durations`): scenario_run's fe_cwv_regress alone ~30 CPU-s; spike 15 s, built
-# on three workers; test_error_budget's runs 34 s, built on two.
+# Session-scoped fixtures costly enough to build once per run, not once per xdist worker that happens
+# to get one of their tests: their users share an xdist_group (--dist loadgroup). Measured (`pytest
+# --durations`): scenario_run's fe_cwv_regress alone ~30 CPU-s; spike 15 s, built on three workers.
+# A module whose own module-scoped fixture is costly marks itself (test_error_budget.py: 34 s, built on two).
 SHARED_FIXTURE_GROUPS = {"scenario_run": "scenario_runs", "spike": "report_spike"}
 
 
