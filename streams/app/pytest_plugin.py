@@ -30,6 +30,7 @@ import pytest
 from gatewatch.streams.app.shared_broker import TEST_JVM_FLAGS, SharedBroker, wait_shared
 from gatewatch.streams.runtime.brokers import ApacheKafka, EmbeddedBroker
 from gatewatch.streams.runtime.brokers.apache import KAFKA_VERSION
+from gatewatch.streams.runtime.errors import GatewatchError
 from gatewatch.streams.runtime.kafka import create_topics, wait_ready
 from gatewatch.streams.runtime.paths import config_path
 
@@ -186,6 +187,20 @@ def pytest_xdist_setupnodes(config, specs):  # xdist controller, once, only when
     if _runs_xdist_workers(config) and broker_choice() == "kafka":
         status_dir = Path(tempfile.mkdtemp(prefix="gw-shared-kafka-"))
         config.stash[_SHARED_STASH] = SharedBroker(status_dir).start()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """On an xdist worker, a test on the shared broker waits for it here, outside pytest-timeout's
+    timer (its wrapper of this hook runs inside this one): on a fresh machine the controller first
+    resolves the jars from Maven Central, which can take longer than one test's timeout."""
+    shared = getattr(item.config, "workerinput", {}).get(_SHARED_KEY)
+    if shared is not None and "_kafka_session" in getattr(item, "fixturenames", ()) and broker_choice() == "kafka":
+        try:
+            wait_shared(Path(shared[1]))
+        except GatewatchError:
+            pass  # _kafka_session raises it again, as the test's error
+    yield
 
 
 @pytest.hookimpl(optionalhook=True)
