@@ -11,7 +11,11 @@ from gatewatch.processors.signals import SignalConfig, SignalTask
 
 from .partial_feed import feed_partials
 
-CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 180, "cls_p75": 0.08}]}},
+# 20 bootstrap resamples, not the default 200: these tests compare two ways of running the same task
+# (here and in test_handed_over_partials), and the resample count changes neither; at 200 the RUM
+# bootstrap was half their CPU (py-spy). Its own properties are in test_rum_bootstrap.py.
+CFG = SignalConfig.from_policy({"rum": {"routes": [{"route": "/", "inp_p75_ms": 180, "cls_p75": 0.08}]},
+                                "signals": {"bootstrap_resamples": 20}},
                                "policyhash")
 
 
