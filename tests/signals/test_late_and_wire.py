@@ -136,7 +136,11 @@ _docs = st.fixed_dictionaries({}, optional={
        st.integers(1, 7))
 def test_any_records_never_raise_through_both_stages(recs, flush_every):
     records = [(t, 0, i, None, orjson.dumps(d), kts) for i, (t, d, kts) in enumerate(recs)]
-    batches, rejections = run_pipeline(records, SignalConfig(), flush_every=flush_every)
+    # a CDC table keeps emitting each step until 7 days (the default retention) without a row
+    # event: an example whose times jump days ahead ran ~60k steps (20-60 s). An hour's retention
+    # keeps the same code paths, its expiry included, at ~360 steps.
+    cfg = SignalConfig(cdc_retention_ms=3_600_000)
+    batches, rejections = run_pipeline(records, cfg, flush_every=flush_every)
     assert all(isinstance(r["reason"], str) for r in rejections)
 
 
