@@ -5,6 +5,7 @@ import orjson
 import pytest
 
 from gatewatch.streams.cli.main import main
+from gatewatch.streams.runtime.paths import config_path
 from gatewatch.streams.runtime.policy_files import load_policy_dir
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "policies"
@@ -64,9 +65,16 @@ def test_bad_file_exits_1_with_one_line(tmp_path, capsys, edit, line, problem):
         assert problem in err
 
 
-def test_missing_directory(capsys, tmp_path):
+def test_missing_directory(capsys, tmp_path, monkeypatch):
     assert main(["policy", "check", str(tmp_path / "nope")]) == 1
     assert "policy directory not found" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # the default, relative to a directory without it: where it looked, what to do
+    (tmp_path / "in.json").write_text("")
+    assert main(["replay", str(tmp_path / "in.json")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"gatewatch: error: policy directory not found: configs/policies (under {tmp_path})"), err
+    assert "--policy" in err and str(config_path("policies")) in err
 
 
 def test_reload_keeps_last_good_policy(tmp_path):
