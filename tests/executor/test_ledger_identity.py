@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from gatewatch.sinks.executor.config import config_from_dict
+from gatewatch.sinks.executor.ledger import Ledger
 from gatewatch.sinks.executor.worker import ExecutorWorker
 from gatewatch.streams.runtime import topics
 from gatewatch.streams.runtime.errors import GatewatchError
@@ -90,3 +92,37 @@ def test_offsets_committed_without_a_ledger_head_are_stamped_at_start(kafka_boot
     assert done and _executed(cfg, tmp_path / "a.db", kafka_bootstrap) == 0  # nothing new: no commit point moves
     with pytest.raises(GatewatchError, match="is not the one that committed"):
         _executed(cfg, tmp_path / "b.db", kafka_bootstrap)
+
+
+def _unfinished(path) -> list[str]:
+    """The actions a ledger began and has no RESULT for (read only: nothing is sealed)."""
+    led = Ledger(path, lambda body: pytest.fail("the ledger was appended to"))
+    try:
+        return [row.action_id for row in led.in_flight()]
+    finally:
+        led.close()
+
+
+def test_the_check_comes_before_a_foreign_ledgers_unfinished_actions_resume(kafka_bootstrap, topic_prefix, tmp_path):
+    """An executor killed mid-effect leaves an INTENT without a RESULT, which the next start on that
+    ledger runs again. Started on that ledger, an executor whose commits name another must refuse
+    before it resumes anything: the action stays unfinished."""
+    group = f"{topic_prefix}ledger-resume"
+    decider, cfg = _keys_and_config(tmp_path, group)
+    produce_actions(kafka_bootstrap, [permitted(decider, action_record(i)) for i in range(2)])
+    assert _executed(cfg, tmp_path / "ours.db", kafka_bootstrap) == 2  # the group's commits name ours.db
+
+    (tmp_path / "other.yml").write_text(f"executor: {{group: {topic_prefix}other}}\n"
+                                        "backends: {dry: {type: dry-run}}\nroutes: [{kind: abort, backend: dry}]\n")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "GATEWATCH_KEYS_DIR": str(tmp_path / "keys"),
+           "GATEWATCH_TOPIC_PREFIX": topic_prefix, "GATEWATCH_EXECUTOR_CRASH_AFTER_EFFECTS": "1"}
+    r = subprocess.run([sys.executable, "-m", "gatewatch", "executor", "run", "--config", str(tmp_path / "other.yml"),
+                        "--ledger", str(tmp_path / "other.db"), "--exit-when-idle", "5"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    unfinished = _unfinished(tmp_path / "other.db")
+    assert len(unfinished) == 1
+
+    with pytest.raises(GatewatchError, match="is not the one that committed"):
+        _executed(cfg, tmp_path / "other.db", kafka_bootstrap)
+    assert _unfinished(tmp_path / "other.db") == unfinished
