@@ -102,13 +102,13 @@ class OffsetTracker:
         with self._lock:
             return sum(len(s) for s in self._pending.values())
 
-    def to_commit(self) -> list[TopicPartition]:
-        """Commit points that moved since the last call."""
+    def to_commit(self, every: bool = False) -> list[TopicPartition]:
+        """Commit points that moved since the last call (every: all of them, moved or not)."""
         out = []
         with self._lock:
             for tp, nxt in self._next.items():
                 point = min(self._pending[tp]) if self._pending[tp] else nxt
-                if point > self._committed.get(tp, -1):
+                if every or point > self._committed.get(tp, -1):
                     out.append(TopicPartition(tp[0], tp[1], point))
         return out
 
@@ -238,6 +238,7 @@ class ExecutorStage(Stage):
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()
+        self._committed_head: tuple | None = None  # the ledger head the last commit named
         self.lanes = ScopeLanes(cfg.concurrency)
         self.stats = _Stats()
         self._publisher_stop = threading.Event()
@@ -305,8 +306,8 @@ class ExecutorStage(Stage):
             retry_on_load(lambda: worker.consumer.commit(offsets=self._with_head(stamp), asynchronous=False),
                           "committing under the ledger's head", 120)
 
-    def _with_head(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
-        seq, rid = self.ledger.head()
+    def _with_head(self, offsets: list[TopicPartition], head: tuple | None = None) -> list[TopicPartition]:
+        seq, rid = head or self.ledger.head()
         meta = orjson.dumps({"ledger_head": rid, "ledger_seq": seq}).decode()
         return [TopicPartition(tp.topic, tp.partition, tp.offset, metadata=meta) for tp in offsets]
 
@@ -338,9 +339,16 @@ class ExecutorStage(Stage):
             raise GatewatchError(f"executor stopped: {type(f).__name__}: {f}")
 
     def checkpoint(self, worker) -> list[TopicPartition]:
-        offsets = self.tracker.to_commit()
+        """The commit points that moved; all of them when the ledger's head moved, so the head in
+        Kafka follows every receipt (within a commit interval), not only a moved commit point: a
+        ledger restored from a backup older than the head is then refused even while one slow
+        action pins the commit point."""
+        head = self.ledger.head()
+        offsets = self.tracker.to_commit(every=head != self._committed_head)
         self.tracker.committed(offsets)  # a failed commit is retried with the next one
-        return self._with_head(offsets)  # the head is durable before the commit: each RESULT is fsynced
+        if offsets:
+            self._committed_head = head
+        return self._with_head(offsets, head)  # the head is durable before the commit: receipts are fsynced
 
     def finish(self, worker) -> None:
         self.lanes.wait_idle(60)  # settle what is in flight before the final checkpoint

@@ -124,7 +124,7 @@ class Worker:
         self._positions: dict[tuple[str, int], int] = {}
         self.input_end = InputEnd(bootstrap, stage.name, stage.group, self.log)  # caught up? lag
         self.committed_offsets = CommittedOffsets(bootstrap, stage.group)  # where assigned partitions start
-        self._committed: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], tuple] = {}  # (offset, metadata) last committed
         self._last_checkpoint = time.monotonic()
         self._delivery_error: str | None = None
         self._produced: dict[str, object] = {}  # topic -> its PRODUCED child (labels() per record was costly)
@@ -339,12 +339,12 @@ class Worker:
             raise GatewatchError("outputs not delivered within 30 s; not checkpointing past them")
         if self._delivery_error:  # stop: a restart re-processes from the last checkpoint
             raise GatewatchError(f"publishing failed ({self._delivery_error}); not checkpointing past it")
-        offsets = [tp for tp in self.stage.checkpoint(self)
-                   if self._committed.get((tp.topic, tp.partition)) != tp.offset]
+        offsets = [tp for tp in self.stage.checkpoint(self)  # new metadata alone is a commit (the executor's head)
+                   if self._committed.get((tp.topic, tp.partition)) != (tp.offset, tp.metadata)]
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
-                self._committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+                self._committed.update({(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets})
             except KafkaException as e:  # e.g. after a rebalance: the state is durable, the next one commits
                 log_event(self.log, "offset commit failed", logging.WARNING, error=str(e))
         CHECKPOINTS.labels(self.stage.name).inc()

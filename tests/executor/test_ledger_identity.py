@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
+import orjson
 import pytest
 from confluent_kafka import TopicPartition
 
@@ -126,3 +128,60 @@ def test_the_check_comes_before_a_foreign_ledgers_unfinished_actions_resume(kafk
     with pytest.raises(GatewatchError, match="is not the one that committed"):
         _executed(cfg, tmp_path / "other.db", kafka_bootstrap)
     assert _unfinished(tmp_path / "other.db") == unfinished
+
+
+def test_the_committed_head_follows_the_ledger_while_a_slow_action_pins_the_commit_point(
+        kafka_bootstrap, topic_prefix, tmp_path):
+    """The ledger's head is committed when it moves, not only when a commit point does: while one
+    action's effect hangs (its INTENT written, the commit point held at its offset), the group's
+    commit already names the INTENT, so a ledger restored from before it is refused at start."""
+    from gatewatch.streams.runtime.kafka import consumer
+    from tests.executor.webhook_server import WebhookServer
+
+    group = f"{topic_prefix}ledger-pinned"
+    keys = tmp_path / "keys"
+    init_keys(keys, roles=("decider", "executor"))
+    decider = load_signing_key("decider", keys)
+    hang, release = threading.Event(), threading.Event()
+
+    def respond(_n):
+        if hang.is_set():
+            release.wait(60)
+        return 200, 0.0
+
+    reader = consumer(kafka_bootstrap, group)
+    parts = [TopicPartition(topics.topic("actions"), p) for p in range(8)]
+
+    def committed() -> list:
+        return [tp for tp in reader.committed(parts, timeout=30) if tp.offset >= 0]
+
+    def wait_for(what, timeout_s=30.0):
+        deadline = time.monotonic() + timeout_s
+        while not (got := what()):
+            assert time.monotonic() < deadline, f"waited {timeout_s:.0f} s"
+            time.sleep(0.1)
+        return got
+
+    stop = threading.Event()
+    with WebhookServer(respond=respond) as hook:
+        cfg = config_from_dict({"executor": {"keys_dir": str(keys), "group": group, "commit_interval": "100ms"},
+                                "backends": {"hook": {"type": "webhook", "url": hook.url, "deadline": "90s",
+                                                      "timeout": "90s"}},
+                                "routes": [{"kind": "abort", "backend": "hook"}]})
+        worker = ExecutorWorker(cfg, tmp_path / "ledger.db", kafka_bootstrap)
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            produce_actions(kafka_bootstrap, [permitted(decider, action_record(0))])
+            [point] = wait_for(lambda: [tp for tp in committed() if tp.offset == 1])
+            hang.set()
+            produce_actions(kafka_bootstrap, [permitted(decider, action_record(1))])
+            wait_for(lambda: len(hook.requests) == 2)  # action 1's INTENT is in the ledger; its effect hangs
+            seq, _rid = Ledger(tmp_path / "ledger.db", lambda body: pytest.fail("appended")).head()
+            [now] = wait_for(lambda: [tp for tp in committed() if orjson.loads(tp.metadata)["ledger_seq"] == seq])
+            assert now.offset == point.offset == 1  # the commit point did not move: the head did
+        finally:
+            release.set()
+            stop.set()
+            thread.join(60)
+            reader.close()
