@@ -86,8 +86,13 @@ class OffsetTracker:
     def __init__(self):
         self._pending: dict[tuple[str, int], set[int]] = collections.defaultdict(set)
         self._next: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}
+        self._given: dict[tuple[str, int], int] = {}  # the highest point handed out
         self._lock = threading.Lock()
+
+    def resume(self, tp: tuple[str, int], offset: int) -> None:
+        """A partition's committed offset at start: its commit point until a record moves it."""
+        with self._lock:
+            self._next[tp] = max(self._next.get(tp, 0), offset)
 
     def start(self, tp: tuple[str, int], offset: int) -> None:
         with self._lock:
@@ -102,26 +107,23 @@ class OffsetTracker:
         with self._lock:
             return sum(len(s) for s in self._pending.values())
 
-    def to_commit(self, every: bool = False) -> list[TopicPartition]:
-        """Commit points that moved since the last call (every: all of them, moved or not)."""
+    def points(self) -> list[TopicPartition]:
+        """Every known partition's commit point (the worker commits only what differs from its
+        last successful commit, so a failed one is tried again). Never behind a point already
+        given: a re-delivered record below it was settled before."""
         out = []
         with self._lock:
             for tp, nxt in self._next.items():
-                point = min(self._pending[tp]) if self._pending[tp] else nxt
-                if every or point > self._committed.get(tp, -1):
-                    out.append(TopicPartition(tp[0], tp[1], point))
+                point = max(min(self._pending[tp]) if self._pending[tp] else nxt, self._given.get(tp, -1))
+                self._given[tp] = point
+                out.append(TopicPartition(tp[0], tp[1], point))
         return out
-
-    def committed(self, offsets: list[TopicPartition]) -> None:
-        with self._lock:
-            for tp in offsets:
-                self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def forget(self, partitions) -> None:
         with self._lock:
             for p in partitions:
                 key = (p.topic, p.partition)
-                for d in (self._pending, self._next, self._committed):
+                for d in (self._pending, self._next, self._given):
                     d.pop(key, None)
 
 
@@ -238,7 +240,6 @@ class ExecutorStage(Stage):
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()
-        self._committed_head: tuple | None = None  # the ledger head the last commit named
         self.lanes = ScopeLanes(cfg.concurrency)
         self.stats = _Stats()
         self._publisher_stop = threading.Event()
@@ -302,12 +303,14 @@ class ExecutorStage(Stage):
                 f"--new-ledger")
         if foreign:
             log_event(log, "started with a new ledger (--new-ledger)", logging.WARNING, partitions=foreign)
+        for tp in stamp:  # committed again whenever the head moves (resumed actions included)
+            self.tracker.resume((tp.topic, tp.partition), tp.offset)
         if stamp:
             retry_on_load(lambda: worker.consumer.commit(offsets=self._with_head(stamp), asynchronous=False),
                           "committing under the ledger's head", 120)
 
-    def _with_head(self, offsets: list[TopicPartition], head: tuple | None = None) -> list[TopicPartition]:
-        seq, rid = head or self.ledger.head()
+    def _with_head(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
+        seq, rid = self.ledger.head()
         meta = orjson.dumps({"ledger_head": rid, "ledger_seq": seq}).decode()
         return [TopicPartition(tp.topic, tp.partition, tp.offset, metadata=meta) for tp in offsets]
 
@@ -339,16 +342,12 @@ class ExecutorStage(Stage):
             raise GatewatchError(f"executor stopped: {type(f).__name__}: {f}")
 
     def checkpoint(self, worker) -> list[TopicPartition]:
-        """The commit points that moved; all of them when the ledger's head moved, so the head in
-        Kafka follows every receipt (within a commit interval), not only a moved commit point: a
-        ledger restored from a backup older than the head is then refused even while one slow
-        action pins the commit point."""
-        head = self.ledger.head()
-        offsets = self.tracker.to_commit(every=head != self._committed_head)
-        self.tracker.committed(offsets)  # a failed commit is retried with the next one
-        if offsets:
-            self._committed_head = head
-        return self._with_head(offsets, head)  # the head is durable before the commit: receipts are fsynced
+        """Every commit point under the ledger's current head: the worker commits what differs from
+        its last successful commit, so the head in Kafka follows the ledger each commit interval even
+        while one slow action holds its partition's point (a ledger restored from before that head is
+        then refused at start), and a failed commit is tried again."""
+        offsets = self.tracker.points()
+        return self._with_head(offsets)  # read after the points: the head covers their RESULTs (fsynced)
 
     def finish(self, worker) -> None:
         self.lanes.wait_idle(60)  # settle what is in flight before the final checkpoint

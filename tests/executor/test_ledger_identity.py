@@ -105,6 +105,14 @@ def _unfinished(path) -> list[str]:
         led.close()
 
 
+def _head_seq(path) -> int:
+    led = Ledger(path, lambda body: pytest.fail("the ledger was appended to"))
+    try:
+        return led.head()[0]
+    finally:
+        led.close()
+
+
 def test_the_check_comes_before_a_foreign_ledgers_unfinished_actions_resume(kafka_bootstrap, topic_prefix, tmp_path):
     """An executor killed mid-effect leaves an INTENT without a RESULT, which the next start on that
     ledger runs again. Started on that ledger, an executor whose commits name another must refuse
@@ -134,7 +142,7 @@ def test_the_committed_head_follows_the_ledger_while_a_slow_action_pins_the_comm
         kafka_bootstrap, topic_prefix, tmp_path):
     """The ledger's head is committed when it moves, not only when a commit point does: while one
     action's effect hangs (its INTENT written, the commit point held at its offset), the group's
-    commit already names the INTENT, so a ledger restored from before it is refused at start."""
+    commit already names the INTENT (so a ledger restored from before it would be refused at start)."""
     from gatewatch.streams.runtime.kafka import consumer
     from tests.executor.webhook_server import WebhookServer
 
@@ -177,7 +185,7 @@ def test_the_committed_head_follows_the_ledger_while_a_slow_action_pins_the_comm
             hang.set()
             produce_actions(kafka_bootstrap, [permitted(decider, action_record(1))])
             wait_for(lambda: len(hook.requests) == 2)  # action 1's INTENT is in the ledger; its effect hangs
-            seq, _rid = Ledger(tmp_path / "ledger.db", lambda body: pytest.fail("appended")).head()
+            seq = _head_seq(tmp_path / "ledger.db")
             [now] = wait_for(lambda: [tp for tp in committed() if orjson.loads(tp.metadata)["ledger_seq"] == seq])
             assert now.offset == point.offset == 1  # the commit point did not move: the head did
         finally:

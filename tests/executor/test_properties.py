@@ -3,7 +3,6 @@ import random
 import threading
 import time
 
-from confluent_kafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -50,18 +49,13 @@ def test_commit_point_never_passes_an_unsettled_offset(partitions, rnd):
         while open_ and rnd.random() < 0.5:
             p2, o2 = open_.pop(rnd.randrange(len(open_)))
             tracker.settle(("t", p2), o2)
-        for tp in tracker.to_commit():
+        for tp in tracker.points():
             unsettled = [o for q, o in open_ if q == tp.partition]
             assert tp.offset <= min(unsettled, default=nxt[tp.partition])
-            tracker.committed([tp])
     for p, o in open_:
         tracker.settle(("t", p), o)
-    last = {}
-    for tp in tracker.to_commit():
-        last[tp.partition] = tp.offset
-    tracker.committed([TopicPartition("t", p, o) for p, o in last.items()])
-    assert tracker.to_commit() == []  # all settled: every partition committed up to its next offset
-    assert all(last.get(p, None) in (None, n) for p, n in nxt.items())
+    # all settled: every partition's point is its next offset
+    assert {tp.partition: tp.offset for tp in tracker.points()} == nxt
 
 def test_lanes_keep_order_within_a_lane_and_run_lanes_in_parallel():
     lanes, seen, lock = ScopeLanes(4), {}, threading.Lock()
