@@ -37,6 +37,7 @@ from gatewatch.streams.runtime.paths import config_path
 _USED_KEY = "gatewatch_brokers"
 _SHARED_KEY = "gatewatch_shared_kafka"  # workerinput: (bootstrap, status file) of the controller's broker
 _SHARED_STASH = pytest.StashKey[SharedBroker]()
+_SHARED_WAIT = pytest.StashKey[object]()  # on a worker: the shared broker's description, or its GatewatchError
 
 
 def _docker_answers() -> bool:
@@ -97,9 +98,8 @@ def _kafka_session(request):
             _record(request.config, "testcontainers Kafka (confluentinc/cp-kafka:7.6.1, KRaft)")
             yield bs, None
     elif choice == "kafka" and _SHARED_KEY in getattr(request.config, "workerinput", {}):
-        bs, status = request.config.workerinput[_SHARED_KEY]
-        _record(request.config, wait_shared(Path(status)) + ", shared by the xdist workers")
-        yield bs, None
+        _record(request.config, _await_shared(request.config) + ", shared by the xdist workers")
+        yield request.config.workerinput[_SHARED_KEY][0], None
     elif choice == "kafka":
         with ApacheKafka(jvm_flags=TEST_JVM_FLAGS) as broker:
             _record(request.config, f"{broker.describe()}: {broker.running_version()}")
@@ -189,17 +189,32 @@ def pytest_xdist_setupnodes(config, specs):  # xdist controller, once, only when
         config.stash[_SHARED_STASH] = SharedBroker(status_dir).start()
 
 
+def _await_shared(config) -> str:
+    """The shared broker's description once it is ready, waited for once per worker; its failure
+    (or the wait running out) is remembered and raised again for every test that asks."""
+    got = config.stash.get(_SHARED_WAIT, None)
+    if got is None:
+        try:
+            got = wait_shared(Path(config.workerinput[_SHARED_KEY][1]))
+        except GatewatchError as e:
+            got = e
+        config.stash[_SHARED_WAIT] = got
+    if isinstance(got, GatewatchError):
+        raise got
+    return got
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     """On an xdist worker, a test on the shared broker waits for it here, outside pytest-timeout's
     timer (its wrapper of this hook runs inside this one): on a fresh machine the controller first
-    resolves the jars from Maven Central, which can take longer than one test's timeout."""
-    shared = getattr(item.config, "workerinput", {}).get(_SHARED_KEY)
-    if shared is not None and "_kafka_session" in getattr(item, "fixturenames", ()) and broker_choice() == "kafka":
+    resolves the jars from Maven Central, which can take longer than one test's timeout. (The
+    controller shares a broker only when its choice was Apache Kafka: no need to ask again.)"""
+    if _SHARED_KEY in getattr(item.config, "workerinput", {}) and "_kafka_session" in getattr(item, "fixturenames", ()):
         try:
-            wait_shared(Path(shared[1]))
+            _await_shared(item.config)
         except GatewatchError:
-            pass  # _kafka_session raises it again, as the test's error
+            pass  # _kafka_session raises it, as the test's error
     yield
 
 
