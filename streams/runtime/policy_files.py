@@ -36,8 +36,8 @@ def policy_files(path: str | Path) -> list[Path]:
     d = Path(path)
     if not d.is_dir():
         where = "" if d.is_absolute() else f" (under {Path.cwd()})"
-        raise GatewatchError(f"policy directory not found: {d}{where}; give one with --policy "
-                             f"(gatewatch's default policy is in {config_path('policies')})")
+        raise GatewatchError(f"policy directory not found: {d}{where}; name the one to use "
+                             f"(the default policy gatewatch ships is in {config_path('policies')})")
     first = [d / n for n in FIRST if (d / n).is_file()]
     rest = sorted(p for p in d.iterdir()
                   if p.is_file() and p.suffix in (".yml", ".yaml") and p.name not in FIRST)

@@ -74,7 +74,7 @@ def test_missing_directory(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
     assert err.startswith(f"gatewatch: error: policy directory not found: configs/policies (under {tmp_path})"), err
-    assert "--policy" in err and str(config_path("policies")) in err
+    assert err.endswith(f"(the default policy gatewatch ships is in {config_path('policies')})"), err
 
 
 def test_reload_keeps_last_good_policy(tmp_path):
