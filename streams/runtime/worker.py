@@ -46,6 +46,11 @@ DLQ = Counter("gatewatch_worker_dlq_total", "Records sent to the DLQ", ["stage",
 CONSUME_ERRORS = Counter("gatewatch_worker_consume_errors_total", "Consumer errors (logged, not fatal)", ["stage"])
 ASSIGNED = Gauge("gatewatch_worker_assigned_partitions", "Input partitions this worker owns", ["stage"])
 CHECKPOINTS = Counter("gatewatch_worker_checkpoints_total", "State made durable and offsets committed", ["stage"])
+COMMITS = Counter("gatewatch_worker_offset_commits_total", "Offset commits that succeeded (non-transactional stages)",
+                  ["stage"])
+# Kafka drops a member-less group's offsets (static assignment) offsets.retention.minutes (7 days by
+# default) after their last commit: once a day, what the stage returns is committed changed or not.
+OFFSETS_REFRESH_S = 24 * 3600
 
 
 class Stage:
@@ -126,6 +131,7 @@ class Worker:
         self.committed_offsets = CommittedOffsets(bootstrap, stage.group)  # where assigned partitions start
         self._committed: dict[tuple[str, int], tuple] = {}  # (offset, metadata) last committed
         self._last_checkpoint = time.monotonic()
+        self._refresh_at = self._last_checkpoint + OFFSETS_REFRESH_S
         self._delivery_error: str | None = None
         self._produced: dict[str, object] = {}  # topic -> its PRODUCED child (labels() per record was costly)
 
@@ -339,11 +345,15 @@ class Worker:
             raise GatewatchError("outputs not delivered within 30 s; not checkpointing past them")
         if self._delivery_error:  # stop: a restart re-processes from the last checkpoint
             raise GatewatchError(f"publishing failed ({self._delivery_error}); not checkpointing past it")
+        if time.monotonic() >= self._refresh_at:
+            self._committed.clear()
+            self._refresh_at = time.monotonic() + OFFSETS_REFRESH_S
         offsets = [tp for tp in self.stage.checkpoint(self)  # new metadata alone is a commit (the executor's head)
                    if self._committed.get((tp.topic, tp.partition)) != (tp.offset, tp.metadata)]
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
+                COMMITS.labels(self.stage.name).inc()
                 self._committed.update({(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets})
             except KafkaException as e:  # e.g. after a rebalance: the state is durable, the next one commits
                 log_event(self.log, "offset commit failed", logging.WARNING, error=str(e))
