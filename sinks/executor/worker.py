@@ -94,10 +94,12 @@ class OffsetTracker:
         with self._lock:
             self._next[tp] = max(self._next.get(tp, 0), offset)
 
-    def start(self, tp: tuple[str, int], offset: int) -> None:
+    def start(self, tp: tuple[str, int], offset: int) -> bool:
+        """False for an offset below a point already given (see points)."""
         with self._lock:
             self._pending[tp].add(offset)
             self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+            return offset >= self._given.get(tp, -1)
 
     def settle(self, tp: tuple[str, int], offset: int) -> None:
         with self._lock:
@@ -110,7 +112,8 @@ class OffsetTracker:
     def points(self) -> list[TopicPartition]:
         """Every known partition's commit point (the worker commits only what differs from its
         last successful commit, so a failed one is tried again). Never behind a point already
-        given: a re-delivered record below it was settled before."""
+        given: records below it come only from a reset past the committed offset (the topic
+        recreated or truncated), and the ledger alone keeps those from running twice."""
         out = []
         with self._lock:
             for tp, nxt in self._next.items():
@@ -240,6 +243,7 @@ class ExecutorStage(Stage):
         self.actions_topic = topics.topic("actions")
         self.receipts_topic = topics.topic("receipts")
         self.tracker = OffsetTracker()
+        self._below_point: set[tuple[str, int]] = set()  # partitions that re-delivered below their point
         self.lanes = ScopeLanes(cfg.concurrency)
         self.stats = _Stats()
         self._publisher_stop = threading.Event()
@@ -320,7 +324,11 @@ class ExecutorStage(Stage):
     def process(self, worker, msgs) -> None:
         for m in msgs:
             tp, offset, value, key = (m.topic(), m.partition()), m.offset(), m.value(), m.key()
-            self.tracker.start(tp, offset)
+            if not self.tracker.start(tp, offset) and tp not in self._below_point:
+                self._below_point.add(tp)  # once per partition: a recreated topic re-delivers them all
+                log_event(log, "record below the committed offset: the topic was recreated or truncated? "
+                          "The ledger still refuses a second run of any action it holds", logging.WARNING,
+                          partition=f"{tp[0]}[{tp[1]}]", offset=offset)
 
             def work(tp=tp, offset=offset, value=value, key=key):
                 outcome = self.handler.handle(value, key)  # raises only on ledger failure: then not settled

@@ -37,6 +37,7 @@ from gatewatch.streams.runtime.kafka import consumer as make_consumer
 from gatewatch.streams.runtime.kafka import producer as make_producer
 from gatewatch.streams.runtime.lifecycle import IdleClock, StopFlag
 from gatewatch.streams.runtime.logs import log_event
+from gatewatch.streams.runtime.offset_commits import OffsetCommits
 
 RECORDS = Counter("gatewatch_worker_records_total", "Records consumed", ["stage"])
 BATCHES = Histogram("gatewatch_worker_batch_seconds", "Time to process and commit one consumed batch", ["stage"],
@@ -46,11 +47,6 @@ DLQ = Counter("gatewatch_worker_dlq_total", "Records sent to the DLQ", ["stage",
 CONSUME_ERRORS = Counter("gatewatch_worker_consume_errors_total", "Consumer errors (logged, not fatal)", ["stage"])
 ASSIGNED = Gauge("gatewatch_worker_assigned_partitions", "Input partitions this worker owns", ["stage"])
 CHECKPOINTS = Counter("gatewatch_worker_checkpoints_total", "State made durable and offsets committed", ["stage"])
-COMMITS = Counter("gatewatch_worker_offset_commits_total", "Offset commits that succeeded (non-transactional stages)",
-                  ["stage"])
-# Kafka drops a member-less group's offsets (static assignment) offsets.retention.minutes (7 days by
-# default) after their last commit: once a day, what the stage returns is committed changed or not.
-OFFSETS_REFRESH_S = 24 * 3600
 
 
 class Stage:
@@ -129,9 +125,8 @@ class Worker:
         self._positions: dict[tuple[str, int], int] = {}
         self.input_end = InputEnd(bootstrap, stage.name, stage.group, self.log)  # caught up? lag
         self.committed_offsets = CommittedOffsets(bootstrap, stage.group)  # where assigned partitions start
-        self._committed: dict[tuple[str, int], tuple] = {}  # (offset, metadata) last committed
+        self._commits = OffsetCommits(stage.name, self.log)
         self._last_checkpoint = time.monotonic()
-        self._refresh_at = self._last_checkpoint + OFFSETS_REFRESH_S
         self._delivery_error: str | None = None
         self._produced: dict[str, object] = {}  # topic -> its PRODUCED child (labels() per record was costly)
 
@@ -345,18 +340,7 @@ class Worker:
             raise GatewatchError("outputs not delivered within 30 s; not checkpointing past them")
         if self._delivery_error:  # stop: a restart re-processes from the last checkpoint
             raise GatewatchError(f"publishing failed ({self._delivery_error}); not checkpointing past it")
-        if time.monotonic() >= self._refresh_at:
-            self._committed.clear()
-            self._refresh_at = time.monotonic() + OFFSETS_REFRESH_S
-        offsets = [tp for tp in self.stage.checkpoint(self)  # new metadata alone is a commit (the executor's head)
-                   if self._committed.get((tp.topic, tp.partition)) != (tp.offset, tp.metadata)]
-        if offsets:
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-                COMMITS.labels(self.stage.name).inc()
-                self._committed.update({(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets})
-            except KafkaException as e:  # e.g. after a rebalance: the state is durable, the next one commits
-                log_event(self.log, "offset commit failed", logging.WARNING, error=str(e))
+        self._commits.commit(self.consumer, self.stage.checkpoint(self))
         CHECKPOINTS.labels(self.stage.name).inc()
 
     # ---- assignment --------------------------------------------------------------------
@@ -411,7 +395,7 @@ class Worker:
         for tp in tps:
             self.assigned.discard((tp.topic, tp.partition))
             self._positions.pop((tp.topic, tp.partition), None)
-            self._committed.pop((tp.topic, tp.partition), None)
+            self._commits.forget(tp.topic, tp.partition)
         consumer.incremental_unassign(list(tps))
         self.input_end.forget(tps)
         ASSIGNED.labels(self.stage.name).set(len(self.assigned))

@@ -3,6 +3,7 @@ import random
 import threading
 import time
 
+from confluent_kafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -56,6 +57,20 @@ def test_commit_point_never_passes_an_unsettled_offset(partitions, rnd):
         tracker.settle(("t", p), o)
     # all settled: every partition's point is its next offset
     assert {tp.partition: tp.offset for tp in tracker.points()} == nxt
+
+def test_a_resumed_point_holds_until_records_move_it_and_never_goes_back():
+    tracker = OffsetTracker()
+    tracker.resume(("t", 0), 10)  # the committed offset read at start
+    assert [(tp.partition, tp.offset) for tp in tracker.points()] == [(0, 10)]
+    assert tracker.start(("t", 0), 10)
+    assert tracker.points()[0].offset == 10
+    tracker.settle(("t", 0), 10)
+    assert tracker.points()[0].offset == 11
+    assert not tracker.start(("t", 0), 3)  # below a point given: a reset past the committed offset
+    assert tracker.points()[0].offset == 11
+    tracker.forget([TopicPartition("t", 0)])
+    assert tracker.points() == []
+
 
 def test_lanes_keep_order_within_a_lane_and_run_lanes_in_parallel():
     lanes, seen, lock = ScopeLanes(4), {}, threading.Lock()
