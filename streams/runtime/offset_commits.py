@@ -15,7 +15,7 @@ COMMITS = Counter("gatewatch_worker_offset_commits_total", "Offset commits that 
                   ["stage"])
 # Kafka drops a member-less group's offsets (static assignment) offsets.retention.minutes (7 days by
 # default) after their last commit: once a day, what the stage returns is committed changed or not
-# (the executor returns all its partitions; snapshot stages the changed ones, and restart from snapshots).
+# (the executor and the snapshot stages return every partition they own).
 OFFSETS_REFRESH_S = 24 * 3600
 
 

@@ -84,11 +84,14 @@ class SnapshotStage(Stage):
             self.dirty.add(p)
 
     def checkpoint(self, worker) -> list[TopicPartition]:
-        commits = []
+        """The dirty partitions' snapshots written; then the offset of every owned partition that
+        has one (its snapshot's): the worker commits those that changed, and all once a day
+        (streams.runtime.offset_commits), so a quiet partition's lag view outlives Kafka's offsets
+        retention."""
         for p in sorted(self.dirty):
             if p in self.states:
                 write_json_atomic(self._path(p), {"next_offset": self.next_offset[p],
                                                   "state": self.dump_state(self.states[p])})
-                commits.append(TopicPartition(self.input_topic, p, self.next_offset[p]))
         self.dirty.clear()
-        return commits
+        return [TopicPartition(self.input_topic, p, self.next_offset[p])
+                for p in sorted(self.states) if p in self.next_offset]
