@@ -279,9 +279,9 @@ class ExecutorStage(Stage):
         """Each commit names the ledger's head receipt (checkpoint); a ledger without it (lost with
         its volume, replaced, restored from a backup older than the last commit) does not remember
         the actions run past the commit point, and would run them again with a receipt chain
-        restarted: refused before anything resumes, unless started once with --new-ledger. A passing
-        start commits every partition's offset again under the current head, so offsets committed
-        before this check carry it from then on."""
+        restarted: refused before anything resumes, unless started once with --new-ledger. After a
+        passing start, the first checkpoint commits every partition's offset again under the current
+        head, so offsets committed before this check carry it from then on."""
         parts = static_partitions(worker.consumer, self.actions_topic, worker.partitions)
         asked = [TopicPartition(self.actions_topic, p) for p in parts]
         foreign, stamp = [], []
@@ -307,11 +307,8 @@ class ExecutorStage(Stage):
                 f"--new-ledger")
         if foreign:
             log_event(log, "started with a new ledger (--new-ledger)", logging.WARNING, partitions=foreign)
-        for tp in stamp:  # committed again whenever the head moves (resumed actions included)
+        for tp in stamp:  # the first checkpoint commits them under this ledger's head, like every point
             self.tracker.resume((tp.topic, tp.partition), tp.offset)
-        if stamp:
-            retry_on_load(lambda: worker.consumer.commit(offsets=self._with_head(stamp), asynchronous=False),
-                          "committing under the ledger's head", 120)
 
     def _with_head(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
         seq, rid = self.ledger.head()

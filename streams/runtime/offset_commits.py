@@ -38,9 +38,11 @@ class OffsetCommits:
         except KafkaException as e:  # e.g. after a rebalance: the state is durable, the next one commits
             log_event(self.log, "offset commit failed", logging.WARNING, error=str(e))
             return
-        COMMITS.labels(self.stage_name).inc()
-        self._last.update({(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets
-                           if (tp.topic, tp.partition) not in failed})
+        done = {(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in offsets
+                if (tp.topic, tp.partition) not in failed}
+        if done:
+            COMMITS.labels(self.stage_name).inc()
+            self._last.update(done)
         if failed:
             log_event(self.log, "offset commit failed for some partitions", logging.WARNING,
                       partitions={f"{t}[{p}]": e for (t, p), e in failed.items()})
